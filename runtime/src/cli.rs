@@ -1,0 +1,91 @@
+//! The program: from command-line arguments to a running (or checked) server.
+//!
+//! Owns: the start-up sequence and its exit codes — 2 for a configuration error (nothing
+//! bound), 1 for an app that fails to load or an address that cannot be bound, 0 after a
+//! clean drain. Must not touch: how any step works inside.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use crate::config::{self, Cli, Config};
+use crate::python::{interpreter, loader, WsgiApp};
+use crate::router::{Route, Router};
+use crate::server::{self, Handler};
+use crate::static_files::StaticDir;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut config = match config::load(&cli) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("wsrun: error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config.server.log_level);
+    match prepare(&cli, &mut config) {
+        Ok(router) if cli.is_check() => {
+            println!("wsrun: configuration OK ({} route(s))", router.routes().count());
+            ExitCode::SUCCESS
+        }
+        Ok(router) => exit_code(server::run(Arc::new(config), router)),
+        Err(message) => {
+            eprintln!("wsrun: error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// Interpreter, apps and router: everything that must work before anything is bound.
+fn prepare(cli: &Cli, config: &mut Config) -> Result<Router<Handler>, String> {
+    if let Some(dir) = &config.server.chdir {
+        std::env::set_current_dir(dir).map_err(|e| format!("--chdir {}: {e}", dir.display()))?;
+    }
+    interpreter::initialize(&config.server.pythonpath)?;
+    let args = cli.run_args();
+    let fixed = loader::CommandLineFixed {
+        bind: config.server.bind.is_some(),
+        max_body_size: args.max_body_size.is_some(),
+        debug: args.debug,
+    };
+    let apps = loader::load_apps(config, fixed)?;
+    build_router(config, apps)
+}
+
+fn build_router(config: &Config, apps: Vec<Option<Arc<WsgiApp>>>) -> Result<Router<Handler>, String> {
+    if config.routes.is_empty() {
+        return Err("nothing to serve: no routes".to_string());
+    }
+    let mut entries = Vec::with_capacity(config.routes.len());
+    for (route, app) in config.routes.iter().zip(apps) {
+        let handler = match (&route.target, app) {
+            (config::RouteTarget::Static { root }, _) => {
+                let dir = StaticDir::new(root)
+                    .map_err(|e| format!("static route {}: {}: {e}", route.prefix, root.display()))?;
+                Handler::Static(Arc::new(dir))
+            }
+            (_, Some(app)) => Handler::Python(app),
+            (_, None) => return Err(format!("route {} has no app", route.prefix)),
+        };
+        let max_body_size = route.max_body_size.unwrap_or(config.server.max_body_size);
+        entries.push((route.hosts.clone(), Route { prefix: route.prefix.clone(), handler, max_body_size }));
+    }
+    Ok(Router::new(entries))
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WSRUN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}

@@ -1,0 +1,219 @@
+//! The WSGI environ: building the dict an app receives for one request (PEP 3333).
+//!
+//! Owns: every environ key and its type — CGI variables, `HTTP_*` headers (latin-1 "bytes as
+//! str"), and the `wsgi.*` entries. Constant entries live in a per-worker template that is
+//! copied per request; key strings are interned once. Must not touch: the app call, the
+//! response, or how the request was parsed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
+use http::{HeaderMap, HeaderName, Method, Version};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+
+use super::errors::ErrorStream;
+use super::file_wrapper::FileWrapper;
+use super::input::Input;
+
+/// What the environ is built from: the parsed request, without its body.
+pub struct RequestParts {
+    pub method: Method,
+    pub version: Version,
+    /// The request target exactly as received (`RAW_URI`, `REQUEST_URI`).
+    pub raw_target: String,
+    /// The percent-decoded path; `PATH_INFO` is `path[path_info_start..]`.
+    pub path: Vec<u8>,
+    pub path_info_start: usize,
+    pub query: String,
+    pub headers: HeaderMap,
+    /// Host name without the port (from the Host header or an absolute-form target).
+    pub server_name: String,
+    pub server_port: u16,
+    pub remote: SocketAddr,
+    /// Length of the spooled body; `CONTENT_LENGTH` when the request has a body.
+    pub body_len: Option<u64>,
+}
+
+/// Sets an environ entry under an interned key (keys are created once per process).
+macro_rules! set {
+    ($env:expr, $key:literal, $value:expr) => {
+        $env.set_item(pyo3::intern!($env.py(), $key), $value)
+    };
+}
+
+/// How many distinct header names get a cached `HTTP_*` key (bounded against hostile clients).
+const HEADER_KEY_CACHE_LIMIT: usize = 256;
+
+/// Per-worker environ factory.
+pub struct EnvironBuilder {
+    template: Py<PyDict>,
+    header_keys: Mutex<HashMap<HeaderName, Py<PyString>>>,
+}
+
+/// Builds the template of constant entries.
+fn build_template(py: Python<'_>, multithread: bool, multiprocess: bool) -> PyResult<Py<PyDict>> {
+    let template = PyDict::new(py);
+    template.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
+    template.set_item("wsgi.url_scheme", "http")?;
+    template.set_item("wsgi.multithread", multithread)?;
+    template.set_item("wsgi.multiprocess", multiprocess)?;
+    template.set_item("wsgi.run_once", false)?;
+    template.set_item("wsgi.input_terminated", true)?;
+    template.set_item("wsgi.errors", Py::new(py, ErrorStream::new())?)?;
+    template.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
+    template.set_item("SERVER_SOFTWARE", concat!("wsrun/", env!("CARGO_PKG_VERSION")))?;
+    template.set_item("SCRIPT_NAME", "")?;
+    template.set_item("QUERY_STRING", "")?;
+    Ok(template.unbind())
+}
+
+impl EnvironBuilder {
+    pub fn new(py: Python<'_>, multithread: bool, multiprocess: bool) -> PyResult<EnvironBuilder> {
+        Ok(EnvironBuilder {
+            template: build_template(py, multithread, multiprocess)?,
+            header_keys: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The environ for one request.
+    pub fn build<'py>(
+        &self,
+        py: Python<'py>,
+        req: &RequestParts,
+        script_name: &str,
+        input: &Bound<'py, Input>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let env = self.template.bind(py).copy()?;
+        set!(env, "REQUEST_METHOD", method_str(py, &req.method))?;
+        if !script_name.is_empty() {
+            set!(env, "SCRIPT_NAME", PyString::new(py, script_name))?;
+        }
+        let path_info = req.path.get(req.path_info_start..).unwrap_or_default();
+        set!(env, "PATH_INFO", latin1(py, path_info))?;
+        if !req.query.is_empty() {
+            set!(env, "QUERY_STRING", PyString::new(py, &req.query))?;
+        }
+        set!(env, "RAW_URI", PyString::new(py, &req.raw_target))?;
+        set!(env, "REQUEST_URI", PyString::new(py, &req.raw_target))?;
+        set!(env, "SERVER_PROTOCOL", protocol_str(py, req.version))?;
+        set!(env, "SERVER_NAME", PyString::new(py, &req.server_name))?;
+        set!(env, "SERVER_PORT", PyString::new(py, itoa(req.server_port as u64).as_str()))?;
+        set!(env, "REMOTE_ADDR", PyString::new(py, &req.remote.ip().to_string()))?;
+        set!(env, "REMOTE_PORT", PyString::new(py, itoa(req.remote.port() as u64).as_str()))?;
+        if let Some(len) = req.body_len {
+            set!(env, "CONTENT_LENGTH", PyString::new(py, itoa(len).as_str()))?;
+        }
+        self.add_headers(py, &env, &req.headers)?;
+        set!(env, "wsgi.input", input.as_any().clone())?;
+        Ok(env)
+    }
+
+    fn add_headers(&self, py: Python<'_>, env: &Bound<'_, PyDict>, headers: &HeaderMap) -> PyResult<()> {
+        for name in headers.keys() {
+            if name == CONTENT_LENGTH {
+                continue;
+            }
+            if name == CONTENT_TYPE {
+                if let Some(value) = headers.get(CONTENT_TYPE) {
+                    set!(env, "CONTENT_TYPE", latin1(py, value.as_bytes()))?;
+                }
+                continue;
+            }
+            // `X_Forwarded_For` would collide with `X-Forwarded-For`: drop such names.
+            if name.as_str().contains('_') {
+                continue;
+            }
+            let value = joined_value(py, headers, name);
+            env.set_item(self.header_key(py, name), value)?;
+        }
+        Ok(())
+    }
+
+    fn header_key<'py>(&self, py: Python<'py>, name: &HeaderName) -> Bound<'py, PyString> {
+        if let Ok(cache) = self.header_keys.lock() {
+            if let Some(key) = cache.get(name) {
+                return key.bind(py).clone();
+            }
+        }
+        let mut key = String::with_capacity(5 + name.as_str().len());
+        key.push_str("HTTP_");
+        key.extend(name.as_str().chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+        let key = PyString::intern(py, &key);
+        if let Ok(mut cache) = self.header_keys.lock() {
+            if cache.len() < HEADER_KEY_CACHE_LIMIT {
+                cache.insert(name.clone(), key.clone().unbind());
+            }
+        }
+        key
+    }
+}
+
+/// All values of a header, joined with `,` (`; ` for Cookie, RFC 6265).
+fn joined_value<'py>(py: Python<'py>, headers: &HeaderMap, name: &HeaderName) -> Bound<'py, PyString> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next().map(|v| v.as_bytes()).unwrap_or_default();
+    let Some(second) = values.next() else {
+        return latin1(py, first);
+    };
+    let separator: &[u8] = if name == COOKIE { b"; " } else { b"," };
+    let mut joined = first.to_vec();
+    for value in std::iter::once(second).chain(values) {
+        joined.extend_from_slice(separator);
+        joined.extend_from_slice(value.as_bytes());
+    }
+    latin1(py, &joined)
+}
+
+/// Bytes as a str with one code point per byte (PEP 3333 "bytes as str").
+pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    if let Ok(ascii) = std::str::from_utf8(bytes) {
+        if ascii.is_ascii() {
+            return PyString::new(py, ascii);
+        }
+    }
+    let text: String = bytes.iter().map(|&b| char::from(b)).collect();
+    PyString::new(py, &text)
+}
+
+fn method_str<'py>(py: Python<'py>, method: &Method) -> Bound<'py, PyString> {
+    match *method {
+        Method::GET => pyo3::intern!(py, "GET").clone(),
+        Method::POST => pyo3::intern!(py, "POST").clone(),
+        Method::HEAD => pyo3::intern!(py, "HEAD").clone(),
+        _ => PyString::new(py, method.as_str()),
+    }
+}
+
+fn protocol_str(py: Python<'_>, version: Version) -> Bound<'_, PyString> {
+    match version {
+        Version::HTTP_10 => pyo3::intern!(py, "HTTP/1.0").clone(),
+        _ => pyo3::intern!(py, "HTTP/1.1").clone(),
+    }
+}
+
+/// Small integer to decimal without going through `format!`.
+fn itoa(mut n: u64) -> ItoaBuf {
+    let mut buf = ItoaBuf { bytes: [0; 20], start: 20 };
+    loop {
+        buf.start -= 1;
+        buf.bytes[buf.start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return buf;
+        }
+    }
+}
+
+struct ItoaBuf {
+    bytes: [u8; 20],
+    start: usize,
+}
+
+impl ItoaBuf {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[self.start..]).unwrap_or("0")
+    }
+}

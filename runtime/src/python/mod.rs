@@ -1,0 +1,230 @@
+//! The WSGI host: embedded CPython serving PEP 3333 apps.
+//!
+//! Owns: turning a routed, fully spooled request into an app call and the app's answer into a
+//! response, on the right thread. With `--threads 1` (the default) the app runs on the worker's
+//! event-loop thread — no thread hop, like bjoern; with `--threads N` it runs on N Python
+//! threads and streams back through bounded channels. Must not touch: sockets, HTTP parsing,
+//! routing; the WASM host (the two runtimes never import each other).
+
+pub mod environ;
+mod errors;
+mod file_wrapper;
+mod input;
+pub mod interpreter;
+pub mod loader;
+mod response;
+mod start_response;
+mod streaming;
+
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use pyo3::prelude::*;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::body::{plain, BoxError, ResponseBody};
+use crate::spool::SpooledBody;
+pub use environ::RequestParts;
+use environ::EnvironBuilder;
+use input::Input;
+use response::{run_app, BodyPlan, Outcome};
+use streaming::{ChannelChunks, InlineIter};
+
+/// A loaded WSGI callable.
+pub struct WsgiApp {
+    pub callable: Py<PyAny>,
+    /// Fapws-script handlers may return str, bytes or open files.
+    pub lenient: bool,
+    /// For logs: `module:attr` or `script.py PATHS[i]`.
+    pub name: String,
+}
+
+type Job = Box<dyn FnOnce(Python<'_>) + Send>;
+
+enum Executor {
+    Inline,
+    Pool(std_mpsc::Sender<Job>),
+}
+
+/// Per-worker WSGI state: environ template and the executor.
+pub struct WsgiHost {
+    environ: EnvironBuilder,
+    executor: Executor,
+    debug: bool,
+}
+
+/// How many chunks a Python thread may run ahead of the client.
+const STREAM_BUFFER_CHUNKS: usize = 4;
+
+impl WsgiHost {
+    /// Creates the host for this worker process (after fork): starts `threads` Python threads
+    /// when `threads > 1`.
+    pub fn start(threads: usize, multiprocess: bool, debug: bool) -> Result<Arc<WsgiHost>, String> {
+        let environ = Python::attach(|py| {
+            EnvironBuilder::new(py, threads > 1, multiprocess)
+                .map_err(|e| errors::format_exception(py, &e))
+        })?;
+        let executor = if threads > 1 { start_pool(threads)? } else { Executor::Inline };
+        Ok(Arc::new(WsgiHost { environ, executor, debug }))
+    }
+
+    /// Serves one request with `app`.
+    pub async fn handle(
+        self: &Arc<Self>,
+        app: &Arc<WsgiApp>,
+        script_name: &str,
+        parts: RequestParts,
+        body: SpooledBody,
+    ) -> Response<ResponseBody> {
+        match &self.executor {
+            Executor::Inline => Python::attach(|py| match self.call(py, app, script_name, &parts, body) {
+                Ok((outcome, _input)) => inline_response(outcome),
+                Err(response) => response,
+            }),
+            Executor::Pool(jobs) => self.handle_on_pool(jobs, app, script_name, parts, body).await,
+        }
+    }
+
+    async fn handle_on_pool(
+        self: &Arc<Self>,
+        jobs: &std_mpsc::Sender<Job>,
+        app: &Arc<WsgiApp>,
+        script_name: &str,
+        parts: RequestParts,
+        body: SpooledBody,
+    ) -> Response<ResponseBody> {
+        let (reply, response) = oneshot::channel();
+        let (host, app, script_name) = (self.clone(), app.clone(), script_name.to_owned());
+        let job: Job = Box::new(move |py| {
+            match host.call(py, &app, &script_name, &parts, body) {
+                Err(failure) => {
+                    let _ = reply.send(failure);
+                }
+                Ok((outcome, _input)) => pooled_response(py, outcome, reply),
+            };
+        });
+        if jobs.send(job).is_err() {
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "Python threads are gone\n");
+        }
+        response.await.unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"))
+    }
+
+    /// Builds the environ, calls the app, and logs failures. Runs with the GIL held.
+    fn call(
+        &self,
+        py: Python<'_>,
+        app: &WsgiApp,
+        script_name: &str,
+        parts: &RequestParts,
+        body: SpooledBody,
+    ) -> Result<(Outcome, Py<Input>), Response<ResponseBody>> {
+        let input = Bound::new(py, Input::new(body)).map_err(|e| self.failure(py, app, parts, &e))?;
+        let environ = self
+            .environ
+            .build(py, parts, script_name, &input)
+            .map_err(|e| self.failure(py, app, parts, &e))?;
+        match run_app(py, &app.callable, environ.into_any(), &input, app.lenient) {
+            Ok(outcome) => {
+                if !matches!(outcome.body, BodyPlan::Iter(_)) {
+                    input.borrow_mut().release();
+                }
+                Ok((outcome, input.unbind()))
+            }
+            Err(err) => {
+                input.borrow_mut().release();
+                Err(self.error_response(app, parts, &err.traceback))
+            }
+        }
+    }
+
+    fn failure(&self, py: Python<'_>, app: &WsgiApp, parts: &RequestParts, err: &PyErr) -> Response<ResponseBody> {
+        self.error_response(app, parts, &errors::format_exception(py, err))
+    }
+
+    fn error_response(&self, app: &WsgiApp, parts: &RequestParts, traceback: &str) -> Response<ResponseBody> {
+        tracing::error!(
+            "{} {} failed in {}:\n{}",
+            parts.method,
+            parts.raw_target,
+            app.name,
+            traceback
+        );
+        let body = if self.debug {
+            format!("Internal Server Error\n\n{traceback}\n")
+        } else {
+            "Internal Server Error\n".to_string()
+        };
+        plain(StatusCode::INTERNAL_SERVER_ERROR, body)
+    }
+}
+
+fn start_pool(threads: usize) -> Result<Executor, String> {
+    let (sender, receiver) = std_mpsc::channel::<Job>();
+    let receiver = Arc::new(Mutex::new(receiver));
+    for index in 0..threads {
+        let receiver = receiver.clone();
+        std::thread::Builder::new()
+            .name(format!("wsrun-python-{index}"))
+            .spawn(move || loop {
+                let job = match receiver.lock() {
+                    Ok(guard) => guard.recv(),
+                    Err(_) => return,
+                };
+                match job {
+                    Ok(job) => Python::attach(job),
+                    Err(_) => return,
+                }
+            })
+            .map_err(|e| format!("could not start Python thread {index}: {e}"))?;
+    }
+    Ok(Executor::Pool(sender))
+}
+
+fn inline_response(outcome: Outcome) -> Response<ResponseBody> {
+    let Outcome { head, body } = outcome;
+    let body = match body {
+        BodyPlan::Full(bytes) => ResponseBody::full(bytes),
+        BodyPlan::File(region) => ResponseBody::File(region),
+        BodyPlan::Iter(pending) => ResponseBody::Stream(Box::new(InlineIter::new(pending))),
+    };
+    with_head(head, body)
+}
+
+/// On a Python thread: answer the head now, then keep streaming the rest.
+fn pooled_response(py: Python<'_>, outcome: Outcome, reply: oneshot::Sender<Response<ResponseBody>>) {
+    let Outcome { head, body } = outcome;
+    match body {
+        BodyPlan::Full(bytes) => {
+            let _ = reply.send(with_head(head, ResponseBody::full(bytes)));
+        }
+        BodyPlan::File(region) => {
+            let _ = reply.send(with_head(head, ResponseBody::File(region)));
+        }
+        BodyPlan::Iter(pending) => {
+            let (sender, receiver) = mpsc::channel::<Result<Bytes, BoxError>>(STREAM_BUFFER_CHUNKS);
+            let body = ResponseBody::Stream(Box::new(ChannelChunks { receiver }));
+            let _ = reply.send(with_head(head, body));
+            streaming::pump(py, pending, sender);
+        }
+    }
+}
+
+fn with_head(head: start_response::Head, body: ResponseBody) -> Response<ResponseBody> {
+    let mut response = Response::new(body);
+    *response.status_mut() = head.status;
+    let headers = response.headers_mut();
+    headers.reserve(head.headers.len() + 1);
+    for (name, value) in head.headers {
+        headers.append(name, value);
+    }
+    if head.close {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if let Some(reason) = head.reason {
+        if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason.into_bytes()) {
+            response.extensions_mut().insert(reason);
+        }
+    }
+    response
+}

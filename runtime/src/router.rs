@@ -1,0 +1,194 @@
+//! The router: (Host, path) -> the route that serves it.
+//!
+//! Owns: matching. A request's Host picks a group first — routes that list that host (exactly,
+//! or through a `*.example.com` wildcard) own it completely, like an nginx server block; a host
+//! no route lists falls to the routes without `hosts`. Within the group the longest prefix that
+//! ends on a segment boundary wins: `/api` matches `/api` and `/api/x`, never `/apix`.
+//! Must not touch: what a handler is or does — the router is generic over it.
+
+use std::sync::Arc;
+
+/// One routable entry.
+#[derive(Debug)]
+pub struct Route<H> {
+    /// Normalised prefix: `/` or `/seg/seg` (no trailing slash).
+    pub prefix: String,
+    pub handler: H,
+    pub max_body_size: u64,
+}
+
+impl<H> Route<H> {
+    /// The WSGI `SCRIPT_NAME` for this route: the prefix, or `""` for the root.
+    pub fn script_name(&self) -> &str {
+        if self.prefix == "/" {
+            ""
+        } else {
+            &self.prefix
+        }
+    }
+}
+
+/// A match: the route and where `PATH_INFO` starts in the (decoded) path.
+pub struct Matched<'r, H> {
+    pub route: &'r Route<H>,
+    pub path_info_start: usize,
+}
+
+#[derive(Debug)]
+enum HostPattern {
+    Exact(String),
+    /// `*.example.com` stored as `.example.com`.
+    Suffix(String),
+}
+
+impl HostPattern {
+    fn parse(host: &str) -> HostPattern {
+        let host = host.to_ascii_lowercase();
+        match host.strip_prefix('*') {
+            Some(suffix) => HostPattern::Suffix(suffix.to_string()),
+            None => HostPattern::Exact(host),
+        }
+    }
+
+    fn matches(&self, host: &str) -> bool {
+        match self {
+            HostPattern::Exact(name) => name.eq_ignore_ascii_case(host),
+            HostPattern::Suffix(suffix) => {
+                host.len() > suffix.len()
+                    && host.as_bytes()[host.len() - suffix.len()..]
+                        .eq_ignore_ascii_case(suffix.as_bytes())
+            }
+        }
+    }
+}
+
+struct HostGroup<H> {
+    patterns: Vec<HostPattern>,
+    routes: Vec<Arc<Route<H>>>,
+}
+
+/// All routes of a server, ready for matching.
+pub struct Router<H> {
+    host_groups: Vec<HostGroup<H>>,
+    any_host: Vec<Arc<Route<H>>>,
+}
+
+impl<H> Router<H> {
+    /// Builds a router from `(hosts, route)` pairs; an empty `hosts` means any host.
+    pub fn new(entries: Vec<(Vec<String>, Route<H>)>) -> Router<H> {
+        let mut router = Router { host_groups: Vec::new(), any_host: Vec::new() };
+        for (hosts, route) in entries {
+            let route = Arc::new(route);
+            if hosts.is_empty() {
+                router.any_host.push(route);
+                continue;
+            }
+            let patterns: Vec<HostPattern> = hosts.iter().map(|h| HostPattern::parse(h)).collect();
+            let key: Vec<String> = hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+            match router.host_groups.iter_mut().find(|g| same_hosts(&g.patterns, &key)) {
+                Some(group) => group.routes.push(route),
+                None => router.host_groups.push(HostGroup { patterns, routes: vec![route] }),
+            }
+        }
+        for group in &mut router.host_groups {
+            sort_longest_first(&mut group.routes);
+        }
+        sort_longest_first(&mut router.any_host);
+        router
+    }
+
+    /// Finds the route for `host` (no port, any case) and the percent-decoded `path`.
+    pub fn find<'r>(&'r self, host: &str, path: &[u8]) -> Option<Matched<'r, H>> {
+        let group = self
+            .host_groups
+            .iter()
+            .find(|g| g.patterns.iter().any(|p| p.matches(host)))
+            .map(|g| &g.routes)
+            .unwrap_or(&self.any_host);
+        group.iter().find_map(|route| {
+            prefix_match(&route.prefix, path).map(|start| Matched { route, path_info_start: start })
+        })
+    }
+
+    /// Every route, host groups first.
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route<H>>> {
+        self.host_groups.iter().flat_map(|g| g.routes.iter()).chain(self.any_host.iter())
+    }
+}
+
+fn same_hosts(patterns: &[HostPattern], hosts: &[String]) -> bool {
+    patterns.len() == hosts.len()
+        && patterns.iter().zip(hosts).all(|(p, h)| match p {
+            HostPattern::Exact(name) => name == h,
+            HostPattern::Suffix(suffix) => h.strip_prefix('*') == Some(suffix.as_str()),
+        })
+}
+
+fn sort_longest_first<H>(routes: &mut [Arc<Route<H>>]) {
+    routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+}
+
+/// Where PATH_INFO starts if `prefix` matches `path` on a segment boundary.
+fn prefix_match(prefix: &str, path: &[u8]) -> Option<usize> {
+    if prefix == "/" {
+        return Some(0);
+    }
+    let prefix = prefix.as_bytes();
+    if !path.starts_with(prefix) {
+        return None;
+    }
+    match path.get(prefix.len()) {
+        None | Some(b'/') => Some(prefix.len()),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(prefix: &str, name: &'static str) -> Route<&'static str> {
+        Route { prefix: prefix.to_string(), handler: name, max_body_size: 10 }
+    }
+
+    fn router() -> Router<&'static str> {
+        Router::new(vec![
+            (vec![], route("/", "root")),
+            (vec![], route("/api", "api")),
+            (vec![], route("/api/v2", "v2")),
+            (vec!["acme.test".into()], route("/", "acme")),
+            (vec!["*.wild.test".into()], route("/w", "wild")),
+        ])
+    }
+
+    fn find(r: &Router<&'static str>, host: &str, path: &str) -> Option<(&'static str, usize)> {
+        r.find(host, path.as_bytes()).map(|m| (m.route.handler, m.path_info_start))
+    }
+
+    #[test]
+    fn longest_prefix_on_segment_boundaries() {
+        let r = router();
+        assert_eq!(find(&r, "x", "/api/v2/users"), Some(("v2", 7)));
+        assert_eq!(find(&r, "x", "/api/v2"), Some(("v2", 7)));
+        assert_eq!(find(&r, "x", "/api/v20"), Some(("api", 4)));
+        assert_eq!(find(&r, "x", "/apix"), Some(("root", 0)));
+        assert_eq!(find(&r, "x", "/"), Some(("root", 0)));
+    }
+
+    #[test]
+    fn host_groups_own_their_hosts() {
+        let r = router();
+        assert_eq!(find(&r, "ACME.test", "/api"), Some(("acme", 0)));
+        assert_eq!(find(&r, "a.wild.test", "/w/x"), Some(("wild", 2)));
+        assert_eq!(find(&r, "a.wild.test", "/other"), None);
+        assert_eq!(find(&r, "wild.test", "/w"), Some(("root", 0)));
+    }
+
+    #[test]
+    fn no_root_route_means_404() {
+        let r = Router::new(vec![(vec![], route("/api", "api"))]);
+        assert!(r.find("x", b"/").is_none());
+        assert_eq!(r.routes().count(), 1);
+        assert_eq!(r.routes().next().map(|r| r.script_name()), Some("/api"));
+    }
+}

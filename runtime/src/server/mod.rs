@@ -1,0 +1,58 @@
+//! The front end: listeners, workers, connections and the per-request pipeline.
+//!
+//! Owns: starting the server for a validated config — in-process for one worker, or under the
+//! supervisor for several — and everything between the socket and a route's handler.
+//! Must not touch: configuration parsing (see `config`) or handler internals (`python`,
+//! `static_files`).
+//!
+//! Layout: `listener` binds, `supervisor` forks and restarts workers, `worker` runs one event
+//! loop, `connection` drives hyper behind `guard` (strict RFC 9112 framing), `service` routes
+//! and spools one request, `access_log` writes combined-format lines.
+
+mod access_log;
+mod connection;
+pub mod guard;
+pub mod listener;
+mod service;
+pub mod supervisor;
+mod worker;
+
+pub use service::Handler;
+pub use worker::{run_worker, WorkerSetup};
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::python::interpreter;
+use crate::router::Router;
+use supervisor::{supervise, ForkHooks, SupervisorSettings};
+
+/// Serves `config` with `router` until stopped; returns the process exit code.
+pub fn run(config: Arc<Config>, router: Router<Handler>) -> i32 {
+    for addr in config.server.bind_addrs() {
+        if let Err(err) = listener::check_bindable(addr) {
+            tracing::error!("cannot listen on {addr}: {err}");
+            return 1;
+        }
+    }
+    let workers = config.server.workers;
+    if workers <= 1 {
+        return run_worker(WorkerSetup { config, router }, 0);
+    }
+    let settings = SupervisorSettings { workers, graceful_timeout: config.server.graceful_timeout };
+    let hooks = ForkHooks {
+        before: &mut interpreter::fork::before,
+        after_in_parent: &mut interpreter::fork::after_in_parent,
+        after_in_child: &mut interpreter::fork::after_in_child,
+    };
+    // The router is shared by every worker: each child owns its copy after fork, so hand
+    // the child a setup that moves out of a slot filled once per fork.
+    let router = std::cell::RefCell::new(Some(router));
+    let mut worker_main = |index: usize| -> i32 {
+        match router.borrow_mut().take() {
+            Some(router) => run_worker(WorkerSetup { config: config.clone(), router }, index),
+            None => supervisor::WORKER_BOOT_FAILED,
+        }
+    };
+    supervise(&settings, hooks, &mut worker_main)
+}

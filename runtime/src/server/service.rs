@@ -1,0 +1,197 @@
+//! One request, from hyper's parsed head to the handler's response.
+//!
+//! Owns: the per-request pipeline — Host and path resolution, routing (404), the body limit
+//! (413 before reading when Content-Length says so), spooling, and dispatch to the route's
+//! handler. Must not touch: connection-level concerns (timeouts between requests, the strict
+//! framing checks in `guard`, access logging) or what a handler does inside.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::request::Parts;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body::Body;
+use hyper::body::Incoming;
+
+use super::worker::WorkerContext;
+use crate::body::{plain, ResponseBody};
+use crate::python::{RequestParts, WsgiApp};
+use crate::spool::{spool, SpoolError, SpooledBody};
+use crate::static_files::StaticDir;
+
+/// What a route serves.
+pub enum Handler {
+    Python(Arc<WsgiApp>),
+    Static(Arc<StaticDir>),
+}
+
+/// Where a connection comes from and arrives.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+}
+
+/// Serves one request.
+pub async fn serve(ctx: &WorkerContext, peer: Peer, req: Request<Incoming>) -> Response<ResponseBody> {
+    let (parts, body) = req.into_parts();
+    let (server_name, host_for_routing) = request_host(&parts, peer);
+    let path = percent_decode(parts.uri.path().as_bytes());
+    if path.contains(&0) {
+        return closing(plain(StatusCode::BAD_REQUEST, "Bad Request: NUL in path\n"));
+    }
+    let Some(matched) = ctx.router.find(&host_for_routing, &path) else {
+        return plain(StatusCode::NOT_FOUND, "Not Found\n");
+    };
+    let route = matched.route;
+    let declared_len = match content_length(&parts) {
+        Ok(len) => len,
+        Err(response) => return response,
+    };
+    let has_body = declared_len.is_some_and(|n| n > 0) || !body.is_end_stream();
+    let spooled = if has_body {
+        let limits = ctx.spool_limits(route.max_body_size);
+        match spool(body, declared_len, &limits).await {
+            Ok(spooled) => spooled,
+            Err(err) => return spool_failure(err, &parts),
+        }
+    } else {
+        SpooledBody::Empty
+    };
+    match &route.handler {
+        Handler::Python(app) => {
+            let body_len = (has_body || declared_len.is_some()).then(|| spooled.len());
+            let request = RequestParts {
+                raw_target: raw_target(&parts),
+                method: parts.method,
+                version: parts.version,
+                path: path.into_owned(),
+                path_info_start: matched.path_info_start,
+                query: parts.uri.query().unwrap_or_default().to_owned(),
+                headers: parts.headers,
+                server_name,
+                server_port: peer.local.port(),
+                remote: peer.remote,
+                body_len,
+            };
+            ctx.wsgi.handle(app, route.script_name(), request, spooled).await
+        }
+        Handler::Static(dir) => dir.serve(&parts, path.get(matched.path_info_start..).unwrap_or_default()),
+    }
+}
+
+/// (SERVER_NAME, lower-cased host for routing): from an absolute-form target, else the Host
+/// header, else the local address. The port is dropped.
+fn request_host(parts: &Parts, peer: Peer) -> (String, String) {
+    let authority = parts
+        .uri
+        .host()
+        .map(str::to_owned)
+        .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(strip_port));
+    let name = authority.unwrap_or_else(|| peer.local.ip().to_string());
+    let routing = name.to_ascii_lowercase();
+    (name, routing)
+}
+
+fn strip_port(host: &str) -> String {
+    if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port -> v6 keeps its brackets off for SERVER_NAME
+        return rest.split(']').next().unwrap_or(rest).to_string();
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name).to_string()
+}
+
+fn raw_target(parts: &Parts) -> String {
+    parts.uri.path_and_query().map_or_else(|| parts.uri.to_string(), |pq| pq.as_str().to_owned())
+}
+
+/// The Content-Length the client declared (the guard already rejected malformed ones).
+#[allow(clippy::result_large_err)]
+fn content_length(parts: &Parts) -> Result<Option<u64>, Response<ResponseBody>> {
+    let Some(value) = parts.headers.get(header::CONTENT_LENGTH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| closing(plain(StatusCode::BAD_REQUEST, "Bad Request: invalid Content-Length\n")))
+}
+
+fn spool_failure(err: SpoolError, parts: &Parts) -> Response<ResponseBody> {
+    let response = match &err {
+        SpoolError::TooLarge(limit) => plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Payload Too Large: the request body limit is {limit} bytes\n"),
+        ),
+        SpoolError::TimedOut => plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout: the body arrived too slowly\n"),
+        SpoolError::Malformed(_) | SpoolError::ClientGone => {
+            plain(StatusCode::BAD_REQUEST, format!("Bad Request: {err}\n"))
+        }
+        SpoolError::Io(_) => {
+            tracing::error!("{} {}: {err}", parts.method, parts.uri);
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+        }
+    };
+    tracing::debug!("{} {}: {err}", parts.method, parts.uri);
+    closing(response)
+}
+
+/// Marks a response as the last on its connection.
+pub fn closing(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// `%XX` decoding of a path; other bytes kept as they are. Borrowed when nothing is encoded.
+fn percent_decode(path: &[u8]) -> Cow<'_, [u8]> {
+    if !path.contains(&b'%') {
+        return Cow::Borrowed(path);
+    }
+    let mut out = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < path.len() {
+        let byte = path[i];
+        if byte == b'%' {
+            if let (Some(hi), Some(lo)) = (path.get(i + 1).and_then(hex), path.get(i + 2).and_then(hex)) {
+                out.push(hi << 4 | lo);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(byte);
+        i += 1;
+    }
+    Cow::Owned(out)
+}
+
+fn hex(byte: &u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(&*percent_decode(b"/caf%C3%A9"), b"/caf\xc3\xa9");
+        assert_eq!(&*percent_decode(b"/a%2fb"), b"/a/b");
+        assert_eq!(&*percent_decode(b"/bad%zz%4"), b"/bad%zz%4");
+        assert!(matches!(percent_decode(b"/plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn ports_are_stripped_from_hosts() {
+        assert_eq!(strip_port("example.com:8080"), "example.com");
+        assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("[::1]:80"), "::1");
+    }
+}

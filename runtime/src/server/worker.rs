@@ -1,0 +1,223 @@
+//! A worker: one process, one event-loop thread, its own listeners and interpreter state.
+//!
+//! Owns: the tokio runtime of a worker, binding its SO_REUSEPORT listeners, the accept loops
+//! (with the per-worker connection cap: past it a new connection gets 503 and is closed), and
+//! draining on SIGTERM/SIGINT within the grace period. Must not touch: other workers or the
+//! supervisor (see `supervisor`), or per-request logic (see `service`).
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{watch, Notify};
+use tokio::task::LocalSet;
+
+use super::access_log::AccessLog;
+use super::connection::serve_connection;
+use super::listener::bind_reuseport;
+use super::service::{Handler, Peer};
+use super::supervisor::WORKER_BOOT_FAILED;
+use crate::config::Config;
+use crate::python::WsgiHost;
+use crate::router::Router;
+use crate::spool::SpoolLimits;
+
+/// What a worker is started with (built once in the parent, before any fork).
+pub struct WorkerSetup {
+    pub config: Arc<Config>,
+    pub router: Router<Handler>,
+}
+
+/// Everything a connection of this worker reads.
+pub struct WorkerContext {
+    pub router: Router<Handler>,
+    pub wsgi: Arc<WsgiHost>,
+    pub access_log: Option<AccessLog>,
+    pub header_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub max_header_size: usize,
+    pub max_headers: usize,
+    spool: SpoolLimits,
+}
+
+impl WorkerContext {
+    /// Spool limits for a route whose body limit is `max_body_size`.
+    pub fn spool_limits(&self, max_body_size: u64) -> SpoolLimits {
+        SpoolLimits { max_body_size, ..self.spool.clone() }
+    }
+}
+
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// Runs worker `index` until it has drained; returns the process exit code.
+pub fn run_worker(setup: WorkerSetup, index: usize) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!("worker {index}: cannot start its event loop: {err}");
+            return WORKER_BOOT_FAILED;
+        }
+    };
+    LocalSet::new().block_on(&runtime, serve_until_drained(setup, index))
+}
+
+async fn serve_until_drained(setup: WorkerSetup, index: usize) -> i32 {
+    let config = setup.config.clone();
+    let server = &config.server;
+    let listeners = match bind_all(&server.bind_addrs()) {
+        Ok(listeners) => listeners,
+        Err(message) => {
+            tracing::error!("worker {index}: {message}");
+            return WORKER_BOOT_FAILED;
+        }
+    };
+    let ctx = match build_context(setup) {
+        Ok(ctx) => Rc::new(ctx),
+        Err(message) => {
+            tracing::error!("worker {index}: {message}");
+            return WORKER_BOOT_FAILED;
+        }
+    };
+    let (drain, draining) = watch::channel(false);
+    let live = Rc::new(LiveConnections::default());
+    for (listener, addr) in listeners {
+        tracing::info!("worker {index} (pid {}) listening on http://{addr}", std::process::id());
+        let accept = accept_loop(listener, ctx.clone(), draining.clone(), live.clone(), server.max_connections);
+        tokio::task::spawn_local(accept);
+    }
+    wait_for_stop_signal().await;
+    tracing::info!("worker {index}: draining {} connection(s)", live.count.get());
+    let _ = drain.send(true);
+    if tokio::time::timeout(server.graceful_timeout, live.all_closed()).await.is_err() {
+        tracing::warn!("worker {index}: grace period over, closing {} connection(s)", live.count.get());
+    }
+    0
+}
+
+fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<(TcpListener, SocketAddr)>, String> {
+    addrs
+        .iter()
+        .map(|addr| {
+            let std_listener =
+                bind_reuseport(*addr, LISTEN_BACKLOG).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let local = std_listener.local_addr().unwrap_or(*addr);
+            TcpListener::from_std(std_listener)
+                .map(|l| (l, local))
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))
+        })
+        .collect()
+}
+
+fn build_context(setup: WorkerSetup) -> Result<WorkerContext, String> {
+    let server = &setup.config.server;
+    let wsgi = WsgiHost::start(server.threads, server.workers > 1, server.debug)?;
+    let access_log = match &server.access_log {
+        Some(target) => {
+            Some(AccessLog::open(target).map_err(|e| format!("cannot open access log {target}: {e}"))?)
+        }
+        None => None,
+    };
+    Ok(WorkerContext {
+        router: setup.router,
+        wsgi,
+        access_log,
+        header_timeout: server.header_timeout,
+        keepalive_timeout: server.keepalive_timeout,
+        max_header_size: server.max_header_size,
+        max_headers: server.max_headers,
+        spool: SpoolLimits {
+            max_body_size: server.max_body_size,
+            memory_threshold: server.spool_threshold,
+            dir: server.spool_dir.clone(),
+            body_timeout: server.body_timeout,
+            min_rate: server.body_min_rate,
+        },
+    })
+}
+
+async fn wait_for_stop_signal() {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop this worker with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    ctx: Rc<WorkerContext>,
+    mut draining: watch::Receiver<bool>,
+    live: Rc<LiveConnections>,
+    max_connections: usize,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = draining.changed() => return,
+        };
+        let (stream, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                tracing::warn!("accept failed: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if live.count.get() >= max_connections {
+            tokio::task::spawn_local(refuse_busy(stream));
+            continue;
+        }
+        let local = stream.local_addr().unwrap_or(remote);
+        let peer = Peer { remote, local };
+        let guard = live.open();
+        let (ctx, draining) = (ctx.clone(), draining.clone());
+        tokio::task::spawn_local(async move {
+            serve_connection(stream, peer, ctx, draining).await;
+            drop(guard);
+        });
+    }
+}
+
+async fn refuse_busy(mut stream: TcpStream) {
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 42\r\nRetry-After: 1\r\nConnection: close\r\n\r\nService Unavailable: too many connections\n";
+    let _ = stream.write_all(BUSY).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Counts open connections so draining knows when it is done.
+#[derive(Default)]
+struct LiveConnections {
+    count: Cell<usize>,
+    closed: Notify,
+}
+
+impl LiveConnections {
+    fn open(self: &Rc<Self>) -> LiveGuard {
+        self.count.set(self.count.get() + 1);
+        LiveGuard(self.clone())
+    }
+
+    async fn all_closed(&self) {
+        while self.count.get() > 0 {
+            self.closed.notified().await;
+        }
+    }
+}
+
+struct LiveGuard(Rc<LiveConnections>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        let live = &self.0;
+        live.count.set(live.count.get().saturating_sub(1));
+        live.closed.notify_waiters();
+    }
+}
