@@ -51,10 +51,12 @@ impl Body for ResponseBody {
         match self.get_mut() {
             ResponseBody::Empty => Poll::Ready(None),
             ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            ResponseBody::File(region) => Poll::Ready(region.next_chunk().map(|r| r.map(Frame::data))),
-            ResponseBody::Stream(source) => {
-                source.poll_chunk(cx).map(|chunk| chunk.map(|r| r.map(Frame::data)))
+            ResponseBody::File(region) => {
+                Poll::Ready(region.next_chunk().map(|r| r.map(Frame::data)))
             }
+            ResponseBody::Stream(source) => source
+                .poll_chunk(cx)
+                .map(|chunk| chunk.map(|r| r.map(Frame::data))),
         }
     }
 
@@ -83,9 +85,10 @@ impl Body for ResponseBody {
 pub fn plain(status: StatusCode, text: impl Into<Bytes>) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::full(text));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -101,7 +104,12 @@ impl FileRegion {
     pub const DEFAULT_CHUNK: usize = 128 * 1024;
 
     pub fn new(file: File, offset: u64, len: u64) -> FileRegion {
-        FileRegion { file, offset, remaining: len, chunk_size: Self::DEFAULT_CHUNK }
+        FileRegion {
+            file,
+            offset,
+            remaining: len,
+            chunk_size: Self::DEFAULT_CHUNK,
+        }
     }
 
     pub fn len(&self) -> u64 {

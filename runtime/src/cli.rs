@@ -28,7 +28,10 @@ pub fn main() -> ExitCode {
     init_logging(&config.server.log_level);
     match prepare(&cli, &mut config) {
         Ok(router) if cli.is_check() => {
-            println!("wsrun: configuration OK ({} route(s))", router.routes().count());
+            println!(
+                "wsrun: configuration OK ({} route(s))",
+                router.routes().count()
+            );
             ExitCode::SUCCESS
         }
         Ok(router) => exit_code(server::run(Arc::new(config), router)),
@@ -59,7 +62,10 @@ fn prepare(cli: &Cli, config: &mut Config) -> Result<Router<Handler>, String> {
     build_router(config, apps)
 }
 
-fn build_router(config: &Config, apps: Vec<Option<Arc<WsgiApp>>>) -> Result<Router<Handler>, String> {
+fn build_router(
+    config: &Config,
+    apps: Vec<Option<Arc<WsgiApp>>>,
+) -> Result<Router<Handler>, String> {
     if config.routes.is_empty() {
         return Err("nothing to serve: no routes".to_string());
     }
@@ -67,15 +73,23 @@ fn build_router(config: &Config, apps: Vec<Option<Arc<WsgiApp>>>) -> Result<Rout
     for (route, app) in config.routes.iter().zip(apps) {
         let handler = match (&route.target, app) {
             (config::RouteTarget::Static { root }, _) => {
-                let dir = StaticDir::new(root)
-                    .map_err(|e| format!("static route {}: {}: {e}", route.prefix, root.display()))?;
+                let dir = StaticDir::new(root).map_err(|e| {
+                    format!("static route {}: {}: {e}", route.prefix, root.display())
+                })?;
                 Handler::Static(Arc::new(dir))
             }
             (_, Some(app)) => Handler::Python(app),
             (_, None) => return Err(format!("route {} has no app", route.prefix)),
         };
         let max_body_size = route.max_body_size.unwrap_or(config.server.max_body_size);
-        entries.push((route.hosts.clone(), Route { prefix: route.prefix.clone(), handler, max_body_size }));
+        entries.push((
+            route.hosts.clone(),
+            Route {
+                prefix: route.prefix.clone(),
+                handler,
+                max_body_size,
+            },
+        ));
     }
     Ok(Router::new(entries))
 }

@@ -76,7 +76,10 @@ pub struct Router<H> {
 impl<H> Router<H> {
     /// Builds a router from `(hosts, route)` pairs; an empty `hosts` means any host.
     pub fn new(entries: Vec<(Vec<String>, Route<H>)>) -> Router<H> {
-        let mut router = Router { host_groups: Vec::new(), any_host: Vec::new() };
+        let mut router = Router {
+            host_groups: Vec::new(),
+            any_host: Vec::new(),
+        };
         for (hosts, route) in entries {
             let route = Arc::new(route);
             if hosts.is_empty() {
@@ -85,9 +88,16 @@ impl<H> Router<H> {
             }
             let patterns: Vec<HostPattern> = hosts.iter().map(|h| HostPattern::parse(h)).collect();
             let key: Vec<String> = hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
-            match router.host_groups.iter_mut().find(|g| same_hosts(&g.patterns, &key)) {
+            match router
+                .host_groups
+                .iter_mut()
+                .find(|g| same_hosts(&g.patterns, &key))
+            {
                 Some(group) => group.routes.push(route),
-                None => router.host_groups.push(HostGroup { patterns, routes: vec![route] }),
+                None => router.host_groups.push(HostGroup {
+                    patterns,
+                    routes: vec![route],
+                }),
             }
         }
         for group in &mut router.host_groups {
@@ -106,13 +116,19 @@ impl<H> Router<H> {
             .map(|g| &g.routes)
             .unwrap_or(&self.any_host);
         group.iter().find_map(|route| {
-            prefix_match(&route.prefix, path).map(|start| Matched { route, path_info_start: start })
+            prefix_match(&route.prefix, path).map(|start| Matched {
+                route,
+                path_info_start: start,
+            })
         })
     }
 
     /// Every route, host groups first.
     pub fn routes(&self) -> impl Iterator<Item = &Arc<Route<H>>> {
-        self.host_groups.iter().flat_map(|g| g.routes.iter()).chain(self.any_host.iter())
+        self.host_groups
+            .iter()
+            .flat_map(|g| g.routes.iter())
+            .chain(self.any_host.iter())
     }
 }
 
@@ -148,7 +164,11 @@ mod tests {
     use super::*;
 
     fn route(prefix: &str, name: &'static str) -> Route<&'static str> {
-        Route { prefix: prefix.to_string(), handler: name, max_body_size: 10 }
+        Route {
+            prefix: prefix.to_string(),
+            handler: name,
+            max_body_size: 10,
+        }
     }
 
     fn router() -> Router<&'static str> {
@@ -162,7 +182,8 @@ mod tests {
     }
 
     fn find(r: &Router<&'static str>, host: &str, path: &str) -> Option<(&'static str, usize)> {
-        r.find(host, path.as_bytes()).map(|m| (m.route.handler, m.path_info_start))
+        r.find(host, path.as_bytes())
+            .map(|m| (m.route.handler, m.path_info_start))
     }
 
     #[test]

@@ -177,7 +177,12 @@ impl Sink {
             Some(len) if len <= limits.memory_threshold => len as usize,
             _ => 0,
         };
-        Sink { received: 0, first: None, memory: BytesMut::with_capacity(capacity), file: None }
+        Sink {
+            received: 0,
+            first: None,
+            memory: BytesMut::with_capacity(capacity),
+            file: None,
+        }
     }
 
     fn push(&mut self, data: Bytes, limits: &SpoolLimits) -> Result<(), SpoolError> {
@@ -218,7 +223,10 @@ impl Sink {
 
     fn finish(self) -> Result<SpooledBody, SpoolError> {
         if let Some(file) = self.file {
-            return Ok(SpooledBody::File { file, len: self.received });
+            return Ok(SpooledBody::File {
+                file,
+                len: self.received,
+            });
         }
         if let Some(first) = self.first {
             return Ok(SpooledBody::Memory(first));
@@ -247,8 +255,10 @@ mod tests {
 
     /// A body that yields the given parts as separate frames.
     fn chunks(parts: Vec<&'static [u8]>) -> impl Body<Data = Bytes, Error = io::Error> + Unpin {
-        let frames: Vec<_> =
-            parts.into_iter().map(|p| Ok(http_body::Frame::data(Bytes::from_static(p)))).collect();
+        let frames: Vec<_> = parts
+            .into_iter()
+            .map(|p| Ok(http_body::Frame::data(Bytes::from_static(p))))
+            .collect();
         StreamBody::new(FrameIter(frames.into_iter()))
     }
 
@@ -267,7 +277,9 @@ mod tests {
     #[tokio::test]
     async fn small_body_stays_in_memory_without_copy() {
         let body = Full::new(Bytes::from_static(b"hello"));
-        let spooled = spool(body, Some(5), &limits(100, 10)).await.expect("spools");
+        let spooled = spool(body, Some(5), &limits(100, 10))
+            .await
+            .expect("spools");
         assert!(matches!(spooled, SpooledBody::Memory(ref b) if &b[..] == b"hello"));
     }
 
@@ -284,14 +296,18 @@ mod tests {
     #[tokio::test]
     async fn declared_length_over_limit_is_refused_before_reading() {
         let body = Full::new(Bytes::from_static(b"x"));
-        let err = spool(body, Some(1000), &limits(100, 10)).await.expect_err("too large");
+        let err = spool(body, Some(1000), &limits(100, 10))
+            .await
+            .expect_err("too large");
         assert!(matches!(err, SpoolError::TooLarge(100)));
     }
 
     #[tokio::test]
     async fn streamed_body_over_limit_is_refused_as_it_passes() {
         let body = chunks(vec![b"0123456789", b"0123456789", b"x"]);
-        let err = spool(body, None, &limits(20, 5)).await.expect_err("too large");
+        let err = spool(body, None, &limits(20, 5))
+            .await
+            .expect_err("too large");
         assert!(matches!(err, SpoolError::TooLarge(20)));
     }
 

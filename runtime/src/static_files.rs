@@ -22,14 +22,18 @@ pub struct StaticDir {
 impl StaticDir {
     /// `root` must exist; it is resolved once so the containment check is exact.
     pub fn new(root: &Path) -> std::io::Result<StaticDir> {
-        Ok(StaticDir { root: root.canonicalize()? })
+        Ok(StaticDir {
+            root: root.canonicalize()?,
+        })
     }
 
     /// Serves `rel` (percent-decoded, relative to the route prefix).
     pub fn serve(&self, parts: &Parts, rel: &[u8]) -> Response<ResponseBody> {
         if parts.method != Method::GET && parts.method != Method::HEAD {
             let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return response;
         }
         match self.resolve(rel) {
@@ -83,19 +87,33 @@ fn send_file(parts: &Parts, path: &Path) -> Response<ResponseBody> {
             headers.insert(header::LAST_MODIFIED, value);
         }
     }
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(path)));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(path)),
+    );
     response
 }
 
 fn not_modified(parts: &Parts, etag: &str) -> bool {
-    let Some(value) = parts.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = parts
+        .headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    value.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+    value
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
 }
 
 fn content_type(path: &Path) -> &'static str {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     match ext.as_str() {
         "html" | "htm" => "text/html; charset=utf-8",
         "css" => "text/css; charset=utf-8",

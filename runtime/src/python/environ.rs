@@ -64,7 +64,10 @@ fn build_template(py: Python<'_>, multithread: bool, multiprocess: bool) -> PyRe
     template.set_item("wsgi.input_terminated", true)?;
     template.set_item("wsgi.errors", Py::new(py, ErrorStream::new())?)?;
     template.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
-    template.set_item("SERVER_SOFTWARE", concat!("wsrun/", env!("CARGO_PKG_VERSION")))?;
+    template.set_item(
+        "SERVER_SOFTWARE",
+        concat!("wsrun/", env!("CARGO_PKG_VERSION")),
+    )?;
     template.set_item("SCRIPT_NAME", "")?;
     template.set_item("QUERY_STRING", "")?;
     Ok(template.unbind())
@@ -100,9 +103,21 @@ impl EnvironBuilder {
         set!(env, "REQUEST_URI", PyString::new(py, &req.raw_target))?;
         set!(env, "SERVER_PROTOCOL", protocol_str(py, req.version))?;
         set!(env, "SERVER_NAME", PyString::new(py, &req.server_name))?;
-        set!(env, "SERVER_PORT", PyString::new(py, itoa(req.server_port as u64).as_str()))?;
-        set!(env, "REMOTE_ADDR", PyString::new(py, &req.remote.ip().to_string()))?;
-        set!(env, "REMOTE_PORT", PyString::new(py, itoa(req.remote.port() as u64).as_str()))?;
+        set!(
+            env,
+            "SERVER_PORT",
+            PyString::new(py, itoa(req.server_port as u64).as_str())
+        )?;
+        set!(
+            env,
+            "REMOTE_ADDR",
+            PyString::new(py, &req.remote.ip().to_string())
+        )?;
+        set!(
+            env,
+            "REMOTE_PORT",
+            PyString::new(py, itoa(req.remote.port() as u64).as_str())
+        )?;
         if let Some(len) = req.body_len {
             set!(env, "CONTENT_LENGTH", PyString::new(py, itoa(len).as_str()))?;
         }
@@ -111,7 +126,12 @@ impl EnvironBuilder {
         Ok(env)
     }
 
-    fn add_headers(&self, py: Python<'_>, env: &Bound<'_, PyDict>, headers: &HeaderMap) -> PyResult<()> {
+    fn add_headers(
+        &self,
+        py: Python<'_>,
+        env: &Bound<'_, PyDict>,
+        headers: &HeaderMap,
+    ) -> PyResult<()> {
         for name in headers.keys() {
             if name == CONTENT_LENGTH {
                 continue;
@@ -140,7 +160,13 @@ impl EnvironBuilder {
         }
         let mut key = String::with_capacity(5 + name.as_str().len());
         key.push_str("HTTP_");
-        key.extend(name.as_str().chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+        key.extend(name.as_str().chars().map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            }
+        }));
         let key = PyString::intern(py, &key);
         if let Ok(mut cache) = self.header_keys.lock() {
             if cache.len() < HEADER_KEY_CACHE_LIMIT {
@@ -152,7 +178,11 @@ impl EnvironBuilder {
 }
 
 /// All values of a header, joined with `,` (`; ` for Cookie, RFC 6265).
-fn joined_value<'py>(py: Python<'py>, headers: &HeaderMap, name: &HeaderName) -> Bound<'py, PyString> {
+fn joined_value<'py>(
+    py: Python<'py>,
+    headers: &HeaderMap,
+    name: &HeaderName,
+) -> Bound<'py, PyString> {
     let mut values = headers.get_all(name).iter();
     let first = values.next().map(|v| v.as_bytes()).unwrap_or_default();
     let Some(second) = values.next() else {
@@ -196,7 +226,10 @@ fn protocol_str(py: Python<'_>, version: Version) -> Bound<'_, PyString> {
 
 /// Small integer to decimal without going through `format!`.
 fn itoa(mut n: u64) -> ItoaBuf {
-    let mut buf = ItoaBuf { bytes: [0; 20], start: 20 };
+    let mut buf = ItoaBuf {
+        bytes: [0; 20],
+        start: 20,
+    };
     loop {
         buf.start -= 1;
         buf.bytes[buf.start] = b'0' + (n % 10) as u8;

@@ -17,7 +17,9 @@ pub struct ErrorStream {
 
 impl ErrorStream {
     pub fn new() -> ErrorStream {
-        ErrorStream { pending: Mutex::new(String::new()) }
+        ErrorStream {
+            pending: Mutex::new(String::new()),
+        }
     }
 
     fn emit_complete_lines(pending: &mut String) {

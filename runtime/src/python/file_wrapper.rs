@@ -24,7 +24,10 @@ impl FileWrapper {
     #[new]
     #[pyo3(signature = (filelike, blksize=8192))]
     fn new(filelike: Py<PyAny>, blksize: usize) -> FileWrapper {
-        FileWrapper { filelike, blksize: blksize.max(1) }
+        FileWrapper {
+            filelike,
+            blksize: blksize.max(1),
+        }
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -32,7 +35,10 @@ impl FileWrapper {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        let block = self.filelike.bind(py).call_method1("read", (self.blksize,))?;
+        let block = self
+            .filelike
+            .bind(py)
+            .call_method1("read", (self.blksize,))?;
         if block.is_truthy()? {
             Ok(Some(block.unbind()))
         } else {
@@ -76,4 +82,3 @@ pub fn open_region(filelike: &Bound<'_, PyAny>) -> Option<FileRegion> {
     let len = meta.len().saturating_sub(position);
     Some(FileRegion::new(file, position, len))
 }
-

@@ -72,7 +72,9 @@ impl Input {
         let mut block = [0u8; LINE_SCAN_BLOCK];
         while scanned < limit {
             let want = (limit - scanned).min(LINE_SCAN_BLOCK);
-            let got = self.body.read_at(self.pos + scanned as u64, &mut block[..want])?;
+            let got = self
+                .body
+                .read_at(self.pos + scanned as u64, &mut block[..want])?;
             if got == 0 {
                 break;
             }
@@ -84,7 +86,11 @@ impl Input {
         Ok(scanned)
     }
 
-    fn next_line<'py>(&mut self, py: Python<'py>, size: Option<i64>) -> PyResult<Bound<'py, PyBytes>> {
+    fn next_line<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: Option<i64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let limit = self.clamp(size);
         let len = self.line_len(limit).map_err(to_py_err)?;
         self.take_bytes(py, len)
@@ -104,12 +110,20 @@ impl Input {
     }
 
     #[pyo3(signature = (size=None))]
-    fn readline<'py>(&mut self, py: Python<'py>, size: Option<i64>) -> PyResult<Bound<'py, PyBytes>> {
+    fn readline<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: Option<i64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         self.next_line(py, size)
     }
 
     #[pyo3(signature = (hint=None))]
-    fn readlines<'py>(&mut self, py: Python<'py>, hint: Option<i64>) -> PyResult<Bound<'py, PyList>> {
+    fn readlines<'py>(
+        &mut self,
+        py: Python<'py>,
+        hint: Option<i64>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let lines = PyList::empty(py);
         let limit = hint.filter(|h| *h > 0).map(|h| h as u64);
         let mut total = 0u64;

@@ -60,14 +60,18 @@ sys.meta_path.insert(0, WsrunEmbeddedFinder(EMBEDDED_FILES))
 /// Starts the interpreter (idempotent) and prepares `sys` for serving apps.
 pub fn initialize(pythonpath: &[impl AsRef<Path>]) -> Result<(), String> {
     Python::initialize();
-    Python::attach(|py| prepare(py, pythonpath).map_err(|err| super::errors::format_exception(py, &err)))
+    Python::attach(|py| {
+        prepare(py, pythonpath).map_err(|err| super::errors::format_exception(py, &err))
+    })
 }
 
 fn prepare(py: Python<'_>, pythonpath: &[impl AsRef<Path>]) -> PyResult<()> {
     let sys = py.import("sys")?;
     let path = sys.getattr("path")?.cast_into::<PyList>()?;
     // Like gunicorn: the working directory first, then each --pythonpath entry before it.
-    let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
     path.insert(0, cwd)?;
     for entry in pythonpath.iter().rev() {
         path.insert(0, entry.as_ref().display().to_string())?;

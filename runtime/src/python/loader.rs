@@ -27,7 +27,10 @@ pub struct CommandLineFixed {
 
 /// Loads every Python app the config names. Returns one entry per `config.routes` item
 /// (`None` for non-Python routes), after adding a script's routes to `config`.
-pub fn load_apps(config: &mut Config, fixed: CommandLineFixed) -> Result<Vec<Option<Arc<WsgiApp>>>, String> {
+pub fn load_apps(
+    config: &mut Config,
+    fixed: CommandLineFixed,
+) -> Result<Vec<Option<Arc<WsgiApp>>>, String> {
     Python::attach(|py| {
         let mut script_apps = Vec::new();
         if let Some(script) = config.script.clone() {
@@ -48,7 +51,10 @@ pub fn load_apps(config: &mut Config, fixed: CommandLineFixed) -> Result<Vec<Opt
 fn import_app(py: Python<'_>, module: &str, attr: &str) -> Result<Arc<WsgiApp>, String> {
     let name = format!("{module}:{attr}");
     let loaded = py.import(module).map_err(|e| {
-        format!("cannot import module {module:?} for app {name}:\n{}", format_exception(py, &e))
+        format!(
+            "cannot import module {module:?} for app {name}:\n{}",
+            format_exception(py, &e)
+        )
     })?;
     let mut object = loaded.into_any();
     for part in attr.split('.') {
@@ -57,9 +63,15 @@ fn import_app(py: Python<'_>, module: &str, attr: &str) -> Result<Arc<WsgiApp>, 
             .map_err(|_| format!("module {module:?} has no attribute {attr:?} (app {name})"))?;
     }
     if !object.is_callable() {
-        return Err(format!("{name} is not callable: a WSGI app must be app(environ, start_response)"));
+        return Err(format!(
+            "{name} is not callable: a WSGI app must be app(environ, start_response)"
+        ));
     }
-    Ok(Arc::new(WsgiApp { callable: object.unbind(), lenient: false, name }))
+    Ok(Arc::new(WsgiApp {
+        callable: object.unbind(),
+        lenient: false,
+        name,
+    }))
 }
 
 /// Runs a Fapws-style script and turns its `PATHS` into routes.
@@ -77,7 +89,9 @@ fn load_script(
     let namespace = runpy
         .call_method1("run_path", (shown.as_str(), py.None(), "__main__"))
         .map_err(|e| format!("{shown} failed to run:\n{}", format_exception(py, &e)))?;
-    let namespace = namespace.cast_into::<PyDict>().map_err(|_| format!("{shown}: run_path returned no namespace"))?;
+    let namespace = namespace
+        .cast_into::<PyDict>()
+        .map_err(|_| format!("{shown}: run_path returned no namespace"))?;
     read_settings(&namespace, &shown, config, fixed)?;
     let paths = namespace
         .get_item("PATHS")
@@ -89,14 +103,25 @@ fn load_script(
         .or_else(|e| e.into_inner().cast_into::<PyTuple>().map(|t| t.into_any()))
         .map_err(|_| format!("{shown}: PATHS must be a list of (prefix, handler) pairs"))?;
     let mut apps = Vec::new();
-    for (index, entry) in paths.try_iter().map_err(|e| format_exception(py, &e))?.enumerate() {
+    for (index, entry) in paths
+        .try_iter()
+        .map_err(|e| format_exception(py, &e))?
+        .enumerate()
+    {
         let entry = entry.map_err(|e| format_exception(py, &e))?;
         let (prefix, handler) = path_entry(&entry)
             .ok_or_else(|| format!("{shown}: PATHS[{index}] must be a (prefix, handler) pair"))?;
-        let prefix = normalise_prefix(&prefix)
-            .ok_or_else(|| format!("{shown}: PATHS[{index}] prefix {prefix:?} must start with '/'"))?;
-        if config.routes.iter().any(|r| r.prefix == prefix && r.hosts.is_empty()) {
-            return Err(format!("{shown}: PATHS[{index}] prefix {prefix:?} is routed twice"));
+        let prefix = normalise_prefix(&prefix).ok_or_else(|| {
+            format!("{shown}: PATHS[{index}] prefix {prefix:?} must start with '/'")
+        })?;
+        if config
+            .routes
+            .iter()
+            .any(|r| r.prefix == prefix && r.hosts.is_empty())
+        {
+            return Err(format!(
+                "{shown}: PATHS[{index}] prefix {prefix:?} is routed twice"
+            ));
         }
         config.routes.push(RouteConfig {
             prefix,
@@ -105,7 +130,11 @@ fn load_script(
             max_body_size: None,
         });
         let name = format!("{shown} PATHS[{index}]");
-        apps.push(Arc::new(WsgiApp { callable: handler.unbind(), lenient: true, name }));
+        apps.push(Arc::new(WsgiApp {
+            callable: handler.unbind(),
+            lenient: true,
+            name,
+        }));
     }
     Ok(apps)
 }
@@ -124,7 +153,11 @@ fn normalise_prefix(prefix: &str) -> Option<String> {
         return None;
     }
     let trimmed = prefix.trim_end_matches('/');
-    Some(if trimmed.is_empty() { "/".to_string() } else { trimmed.to_string() })
+    Some(if trimmed.is_empty() {
+        "/".to_string()
+    } else {
+        trimmed.to_string()
+    })
 }
 
 fn read_settings(

@@ -25,8 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::body::{plain, BoxError, ResponseBody};
 use crate::spool::SpooledBody;
-pub use environ::RequestParts;
 use environ::EnvironBuilder;
+pub use environ::RequestParts;
 use input::Input;
 use response::{run_app, BodyPlan, Outcome};
 use streaming::{ChannelChunks, InlineIter};
@@ -65,8 +65,16 @@ impl WsgiHost {
             EnvironBuilder::new(py, threads > 1, multiprocess)
                 .map_err(|e| errors::format_exception(py, &e))
         })?;
-        let executor = if threads > 1 { start_pool(threads)? } else { Executor::Inline };
-        Ok(Arc::new(WsgiHost { environ, executor, debug }))
+        let executor = if threads > 1 {
+            start_pool(threads)?
+        } else {
+            Executor::Inline
+        };
+        Ok(Arc::new(WsgiHost {
+            environ,
+            executor,
+            debug,
+        }))
     }
 
     /// Serves one request with `app`.
@@ -78,11 +86,16 @@ impl WsgiHost {
         body: SpooledBody,
     ) -> Response<ResponseBody> {
         match &self.executor {
-            Executor::Inline => Python::attach(|py| match self.call(py, app, script_name, &parts, body) {
-                Ok((outcome, _input)) => inline_response(outcome),
-                Err(response) => response,
-            }),
-            Executor::Pool(jobs) => self.handle_on_pool(jobs, app, script_name, parts, body).await,
+            Executor::Inline => {
+                Python::attach(|py| match self.call(py, app, script_name, &parts, body) {
+                    Ok((outcome, _input)) => inline_response(outcome),
+                    Err(response) => response,
+                })
+            }
+            Executor::Pool(jobs) => {
+                self.handle_on_pool(jobs, app, script_name, parts, body)
+                    .await
+            }
         }
     }
 
@@ -107,7 +120,9 @@ impl WsgiHost {
         if jobs.send(job).is_err() {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "Python threads are gone\n");
         }
-        response.await.unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"))
+        response
+            .await
+            .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"))
     }
 
     /// Builds the environ, calls the app, and logs failures. Runs with the GIL held.
@@ -119,7 +134,8 @@ impl WsgiHost {
         parts: &RequestParts,
         body: SpooledBody,
     ) -> Result<(Outcome, Py<Input>), Response<ResponseBody>> {
-        let input = Bound::new(py, Input::new(body)).map_err(|e| self.failure(py, app, parts, &e))?;
+        let input =
+            Bound::new(py, Input::new(body)).map_err(|e| self.failure(py, app, parts, &e))?;
         let environ = self
             .environ
             .build(py, parts, script_name, &input)
@@ -138,11 +154,22 @@ impl WsgiHost {
         }
     }
 
-    fn failure(&self, py: Python<'_>, app: &WsgiApp, parts: &RequestParts, err: &PyErr) -> Response<ResponseBody> {
+    fn failure(
+        &self,
+        py: Python<'_>,
+        app: &WsgiApp,
+        parts: &RequestParts,
+        err: &PyErr,
+    ) -> Response<ResponseBody> {
         self.error_response(app, parts, &errors::format_exception(py, err))
     }
 
-    fn error_response(&self, app: &WsgiApp, parts: &RequestParts, traceback: &str) -> Response<ResponseBody> {
+    fn error_response(
+        &self,
+        app: &WsgiApp,
+        parts: &RequestParts,
+        traceback: &str,
+    ) -> Response<ResponseBody> {
         tracing::error!(
             "{} {} failed in {}:\n{}",
             parts.method,
@@ -192,7 +219,11 @@ fn inline_response(outcome: Outcome) -> Response<ResponseBody> {
 }
 
 /// On a Python thread: answer the head now, then keep streaming the rest.
-fn pooled_response(py: Python<'_>, outcome: Outcome, reply: oneshot::Sender<Response<ResponseBody>>) {
+fn pooled_response(
+    py: Python<'_>,
+    outcome: Outcome,
+    reply: oneshot::Sender<Response<ResponseBody>>,
+) {
     let Outcome { head, body } = outcome;
     match body {
         BodyPlan::Full(bytes) => {

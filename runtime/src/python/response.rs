@@ -76,11 +76,16 @@ pub fn run_app(
     };
     let written = std::mem::take(&mut sr.written);
     drop(sr);
-    Ok(Outcome { head, body: prepend_written(written, body) })
+    Ok(Outcome {
+        head,
+        body: prepend_written(written, body),
+    })
 }
 
 fn app_error(py: Python<'_>, err: &PyErr) -> AppError {
-    AppError { traceback: format_exception(py, err) }
+    AppError {
+        traceback: format_exception(py, err),
+    }
 }
 
 fn plan_body(
@@ -107,7 +112,9 @@ fn plan_body(
     }
     if lenient {
         if let Ok(text) = result.cast::<PyString>() {
-            return Ok(BodyPlan::Full(Bytes::copy_from_slice(text.to_str()?.as_bytes())));
+            return Ok(BodyPlan::Full(Bytes::copy_from_slice(
+                text.to_str()?.as_bytes(),
+            )));
         }
         if result.hasattr("fileno")? && result.hasattr("read")? {
             if let Some(region) = open_region(result) {
@@ -176,8 +183,14 @@ pub fn chunk_bytes(item: &Bound<'_, PyAny>, lenient: bool) -> PyResult<Bytes> {
             return Ok(Bytes::copy_from_slice(text.to_str()?.as_bytes()));
         }
     }
-    let kind = item.get_type().name().map(|n| n.to_string()).unwrap_or_default();
-    Err(PyTypeError::new_err(format!("response body items must be bytes, not {kind}")))
+    let kind = item
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    Err(PyTypeError::new_err(format!(
+        "response body items must be bytes, not {kind}"
+    )))
 }
 
 fn prepend_written(written: Vec<Bytes>, body: BodyPlan) -> BodyPlan {
@@ -212,7 +225,10 @@ pub fn close_result(py: Python<'_>, result: &Bound<'_, PyAny>) {
     match result.hasattr("close") {
         Ok(true) => {
             if let Err(err) = result.call_method0("close") {
-                tracing::error!("close() of the app's response failed:\n{}", format_exception(py, &err));
+                tracing::error!(
+                    "close() of the app's response failed:\n{}",
+                    format_exception(py, &err)
+                );
             }
         }
         Ok(false) => {}

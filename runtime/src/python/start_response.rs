@@ -33,7 +33,11 @@ pub struct StartResponse {
 
 impl StartResponse {
     pub fn new() -> StartResponse {
-        StartResponse { head: None, headers_sent: false, written: Vec::new() }
+        StartResponse {
+            head: None,
+            headers_sent: false,
+            written: Vec::new(),
+        }
     }
 }
 
@@ -73,7 +77,9 @@ impl StartResponse {
     /// The legacy `write(data)` callable.
     fn write(&mut self, data: &Bound<'_, PyAny>) -> PyResult<()> {
         if self.head.is_none() {
-            return Err(PyAssertionError::new_err("write() called before start_response"));
+            return Err(PyAssertionError::new_err(
+                "write() called before start_response",
+            ));
         }
         let bytes = data
             .cast::<PyBytes>()
@@ -90,7 +96,9 @@ impl StartResponse {
 fn reraise(info: &Bound<'_, PyAny>) -> PyErr {
     match info.get_item(1) {
         Ok(value) if !value.is_none() => PyErr::from_value(value),
-        _ => PyAssertionError::new_err("start_response called with exc_info after headers were sent"),
+        _ => {
+            PyAssertionError::new_err("start_response called with exc_info after headers were sent")
+        }
     }
 }
 
@@ -99,14 +107,21 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err("status must be a str like '200 OK'"))?;
     let (code, reason) = parse_status(status.to_str()?)?;
-    let mut head = Head { status: code, reason, headers: Vec::new(), close: false };
+    let mut head = Head {
+        status: code,
+        reason,
+        headers: Vec::new(),
+        close: false,
+    };
     for item in headers.try_iter()? {
         let item = item?;
-        let pair = item
-            .cast::<PyTuple>()
-            .map_err(|_| PyTypeError::new_err("each header must be a (name, value) tuple of str"))?;
+        let pair = item.cast::<PyTuple>().map_err(|_| {
+            PyTypeError::new_err("each header must be a (name, value) tuple of str")
+        })?;
         if pair.len() != 2 {
-            return Err(PyTypeError::new_err("each header must be a (name, value) tuple of str"));
+            return Err(PyTypeError::new_err(
+                "each header must be a (name, value) tuple of str",
+            ));
         }
         let name = header_str(&pair.get_item(0)?)?;
         let value = header_str(&pair.get_item(1)?)?;
@@ -148,11 +163,14 @@ fn add_header(head: &mut Head, name: &str, value: &str) -> PyResult<()> {
         .map_err(|_| PyValueError::new_err(format!("invalid header name {name:?}")))?;
     let latin1 = latin1_bytes(value)
         .ok_or_else(|| PyValueError::new_err(format!("header {name} value is not latin-1")))?;
-    let header_value = HeaderValue::from_bytes(&latin1)
-        .map_err(|_| PyValueError::new_err(format!("invalid value for header {name}: {value:?}")))?;
+    let header_value = HeaderValue::from_bytes(&latin1).map_err(|_| {
+        PyValueError::new_err(format!("invalid value for header {name}: {value:?}"))
+    })?;
     match header_name.as_str() {
         "connection" => {
-            head.close |= value.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"));
+            head.close |= value
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("close"));
         }
         "keep-alive" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "proxy-connection" => {
             tracing::debug!("dropping hop-by-hop header {name} set by the app");

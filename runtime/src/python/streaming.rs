@@ -64,7 +64,10 @@ pub struct InlineIter {
 impl InlineIter {
     pub fn new(mut pending: PendingIter) -> InlineIter {
         let first = std::mem::take(&mut pending.first);
-        InlineIter { pending: Some(pending), first: Some(first) }
+        InlineIter {
+            pending: Some(pending),
+            first: Some(first),
+        }
     }
 
     fn close(&mut self) {

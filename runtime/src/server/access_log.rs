@@ -26,7 +26,9 @@ impl AccessLog {
         } else {
             Box::new(OpenOptions::new().create(true).append(true).open(target)?)
         };
-        Ok(AccessLog { sink: RefCell::new(BufWriter::new(sink)) })
+        Ok(AccessLog {
+            sink: RefCell::new(BufWriter::new(sink)),
+        })
     }
 
     pub fn write(&self, record: &AccessRecord, status: u16, bytes: Option<u64>) {
@@ -86,12 +88,16 @@ fn escape(text: &str) -> String {
 
 /// `21/Nov/2026:04:32:50 +0000`.
 fn clf_time(time: SystemTime) -> String {
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    let month_name = MONTHS.get((month as usize).wrapping_sub(1)).copied().unwrap_or("Jan");
+    let month_name = MONTHS
+        .get((month as usize).wrapping_sub(1))
+        .copied()
+        .unwrap_or("Jan");
     format!(
         "{day:02}/{month_name}/{year}:{:02}:{:02}:{:02} +0000",
         rem / 3600,

@@ -37,7 +37,10 @@ pub async fn serve_connection(
     mut draining: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let limits = GuardLimits { max_header_size: ctx.max_header_size, max_headers: ctx.max_headers };
+    let limits = GuardLimits {
+        max_header_size: ctx.max_header_size,
+        max_headers: ctx.max_headers,
+    };
     let io = TokioIo::new(RejectingIo::new(GuardedIo::new(stream, limits)));
     let clock = Rc::new(IdleClock::new());
     let service = {
@@ -46,11 +49,23 @@ pub async fn serve_connection(
             let (ctx, clock) = (ctx.clone(), clock.clone());
             async move {
                 clock.request_started();
-                let record = ctx.access_log.is_some().then(|| AccessRecord::capture(&req, peer.remote));
+                let record = ctx
+                    .access_log
+                    .is_some()
+                    .then(|| AccessRecord::capture(&req, peer.remote));
                 let response = serve(&ctx, peer, req).await;
                 let status = response.status().as_u16();
-                let finish = Finish { ctx: ctx.clone(), clock, record, status, sent: 0 };
-                Ok::<_, Infallible>(response.map(|body| TrackedBody { body, finish: Some(finish) }))
+                let finish = Finish {
+                    ctx: ctx.clone(),
+                    clock,
+                    record,
+                    status,
+                    sent: 0,
+                };
+                Ok::<_, Infallible>(response.map(|body| TrackedBody {
+                    body,
+                    finish: Some(finish),
+                }))
             }
         })
     };
@@ -105,7 +120,10 @@ struct IdleClock {
 
 impl IdleClock {
     fn new() -> IdleClock {
-        IdleClock { in_flight: Cell::new(0), idle_since: Cell::new(None) }
+        IdleClock {
+            in_flight: Cell::new(0),
+            idle_since: Cell::new(None),
+        }
     }
 
     fn request_started(&self) {
@@ -128,7 +146,11 @@ impl IdleClock {
     }
 
     fn is_idle_past(&self, timeout: Duration) -> bool {
-        self.in_flight.get() == 0 && self.idle_since.get().is_some_and(|s| s.elapsed() >= timeout)
+        self.in_flight.get() == 0
+            && self
+                .idle_since
+                .get()
+                .is_some_and(|s| s.elapsed() >= timeout)
     }
 }
 
@@ -160,7 +182,10 @@ impl Body for TrackedBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.body).poll_frame(cx);
         match &polled {
@@ -211,7 +236,10 @@ struct RejectingIo {
 
 impl RejectingIo {
     fn new(inner: GuardedIo<TcpStream>) -> RejectingIo {
-        RejectingIo { inner, pending: None }
+        RejectingIo {
+            inner,
+            pending: None,
+        }
     }
 
     fn poll_write_rejection(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -235,13 +263,21 @@ impl RejectingIo {
 }
 
 impl AsyncRead for RejectingIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for RejectingIo {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 

@@ -39,7 +39,10 @@ pub fn run(config: Arc<Config>, router: Router<Handler>) -> i32 {
     if workers <= 1 {
         return run_worker(WorkerSetup { config, router }, 0);
     }
-    let settings = SupervisorSettings { workers, graceful_timeout: config.server.graceful_timeout };
+    let settings = SupervisorSettings {
+        workers,
+        graceful_timeout: config.server.graceful_timeout,
+    };
     let hooks = ForkHooks {
         before: &mut interpreter::fork::before,
         after_in_parent: &mut interpreter::fork::after_in_parent,
@@ -50,7 +53,13 @@ pub fn run(config: Arc<Config>, router: Router<Handler>) -> i32 {
     let router = std::cell::RefCell::new(Some(router));
     let mut worker_main = |index: usize| -> i32 {
         match router.borrow_mut().take() {
-            Some(router) => run_worker(WorkerSetup { config: config.clone(), router }, index),
+            Some(router) => run_worker(
+                WorkerSetup {
+                    config: config.clone(),
+                    router,
+                },
+                index,
+            ),
             None => supervisor::WORKER_BOOT_FAILED,
         }
     };

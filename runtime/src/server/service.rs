@@ -34,7 +34,11 @@ pub struct Peer {
 }
 
 /// Serves one request.
-pub async fn serve(ctx: &WorkerContext, peer: Peer, req: Request<Incoming>) -> Response<ResponseBody> {
+pub async fn serve(
+    ctx: &WorkerContext,
+    peer: Peer,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
     let (parts, body) = req.into_parts();
     let (server_name, host_for_routing) = request_host(&parts, peer);
     let path = percent_decode(parts.uri.path().as_bytes());
@@ -75,20 +79,27 @@ pub async fn serve(ctx: &WorkerContext, peer: Peer, req: Request<Incoming>) -> R
                 remote: peer.remote,
                 body_len,
             };
-            ctx.wsgi.handle(app, route.script_name(), request, spooled).await
+            ctx.wsgi
+                .handle(app, route.script_name(), request, spooled)
+                .await
         }
-        Handler::Static(dir) => dir.serve(&parts, path.get(matched.path_info_start..).unwrap_or_default()),
+        Handler::Static(dir) => dir.serve(
+            &parts,
+            path.get(matched.path_info_start..).unwrap_or_default(),
+        ),
     }
 }
 
 /// (SERVER_NAME, lower-cased host for routing): from an absolute-form target, else the Host
 /// header, else the local address. The port is dropped.
 fn request_host(parts: &Parts, peer: Peer) -> (String, String) {
-    let authority = parts
-        .uri
-        .host()
-        .map(str::to_owned)
-        .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(strip_port));
+    let authority = parts.uri.host().map(str::to_owned).or_else(|| {
+        parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(strip_port)
+    });
     let name = authority.unwrap_or_else(|| peer.local.ip().to_string());
     let routing = name.to_ascii_lowercase();
     (name, routing)
@@ -99,11 +110,16 @@ fn strip_port(host: &str) -> String {
         // [v6]:port -> v6 keeps its brackets off for SERVER_NAME
         return rest.split(']').next().unwrap_or(rest).to_string();
     }
-    host.rsplit_once(':').map_or(host, |(name, _)| name).to_string()
+    host.rsplit_once(':')
+        .map_or(host, |(name, _)| name)
+        .to_string()
 }
 
 fn raw_target(parts: &Parts) -> String {
-    parts.uri.path_and_query().map_or_else(|| parts.uri.to_string(), |pq| pq.as_str().to_owned())
+    parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.to_string(), |pq| pq.as_str().to_owned())
 }
 
 /// The Content-Length the client declared (the guard already rejected malformed ones).
@@ -117,7 +133,12 @@ fn content_length(parts: &Parts) -> Result<Option<u64>, Response<ResponseBody>> 
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .map(Some)
-        .ok_or_else(|| closing(plain(StatusCode::BAD_REQUEST, "Bad Request: invalid Content-Length\n")))
+        .ok_or_else(|| {
+            closing(plain(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: invalid Content-Length\n",
+            ))
+        })
 }
 
 fn spool_failure(err: SpoolError, parts: &Parts) -> Response<ResponseBody> {
@@ -126,7 +147,10 @@ fn spool_failure(err: SpoolError, parts: &Parts) -> Response<ResponseBody> {
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("Payload Too Large: the request body limit is {limit} bytes\n"),
         ),
-        SpoolError::TimedOut => plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout: the body arrived too slowly\n"),
+        SpoolError::TimedOut => plain(
+            StatusCode::REQUEST_TIMEOUT,
+            "Request Timeout: the body arrived too slowly\n",
+        ),
         SpoolError::Malformed(_) | SpoolError::ClientGone => {
             plain(StatusCode::BAD_REQUEST, format!("Bad Request: {err}\n"))
         }
@@ -141,7 +165,9 @@ fn spool_failure(err: SpoolError, parts: &Parts) -> Response<ResponseBody> {
 
 /// Marks a response as the last on its connection.
 pub fn closing(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
-    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
@@ -155,7 +181,9 @@ fn percent_decode(path: &[u8]) -> Cow<'_, [u8]> {
     while i < path.len() {
         let byte = path[i];
         if byte == b'%' {
-            if let (Some(hi), Some(lo)) = (path.get(i + 1).and_then(hex), path.get(i + 2).and_then(hex)) {
+            if let (Some(hi), Some(lo)) =
+                (path.get(i + 1).and_then(hex), path.get(i + 2).and_then(hex))
+            {
                 out.push(hi << 4 | lo);
                 i += 3;
                 continue;

@@ -48,7 +48,10 @@ pub struct WorkerContext {
 impl WorkerContext {
     /// Spool limits for a route whose body limit is `max_body_size`.
     pub fn spool_limits(&self, max_body_size: u64) -> SpoolLimits {
-        SpoolLimits { max_body_size, ..self.spool.clone() }
+        SpoolLimits {
+            max_body_size,
+            ..self.spool.clone()
+        }
     }
 }
 
@@ -56,7 +59,10 @@ const LISTEN_BACKLOG: i32 = 1024;
 
 /// Runs worker `index` until it has drained; returns the process exit code.
 pub fn run_worker(setup: WorkerSetup, index: usize) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             tracing::error!("worker {index}: cannot start its event loop: {err}");
@@ -86,15 +92,33 @@ async fn serve_until_drained(setup: WorkerSetup, index: usize) -> i32 {
     let (drain, draining) = watch::channel(false);
     let live = Rc::new(LiveConnections::default());
     for (listener, addr) in listeners {
-        tracing::info!("worker {index} (pid {}) listening on http://{addr}", std::process::id());
-        let accept = accept_loop(listener, ctx.clone(), draining.clone(), live.clone(), server.max_connections);
+        tracing::info!(
+            "worker {index} (pid {}) listening on http://{addr}",
+            std::process::id()
+        );
+        let accept = accept_loop(
+            listener,
+            ctx.clone(),
+            draining.clone(),
+            live.clone(),
+            server.max_connections,
+        );
         tokio::task::spawn_local(accept);
     }
     wait_for_stop_signal().await;
-    tracing::info!("worker {index}: draining {} connection(s)", live.count.get());
+    tracing::info!(
+        "worker {index}: draining {} connection(s)",
+        live.count.get()
+    );
     let _ = drain.send(true);
-    if tokio::time::timeout(server.graceful_timeout, live.all_closed()).await.is_err() {
-        tracing::warn!("worker {index}: grace period over, closing {} connection(s)", live.count.get());
+    if tokio::time::timeout(server.graceful_timeout, live.all_closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "worker {index}: grace period over, closing {} connection(s)",
+            live.count.get()
+        );
     }
     0
 }
@@ -103,8 +127,8 @@ fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<(TcpListener, SocketAddr)>, Stri
     addrs
         .iter()
         .map(|addr| {
-            let std_listener =
-                bind_reuseport(*addr, LISTEN_BACKLOG).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let std_listener = bind_reuseport(*addr, LISTEN_BACKLOG)
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let local = std_listener.local_addr().unwrap_or(*addr);
             TcpListener::from_std(std_listener)
                 .map(|l| (l, local))
@@ -117,9 +141,9 @@ fn build_context(setup: WorkerSetup) -> Result<WorkerContext, String> {
     let server = &setup.config.server;
     let wsgi = WsgiHost::start(server.threads, server.workers > 1, server.debug)?;
     let access_log = match &server.access_log {
-        Some(target) => {
-            Some(AccessLog::open(target).map_err(|e| format!("cannot open access log {target}: {e}"))?)
-        }
+        Some(target) => Some(
+            AccessLog::open(target).map_err(|e| format!("cannot open access log {target}: {e}"))?,
+        ),
         None => None,
     };
     Ok(WorkerContext {
@@ -141,7 +165,10 @@ fn build_context(setup: WorkerSetup) -> Result<WorkerContext, String> {
 }
 
 async fn wait_for_stop_signal() {
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop this worker with SIGKILL");
         return std::future::pending().await;
     };

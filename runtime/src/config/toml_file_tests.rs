@@ -1,0 +1,260 @@
+//! Tests of `config::toml_file` (kept apart so the module stays readable).
+use super::*;
+use std::fs;
+
+type Loaded = Res<(Config, Option<usize>)>;
+
+fn defaults() -> Config {
+    let server = ServerConfig::default();
+    Config {
+        server,
+        routes: Vec::new(),
+        script: None,
+    }
+}
+
+fn where_(e: &ConfigError) -> (Option<usize>, Option<&str>) {
+    (e.line, e.key.as_deref())
+}
+
+/// Writes `src` as `wsrun.toml` in a fresh temp dir (with `public/` and `app/` subdirs).
+fn load(src: &str) -> (tempfile::TempDir, Loaded) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::create_dir(dir.path().join("public")).expect("mkdir");
+    fs::create_dir(dir.path().join("app")).expect("mkdir");
+    let path = dir.path().join("wsrun.toml");
+    fs::write(&path, src).expect("write");
+    let mut config = defaults();
+    let result = apply_file(&path, "conf/wsrun.toml", &mut config).map(|root| (config, root));
+    (dir, result)
+}
+
+fn load_err(src: &str) -> ConfigError {
+    let (_dir, result) = load(src);
+    result.expect_err("should fail")
+}
+
+#[test]
+fn a_full_file_is_applied_and_paths_resolve_against_its_directory() {
+    let src = r#"
+# comment
+[server]
+bind = ["localhost:9000", ":9001"]
+workers = 4
+threads = 0x2
+state_dir = "state"
+spool_dir = "/var/spool/wsrun"
+max_body_size = "20MiB"
+spool_threshold = 65_536
+header_timeout = "250ms"
+body_timeout = 3
+body_min_rate = "1K"
+keepalive_timeout = 1.5
+max_header_size = "8KiB"
+max_headers = 50
+max_connections = 10
+graceful_timeout = "1m"
+log_level = "DEBUG"
+access_log = "logs/access.log"
+pythonpath = "lib:/opt/py"
+chdir = "app"
+debug = true
+
+[[route]]
+prefix = "/static/"
+hosts = ["Example.COM", "*.example.com", "example.com"]
+static = "public"
+max_body_size = 0
+
+[[route]]
+prefix = "/"
+python = "legacy.app:application"
+"#;
+    let (dir, result) = load(src);
+    let (c, root_line) = result.expect("valid");
+    let d = dir.path();
+    let s = &c.server;
+    let binds: Vec<String> = s.bind_addrs().iter().map(|a| a.to_string()).collect();
+    assert_eq!(binds, ["127.0.0.1:9000", "0.0.0.0:9001"]);
+    assert_eq!(
+        (s.workers, s.threads, s.max_headers, s.max_connections),
+        (4, 2, 50, 10)
+    );
+    assert_eq!(s.state_dir, d.join("state"));
+    assert_eq!(s.spool_dir, PathBuf::from("/var/spool/wsrun"));
+    assert_eq!((s.max_body_size, s.spool_threshold), (20 << 20, 65536));
+    assert_eq!((s.body_min_rate, s.max_header_size), (1024, 8192));
+    assert_eq!(s.header_timeout, Duration::from_millis(250));
+    assert_eq!(s.body_timeout, Duration::from_secs(3));
+    assert_eq!(s.keepalive_timeout, Duration::from_millis(1500));
+    assert_eq!(s.graceful_timeout, Duration::from_secs(60));
+    assert_eq!(s.log_level, "debug");
+    let log = d.join("logs/access.log").to_string_lossy().into_owned();
+    assert_eq!(s.access_log, Some(log));
+    assert_eq!(s.pythonpath, vec![d.join("lib"), PathBuf::from("/opt/py")]);
+    assert_eq!(s.chdir, Some(d.join("app")));
+    assert!(s.debug);
+    assert_eq!(c.routes.len(), 2);
+    assert_eq!(c.routes[0].prefix, "/static");
+    assert_eq!(c.routes[0].hosts, ["example.com", "*.example.com"]);
+    assert_eq!(
+        c.routes[0].target,
+        RouteTarget::Static {
+            root: d.join("public")
+        }
+    );
+    assert_eq!(c.routes[0].max_body_size, Some(0));
+    assert_eq!(c.routes[1].max_body_size, None);
+    assert_eq!(
+        c.routes[1].target,
+        RouteTarget::Python {
+            module: "legacy.app".into(),
+            attr: "application".into()
+        }
+    );
+    assert_eq!(root_line, Some(32));
+}
+
+#[test]
+fn empty_file_pythonpath_array_and_access_log_stdout() {
+    let (c, root) = load("# nothing\n").1.expect("valid");
+    assert_eq!((root, c.routes.len(), c.server.bind), (None, 0, None));
+    let (d, result) = load("[server]\npythonpath = [\"a:b\", \"/c\"]\naccess_log = \"-\"\n");
+    let (c, _) = result.expect("valid");
+    assert_eq!(
+        c.server.pythonpath,
+        vec![d.path().join("a:b"), PathBuf::from("/c")]
+    );
+    assert_eq!(c.server.access_log.as_deref(), Some("-"));
+}
+
+#[test]
+fn error_display_names_file_line_and_key() {
+    let e = load_err("[server]\nworkers = 2\n\nwokers = 3\n");
+    assert_eq!(
+        e.to_string(),
+        "conf/wsrun.toml:4: key `server.wokers`: unknown key; did you mean `workers`?"
+    );
+}
+
+#[test]
+fn every_error_is_located() {
+    let route = "\n[[route]]\nprefix = \"/\"\npython = \"a:app\"\n";
+    #[rustfmt::skip]
+    let cases: &[(&str, Option<usize>, Option<&str>, &str)] = &[
+        // syntax
+        ("[server]\nworkers = 2\nbind = \n", Some(3), None, "TOML syntax"),
+        ("[server]\nworkers = 1\n[server]\n", Some(3), None, "TOML syntax"),
+        // unknown keys and tables
+        ("\n\n[servre]\n", Some(3), Some("servre"), "did you mean `server`"),
+        ("workers = 2\n", Some(1), Some("workers"), "under [server]"),
+        ("[server]\nzzz = 1\naaa = 2\n", Some(2), Some("server.zzz"), "unknown key (known: bind, workers"),
+        ("[[route]]\nprefix = \"/\"\nstaic = \"public\"\n", Some(3), Some("route[1].staic"), "did you mean `static`"),
+        ("[server.tls]\ncert = \"x\"\n", Some(1), Some("server.tls"), "unknown key"),
+        ("[[route]]\nprefix = \"/\"\npython = \"a:b\"\n\n[[route]]\nprfix = \"/x\"\n", Some(6), Some("route[2].prfix"), "did you mean `prefix`"),
+        // later features
+        ("[server]\n\n[[timer]]\nname = \"x\"\n", Some(3), Some("timer"), "not supported yet by this build"),
+        ("[[tenant]]\nname = \"x\"\n", Some(1), Some("tenant"), "not supported yet"),
+        ("[[route]]\nprefix = \"/a\"\nwasm = \"x.wasm\"\n", Some(3), Some("route[1].wasm"), "not supported yet"),
+        ("[[route]]\nprefix = \"/a\"\npython = \"a:b\"\nenv = { A = \"1\" }\n", Some(4), Some("route[1].env"), "not supported yet"),
+        ("[[route]]\nprefix = \"/a\"\npython = \"a:b\"\n[route.memory]\n", Some(4), Some("route[1].memory"), "not supported yet"),
+        // wrong types
+        ("[server]\nworkers = \"2\"\n", Some(2), Some("server.workers"), "expected a whole number, found string"),
+        ("server = 5\n", Some(1), Some("server"), "expected a table ([server]), found integer"),
+        ("[server]\nbind = 8000\n", Some(2), Some("server.bind"), "expected a string or an array of strings"),
+        ("[server]\nbind = [\n  \"127.0.0.1:1\",\n  2,\n]\n", Some(4), Some("server.bind"), "expected strings in the array, found integer"),
+        ("[server]\ndebug = \"yes\"\n", Some(2), Some("server.debug"), "expected true or false"),
+        ("[server]\nmax_body_size = true\n", Some(2), Some("server.max_body_size"), "expected a size"),
+        ("[server]\nheader_timeout = [1]\n", Some(2), Some("server.header_timeout"), "expected a duration"),
+        ("[server]\nstate_dir = 1\n", Some(2), Some("server.state_dir"), "expected a string"),
+        ("route = 1\n", Some(1), Some("route"), "expected [[route]] tables"),
+        ("route = [1]\n", Some(1), Some("route[1]"), "expected a table"),
+        ("[route]\nprefix = \"/\"\n", Some(1), Some("route"), "[[route]]"),
+        // bad values
+        ("[server]\nworkers = 0\n", Some(2), Some("server.workers"), "at least 1"),
+        ("[server]\nthreads = -3\n", Some(2), Some("server.threads"), "at least 1"),
+        ("[server]\nmax_connections = 99999999999999999999\n", Some(2), Some("server.max_connections"), "too large"),
+        ("[server]\nspool_threshold = -1\n", Some(2), Some("server.spool_threshold"), "negative"),
+        ("[server]\n\nmax_body_size = \"10XB\"\n", Some(3), Some("server.max_body_size"), "unknown size unit"),
+        ("[server]\nbody_timeout = \"2 days\"\n", Some(2), Some("server.body_timeout"), "not a duration"),
+        ("[server]\nkeepalive_timeout = -1.0\n", Some(2), Some("server.keepalive_timeout"), "not a duration"),
+        ("[server]\nbind = \"example.com:80\"\n", Some(2), Some("server.bind"), "not an IP address"),
+        ("[server]\nbind = []\n", Some(2), Some("server.bind"), "no address"),
+        ("[server]\nbind = [\":1\",\n \"0.0.0.0:1\"]\n", Some(3), Some("server.bind"), "listed twice"),
+        ("[server]\nlog_level = \"loud\"\n", Some(2), Some("server.log_level"), "not a log level"),
+        ("[server]\nchdir = \"missing\"\n", Some(2), Some("server.chdir"), "not a directory"),
+        ("[server]\nspool_dir = \"\"\n", Some(2), Some("server.spool_dir"), "empty path"),
+        // routes
+        ("[[route]]\npython = \"a:b\"\n", Some(1), Some("route[1].prefix"), "is required"),
+        ("[[route]]\nprefix = \"/a\"\n\n[[route]]\nprefix = \"/b\"\n", Some(1), Some("route[1]"), "needs a target"),
+        ("[[route]]\nprefix = \"/a\"\npython = \"a:b\"\nstatic = \"public\"\n", Some(4), Some("route[1].static"), "exactly one of"),
+        ("[[route]]\nprefix = \"api\"\npython = \"a:b\"\n", Some(2), Some("route[1].prefix"), "start with `/`"),
+        ("[[route]]\nprefix = \"/a/../b\"\npython = \"a:b\"\n", Some(2), Some("route[1].prefix"), "`..`"),
+        ("[[route]]\nprefix = \"/a?x\"\npython = \"a:b\"\n", Some(2), Some("route[1].prefix"), "'?'"),
+        ("[[route]]\nprefix = \"/\"\nhosts = [\"a.test\",\n  \"b.test:8080\"]\npython = \"a:b\"\n", Some(4), Some("route[1].hosts"), "has a port"),
+        ("[[route]]\nprefix = \"/\"\nhosts = []\npython = \"a:b\"\n", Some(3), Some("route[1].hosts"), "omit `hosts`"),
+        ("[[route]]\nprefix = \"/\"\npython = \"a:create_app()\"\n", Some(3), Some("route[1].python"), "factory"),
+        ("[[route]]\nprefix = \"/\"\nstatic = \"nope\"\n", Some(3), Some("route[1].static"), "not a directory"),
+        ("[[route]]\nprefix = \"/\"\nstatic = \"public\"\nmax_body_size = \"x\"\n", Some(4), Some("route[1].max_body_size"), "not a size"),
+    ];
+    for (src, line, key, want) in cases {
+        let e = load_err(src);
+        assert_eq!(e.file, "conf/wsrun.toml", "{src:?}: {e}");
+        assert_eq!(where_(&e), (*line, *key), "{src:?}: {e}");
+        assert!(e.message.contains(want), "{src:?}: {e}");
+    }
+    // Sanity: the shared route snippet is valid on its own.
+    assert!(load(route).1.is_ok());
+}
+
+#[test]
+fn duplicate_prefixes_for_overlapping_hosts() {
+    let two = |a: &str, b: &str| {
+        format!("[[route]]\nprefix = \"/api\"\n{a}python = \"a:b\"\n\n[[route]]\nprefix = \"/api/\"\n{b}python = \"c:d\"\n")
+    };
+    let e = load_err(&two("", ""));
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(6), Some("route[2].prefix"))
+    );
+    assert!(e.message.contains("already route[1] (line 2)"), "{e}");
+    let e = load_err(&two(
+        "hosts = [\"a.test\", \"b.test\"]\n",
+        "hosts = [\"B.test\"]\n",
+    ));
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(7), Some("route[2].prefix"))
+    );
+    for (a, b) in [
+        ("hosts = [\"a.test\"]\n", "hosts = [\"b.test\"]\n"),
+        ("", "hosts = [\"b.test\"]\n"),
+        ("hosts = [\"a.test\"]\n", ""),
+    ] {
+        let (_d, result) = load(&two(a, b));
+        let (c, root) = result.expect("different host sets may share a prefix");
+        assert_eq!((c.routes.len(), root), (2, None));
+    }
+}
+
+#[test]
+fn missing_file_is_reported_against_it() {
+    let mut config = defaults();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("nope.toml");
+    let e = apply_file(&path, "nope.toml", &mut config).expect_err("missing");
+    assert_eq!(
+        (e.file.as_str(), e.line, e.key.as_deref()),
+        ("nope.toml", None, None)
+    );
+    assert!(e.message.contains("cannot read"), "{e}");
+}
+
+#[test]
+fn line_numbers_count_crlf_and_multibyte_text() {
+    let e = load_err("# héllo wörld ✓\r\n[server]\r\n\r\nworkers = 0\r\n");
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(4), Some("server.workers"))
+    );
+}
