@@ -152,15 +152,17 @@ fn classify_body_error(err: Box<dyn std::error::Error + Send + Sync>) -> SpoolEr
         }
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err.as_ref());
+    let mut innermost = err.to_string();
     while let Some(e) = source {
         if let Some(io_err) = e.downcast_ref::<io::Error>() {
             if io_err.kind() != io::ErrorKind::InvalidData {
                 return SpoolError::ClientGone;
             }
         }
+        innermost = e.to_string();
         source = e.source();
     }
-    SpoolError::Malformed(err.to_string())
+    SpoolError::Malformed(innermost)
 }
 
 /// Where received bytes go: memory first, then the spool file.

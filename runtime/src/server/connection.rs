@@ -74,6 +74,8 @@ pub async fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(ctx.header_timeout)
         .keep_alive(true)
+        // EOF from the guard (a refused pipelined head) must not abort responses in flight.
+        .half_close(true)
         .max_buf_size(ctx.max_header_size.max(8192) + 1024)
         .max_headers(ctx.max_headers);
     let conn = builder.serve_connection(io, service);
