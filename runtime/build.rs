@@ -31,15 +31,22 @@ fn embed_python_tree() {
     let mut out = String::from("pub static FILES: &[(&str, &str)] = &[\n");
     for (rel, abs) in &files {
         println!("cargo:rerun-if-changed={}", abs.display());
-        let _ = writeln!(out, "    ({rel:?}, include_str!({:?})),", abs.display().to_string());
+        let _ = writeln!(
+            out,
+            "    ({rel:?}, include_str!({:?})),",
+            abs.display().to_string()
+        );
     }
     out.push_str("];\n");
-    let dest = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets this")).join("embedded_python.rs");
+    let dest = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets this"))
+        .join("embedded_python.rs");
     std::fs::write(dest, out).expect("OUT_DIR is writable");
 }
 
 fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().to_string();
@@ -49,7 +56,11 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
                 collect(root, &path, files);
             }
         } else if name.ends_with(".py") || name.ends_with(".pyi") || name == "py.typed" {
-            let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().to_string();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .to_string();
             files.push((rel, path));
         }
     }

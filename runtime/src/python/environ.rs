@@ -6,12 +6,15 @@
 //! response, or how the request was parsed.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
 use http::{HeaderMap, HeaderName, Method, Version};
+use pyo3::ffi;
 use pyo3::prelude::*;
+use rustc_hash::FxHasher;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
 use super::errors::ErrorStream;
@@ -50,7 +53,7 @@ const HEADER_KEY_CACHE_LIMIT: usize = 256;
 /// Per-worker environ factory.
 pub struct EnvironBuilder {
     template: Py<PyDict>,
-    header_keys: Mutex<HashMap<HeaderName, Py<PyString>>>,
+    header_keys: Mutex<HashMap<HeaderName, Py<PyString>, BuildHasherDefault<FxHasher>>>,
 }
 
 /// Builds the template of constant entries.
@@ -77,7 +80,7 @@ impl EnvironBuilder {
     pub fn new(py: Python<'_>, multithread: bool, multiprocess: bool) -> PyResult<EnvironBuilder> {
         Ok(EnvironBuilder {
             template: build_template(py, multithread, multiprocess)?,
-            header_keys: Mutex::new(HashMap::new()),
+            header_keys: Mutex::new(HashMap::default()),
         })
     }
 
@@ -92,34 +95,31 @@ impl EnvironBuilder {
         let env = self.template.bind(py).copy()?;
         set!(env, "REQUEST_METHOD", method_str(py, &req.method))?;
         if !script_name.is_empty() {
-            set!(env, "SCRIPT_NAME", PyString::new(py, script_name))?;
+            set!(env, "SCRIPT_NAME", text(py, script_name))?;
         }
         let path_info = req.path.get(req.path_info_start..).unwrap_or_default();
         set!(env, "PATH_INFO", latin1(py, path_info))?;
         if !req.query.is_empty() {
-            set!(env, "QUERY_STRING", PyString::new(py, &req.query))?;
+            set!(env, "QUERY_STRING", text(py, &req.query))?;
         }
-        set!(env, "RAW_URI", PyString::new(py, &req.raw_target))?;
-        set!(env, "REQUEST_URI", PyString::new(py, &req.raw_target))?;
+        let raw_target = text(py, &req.raw_target);
+        set!(env, "RAW_URI", &raw_target)?;
+        set!(env, "REQUEST_URI", raw_target)?;
         set!(env, "SERVER_PROTOCOL", protocol_str(py, req.version))?;
-        set!(env, "SERVER_NAME", PyString::new(py, &req.server_name))?;
+        set!(env, "SERVER_NAME", text(py, &req.server_name))?;
         set!(
             env,
             "SERVER_PORT",
-            PyString::new(py, itoa(req.server_port as u64).as_str())
+            text(py, itoa(req.server_port as u64).as_str())
         )?;
-        set!(
-            env,
-            "REMOTE_ADDR",
-            PyString::new(py, &req.remote.ip().to_string())
-        )?;
+        set!(env, "REMOTE_ADDR", ip_str(py, &req.remote))?;
         set!(
             env,
             "REMOTE_PORT",
-            PyString::new(py, itoa(req.remote.port() as u64).as_str())
+            text(py, itoa(req.remote.port() as u64).as_str())
         )?;
         if let Some(len) = req.body_len {
-            set!(env, "CONTENT_LENGTH", PyString::new(py, itoa(len).as_str()))?;
+            set!(env, "CONTENT_LENGTH", text(py, itoa(len).as_str()))?;
         }
         self.add_headers(py, &env, &req.headers)?;
         set!(env, "wsgi.input", input.as_any().clone())?;
@@ -197,15 +197,33 @@ fn joined_value<'py>(
     latin1(py, &joined)
 }
 
-/// Bytes as a str with one code point per byte (PEP 3333 "bytes as str").
+/// Bytes as a str with one code point per byte (PEP 3333 "bytes as str"), built directly from
+/// the bytes: no UTF-8 decoding, one allocation.
 pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
-    if let Ok(ascii) = std::str::from_utf8(bytes) {
-        if ascii.is_ascii() {
-            return PyString::new(py, ascii);
+    let max_char: ffi::Py_UCS4 = if bytes.is_ascii() { 0x7f } else { 0xff };
+    let Ok(len) = ffi::Py_ssize_t::try_from(bytes.len()) else {
+        return PyString::new(py, "");
+    };
+    // SAFETY: PyUnicode_New returns a new compact string of `len` one-byte code units (max
+    // char <= 0xff) whose data we fill completely before anyone else sees it.
+    unsafe {
+        let raw = ffi::PyUnicode_New(len, max_char);
+        if raw.is_null() {
+            ffi::PyErr_Clear();
+            return PyString::new(py, "");
         }
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), ffi::PyUnicode_1BYTE_DATA(raw), bytes.len());
+        Bound::from_owned_ptr(py, raw).cast_into_unchecked()
     }
-    let text: String = bytes.iter().map(|&b| char::from(b)).collect();
-    PyString::new(py, &text)
+}
+
+/// A str from ASCII/UTF-8 text the server produced itself.
+fn text<'py>(py: Python<'py>, text: &str) -> Bound<'py, PyString> {
+    if text.is_ascii() {
+        latin1(py, text.as_bytes())
+    } else {
+        PyString::new(py, text)
+    }
 }
 
 fn method_str<'py>(py: Python<'py>, method: &Method) -> Bound<'py, PyString> {
@@ -222,6 +240,26 @@ fn protocol_str(py: Python<'_>, version: Version) -> Bound<'_, PyString> {
         Version::HTTP_10 => pyo3::intern!(py, "HTTP/1.0").clone(),
         _ => pyo3::intern!(py, "HTTP/1.1").clone(),
     }
+}
+
+/// The peer's IP address as a str; IPv4 is formatted by hand (this runs on every request).
+fn ip_str<'py>(py: Python<'py>, addr: &SocketAddr) -> Bound<'py, PyString> {
+    let SocketAddr::V4(v4) = addr else {
+        return PyString::new(py, &addr.ip().to_string());
+    };
+    let mut buf = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[len] = b'.';
+            len += 1;
+        }
+        let digits = itoa(u64::from(octet));
+        let text = digits.as_str().as_bytes();
+        buf[len..len + text.len()].copy_from_slice(text);
+        len += text.len();
+    }
+    latin1(py, &buf[..len])
 }
 
 /// Small integer to decimal without going through `format!`.

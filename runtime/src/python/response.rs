@@ -222,9 +222,17 @@ fn prepend_written(written: Vec<Bytes>, body: BodyPlan) -> BodyPlan {
 
 /// Calls `result.close()` if it has one; errors are logged, never raised.
 pub fn close_result(py: Python<'_>, result: &Bound<'_, PyAny>) {
-    match result.hasattr("close") {
+    // The common results have no close(); skip the attribute lookup (and its exception).
+    if result.is_exact_instance_of::<PyList>()
+        || result.is_exact_instance_of::<PyTuple>()
+        || result.is_exact_instance_of::<PyBytes>()
+        || result.is_exact_instance_of::<PyString>()
+    {
+        return;
+    }
+    match result.hasattr(pyo3::intern!(py, "close")) {
         Ok(true) => {
-            if let Err(err) = result.call_method0("close") {
+            if let Err(err) = result.call_method0(pyo3::intern!(py, "close")) {
                 tracing::error!(
                     "close() of the app's response failed:\n{}",
                     format_exception(py, &err)

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 /// What the app said about the response head.
 #[derive(Debug, Default)]
@@ -71,7 +71,7 @@ impl StartResponse {
         }
         let head = parse_head(status, headers)?;
         slf.borrow_mut().head = Some(head);
-        Ok(slf.getattr("write")?.unbind())
+        Ok(slf.getattr(pyo3::intern!(slf.py(), "write"))?.unbind())
     }
 
     /// The legacy `write(data)` callable.
@@ -107,34 +107,37 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err("status must be a str like '200 OK'"))?;
     let (code, reason) = parse_status(status.to_str()?)?;
-    let mut head = Head {
-        status: code,
-        reason,
-        headers: Vec::new(),
-        close: false,
-    };
-    for item in headers.try_iter()? {
-        let item = item?;
-        let pair = item.cast::<PyTuple>().map_err(|_| {
-            PyTypeError::new_err("each header must be a (name, value) tuple of str")
-        })?;
+    let mut head = Head { status: code, reason, headers: Vec::new(), close: false };
+    let add = |head: &mut Head, item: &Bound<'_, PyAny>| -> PyResult<()> {
+        let pair = item.cast::<PyTuple>().map_err(|_| not_a_pair())?;
         if pair.len() != 2 {
-            return Err(PyTypeError::new_err(
-                "each header must be a (name, value) tuple of str",
-            ));
+            return Err(not_a_pair());
         }
-        let name = header_str(&pair.get_item(0)?)?;
-        let value = header_str(&pair.get_item(1)?)?;
-        add_header(&mut head, &name, &value)?;
+        let name = pair.get_borrowed_item(0)?;
+        let value = pair.get_borrowed_item(1)?;
+        add_header(head, header_str(&name)?, header_str(&value)?)
+    };
+    if let Ok(list) = headers.cast::<PyList>() {
+        head.headers.reserve(list.len());
+        for item in list.iter() {
+            add(&mut head, &item)?;
+        }
+    } else {
+        for item in headers.try_iter()? {
+            add(&mut head, &item?)?;
+        }
     }
     Ok(head)
 }
 
-fn header_str(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+fn not_a_pair() -> PyErr {
+    PyTypeError::new_err("each header must be a (name, value) tuple of str")
+}
+
+fn header_str<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<std::borrow::Cow<'a, str>> {
     obj.cast::<PyString>()
         .map_err(|_| PyTypeError::new_err("header names and values must be str"))?
-        .to_str()
-        .map(str::to_owned)
+        .to_cow()
 }
 
 fn parse_status(status: &str) -> PyResult<(StatusCode, Option<String>)> {
@@ -158,12 +161,18 @@ fn parse_status(status: &str) -> PyResult<(StatusCode, Option<String>)> {
 }
 
 /// Hop-by-hop headers belong to the server (PEP 3333); `Connection: close` is honoured.
-fn add_header(head: &mut Head, name: &str, value: &str) -> PyResult<()> {
+fn add_header(head: &mut Head, name: std::borrow::Cow<'_, str>, value: std::borrow::Cow<'_, str>) -> PyResult<()> {
+    let (name, value) = (name.as_ref(), value.as_ref());
     let header_name = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| PyValueError::new_err(format!("invalid header name {name:?}")))?;
-    let latin1 = latin1_bytes(value)
-        .ok_or_else(|| PyValueError::new_err(format!("header {name} value is not latin-1")))?;
-    let header_value = HeaderValue::from_bytes(&latin1).map_err(|_| {
+    let header_value = if value.is_ascii() {
+        HeaderValue::from_str(value)
+    } else {
+        let latin1 = latin1_bytes(value)
+            .ok_or_else(|| PyValueError::new_err(format!("header {name} value is not latin-1")))?;
+        HeaderValue::from_bytes(&latin1)
+    };
+    let header_value = header_value.map_err(|_| {
         PyValueError::new_err(format!("invalid value for header {name}: {value:?}"))
     })?;
     match header_name.as_str() {
