@@ -59,15 +59,15 @@ fn finish(py: Python<'_>, pending: &PendingIter) {
 pub struct InlineIter {
     pending: Option<PendingIter>,
     first: Option<Bytes>,
+    /// A chunk was just handed out: yield once so hyper writes it before the app runs again
+    /// (PEP 3333: a block must not be delayed; and an error after it must not swallow it).
+    must_flush: bool,
 }
 
 impl InlineIter {
     pub fn new(mut pending: PendingIter) -> InlineIter {
         let first = std::mem::take(&mut pending.first);
-        InlineIter {
-            pending: Some(pending),
-            first: Some(first),
-        }
+        InlineIter { pending: Some(pending), first: Some(first), must_flush: false }
     }
 
     fn close(&mut self) {
@@ -78,16 +78,25 @@ impl InlineIter {
 }
 
 impl ChunkSource for InlineIter {
-    fn poll_chunk(&mut self, _cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BoxError>>> {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BoxError>>> {
         if let Some(first) = self.first.take() {
+            self.must_flush = true;
             return Poll::Ready(Some(Ok(first)));
+        }
+        if self.must_flush {
+            self.must_flush = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         let Some(pending) = &self.pending else {
             return Poll::Ready(None);
         };
         let next = Python::attach(|py| next_chunk(py, pending).map_err(|e| stream_error(py, &e)));
         match next {
-            Ok(Some(chunk)) => Poll::Ready(Some(Ok(chunk))),
+            Ok(Some(chunk)) => {
+                self.must_flush = true;
+                Poll::Ready(Some(Ok(chunk)))
+            }
             Ok(None) => {
                 self.close();
                 Poll::Ready(None)

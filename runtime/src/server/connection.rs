@@ -76,8 +76,8 @@ pub async fn serve_connection(
         .keep_alive(true)
         // EOF from the guard (a refused pipelined head) must not abort responses in flight.
         .half_close(true)
-        .max_buf_size(ctx.max_header_size.max(8192) + 1024)
-        .max_headers(ctx.max_headers);
+        // The guard enforces the header count; hyper's own limit would allocate per request.
+        .max_buf_size(ctx.max_header_size.max(8192) + 1024);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let mut closing = *draining.borrow();

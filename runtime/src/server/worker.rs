@@ -89,6 +89,13 @@ async fn serve_until_drained(setup: WorkerSetup, index: usize) -> i32 {
             return WORKER_BOOT_FAILED;
         }
     };
+    let mut stop = match spawn_stop_watchdog(server.graceful_timeout) {
+        Ok(stop) => stop,
+        Err(message) => {
+            tracing::error!("worker {index}: {message}");
+            return WORKER_BOOT_FAILED;
+        }
+    };
     let (drain, draining) = watch::channel(false);
     let live = Rc::new(LiveConnections::default());
     for (listener, addr) in listeners {
@@ -105,7 +112,7 @@ async fn serve_until_drained(setup: WorkerSetup, index: usize) -> i32 {
         );
         tokio::task::spawn_local(accept);
     }
-    wait_for_stop_signal().await;
+    let _ = stop.wait_for(|stopped| *stopped).await;
     tracing::info!(
         "worker {index}: draining {} connection(s)",
         live.count.get()
@@ -164,18 +171,53 @@ fn build_context(setup: WorkerSetup) -> Result<WorkerContext, String> {
     })
 }
 
-async fn wait_for_stop_signal() {
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop this worker with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// Watches for SIGTERM/SIGINT on its own thread (the event loop may be busy inside a Python
+/// call): reports the signal to the worker, and ends the process if draining outlasts the
+/// grace period.
+fn spawn_stop_watchdog(grace: Duration) -> Result<watch::Receiver<bool>, String> {
+    let (stop, stopped) = watch::channel(false);
+    let (ready, installed) = std::sync::mpsc::channel::<Result<(), String>>();
+    std::thread::Builder::new()
+        .name("wsrun-signals".to_string())
+        .spawn(move || watch_signals(stop, ready, grace))
+        .map_err(|e| format!("cannot start the signal watcher: {e}"))?;
+    match installed.recv() {
+        Ok(Ok(())) => Ok(stopped),
+        Ok(Err(message)) => Err(message),
+        Err(_) => Err("the signal watcher died while starting".to_string()),
     }
+}
+
+/// Body of the signal thread: its own small event loop, so it runs even while the worker's
+/// loop is inside a long Python call.
+fn watch_signals(stop: watch::Sender<bool>, ready: std::sync::mpsc::Sender<Result<(), String>>, grace: Duration) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let _ = ready.send(Err(format!("cannot start the signal watcher: {e}")));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(term), Ok(int)) => (term, int),
+            (Err(e), _) | (_, Err(e)) => {
+                let _ = ready.send(Err(format!("cannot install signal handlers: {e}")));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        let _ = stop.send(true);
+        tokio::time::sleep(grace + Duration::from_millis(200)).await;
+        tracing::warn!("grace period over: stopping with requests still running");
+        // SAFETY: ends the process at once; spool files are already unlinked, so the kernel
+        // cleans up everything that is left.
+        unsafe { libc::_exit(0) };
+    });
 }
 
 async fn accept_loop(
