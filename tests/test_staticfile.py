@@ -1,0 +1,137 @@
+"""wsrun.views.Staticfile and wsrun.headers.redirect from the embedded package, over sockets:
+ETag/304, Last-Modified, Cache-Control, HEAD, no path traversal."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from conftest import APPS, Server, parse_response, raw_exchange, status_of
+
+SECRET = b"TOP SECRET\n"
+
+
+@pytest.fixture(scope="module")
+def static_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("static")
+    public = tmp / "public"
+    (public / "sub").mkdir(parents=True)
+    (public / "hello.txt").write_bytes(b"hello static\n")
+    (public / "sub" / "page.html").write_bytes(b"<p>page</p>\n")
+    (public / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    (tmp / "secret").write_bytes(SECRET)
+    (public / "link").symlink_to(tmp / "secret")
+    cfg = tmp / "wsrun.toml"
+    cfg.write_text(
+        '[[route]]\nprefix = "/static"\npython = "static_app:app"\n\n'
+        '[[route]]\nprefix = "/cached"\npython = "static_app:cached"\n\n'
+        '[[route]]\nprefix = "/go"\npython = "redirect_app:app"\n\n'
+        f'[[route]]\nprefix = "/files"\nstatic = "{public}"\n'
+    )
+    srv = Server(tmp, name="static")
+    srv.start(
+        ["-c", str(cfg), "--pythonpath", str(APPS)], env={"WSRUN_TEST_STATIC_ROOT": str(public)}
+    )
+    srv.tmp = tmp
+    yield srv
+    srv.stop()
+
+
+def test_serves_file_with_validators(static_srv: Server) -> None:
+    r = requests.get(static_srv.url + "/static/hello.txt", timeout=5)
+    assert r.status_code == 200
+    assert r.content == b"hello static\n"
+    assert r.headers["Content-Type"].startswith("text/plain")
+    assert r.headers["Content-Length"] == "13"
+    assert r.headers.get("ETag")
+    assert r.headers.get("Last-Modified")
+    assert "Cache-Control" not in r.headers
+
+
+def test_etag_304(static_srv: Server) -> None:
+    etag = requests.get(static_srv.url + "/static/hello.txt", timeout=5).headers["ETag"]
+    r = requests.get(
+        static_srv.url + "/static/hello.txt", headers={"If-None-Match": etag}, timeout=5
+    )
+    assert r.status_code == 304
+    assert r.content == b""
+    other = requests.get(
+        static_srv.url + "/static/hello.txt", headers={"If-None-Match": '"nope"'}, timeout=5
+    )
+    assert other.status_code == 200
+
+
+def test_if_modified_since_304(static_srv: Server) -> None:
+    lm = requests.get(static_srv.url + "/static/hello.txt", timeout=5).headers["Last-Modified"]
+    r = requests.get(
+        static_srv.url + "/static/hello.txt", headers={"If-Modified-Since": lm}, timeout=5
+    )
+    assert r.status_code == 304
+
+
+def test_maxage(static_srv: Server) -> None:
+    r = requests.get(static_srv.url + "/cached/sub/page.html", timeout=5)
+    assert r.status_code == 200 and r.content == b"<p>page</p>\n"
+    assert r.headers["Cache-Control"] == "max-age=3600"
+    assert r.headers["Content-Type"].startswith("text/html")
+
+
+def test_head_and_method_not_allowed(static_srv: Server) -> None:
+    h = requests.head(static_srv.url + "/static/hello.txt", timeout=5)
+    assert h.status_code == 200 and h.headers["Content-Length"] == "13" and h.content == b""
+    assert requests.post(static_srv.url + "/static/hello.txt", timeout=5).status_code == 405
+
+
+def test_big_file(static_srv: Server) -> None:
+    data = (static_srv.tmp / "public" / "big.bin").read_bytes()
+    r = requests.get(static_srv.url + "/static/big.bin", timeout=10)
+    assert r.status_code == 200
+    assert hashlib.sha256(r.content).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_missing_and_directory_404(static_srv: Server) -> None:
+    assert requests.get(static_srv.url + "/static/nope.txt", timeout=5).status_code == 404
+    assert requests.get(static_srv.url + "/static/sub", timeout=5).status_code == 404
+
+
+TRAVERSALS = [
+    "/../secret",
+    "/%2e%2e/secret",
+    "/%2E%2E/secret",
+    "/..%2fsecret",
+    "/%2e%2e%2fsecret",
+    "/sub/../../secret",
+    "/sub/%2e%2e/%2e%2e/secret",
+    "/./../secret",
+    "/%2e./secret",
+    "/..%5csecret",
+    "/link",
+]
+
+
+@pytest.mark.parametrize("prefix", ["/static", "/files"])
+@pytest.mark.parametrize("path", TRAVERSALS)
+def test_no_path_traversal(static_srv: Server, prefix: str, path: str) -> None:
+    res = raw_exchange(
+        static_srv.port,
+        f"GET {prefix}{path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
+    )
+    assert SECRET not in res.data
+    assert status_of(res.data) in (400, 403, 404), res.data[:200]
+
+
+def test_redirect_helper(static_srv: Server) -> None:
+    r = requests.get(static_srv.url + "/go/", allow_redirects=False, timeout=5)
+    assert r.status_code == 302 and r.headers["Location"] == "/target"
+    p = requests.get(static_srv.url + "/go/perm", allow_redirects=False, timeout=5)
+    assert p.status_code == 301 and p.headers["Location"] == "/target"
+    iri = parse_response(
+        raw_exchange(
+            static_srv.port, b"GET /go/iri HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        ).data
+    )
+    assert iri.status == 302 and iri.header("location") == "/caf%C3%A9"

@@ -1,0 +1,158 @@
+"""Header-read, body-read, keep-alive idle timeouts and the per-worker connection cap."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from conftest import Launcher, Server, parse_response, read_response, recv_until_closed, status_of
+
+
+@pytest.fixture
+def timed(launcher: Launcher) -> Server:
+    return launcher.probe(
+        "--header-timeout",
+        "1s",
+        "--body-timeout",
+        "1s",
+        "--body-min-rate",
+        "1000",
+        "--keepalive-timeout",
+        "1s",
+    )
+
+
+def _connect(srv: Server) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+
+
+def test_half_head_then_stall_is_disconnected(timed: Server) -> None:
+    with _connect(timed) as s:
+        t0 = time.monotonic()
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        data, closed = recv_until_closed(s, 4)
+        elapsed = time.monotonic() - t0
+    assert closed, "a stalled head must be cut at the header timeout"
+    assert 0.7 <= elapsed <= 2.5, elapsed
+    assert status_of(data) in (0, 408), data
+    assert timed.calls() == []
+
+
+def test_slowloris_never_gets_past_header_timeout(timed: Server) -> None:
+    with _connect(timed) as s:
+        t0 = time.monotonic()
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        cut_at = None
+        for i in range(20):
+            time.sleep(0.25)
+            try:
+                s.sendall(f"X-Slow-{i}: {i}\r\n".encode())
+            except OSError:
+                cut_at = time.monotonic() - t0
+                break
+            s.settimeout(0.01)
+            try:
+                if s.recv(4096) == b"":
+                    cut_at = time.monotonic() - t0
+                    break
+            except TimeoutError:
+                pass
+            except OSError:
+                cut_at = time.monotonic() - t0
+                break
+    assert cut_at is not None, "a client trickling header lines must be cut"
+    assert cut_at <= 2.5, cut_at
+    assert timed.calls() == []
+
+
+def test_slow_body_is_cut_and_app_not_called(timed: Server) -> None:
+    with _connect(timed) as s:
+        t0 = time.monotonic()
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        cut_at = None
+        for _ in range(20):
+            try:
+                s.sendall(b"x")
+            except OSError:
+                cut_at = time.monotonic() - t0
+                break
+            s.settimeout(0.25)
+            try:
+                if s.recv(4096) == b"":
+                    cut_at = time.monotonic() - t0
+                    break
+            except TimeoutError:
+                pass
+            except OSError:
+                cut_at = time.monotonic() - t0
+                break
+    assert cut_at is not None, "a 1 byte/0.25 s upload must be cut by the body timeout"
+    # allowance: 1 s + 1 s per 1000 bytes received (a few bytes here)
+    assert 0.7 <= cut_at <= 2.5, cut_at
+    assert timed.calls() == []
+
+
+def test_body_at_good_rate_is_allowed_past_base_timeout(timed: Server) -> None:
+    """3000 bytes over ~1.8 s: beyond the 1 s base, but the rate credit (1 s per 1000 bytes)
+    keeps extending the allowance."""
+    with _connect(timed) as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3000\r\n\r\n")
+        for _ in range(6):
+            s.sendall(b"y" * 500)
+            time.sleep(0.3)
+        r = read_response(s, timeout=3, method="POST")
+    assert r.status == 200
+    assert r.body == b"y" * 3000
+
+
+def test_idle_keep_alive_connection_is_closed(timed: Server) -> None:
+    with _connect(timed) as s:
+        s.sendall(b"GET /framing/cl HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(s).status == 200
+        # a request inside the idle window still works
+        time.sleep(0.4)
+        s.sendall(b"GET /framing/cl HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(s).status == 200
+        t0 = time.monotonic()
+        data, closed = recv_until_closed(s, 4)
+        elapsed = time.monotonic() - t0
+    assert closed, "an idle kept-alive connection must be closed after --keepalive-timeout"
+    assert data == b"" or status_of(data) == 408
+    assert 0.6 <= elapsed <= 2.5, elapsed
+
+
+def test_max_connections_per_worker(launcher: Launcher) -> None:
+    srv = launcher.probe("--max-connections", "2", "--keepalive-timeout", "10s")
+    time.sleep(0.5)  # let the server see the readiness probe's connection close
+    a = _connect(srv)
+    b = _connect(srv)
+    try:
+        for s in (a, b):
+            s.sendall(b"GET /framing/cl HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(s).status == 200
+        with _connect(srv) as c:
+            c.sendall(b"GET /framing/cl HTTP/1.1\r\nHost: x\r\n\r\n")
+            data, closed = recv_until_closed(c, 3)
+        assert status_of(data) == 503, data
+        assert closed
+        # the two admitted connections are still served
+        a.sendall(b"GET /framing/cl HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(a).status == 200
+    finally:
+        a.close()
+    # once one slot is free a new connection is served again
+    deadline = time.monotonic() + 3
+    ok = False
+    while time.monotonic() < deadline and not ok:
+        with _connect(srv) as d:
+            d.sendall(b"GET /framing/cl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data, _ = recv_until_closed(d, 2)
+            ok = status_of(data) == 200
+            if ok:
+                assert parse_response(data).body == b"0123456789"
+        if not ok:
+            time.sleep(0.1)
+    b.close()
+    assert ok, "a freed connection slot must be reusable"

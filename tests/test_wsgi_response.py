@@ -1,0 +1,249 @@
+"""start_response rules, write(), iterables and close(), file_wrapper, framing, app errors."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+
+import pytest
+import requests
+
+from conftest import APPS, Server, parse_response, parse_responses, raw_exchange, wait_for
+
+PROBE_SRC = (APPS / "probe.py").read_bytes()
+
+
+def _raw_get(srv: Server, path: str, version: str = "HTTP/1.1") -> tuple[bytes, bool]:
+    host = "Host: x\r\n" if version == "HTTP/1.1" else ""
+    close = "Connection: close\r\n" if version == "HTTP/1.1" else ""
+    res = raw_exchange(srv.port, f"GET {path} {version}\r\n{host}{close}\r\n".encode(), timeout=5)
+    return res.data, res.closed
+
+
+def _still_serving(srv: Server) -> None:
+    r = requests.get(srv.url + "/framing/cl", timeout=5)
+    assert r.status_code == 200 and r.content == b"0123456789"
+
+
+# --------------------------------------------------------------------------- start_response
+
+
+def test_second_start_response_without_exc_info_raises(probe: Server) -> None:
+    r = requests.get(probe.url + "/sr/double", timeout=5)
+    assert r.status_code == 200
+    assert r.text.startswith("raised "), r.text
+
+
+def test_start_response_with_exc_info_before_body_replaces(probe: Server) -> None:
+    r = requests.get(probe.url + "/sr/replace", timeout=5)
+    assert r.status_code == 503
+    assert r.headers.get("X-Replaced") == "1"
+    assert "X-First" not in r.headers
+    assert r.text == "replaced"
+
+
+def test_start_response_with_exc_info_after_headers_reraises(probe: Server) -> None:
+    r = requests.get(probe.url + "/sr/after", timeout=5)
+    assert r.status_code == 200
+    assert r.text == "first;reraised"
+
+
+def test_app_never_calling_start_response_is_500(probe: Server) -> None:
+    r = requests.get(probe.url + "/sr/none", timeout=5)
+    assert r.status_code == 500
+    _still_serving(probe)
+
+
+# --------------------------------------------------------------------------- write()
+
+
+def test_write_callable_then_iterable(probe: Server) -> None:
+    r = requests.get(probe.url + "/write", timeout=5)
+    assert r.status_code == 200 and r.text == "one,two,three"
+
+
+def test_write_callable_only(probe: Server) -> None:
+    r = requests.get(probe.url + "/write-only", timeout=5)
+    assert r.status_code == 200 and r.text == "only-write"
+
+
+# --------------------------------------------------------------------------- iterables
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        ("list", "abc"),
+        ("tuple", "abc"),
+        ("gen", "abc"),
+        ("custom", "abc"),
+        ("empty", ""),
+        ("empties", "abc"),
+    ],
+)
+def test_iterable_kinds(probe: Server, kind: str, body: str) -> None:
+    r = requests.get(probe.url + f"/iter/{kind}", timeout=5)
+    assert r.status_code == 200
+    assert r.text == body
+
+
+def test_close_called_on_custom_iterable(probe: Server) -> None:
+    token = uuid.uuid4().hex
+    r = requests.get(probe.url + "/iter/custom", params={"token": token}, timeout=5)
+    assert r.text == "abc"
+    assert wait_for(lambda: f"close {token}" in probe.closes(), 2.0)
+    assert probe.closes().count(f"close {token}") == 1
+
+
+def test_close_called_when_iteration_raises(probe: Server) -> None:
+    token = uuid.uuid4().hex
+    raw_exchange(
+        probe.port,
+        f"GET /close/error?token={token} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
+    )
+    assert wait_for(lambda: f"close {token}" in probe.closes(), 2.0)
+    _still_serving(probe)
+
+
+def test_close_called_when_client_disconnects_mid_stream(probe: Server) -> None:
+    token = uuid.uuid4().hex
+    s = socket.create_connection(("127.0.0.1", probe.port), timeout=5)
+    try:
+        s.sendall(
+            f"GET /stream?n=400&delay=0.01&size=4096&token={token} HTTP/1.1\r\n"
+            f"Host: x\r\n\r\n".encode()
+        )
+        first = s.recv(1024)
+        assert first.startswith(b"HTTP/1.1 200")
+    finally:
+        s.close()
+    assert wait_for(lambda: f"close {token}" in probe.closes(), 4.0), (
+        "close() must be called when the client goes away mid-stream"
+    )
+    _still_serving(probe)
+
+
+def test_streaming_response_arrives_progressively(probe: Server) -> None:
+    with socket.create_connection(("127.0.0.1", probe.port), timeout=5) as s:
+        t0 = time.monotonic()
+        s.sendall(b"GET /stream?n=20&delay=0.1&size=10 HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = s.recv(4096)
+        first_at = time.monotonic() - t0
+        assert first.startswith(b"HTTP/1.1 200")
+        assert first_at < 1.0, "the first chunk must not wait for the whole generator (2 s)"
+        assert b"0\r\n\r\n" not in first
+
+
+# --------------------------------------------------------------------------- file_wrapper
+
+
+@pytest.mark.parametrize("with_cl", [True, False])
+def test_file_wrapper_real_file(probe: Server, with_cl: bool) -> None:
+    token = uuid.uuid4().hex
+    params = {"token": token}
+    if with_cl:
+        params["cl"] = "1"
+    r = requests.get(probe.url + "/file", params=params, timeout=5)
+    assert r.status_code == 200
+    assert r.content == PROBE_SRC
+    if with_cl:
+        assert r.headers["Content-Length"] == str(len(PROBE_SRC))
+    assert wait_for(lambda: f"close file {token}" in probe.closes(), 2.0), "file must be closed"
+
+
+def test_file_wrapper_file_like_without_fileno(probe: Server) -> None:
+    r = requests.get(probe.url + "/filelike", timeout=5)
+    assert r.status_code == 200
+    assert r.content == b"file-like-object:" + b"x" * 20000
+
+
+def test_file_wrapper_head(probe: Server) -> None:
+    res = raw_exchange(
+        probe.port,
+        b"HEAD /file?cl=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /framing/cl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    head, nxt = parse_responses(res.data, ["HEAD", "GET"])
+    assert head.header("content-length") == str(len(PROBE_SRC))
+    assert nxt.body == b"0123456789"
+
+
+# --------------------------------------------------------------------------- framing
+
+
+def test_framing_app_content_length(probe: Server) -> None:
+    r = parse_response(_raw_get(probe, "/framing/cl")[0])
+    assert r.header("content-length") == "10"
+    assert r.header("transfer-encoding") is None
+    assert r.body == b"0123456789"
+
+
+def test_framing_single_chunk_gets_content_length(probe: Server) -> None:
+    r = parse_response(_raw_get(probe, "/framing/single")[0])
+    assert r.header("content-length") == str(len(b"single-chunk-body"))
+    assert r.header("transfer-encoding") is None
+    assert r.body == b"single-chunk-body"
+
+
+def test_framing_generator_chunked_on_http11(probe: Server) -> None:
+    r = parse_response(_raw_get(probe, "/framing/gen")[0])
+    assert (r.header("transfer-encoding") or "").lower() == "chunked"
+    assert r.header("content-length") is None
+    assert r.body == b"gen-erated-body" and r.complete
+
+
+def test_framing_generator_close_delimited_on_http10(probe: Server) -> None:
+    data, closed = _raw_get(probe, "/framing/gen", "HTTP/1.0")
+    assert closed
+    r = parse_response(data)
+    assert r.status == 200
+    assert r.header("transfer-encoding") is None
+    assert r.body == b"gen-erated-body"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_exception_before_start_is_500_with_traceback(probe: Server) -> None:
+    r = requests.get(probe.url + "/error/before", timeout=5)
+    assert r.status_code == 500
+    assert "probe-boom-before" not in r.text, "no traceback to the client without --debug"
+    assert wait_for(lambda: "probe-boom-before" in probe.log(), 2.0)
+    assert "Traceback" in probe.log()
+    _still_serving(probe)
+
+
+def test_exception_after_start_cuts_connection(probe: Server) -> None:
+    token = uuid.uuid4().hex
+    data, closed = _raw_get(probe, f"/error/after?token={token}")
+    assert closed
+    r = parse_response(data)
+    assert r.status == 200
+    assert r.chunked
+    assert not r.complete, "the client must see an incomplete chunked body"
+    assert r.body.startswith(b"partial-body")
+    assert wait_for(lambda: "probe-boom-after" in probe.log(), 2.0)
+    assert wait_for(lambda: f"close {token}" in probe.closes(), 2.0)
+    _still_serving(probe)
+
+
+def test_exception_after_start_with_content_length_cuts_connection(probe: Server) -> None:
+    data, closed = _raw_get(probe, "/error/after-cl")
+    assert closed
+    r = parse_response(data)
+    assert r.status == 200
+    assert not r.complete and r.body == b"0123456789"
+    assert wait_for(lambda: "probe-boom-after-cl" in probe.log(), 2.0)
+    _still_serving(probe)
+
+
+def test_wsgi_errors_go_to_log(probe: Server) -> None:
+    mark = uuid.uuid4().hex
+    r = requests.get(probe.url + "/errors", params={"mark": mark}, timeout=5)
+    assert r.text == "logged"
+    expected = [
+        f"{x} {mark}"
+        for x in ("probe-errors-write", "probe-errors-lines-a", "probe-errors-lines-b")
+    ]
+    assert wait_for(lambda: all(x in probe.stderr() for x in expected), 2.0), probe.stderr()[-2000:]
