@@ -141,7 +141,7 @@ fn same_hosts(patterns: &[HostPattern], hosts: &[String]) -> bool {
 }
 
 fn sort_longest_first<H>(routes: &mut [Arc<Route<H>>]) {
-    routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+    routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
 }
 
 /// Where PATH_INFO starts if `prefix` matches `path` on a segment boundary.

@@ -126,6 +126,7 @@ impl WsgiHost {
     }
 
     /// Builds the environ, calls the app, and logs failures. Runs with the GIL held.
+    #[allow(clippy::result_large_err)] // the error is the response itself, built once
     fn call(
         &self,
         py: Python<'_>,
