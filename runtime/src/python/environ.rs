@@ -14,8 +14,8 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
 use http::{HeaderMap, HeaderName, Method, Version};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use rustc_hash::FxHasher;
 use pyo3::types::{PyDict, PyString, PyTuple};
+use rustc_hash::FxHasher;
 
 use super::errors::ErrorStream;
 use super::file_wrapper::FileWrapper;

@@ -107,7 +107,12 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err("status must be a str like '200 OK'"))?;
     let (code, reason) = parse_status(status.to_str()?)?;
-    let mut head = Head { status: code, reason, headers: Vec::new(), close: false };
+    let mut head = Head {
+        status: code,
+        reason,
+        headers: Vec::new(),
+        close: false,
+    };
     let add = |head: &mut Head, item: &Bound<'_, PyAny>| -> PyResult<()> {
         let pair = item.cast::<PyTuple>().map_err(|_| not_a_pair())?;
         if pair.len() != 2 {
@@ -161,7 +166,11 @@ fn parse_status(status: &str) -> PyResult<(StatusCode, Option<String>)> {
 }
 
 /// Hop-by-hop headers belong to the server (PEP 3333); `Connection: close` is honoured.
-fn add_header(head: &mut Head, name: std::borrow::Cow<'_, str>, value: std::borrow::Cow<'_, str>) -> PyResult<()> {
+fn add_header(
+    head: &mut Head,
+    name: std::borrow::Cow<'_, str>,
+    value: std::borrow::Cow<'_, str>,
+) -> PyResult<()> {
     let (name, value) = (name.as_ref(), value.as_ref());
     let header_name = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| PyValueError::new_err(format!("invalid header name {name:?}")))?;

@@ -67,7 +67,11 @@ pub struct InlineIter {
 impl InlineIter {
     pub fn new(mut pending: PendingIter) -> InlineIter {
         let first = std::mem::take(&mut pending.first);
-        InlineIter { pending: Some(pending), first: Some(first), must_flush: false }
+        InlineIter {
+            pending: Some(pending),
+            first: Some(first),
+            must_flush: false,
+        }
     }
 
     fn close(&mut self) {

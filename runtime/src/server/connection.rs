@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::access_log::AccessRecord;
-use super::guard::{GuardLimits, GuardedIo};
+use super::guard::{GuardLimits, GuardedIo, HeadClock};
 use super::service::{serve, Peer};
 use super::worker::WorkerContext;
 use crate::body::{BoxError, ResponseBody};
@@ -41,7 +41,9 @@ pub async fn serve_connection(
         max_header_size: ctx.max_header_size,
         max_headers: ctx.max_headers,
     };
-    let io = TokioIo::new(RejectingIo::new(GuardedIo::new(stream, limits)));
+    let head_clock = HeadClock::started_now();
+    let guarded = GuardedIo::with_clock(stream, limits, head_clock.clone());
+    let io = TokioIo::new(RejectingIo::new(guarded));
     let clock = Rc::new(IdleClock::new());
     let service = {
         let (ctx, clock) = (ctx.clone(), clock.clone());
@@ -72,7 +74,8 @@ pub async fn serve_connection(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(ctx.header_timeout)
+        // The header-read timeout is enforced below with the guard's head clock.
+        .header_read_timeout(None)
         .keep_alive(true)
         // EOF from the guard (a refused pipelined head) must not abort responses in flight.
         .half_close(true)
@@ -84,9 +87,14 @@ pub async fn serve_connection(
     if closing {
         conn.as_mut().graceful_shutdown();
     }
+    // One timer per connection, re-armed only when it fires: it always fires no later than the
+    // true deadline, then either acts or moves to the new deadline. No per-request cost.
+    let check_every = ctx.header_timeout.min(ctx.keepalive_timeout);
+    let timer = tokio::time::sleep(check_every);
+    tokio::pin!(timer);
     loop {
-        let idle_deadline = clock.deadline(ctx.keepalive_timeout);
         tokio::select! {
+            biased;
             result = conn.as_mut() => {
                 if let Err(err) = result {
                     tracing::debug!("connection from {}: {err}", peer.remote);
@@ -97,20 +105,24 @@ pub async fn serve_connection(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = sleep_until(idle_deadline), if !closing && idle_deadline.is_some() => {
-                if clock.is_idle_past(ctx.keepalive_timeout) {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
+            _ = timer.as_mut() => {
+                let timeouts = (ctx.header_timeout, ctx.keepalive_timeout);
+                match clock.expired(&head_clock, timeouts) {
+                    Expired::Head => {
+                        tracing::debug!("{}: request head not received in time", peer.remote);
+                        return; // slowloris: drop the connection
+                    }
+                    Expired::Idle if !closing => {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    _ => {}
                 }
+                let next = clock.next_deadline(&head_clock, timeouts);
+                let now = Instant::now();
+                timer.as_mut().reset(next.filter(|at| *at > now).unwrap_or(now + check_every));
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -118,6 +130,13 @@ async fn sleep_until(deadline: Option<Instant>) {
 struct IdleClock {
     in_flight: Cell<u32>,
     idle_since: Cell<Option<Instant>>,
+}
+
+/// Which connection timer ran out.
+enum Expired {
+    Head,
+    Idle,
+    Neither,
 }
 
 impl IdleClock {
@@ -141,18 +160,39 @@ impl IdleClock {
         }
     }
 
-    /// When the idle timeout fires; `None` before the first response (the header-read
-    /// timeout covers that) or while a request is in flight.
-    fn deadline(&self, timeout: Duration) -> Option<Instant> {
-        self.idle_since.get().map(|since| since + timeout)
+    /// The next moment a timer may run out: the header-read timeout of a head in progress, or
+    /// the keep-alive timeout after the last response. `None` while a request is served.
+    fn next_deadline(
+        &self,
+        head: &HeadClock,
+        (header, idle): (Duration, Duration),
+    ) -> Option<Instant> {
+        if self.in_flight.get() > 0 {
+            return None;
+        }
+        let head_deadline = head.head_started().map(|at| Instant::from_std(at) + header);
+        let idle_deadline = self.idle_since.get().map(|since| since + idle);
+        match (head_deadline, idle_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    fn is_idle_past(&self, timeout: Duration) -> bool {
-        self.in_flight.get() == 0
-            && self
-                .idle_since
-                .get()
-                .is_some_and(|s| s.elapsed() >= timeout)
+    fn expired(&self, head: &HeadClock, (header, idle): (Duration, Duration)) -> Expired {
+        if self.in_flight.get() > 0 {
+            return Expired::Neither;
+        }
+        if let Some(started) = head.head_started() {
+            return if started.elapsed() >= header {
+                Expired::Head
+            } else {
+                Expired::Neither
+            };
+        }
+        match self.idle_since.get() {
+            Some(since) if since.elapsed() >= idle => Expired::Idle,
+            _ => Expired::Neither,
+        }
     }
 }
 

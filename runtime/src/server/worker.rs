@@ -190,8 +190,15 @@ fn spawn_stop_watchdog(grace: Duration) -> Result<watch::Receiver<bool>, String>
 
 /// Body of the signal thread: its own small event loop, so it runs even while the worker's
 /// loop is inside a long Python call.
-fn watch_signals(stop: watch::Sender<bool>, ready: std::sync::mpsc::Sender<Result<(), String>>, grace: Duration) {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+fn watch_signals(
+    stop: watch::Sender<bool>,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+    grace: Duration,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             let _ = ready.send(Err(format!("cannot start the signal watcher: {e}")));
@@ -199,7 +206,10 @@ fn watch_signals(stop: watch::Sender<bool>, ready: std::sync::mpsc::Sender<Resul
         }
     };
     runtime.block_on(async move {
-        let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        let (mut term, mut int) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(term), Ok(int)) => (term, int),
             (Err(e), _) | (_, Err(e)) => {
                 let _ = ready.send(Err(format!("cannot install signal handlers: {e}")));

@@ -145,11 +145,37 @@ pub struct GuardedIo<IO> {
     halt: Option<Fail>,
     rejection: Option<Rejection>,
     eof: bool,
+    clock: HeadClock,
+}
+
+/// When the request head now being received started to arrive (`None` while no head is in
+/// progress). Shared with the connection, which enforces the header-read timeout with it: one
+/// timer per connection instead of one per request.
+#[derive(Debug, Clone, Default)]
+pub struct HeadClock(std::rc::Rc<std::cell::Cell<Option<std::time::Instant>>>);
+
+impl HeadClock {
+    /// A clock already running: a new connection owes its first head from now on.
+    pub fn started_now() -> HeadClock {
+        let clock = HeadClock::default();
+        clock.0.set(Some(std::time::Instant::now()));
+        clock
+    }
+
+    /// When the head in progress started, if one is.
+    pub fn head_started(&self) -> Option<std::time::Instant> {
+        self.0.get()
+    }
 }
 
 impl<IO> GuardedIo<IO> {
     /// Wraps a fresh connection; the first bytes must start a request.
     pub fn new(io: IO, limits: GuardLimits) -> Self {
+        Self::with_clock(io, limits, HeadClock::default())
+    }
+
+    /// Like `new`, reporting head progress on `clock`.
+    pub fn with_clock(io: IO, limits: GuardLimits, clock: HeadClock) -> Self {
         Self {
             io,
             limits,
@@ -163,6 +189,7 @@ impl<IO> GuardedIo<IO> {
             halt: None,
             rejection: None,
             eof: false,
+            clock,
         }
     }
 
@@ -183,6 +210,9 @@ impl<IO> GuardedIo<IO> {
 
     /// Moves to `next`; entering `Head` starts a fresh head scan.
     fn set_state(&mut self, next: State) {
+        if self.state == State::Head {
+            self.clock.0.set(None); // the head is complete
+        }
         self.state = next;
         self.scan = 0;
         if next == State::Head {
@@ -204,6 +234,9 @@ impl<IO> GuardedIo<IO> {
 
     /// Validates as much buffered input as possible, recording a halt on violation.
     fn run(&mut self) {
+        if self.state == State::Head && self.end > self.ready && self.clock.0.get().is_none() {
+            self.clock.0.set(Some(std::time::Instant::now()));
+        }
         loop {
             let step = match self.state {
                 State::Head => self.step_head(),
