@@ -96,7 +96,7 @@ fn plan_body(
     lenient: bool,
 ) -> PyResult<BodyPlan> {
     if let Ok(bytes) = result.cast::<PyBytes>() {
-        return Ok(BodyPlan::Full(Bytes::copy_from_slice(bytes.as_bytes())));
+        return Ok(BodyPlan::Full(share_bytes(bytes)));
     }
     if let Ok(list) = result.cast::<PyList>() {
         return join_chunks(list.iter(), lenient).map(BodyPlan::Full);
@@ -176,7 +176,7 @@ fn join_chunks<'py>(
 /// One body chunk: bytes (or, for Fapws scripts, str encoded as UTF-8).
 pub fn chunk_bytes(item: &Bound<'_, PyAny>, lenient: bool) -> PyResult<Bytes> {
     if let Ok(bytes) = item.cast::<PyBytes>() {
-        return Ok(Bytes::copy_from_slice(bytes.as_bytes()));
+        return Ok(share_bytes(bytes));
     }
     if lenient {
         if let Ok(text) = item.cast::<PyString>() {
@@ -191,6 +191,38 @@ pub fn chunk_bytes(item: &Bound<'_, PyAny>, lenient: bool) -> PyResult<Bytes> {
     Err(PyTypeError::new_err(format!(
         "response body items must be bytes, not {kind}"
     )))
+}
+
+/// Below this size a copy is cheaper than sharing the Python object.
+const SHARE_THRESHOLD: usize = 4096;
+
+/// The bytes of a Python `bytes` object: copied when small, shared (no copy) when large.
+fn share_bytes(bytes: &Bound<'_, PyBytes>) -> Bytes {
+    let data = bytes.as_bytes();
+    if data.len() < SHARE_THRESHOLD {
+        return Bytes::copy_from_slice(data);
+    }
+    Bytes::from_owner(SharedPyBytes { ptr: data.as_ptr(), len: data.len(), _owner: bytes.clone().unbind() })
+}
+
+/// Keeps a Python `bytes` object alive while hyper writes its buffer. A `bytes` object's
+/// buffer never moves or changes while a reference is held, so it may be read without the GIL;
+/// dropping it without the GIL defers the decref to pyo3's pool.
+struct SharedPyBytes {
+    ptr: *const u8,
+    len: usize,
+    _owner: Py<PyBytes>,
+}
+
+// SAFETY: the pointer targets the immutable buffer of `_owner`, which this value keeps alive;
+// `Py<T>` itself is Send.
+unsafe impl Send for SharedPyBytes {}
+
+impl AsRef<[u8]> for SharedPyBytes {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: see the type's comment: valid, immutable, alive for as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
 }
 
 fn prepend_written(written: Vec<Bytes>, body: BodyPlan) -> BodyPlan {
