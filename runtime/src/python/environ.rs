@@ -56,9 +56,31 @@ pub struct EnvironBuilder {
     header_keys: Mutex<HashMap<HeaderName, Py<PyString>, BuildHasherDefault<FxHasher>>>,
 }
 
+/// Keys `build` sets on every request. The template holds placeholders for them, so the
+/// per-request copy already has their slots: setting them replaces a value, never grows.
+const PER_REQUEST_KEYS: [&str; 10] = [
+    "REQUEST_METHOD",
+    "PATH_INFO",
+    "RAW_URI",
+    "REQUEST_URI",
+    "SERVER_PROTOCOL",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "wsgi.input",
+];
+
+/// Room in the template's hash table for the request's headers, so copies never resize.
+const TEMPLATE_CAPACITY: ffi::Py_ssize_t = 42;
+
 /// Builds the template of constant entries.
 fn build_template(py: Python<'_>, multithread: bool, multiprocess: bool) -> PyResult<Py<PyDict>> {
-    let template = PyDict::new(py);
+    // SAFETY: _PyDict_NewPresized returns a new dict reference (or NULL with an exception set).
+    let template = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::_PyDict_NewPresized(TEMPLATE_CAPACITY))?
+            .cast_into_unchecked::<PyDict>()
+    };
     template.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
     template.set_item("wsgi.url_scheme", "http")?;
     template.set_item("wsgi.multithread", multithread)?;
@@ -73,6 +95,9 @@ fn build_template(py: Python<'_>, multithread: bool, multiprocess: bool) -> PyRe
     )?;
     template.set_item("SCRIPT_NAME", "")?;
     template.set_item("QUERY_STRING", "")?;
+    for key in PER_REQUEST_KEYS {
+        template.set_item(PyString::intern(py, key), "")?;
+    }
     Ok(template.unbind())
 }
 

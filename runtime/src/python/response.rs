@@ -202,7 +202,11 @@ fn share_bytes(bytes: &Bound<'_, PyBytes>) -> Bytes {
     if data.len() < SHARE_THRESHOLD {
         return Bytes::copy_from_slice(data);
     }
-    Bytes::from_owner(SharedPyBytes { ptr: data.as_ptr(), len: data.len(), _owner: bytes.clone().unbind() })
+    Bytes::from_owner(SharedPyBytes {
+        ptr: data.as_ptr(),
+        len: data.len(),
+        _owner: bytes.clone().unbind(),
+    })
 }
 
 /// Keeps a Python `bytes` object alive while hyper writes its buffer. A `bytes` object's

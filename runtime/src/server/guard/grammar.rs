@@ -310,8 +310,25 @@ pub(super) fn is_token(s: &[u8]) -> bool {
 
 /// RFC 9110 tchar.
 pub(super) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[b as usize]
 }
+
+/// RFC 9110 `tchar`, as a table: this runs for every byte of every header name.
+static TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.'
+            )
+            || matches!(c, b'^' | b'_' | b'`' | b'|' | b'~');
+        b += 1;
+    }
+    table
+};
 
 /// HTAB / SP / VCHAR / obs-text: what field values and quoted-strings may hold.
 pub(super) fn is_field_byte(b: u8) -> bool {
