@@ -144,12 +144,16 @@ impl WsgiHost {
         match run_app(py, &app.callable, environ.into_any(), &input, app.lenient) {
             Ok(outcome) => {
                 if !matches!(outcome.body, BodyPlan::Iter(_)) {
-                    input.borrow_mut().release();
+                    if let Ok(mut input) = input.try_borrow_mut() {
+                        input.release();
+                    }
                 }
                 Ok((outcome, input.unbind()))
             }
             Err(err) => {
-                input.borrow_mut().release();
+                if let Ok(mut input) = input.try_borrow_mut() {
+                    input.release();
+                }
                 Err(self.error_response(app, parts, &err.traceback))
             }
         }

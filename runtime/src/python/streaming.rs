@@ -52,7 +52,9 @@ fn next_chunk(py: Python<'_>, pending: &PendingIter) -> PyResult<Option<Bytes>> 
 
 fn finish(py: Python<'_>, pending: &PendingIter) {
     close_result(py, pending.result.bind(py));
-    pending.input.bind(py).borrow_mut().release();
+    if let Ok(mut input) = pending.input.bind(py).try_borrow_mut() {
+        input.release();
+    }
 }
 
 /// A Python iterator pulled on the event-loop thread (the default, one-thread mode).
