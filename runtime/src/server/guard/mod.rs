@@ -30,7 +30,7 @@ const MAX_CHUNK_DIGITS: usize = 16;
 /// Empty lines tolerated (and dropped) before a request-line (RFC 9112 section 2.2).
 const MAX_LEADING_EMPTY_LINES: usize = 4;
 /// Initial size of the read-ahead buffer; it doubles when a head or line needs more.
-const INITIAL_BUF: usize = 8 * 1024;
+const INITIAL_BUF: usize = 16 * 1024;
 
 /// Size limits applied to each request head (trailer fields count toward them too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
