@@ -10,7 +10,7 @@ import time
 
 import requests
 
-from conftest import Launcher, Server, port_open, wait_for
+from conftest import Launcher, Server, free_port, port_open, wait_for
 
 
 def _pid(srv: Server) -> int:
@@ -147,3 +147,29 @@ def test_single_thread_serialises_blocking_requests(launcher: Launcher) -> None:
         t.join(10)
     assert all(o.get("status") == 200 for o in outs), outs
     assert time.monotonic() - t0 >= 1.9
+
+
+def test_sighup_replaces_every_worker_and_keeps_serving(launcher: Launcher) -> None:
+    srv = launcher.probe("--workers", "2")
+    before = set(_two_workers(srv))
+    assert srv.proc is not None
+    srv.proc.send_signal(signal.SIGHUP)
+
+    def all_replaced() -> bool:
+        now = {p for p in srv.worker_pids() if p != srv.pid}
+        return len(now) == 2 and not (now & before)
+
+    assert wait_for(all_replaced, 15), f"workers not replaced: {before} -> {srv.worker_pids()}"
+    assert srv.running()
+    after = {p for p in srv.worker_pids() if p != srv.pid}
+    answers = {_pid(srv) for _ in range(40)}
+    assert answers <= after, (answers, after)
+
+
+def test_app_that_fails_to_import_stops_before_binding(launcher: Launcher) -> None:
+    port = free_port()
+    srv = launcher.start(["no_such_module_here:app", "--workers", "2"], port=port, wait=False)
+    assert srv.proc is not None
+    assert srv.proc.wait(timeout=20) == 1
+    assert not port_open(port)
+    assert "no_such_module_here" in srv.log()
