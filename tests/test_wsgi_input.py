@@ -15,14 +15,21 @@ BODY = b"".join(f"line {i:04d} {'x' * (i % 50)}\n".encode() for i in range(300))
 LONG_LINE = b"L" * 200_000 + b"\nshort\n"
 
 
-@pytest.fixture(scope="module", params=["memory", "file"])
+@pytest.fixture(
+    scope="module",
+    params=[("memory", "inline"), ("file", "inline"), ("memory", "threads"), ("file", "threads")],
+    ids=lambda p: "-".join(p),
+)
 def input_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp(f"input-{request.param}")
-    srv = Server(tmp, name=f"input-{request.param}")
-    threshold = "1MiB" if request.param == "memory" else "1024"
-    srv.start(["probe:app", "--pythonpath", str(APPS), "--spool-threshold", threshold])
+    """Bodies in memory and spooled to a file, read on the event-loop thread and on --threads."""
+    spool, mode = request.param
+    tmp = tmp_path_factory.mktemp(f"input-{spool}-{mode}")
+    srv = Server(tmp, name=f"input-{spool}-{mode}")
+    threshold = "1MiB" if spool == "memory" else "1024"
+    threads = ["--threads", "4"] if mode == "threads" else []
+    srv.start(["probe:app", "--pythonpath", str(APPS), "--spool-threshold", threshold, *threads])
     yield srv
     srv.stop()
 

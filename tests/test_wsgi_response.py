@@ -5,11 +5,27 @@ from __future__ import annotations
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 import requests
 
 from conftest import APPS, Server, parse_response, parse_responses, raw_exchange, wait_for
+
+
+@pytest.fixture(scope="module", params=["inline", "threads"])
+def probe(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The probe app run both ways: on the event-loop thread (default) and on --threads 4."""
+    extra = ["--threads", "4"] if request.param == "threads" else []
+    srv = Server(tmp_path_factory.mktemp("probe"), name="probe")
+    try:
+        srv.start(["probe:app", "--pythonpath", str(APPS), *extra])
+        yield srv
+    finally:
+        srv.stop(timeout=5)
+
 
 PROBE_SRC = (APPS / "probe.py").read_bytes()
 
