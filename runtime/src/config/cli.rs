@@ -34,7 +34,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug, Clone)]
 pub enum Command {
-    /// Validate the configuration (and, later, import the apps) without serving.
+    /// Validate the configuration and import the apps, without serving.
     Check(RunArgs),
 }
 
