@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -40,28 +41,34 @@ def test_half_head_then_stall_is_disconnected(timed: Server) -> None:
     assert timed.calls() == []
 
 
+def _trickle_until_cut(
+    s: socket.socket, pieces: Callable[[int], bytes], pause: float, sleep_first: bool
+) -> float | None:
+    """Sends one small piece per `pause` seconds (20 at most); returns when the server cut
+    the connection (seconds since the first piece), or None if it never did."""
+    t0 = time.monotonic()
+    for i in range(20):
+        if sleep_first:
+            time.sleep(pause)
+        try:
+            s.sendall(pieces(i))
+        except OSError:
+            return time.monotonic() - t0
+        s.settimeout(0.01 if sleep_first else pause)
+        try:
+            if s.recv(4096) == b"":
+                return time.monotonic() - t0
+        except TimeoutError:
+            pass
+        except OSError:
+            return time.monotonic() - t0
+    return None
+
+
 def test_slowloris_never_gets_past_header_timeout(timed: Server) -> None:
     with _connect(timed) as s:
-        t0 = time.monotonic()
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
-        cut_at = None
-        for i in range(20):
-            time.sleep(0.25)
-            try:
-                s.sendall(f"X-Slow-{i}: {i}\r\n".encode())
-            except OSError:
-                cut_at = time.monotonic() - t0
-                break
-            s.settimeout(0.01)
-            try:
-                if s.recv(4096) == b"":
-                    cut_at = time.monotonic() - t0
-                    break
-            except TimeoutError:
-                pass
-            except OSError:
-                cut_at = time.monotonic() - t0
-                break
+        cut_at = _trickle_until_cut(s, lambda i: f"X-Slow-{i}: {i}\r\n".encode(), 0.25, True)
     assert cut_at is not None, "a client trickling header lines must be cut"
     assert cut_at <= 2.5, cut_at
     assert timed.calls() == []
@@ -69,25 +76,8 @@ def test_slowloris_never_gets_past_header_timeout(timed: Server) -> None:
 
 def test_slow_body_is_cut_and_app_not_called(timed: Server) -> None:
     with _connect(timed) as s:
-        t0 = time.monotonic()
         s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
-        cut_at = None
-        for _ in range(20):
-            try:
-                s.sendall(b"x")
-            except OSError:
-                cut_at = time.monotonic() - t0
-                break
-            s.settimeout(0.25)
-            try:
-                if s.recv(4096) == b"":
-                    cut_at = time.monotonic() - t0
-                    break
-            except TimeoutError:
-                pass
-            except OSError:
-                cut_at = time.monotonic() - t0
-                break
+        cut_at = _trickle_until_cut(s, lambda _: b"x", 0.25, False)
     assert cut_at is not None, "a 1 byte/0.25 s upload must be cut by the body timeout"
     # allowance: 1 s + 1 s per 1000 bytes received (a few bytes here)
     assert 0.7 <= cut_at <= 2.5, cut_at

@@ -121,16 +121,21 @@ def test_idle_server_sigterm_exits_zero(launcher: Launcher) -> None:
     assert srv.stop() == 0
 
 
-def test_threads_run_blocking_requests_concurrently(launcher: Launcher) -> None:
-    srv = launcher.probe("--threads", "4")
-    outs: list[dict[str, object]] = [{} for _ in range(3)]
+def _concurrent_slow_requests(srv: Server, count: int) -> tuple[list[dict[str, object]], float]:
+    """`count` one-second requests at once; their outcomes and the wall time they took."""
+    outs: list[dict[str, object]] = [{} for _ in range(count)]
     threads = [threading.Thread(target=_slow_request, args=(srv, o)) for o in outs]
     t0 = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join(10)
-    elapsed = time.monotonic() - t0
+    return outs, time.monotonic() - t0
+
+
+def test_threads_run_blocking_requests_concurrently(launcher: Launcher) -> None:
+    srv = launcher.probe("--threads", "4")
+    outs, elapsed = _concurrent_slow_requests(srv, 3)
     assert all(o.get("status") == 200 for o in outs), outs
     assert elapsed < 2.5, f"3 x 1 s sleeps on 4 threads took {elapsed:.2f}s"
 
@@ -138,15 +143,9 @@ def test_threads_run_blocking_requests_concurrently(launcher: Launcher) -> None:
 def test_single_thread_serialises_blocking_requests(launcher: Launcher) -> None:
     """Control for the test above: with --threads 1 the same sleeps queue up."""
     srv = launcher.probe("--threads", "1")
-    outs: list[dict[str, object]] = [{} for _ in range(2)]
-    threads = [threading.Thread(target=_slow_request, args=(srv, o)) for o in outs]
-    t0 = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
+    outs, elapsed = _concurrent_slow_requests(srv, 2)
     assert all(o.get("status") == 200 for o in outs), outs
-    assert time.monotonic() - t0 >= 1.9
+    assert elapsed >= 1.9
 
 
 def test_sighup_replaces_every_worker_and_keeps_serving(launcher: Launcher) -> None:
