@@ -239,7 +239,7 @@ fn pooled_response(
         }
         BodyPlan::Iter(pending) => {
             let (sender, receiver) = mpsc::channel::<Result<Bytes, BoxError>>(STREAM_BUFFER_CHUNKS);
-            let body = ResponseBody::Stream(Box::new(ChannelChunks { receiver }));
+            let body = ResponseBody::Stream(Box::new(ChannelChunks::new(receiver)));
             let _ = reply.send(with_head(head, body));
             streaming::pump(py, pending, sender);
         }

@@ -123,12 +123,34 @@ impl Drop for InlineIter {
 
 /// Chunks sent from a Python thread.
 pub struct ChannelChunks {
-    pub receiver: mpsc::Receiver<Result<Bytes, BoxError>>,
+    receiver: mpsc::Receiver<Result<Bytes, BoxError>>,
+    /// An error that arrived right behind data: held for one poll so hyper writes the data
+    /// first (the client must see the partial body before the connection is cut).
+    held_error: Option<BoxError>,
+}
+
+impl ChannelChunks {
+    pub fn new(receiver: mpsc::Receiver<Result<Bytes, BoxError>>) -> ChannelChunks {
+        ChannelChunks {
+            receiver,
+            held_error: None,
+        }
+    }
 }
 
 impl ChunkSource for ChannelChunks {
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BoxError>>> {
-        self.receiver.poll_recv(cx)
+        if let Some(error) = self.held_error.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        match self.receiver.poll_recv(cx) {
+            Poll::Ready(Some(Err(error))) => {
+                self.held_error = Some(error);
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            other => other,
+        }
     }
 }
 
