@@ -88,7 +88,7 @@ impl WsgiHost {
         match &self.executor {
             Executor::Inline => {
                 Python::attach(|py| match self.call(py, app, script_name, &parts, body) {
-                    Ok((outcome, _input)) => inline_response(outcome),
+                    Ok(outcome) => inline_response(outcome),
                     Err(response) => response,
                 })
             }
@@ -114,7 +114,7 @@ impl WsgiHost {
                 Err(failure) => {
                     let _ = reply.send(failure);
                 }
-                Ok((outcome, _input)) => pooled_response(py, outcome, reply),
+                Ok(outcome) => pooled_response(py, outcome, reply),
             };
         });
         if jobs.send(job).is_err() {
@@ -134,7 +134,7 @@ impl WsgiHost {
         script_name: &str,
         parts: &RequestParts,
         body: SpooledBody,
-    ) -> Result<(Outcome, Py<Input>), Response<ResponseBody>> {
+    ) -> Result<Outcome, Response<ResponseBody>> {
         let input =
             Bound::new(py, Input::new(body)).map_err(|e| self.failure(py, app, parts, &e))?;
         let environ = self
@@ -148,7 +148,7 @@ impl WsgiHost {
                         input.release();
                     }
                 }
-                Ok((outcome, input.unbind()))
+                Ok(outcome)
             }
             Err(err) => {
                 if let Ok(mut input) = input.try_borrow_mut() {

@@ -122,12 +122,11 @@ fn plan_body(
             }
         }
     }
-    pull_first(py, result, start_response, input, lenient)
+    pull_first(result, start_response, input, lenient)
 }
 
 /// Pulls chunks until the first non-empty one (headers wait for it, PEP 3333) or the end.
 fn pull_first(
-    py: Python<'_>,
     result: &Bound<'_, PyAny>,
     start_response: &Bound<'_, StartResponse>,
     input: &Bound<'_, Input>,
@@ -148,7 +147,6 @@ fn pull_first(
             input: input.clone().unbind(),
         }));
     }
-    let _ = py;
     Ok(BodyPlan::Full(Bytes::new()))
 }
 
