@@ -1,0 +1,1 @@
+"""A minimal real Django project used by tests/test_django.py."""

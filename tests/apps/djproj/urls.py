@@ -1,3 +1,5 @@
+"""URL routes of the Django test project."""
+
 from __future__ import annotations
 
 from django.urls import path
