@@ -172,3 +172,19 @@ def test_app_that_fails_to_import_stops_before_binding(launcher: Launcher) -> No
     assert srv.proc.wait(timeout=20) == 1
     assert not port_open(port)
     assert "no_such_module_here" in srv.log()
+
+
+def test_single_worker_is_supervised_too(launcher: Launcher) -> None:
+    srv = launcher.probe()
+    assert wait_for(lambda: len([p for p in srv.worker_pids() if p != srv.pid]) == 1, 10)
+    (worker,) = [p for p in srv.worker_pids() if p != srv.pid]
+    assert _pid(srv) == worker
+    os.kill(worker, signal.SIGKILL)
+
+    def replaced() -> bool:
+        now = [p for p in srv.worker_pids() if p != srv.pid]
+        return len(now) == 1 and worker not in now
+
+    assert wait_for(replaced, 10), f"no replacement for {worker}: {srv.worker_pids()}"
+    assert wait_for(lambda: port_open(srv.port), 5)
+    assert _pid(srv) != worker

@@ -1,7 +1,7 @@
 //! The front end: listeners, workers, connections and the per-request pipeline.
 //!
-//! Owns: starting the server for a validated config — in-process for one worker, or under the
-//! supervisor for several — and everything between the socket and a route's handler.
+//! Owns: starting the server for a validated config — a master process and its workers — and
+//! everything between the socket and a route's handler.
 //! Must not touch: configuration parsing (see `config`) or handler internals (`python`,
 //! `static_files`).
 //!
@@ -31,14 +31,13 @@ use supervisor::{supervise, ForkHooks, SupervisorSettings};
 pub fn run(config: Arc<Config>, router: Router<Handler>) -> i32 {
     for addr in config.server.bind_addrs() {
         if let Err(err) = listener::check_bindable(addr) {
-            tracing::error!("cannot listen on {addr}: {err}");
+            tracing::error!("{err}"); // names the address and the reason
             return 1;
         }
     }
-    let workers = config.server.workers;
-    if workers <= 1 {
-        return run_worker(WorkerSetup { config, router }, 0);
-    }
+    // Always a master, even for one worker (as with gunicorn): a worker that crashes is
+    // replaced, and SIGTERM/SIGHUP mean the same whatever the worker count.
+    let workers = config.server.workers.max(1);
     let settings = SupervisorSettings {
         workers,
         graceful_timeout: config.server.graceful_timeout,
@@ -48,8 +47,8 @@ pub fn run(config: Arc<Config>, router: Router<Handler>) -> i32 {
         after_in_parent: &mut interpreter::fork::after_in_parent,
         after_in_child: &mut interpreter::fork::after_in_child,
     };
-    // The router is shared by every worker: each child owns its copy after fork, so hand
-    // the child a setup that moves out of a slot filled once per fork.
+    // `worker_main` runs only in a freshly forked child, which has its own copy of this slot:
+    // each child moves the router out of its copy; the master's stays filled for the next fork.
     let router = std::cell::RefCell::new(Some(router));
     let mut worker_main = |index: usize| -> i32 {
         match router.borrow_mut().take() {
