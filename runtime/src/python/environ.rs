@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
-use http::{HeaderMap, HeaderName, Method, Version};
+use http::{HeaderMap, HeaderName, Method, Uri, Version};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -25,12 +25,11 @@ use super::input::Input;
 pub struct RequestParts {
     pub method: Method,
     pub version: Version,
-    /// The request target exactly as received (`RAW_URI`, `REQUEST_URI`).
-    pub raw_target: String,
+    /// The request target as received: `RAW_URI`, `REQUEST_URI` and `QUERY_STRING` come from it.
+    pub uri: Uri,
     /// The percent-decoded path; `PATH_INFO` is `path[path_info_start..]`.
     pub path: Vec<u8>,
     pub path_info_start: usize,
-    pub query: String,
     pub headers: HeaderMap,
     /// Host name without the port (from the Host header or an absolute-form target).
     pub server_name: String,
@@ -45,6 +44,13 @@ macro_rules! set {
     ($env:expr, $key:literal, $value:expr) => {
         $env.set_item(pyo3::intern!($env.py(), $key), $value)
     };
+}
+
+impl RequestParts {
+    /// The request target's path and query, as received (`RAW_URI`, `REQUEST_URI`).
+    pub fn raw_target(&self) -> &str {
+        self.uri.path_and_query().map_or("", |pq| pq.as_str())
+    }
 }
 
 /// How many distinct header names get a cached `HTTP_*` key (bounded against hostile clients).
@@ -124,10 +130,10 @@ impl EnvironBuilder {
         }
         let path_info = req.path.get(req.path_info_start..).unwrap_or_default();
         set!(env, "PATH_INFO", latin1(py, path_info))?;
-        if !req.query.is_empty() {
-            set!(env, "QUERY_STRING", text(py, &req.query))?;
+        if let Some(query) = req.uri.query().filter(|q| !q.is_empty()) {
+            set!(env, "QUERY_STRING", text(py, query))?;
         }
-        let raw_target = text(py, &req.raw_target);
+        let raw_target = text(py, req.raw_target());
         set!(env, "RAW_URI", &raw_target)?;
         set!(env, "REQUEST_URI", raw_target)?;
         set!(env, "SERVER_PROTOCOL", protocol_str(py, req.version))?;

@@ -178,7 +178,7 @@ impl WsgiHost {
         tracing::error!(
             "{} {} failed in {}:\n{}",
             parts.method,
-            parts.raw_target,
+            parts.raw_target(),
             app.name,
             traceback
         );

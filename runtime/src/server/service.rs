@@ -40,12 +40,12 @@ pub async fn serve(
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let (parts, body) = req.into_parts();
-    let (server_name, host_for_routing) = request_host(&parts, peer);
+    let server_name = request_host(&parts, peer);
     let path = percent_decode(parts.uri.path().as_bytes());
     if path.contains(&0) {
         return closing(plain(StatusCode::BAD_REQUEST, "Bad Request: NUL in path\n"));
     }
-    let Some(matched) = ctx.router.find(&host_for_routing, &path) else {
+    let Some(matched) = ctx.router.find(&server_name, &path) else {
         return plain(StatusCode::NOT_FOUND, "Not Found\n");
     };
     let route = matched.route;
@@ -66,13 +66,13 @@ pub async fn serve(
     match &route.handler {
         Handler::Python(app) => {
             let body_len = (has_body || declared_len.is_some()).then(|| spooled.len());
+            let path = path.into_owned();
             let request = RequestParts {
-                raw_target: raw_target(&parts),
+                uri: parts.uri,
                 method: parts.method,
                 version: parts.version,
-                path: path.into_owned(),
+                path,
                 path_info_start: matched.path_info_start,
-                query: parts.uri.query().unwrap_or_default().to_owned(),
                 headers: parts.headers,
                 server_name,
                 server_port: peer.local.port(),
@@ -90,19 +90,21 @@ pub async fn serve(
     }
 }
 
-/// (SERVER_NAME, lower-cased host for routing): from an absolute-form target, else the Host
-/// header, else the local address. The port is dropped.
-fn request_host(parts: &Parts, peer: Peer) -> (String, String) {
-    let authority = parts.uri.host().map(str::to_owned).or_else(|| {
-        parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(strip_port)
-    });
-    let name = authority.unwrap_or_else(|| peer.local.ip().to_string());
-    let routing = name.to_ascii_lowercase();
-    (name, routing)
+/// SERVER_NAME (the router matches it without regard to case): from an absolute-form target,
+/// else the Host header, else the local address. The port is dropped.
+fn request_host(parts: &Parts, peer: Peer) -> String {
+    parts
+        .uri
+        .host()
+        .map(str::to_owned)
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(strip_port)
+        })
+        .unwrap_or_else(|| peer.local.ip().to_string())
 }
 
 fn strip_port(host: &str) -> String {
@@ -113,13 +115,6 @@ fn strip_port(host: &str) -> String {
     host.rsplit_once(':')
         .map_or(host, |(name, _)| name)
         .to_string()
-}
-
-fn raw_target(parts: &Parts) -> String {
-    parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| parts.uri.to_string(), |pq| pq.as_str().to_owned())
 }
 
 /// The Content-Length the client declared (the guard already rejected malformed ones).
