@@ -147,3 +147,29 @@ def test_multithread_multiprocess_flags(
     env = requests.get(srv.url + "/", timeout=5).json()
     assert env["wsgi.multithread"] is multithread
     assert env["wsgi.multiprocess"] is multiprocess
+
+
+def test_values_that_usually_repeat_still_follow_each_request(probe: Server) -> None:
+    """SERVER_NAME, SERVER_PORT and REMOTE_ADDR are reused from the previous request while
+    they repeat; a change must show at once."""
+
+    def env_from(source_ip: str, host: str) -> dict[str, Any]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.settimeout(3)
+            s.bind((source_ip, 0))
+            s.connect(("127.0.0.1", probe.port))
+            s.sendall(f"GET /env HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            r = read_response(s)
+        data = json.loads(r.body)
+        assert isinstance(data, dict)
+        return data
+
+    seen = [
+        env_from("127.0.0.1", "one.test"),
+        env_from("127.0.0.1", "one.test"),
+        env_from("127.0.0.2", "two.test:81"),
+        env_from("127.0.0.1", "one.test"),
+    ]
+    assert [e["SERVER_NAME"] for e in seen] == ["one.test", "one.test", "two.test", "one.test"]
+    assert [e["REMOTE_ADDR"] for e in seen] == ["127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.1"]
+    assert {e["SERVER_PORT"] for e in seen} == {str(probe.port)}

@@ -39,6 +39,44 @@ pub struct RequestParts {
     pub body_len: Option<u64>,
 }
 
+/// The Python str made for the last value of some key, reused while the value repeats.
+struct LastValue<K> {
+    last: Mutex<Option<(K, Py<PyString>)>>,
+}
+
+impl<K> Default for LastValue<K> {
+    fn default() -> Self {
+        LastValue {
+            last: Mutex::new(None),
+        }
+    }
+}
+
+impl<K: PartialEq> LastValue<K> {
+    fn get_or_make<'py, Q>(
+        &self,
+        py: Python<'py>,
+        key: &Q,
+        make: impl FnOnce(Python<'py>) -> Bound<'py, PyString>,
+    ) -> Bound<'py, PyString>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: PartialEq + ToOwned<Owned = K> + ?Sized,
+    {
+        let Ok(mut last) = self.last.lock() else {
+            return make(py);
+        };
+        if let Some((cached_key, value)) = last.as_ref() {
+            if cached_key.borrow() == key {
+                return value.bind(py).clone();
+            }
+        }
+        let value = make(py);
+        *last = Some((key.to_owned(), value.clone().unbind()));
+        value
+    }
+}
+
 /// Sets an environ entry under an interned key (keys are created once per process).
 macro_rules! set {
     ($env:expr, $key:literal, $value:expr) => {
@@ -59,6 +97,12 @@ const HEADER_KEY_CACHE_LIMIT: usize = 256;
 /// Per-worker environ factory.
 pub struct EnvironBuilder {
     template: Py<PyDict>,
+    /// Values that repeat from request to request (behind a proxy every request has the same
+    /// REMOTE_ADDR; SERVER_PORT is the listener's; SERVER_NAME is usually one site): the str
+    /// of the previous request is reused when the value is the same.
+    last_remote_ip: LastValue<std::net::IpAddr>,
+    last_server_port: LastValue<u16>,
+    last_server_name: LastValue<String>,
     header_keys: Mutex<HashMap<HeaderName, Py<PyString>, BuildHasherDefault<FxHasher>>>,
 }
 
@@ -111,6 +155,9 @@ impl EnvironBuilder {
     pub fn new(py: Python<'_>, multithread: bool, multiprocess: bool) -> PyResult<EnvironBuilder> {
         Ok(EnvironBuilder {
             template: build_template(py, multithread, multiprocess)?,
+            last_remote_ip: LastValue::default(),
+            last_server_port: LastValue::default(),
+            last_server_name: LastValue::default(),
             header_keys: Mutex::new(HashMap::default()),
         })
     }
@@ -137,13 +184,22 @@ impl EnvironBuilder {
         set!(env, "RAW_URI", &raw_target)?;
         set!(env, "REQUEST_URI", raw_target)?;
         set!(env, "SERVER_PROTOCOL", protocol_str(py, req.version))?;
-        set!(env, "SERVER_NAME", text(py, &req.server_name))?;
-        set!(
-            env,
-            "SERVER_PORT",
-            text(py, itoa(req.server_port as u64).as_str())
-        )?;
-        set!(env, "REMOTE_ADDR", ip_str(py, &req.remote))?;
+        let server_name = self
+            .last_server_name
+            .get_or_make(py, req.server_name.as_str(), |py| {
+                text(py, &req.server_name)
+            });
+        set!(env, "SERVER_NAME", server_name)?;
+        let port = req.server_port;
+        let server_port = self
+            .last_server_port
+            .get_or_make(py, &port, |py| text(py, itoa(u64::from(port)).as_str()));
+        set!(env, "SERVER_PORT", server_port)?;
+        let ip = req.remote.ip();
+        let remote_addr = self
+            .last_remote_ip
+            .get_or_make(py, &ip, |py| ip_str(py, &req.remote));
+        set!(env, "REMOTE_ADDR", remote_addr)?;
         set!(
             env,
             "REMOTE_PORT",

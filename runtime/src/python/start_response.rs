@@ -4,11 +4,16 @@
 //! rules (a second call needs `exc_info`; once headers are sent it re-raises), and the bytes
 //! passed to `write()`. Must not touch: the response body iterable or the connection.
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::sync::{LazyLock, Mutex};
+
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use rustc_hash::FxHasher;
 
 /// What the app said about the response head.
 #[derive(Debug, Default)]
@@ -120,7 +125,7 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
         }
         let name = pair.get_borrowed_item(0)?;
         let value = pair.get_borrowed_item(1)?;
-        add_header(head, header_str(&name)?, header_str(&value)?)
+        add_header(head, header_name(&name)?, header_str(&value)?)
     };
     if let Ok(list) = headers.cast::<PyList>() {
         head.headers.reserve(list.len());
@@ -133,6 +138,32 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
         }
     }
     Ok(head)
+}
+
+/// Header names an app passes are usually the same str objects on every request (constants of
+/// its code); their parsed `HeaderName` is remembered by object identity. The cache holds a
+/// reference to each key object, so an address is never reused for another string.
+fn header_name(obj: &Bound<'_, PyAny>) -> PyResult<HeaderName> {
+    type Names = HashMap<usize, (Py<PyString>, HeaderName), BuildHasherDefault<FxHasher>>;
+    static NAMES: LazyLock<Mutex<Names>> = LazyLock::new(Mutex::default);
+    const LIMIT: usize = 256;
+
+    let text = obj
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err("header names and values must be str"))?;
+    let key = text.as_ptr() as usize;
+    if let Some((_, name)) = NAMES.lock().ok().as_ref().and_then(|names| names.get(&key)) {
+        return Ok(name.clone());
+    }
+    let raw = text.to_cow()?;
+    let name = HeaderName::from_bytes(raw.as_bytes())
+        .map_err(|_| PyValueError::new_err(format!("invalid header name {raw:?}")))?;
+    if let Ok(mut names) = NAMES.lock() {
+        if names.len() < LIMIT {
+            names.insert(key, (text.clone().unbind(), name.clone()));
+        }
+    }
+    Ok(name)
 }
 
 fn not_a_pair() -> PyErr {
@@ -168,12 +199,10 @@ fn parse_status(status: &str) -> PyResult<(StatusCode, Option<String>)> {
 /// Hop-by-hop headers belong to the server (PEP 3333); `Connection: close` is honoured.
 fn add_header(
     head: &mut Head,
-    name: std::borrow::Cow<'_, str>,
+    header_name: HeaderName,
     value: std::borrow::Cow<'_, str>,
 ) -> PyResult<()> {
-    let (name, value) = (name.as_ref(), value.as_ref());
-    let header_name = HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| PyValueError::new_err(format!("invalid header name {name:?}")))?;
+    let (name, value) = (header_name.as_str(), value.as_ref());
     let header_value = if value.is_ascii() {
         HeaderValue::from_str(value)
     } else {
