@@ -1,0 +1,262 @@
+//! The incoming request, as typed Rust data plus a streaming body.
+//!
+//! Owns [`Request`] and [`Method`]: copies method, target, scheme, authority
+//! and headers out of the wasi `incoming-request` once, then hands the request
+//! resource to [`Body`], which owns its lifetime from there. It must not
+//! create responses or write to any output stream.
+
+use std::fmt;
+
+use wasi::http::types::{IncomingRequest, Method as WasiMethod, Scheme};
+
+use crate::body::Body;
+use crate::headers::Headers;
+use crate::query;
+
+/// The request header in which wsrun passes the route prefix (`SCRIPT_NAME`).
+pub const SCRIPT_NAME_HEADER: &str = "wsrun-script-name";
+
+/// An HTTP request method.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `HEAD`
+    Head,
+    /// `POST`
+    Post,
+    /// `PUT`
+    Put,
+    /// `DELETE`
+    Delete,
+    /// `CONNECT`
+    Connect,
+    /// `OPTIONS`
+    Options,
+    /// `TRACE`
+    Trace,
+    /// `PATCH`
+    Patch,
+    /// Any other method, as sent.
+    Other(String),
+}
+
+impl Method {
+    /// The method's name as it appears on the wire, e.g. `"GET"`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Connect => "CONNECT",
+            Method::Options => "OPTIONS",
+            Method::Trace => "TRACE",
+            Method::Patch => "PATCH",
+            Method::Other(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<WasiMethod> for Method {
+    fn from(method: WasiMethod) -> Self {
+        match method {
+            WasiMethod::Get => Method::Get,
+            WasiMethod::Head => Method::Head,
+            WasiMethod::Post => Method::Post,
+            WasiMethod::Put => Method::Put,
+            WasiMethod::Delete => Method::Delete,
+            WasiMethod::Connect => Method::Connect,
+            WasiMethod::Options => Method::Options,
+            WasiMethod::Trace => Method::Trace,
+            WasiMethod::Patch => Method::Patch,
+            WasiMethod::Other(name) => Method::Other(name),
+        }
+    }
+}
+
+/// An incoming HTTP request.
+///
+/// Everything but the body is read up front; the body streams through
+/// [`Request::body`].
+#[derive(Debug)]
+pub struct Request {
+    method: Method,
+    path_with_query: String,
+    scheme: Option<String>,
+    authority: Option<String>,
+    headers: Headers,
+    body: Body,
+}
+
+impl Request {
+    /// Reads a request handed over by the host.
+    pub(crate) fn from_wasi(request: IncomingRequest) -> Result<Self, crate::Error> {
+        let headers = {
+            // `fields` is a child of the request: drop it before the request.
+            let fields = request.headers();
+            Headers::from(fields.entries())
+        };
+        let scheme = request.scheme().map(|s| match s {
+            Scheme::Http => "http".to_string(),
+            Scheme::Https => "https".to_string(),
+            Scheme::Other(other) => other,
+        });
+        Ok(Self {
+            method: request.method().into(),
+            path_with_query: request.path_with_query().unwrap_or_else(|| "/".into()),
+            scheme,
+            authority: request.authority(),
+            headers,
+            body: Body::from_wasi(request)?,
+        })
+    }
+
+    /// Builds a request in memory with an empty body, e.g. to unit-test a
+    /// handler on the host. Add headers and a body with the `with_*` methods.
+    pub fn new(method: Method, path_with_query: impl Into<String>) -> Self {
+        Self {
+            method,
+            path_with_query: path_with_query.into(),
+            scheme: None,
+            authority: None,
+            headers: Headers::new(),
+            body: Body::empty(),
+        }
+    }
+
+    /// Builder: appends a header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// Builder: replaces the body with `data`.
+    pub fn with_body(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.body = Body::from_bytes(data);
+        self
+    }
+
+    /// Builder: sets scheme and authority.
+    pub fn with_origin(mut self, scheme: &str, authority: &str) -> Self {
+        self.scheme = Some(scheme.to_string());
+        self.authority = Some(authority.to_string());
+        self
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The full request target: path and query, e.g. `/app/items?page=2`.
+    /// With wsrun this is the full path, route prefix included.
+    pub fn path_with_query(&self) -> &str {
+        &self.path_with_query
+    }
+
+    /// The path without the query, e.g. `/app/items`.
+    pub fn path(&self) -> &str {
+        query::path_of(&self.path_with_query)
+    }
+
+    /// The raw query after `?` (not decoded), or `None` if there is no `?`.
+    pub fn query(&self) -> Option<&str> {
+        query::query_of(&self.path_with_query)
+    }
+
+    /// The decoded query as `(name, value)` pairs, in order (`+` and `%XX`
+    /// decoded; a bare `name` has an empty value).
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        self.query().map(query::decode_pairs).unwrap_or_default()
+    }
+
+    /// The decoded value of the first query parameter called `name`.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query_pairs()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The route prefix this handler is mounted at (wsrun's `wsrun-script-name`
+    /// header, the WSGI `SCRIPT_NAME`); empty if the header is absent.
+    pub fn script_name(&self) -> &str {
+        self.headers.get(SCRIPT_NAME_HEADER).unwrap_or("")
+    }
+
+    /// The URL scheme (`"http"`, `"https"`, ...) if the host supplied one.
+    pub fn scheme(&self) -> Option<&str> {
+        self.scheme.as_deref()
+    }
+
+    /// The authority (`host[:port]`) if the host supplied one.
+    pub fn authority(&self) -> Option<&str> {
+        self.authority.as_deref()
+    }
+
+    /// All request headers.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The first value of header `name` (case-insensitive) as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+
+    /// The request body, for streaming reads.
+    pub fn body(&mut self) -> &mut Body {
+        &mut self.body
+    }
+
+    /// Consumes the request, keeping only its body.
+    pub fn into_body(self) -> Body {
+        self.body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accessors() {
+        let mut req = Request::new(Method::Post, "/api/items?name=a+b&flag")
+            .with_header("Wsrun-Script-Name", "/api")
+            .with_header("X-Multi", "1")
+            .with_header("x-multi", "2")
+            .with_origin("http", "example.test:8080")
+            .with_body("payload");
+        assert_eq!(req.method().as_str(), "POST");
+        assert_eq!(req.path(), "/api/items");
+        assert_eq!(req.query(), Some("name=a+b&flag"));
+        assert_eq!(req.query_param("name").as_deref(), Some("a b"));
+        assert_eq!(req.query_param("flag").as_deref(), Some(""));
+        assert_eq!(req.query_param("none"), None);
+        assert_eq!(req.script_name(), "/api");
+        assert_eq!(
+            req.headers().get_all("X-MULTI").collect::<Vec<_>>(),
+            ["1", "2"]
+        );
+        assert_eq!(req.authority(), Some("example.test:8080"));
+        assert_eq!(req.scheme(), Some("http"));
+        assert_eq!(req.body().read_all().unwrap(), b"payload");
+    }
+
+    #[test]
+    fn defaults() {
+        let req = Request::new(Method::Other("PURGE".into()), "/");
+        assert_eq!(req.method().to_string(), "PURGE");
+        assert_eq!(req.script_name(), "");
+        assert!(req.query_pairs().is_empty());
+        assert_eq!(req.into_body().read_chunk().unwrap(), None);
+    }
+}
