@@ -15,6 +15,7 @@ use crate::python::{interpreter, loader, WsgiApp};
 use crate::router::{Route, Router};
 use crate::server::{self, Handler};
 use crate::static_files::StaticDir;
+use crate::wasm::{self, WasmHost};
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -59,19 +60,69 @@ fn prepare(cli: &Cli, config: &mut Config) -> Result<Router<Handler>, String> {
         debug: args.debug,
     };
     let apps = loader::load_apps(config, fixed)?;
-    build_router(config, apps)
+    let router = build_router(config, apps)?;
+    if cli.is_check() {
+        check_wasm(config)?;
+    }
+    Ok(router)
+}
+
+/// `wsrun check`: compiles and links every wasm route's file (and the watched directory's).
+fn check_wasm(config: &Config) -> Result<(), String> {
+    let mut files: Vec<std::path::PathBuf> = config
+        .routes
+        .iter()
+        .filter_map(|r| match &r.target {
+            config::RouteTarget::Wasm { file } => Some(file.clone()),
+            _ => None,
+        })
+        .collect();
+    if let Some(dir) = &config.watch {
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| format!("--watch {}: {e}", dir.display()))?;
+        files.extend(
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "wasm")),
+        );
+    }
+    if files.is_empty() {
+        return Ok(());
+    }
+    let max_memory = config
+        .routes
+        .iter()
+        .map(|r| config.wasm_limits(r).memory)
+        .max()
+        .unwrap_or(config::WasmLimits::default().memory);
+    let host = WasmHost::start(max_memory, None)?;
+    let mut errors = Vec::new();
+    for file in &files {
+        if let Err(err) = host.check_file(file) {
+            errors.push(err);
+        }
+    }
+    match errors.is_empty() {
+        true => Ok(()),
+        false => Err(errors.join("\nwsrun: error: ")),
+    }
 }
 
 fn build_router(
     config: &Config,
     apps: Vec<Option<Arc<WsgiApp>>>,
 ) -> Result<Router<Handler>, String> {
-    if config.routes.is_empty() {
+    if config.routes.is_empty() && config.watch.is_none() {
         return Err("nothing to serve: no routes".to_string());
     }
+    let wasm_routes = wasm::build_routes(config);
     let mut entries = Vec::with_capacity(config.routes.len());
-    for (route, app) in config.routes.iter().zip(apps) {
+    for ((route, app), wasm_route) in config.routes.iter().zip(apps).zip(wasm_routes) {
         let handler = match (&route.target, app) {
+            (config::RouteTarget::Wasm { file }, _) => match wasm_route {
+                Some(wasm_route) => Handler::Wasm(wasm_route),
+                None => return Err(format!("wasm route {}: {}", route.prefix, file.display())),
+            },
             (config::RouteTarget::Static { root }, _) => {
                 let dir = StaticDir::new(root).map_err(|e| {
                     format!("static route {}: {}: {e}", route.prefix, root.display())

@@ -12,3 +12,4 @@ pub mod router;
 pub mod server;
 pub mod spool;
 pub mod static_files;
+pub mod wasm;

@@ -67,21 +67,42 @@ struct HostGroup<H> {
     routes: Vec<Arc<Route<H>>>,
 }
 
+/// `(hosts, route)`: the routes a router is built from; empty `hosts` means any host.
+pub type Entry<H> = (Vec<String>, Arc<Route<H>>);
+
 /// All routes of a server, ready for matching.
 pub struct Router<H> {
     host_groups: Vec<HostGroup<H>>,
     any_host: Vec<Arc<Route<H>>>,
+    /// What it was built from, in order (for `rebuilt`).
+    entries: Vec<Entry<H>>,
 }
 
 impl<H> Router<H> {
     /// Builds a router from `(hosts, route)` pairs; an empty `hosts` means any host.
     pub fn new(entries: Vec<(Vec<String>, Route<H>)>) -> Router<H> {
+        let entries = entries
+            .into_iter()
+            .map(|(hosts, route)| (hosts, Arc::new(route)))
+            .collect();
+        Router::from_entries(entries)
+    }
+
+    /// A new router from this one's entries after `change` (for routes added and removed at
+    /// run time); routes keep their identity, so requests holding one are unaffected.
+    pub fn rebuilt(&self, change: impl FnOnce(&mut Vec<Entry<H>>)) -> Router<H> {
+        let mut entries = self.entries.clone();
+        change(&mut entries);
+        Router::from_entries(entries)
+    }
+
+    fn from_entries(entries: Vec<Entry<H>>) -> Router<H> {
         let mut router = Router {
             host_groups: Vec::new(),
             any_host: Vec::new(),
+            entries: entries.clone(),
         };
         for (hosts, route) in entries {
-            let route = Arc::new(route);
             if hosts.is_empty() {
                 router.any_host.push(route);
                 continue;

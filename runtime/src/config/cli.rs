@@ -15,13 +15,15 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use super::units::LOG_LEVELS;
-use super::units::{parse_bind, parse_duration, parse_log_level, parse_python_target, parse_size};
-use super::{toml_file, Config, ConfigError, RouteConfig, ServerConfig};
+use super::units::{
+    normalize_prefix, parse_bind, parse_duration, parse_log_level, parse_python_target, parse_size,
+};
+use super::{toml_file, Config, ConfigError, RouteConfig, RouteTarget, ServerConfig};
 
 /// The `file` of every error that comes from a flag or the TARGET.
 pub const CLI_FILE: &str = "<command line>";
 
-/// Serve Python WSGI apps (and, later, WebAssembly handlers) from one server.
+/// Serve Python WSGI apps and sandboxed WebAssembly handlers from one server.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "wsrun", version, about)]
 pub struct Cli {
@@ -120,6 +122,12 @@ pub struct RunArgs {
     /// Debug mode: tracebacks in error responses
     #[arg(long)]
     pub debug: bool,
+    /// Serve a wasi:http component at a prefix: PREFIX=FILE, e.g. /api/v2=handlers/api.wasm (repeatable)
+    #[arg(long = "wasm", value_name = "PREFIX=FILE")]
+    pub wasm: Vec<String>,
+    /// Serve every DIR/NAME.wasm at /NAME, reloading a file when it changes
+    #[arg(long, value_name = "DIR")]
+    pub watch: Option<PathBuf>,
 }
 
 /// Defaults, then the `-c` file, then flags, then the TARGET; see the module docs.
@@ -144,6 +152,8 @@ fn build(args: &RunArgs, cwd: &Path) -> Result<Config, ConfigError> {
         server: ServerConfig::default(),
         routes: Vec::new(),
         script: None,
+        tenants: Vec::new(),
+        watch: None,
     };
     // (file as shown, line) of a route at `/` declared in the file, if any.
     let mut file_root = None;
@@ -153,16 +163,18 @@ fn build(args: &RunArgs, cwd: &Path) -> Result<Config, ConfigError> {
         file_root = root_line.map(|line| (shown, line));
     }
     apply_flags(args, cwd, &mut config.server)?;
+    apply_wasm_flags(args, cwd, &mut config)?;
     if let Some(target) = &args.target {
         apply_target(target, cwd, &mut config, file_root.as_ref())?;
     }
-    if config.routes.is_empty() && config.script.is_none() {
+    if config.routes.is_empty() && config.script.is_none() && config.watch.is_none() {
         let message = match &args.config {
             Some(path) => format!(
                 "nothing to serve: `{}` declares no [[route]] and no script or module:app was given",
                 path.display()
             ),
-            None => "nothing to serve: give a script, a module:app, or -c wsrun.toml".to_string(),
+            None => "nothing to serve: give a script, a module:app, --wasm, --watch or -c wsrun.toml"
+                .to_string(),
         };
         return Err(ConfigError::new(CLI_FILE, None, None, message));
     }
@@ -303,6 +315,43 @@ fn apply_flags(args: &RunArgs, cwd: &Path, server: &mut ServerConfig) -> Result<
     Ok(())
 }
 
+/// `--wasm PREFIX=FILE` routes and `--watch DIR`.
+fn apply_wasm_flags(args: &RunArgs, cwd: &Path, config: &mut Config) -> Result<(), ConfigError> {
+    for spec in &args.wasm {
+        let Some((prefix, file)) = spec.split_once('=') else {
+            return Err(err(
+                "--wasm",
+                format!("`{spec}` is not PREFIX=FILE (e.g. /api/v2=handlers/api.wasm)"),
+            ));
+        };
+        let prefix = normalize_prefix(prefix).map_err(|m| err("--wasm", m))?;
+        let path = cwd.join(file);
+        if !path.is_file() {
+            return Err(err("--wasm", format!("`{file}` is not a file")));
+        }
+        if config
+            .routes
+            .iter()
+            .any(|r| r.prefix == prefix && r.hosts.is_empty())
+        {
+            return Err(err("--wasm", format!("`{prefix}` is already routed")));
+        }
+        let target = RouteTarget::Wasm { file: path };
+        config
+            .routes
+            .push(RouteConfig::new(prefix, Vec::new(), target));
+    }
+    if let Some(dir) = &args.watch {
+        let dir = cwd.join(dir);
+        if !dir.is_dir() {
+            let msg = format!("`{}` is not a directory", dir.display());
+            return Err(err("--watch", msg));
+        }
+        config.watch = Some(dir);
+    }
+    Ok(())
+}
+
 fn apply_target(
     target: &str,
     cwd: &Path,
@@ -335,12 +384,19 @@ fn apply_target(
             ),
         ));
     }
-    config.routes.push(RouteConfig {
-        prefix: "/".to_string(),
-        hosts: Vec::new(),
-        target: route_target,
-        max_body_size: None,
-    });
+    if config
+        .routes
+        .iter()
+        .any(|r| r.prefix == "/" && r.hosts.is_empty())
+    {
+        return Err(err(
+            "TARGET",
+            format!("`{target}` would be served at `/`, but --wasm already routes `/`"),
+        ));
+    }
+    config
+        .routes
+        .push(RouteConfig::new("/".to_string(), Vec::new(), route_target));
     Ok(())
 }
 

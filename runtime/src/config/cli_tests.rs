@@ -124,7 +124,7 @@ fn bad_targets_name_the_target() {
 fn nothing_to_serve() {
     let dir = tempfile::tempdir().expect("tempdir");
     let e = flag_err(dir.path(), "-w 2", None);
-    let want = "<command line>: nothing to serve: give a script, a module:app, or -c wsrun.toml";
+    let want = "<command line>: nothing to serve: give a script, a module:app, --wasm, --watch or -c wsrun.toml";
     assert_eq!(e, want);
     fs::write(dir.path().join("w.toml"), "[server]\nworkers = 2\n").expect("write");
     let e = flag_err(dir.path(), "check -c w.toml", None);
@@ -258,4 +258,46 @@ fn missing_config_file_is_reported_against_it() {
         ("nope.toml", None, None)
     );
     assert!(e.message.contains("cannot read"), "{e}");
+}
+
+#[test]
+fn wasm_and_watch_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("h.wasm"), b"\0asm").expect("write");
+    fs::create_dir(dir.path().join("handlers")).expect("mkdir");
+    let c = build_in(
+        dir.path(),
+        "--wasm /api/v2/=h.wasm --watch handlers app:application",
+    )
+    .expect("valid");
+    assert_eq!(c.routes.len(), 2);
+    assert_eq!(c.routes[0].prefix, "/api/v2");
+    assert_eq!(
+        c.routes[0].target,
+        RouteTarget::Wasm {
+            file: dir.path().join("h.wasm")
+        }
+    );
+    assert_eq!(c.watch, Some(dir.path().join("handlers")));
+    let c = build_in(dir.path(), "--watch handlers").expect("watch alone serves");
+    assert!(c.routes.is_empty());
+    for (argv, key, want) in [
+        ("--wasm h.wasm", "--wasm", "PREFIX=FILE"),
+        ("--wasm /a=missing.wasm", "--wasm", "not a file"),
+        ("--wasm a=h.wasm", "--wasm", "start with `/`"),
+        (
+            "--wasm /a=h.wasm --wasm /a/=h.wasm",
+            "--wasm",
+            "already routed",
+        ),
+        ("--watch nope", "--watch", "not a directory"),
+        (
+            "--wasm /=h.wasm app:application",
+            "TARGET",
+            "--wasm already routes `/`",
+        ),
+    ] {
+        let e = flag_err(dir.path(), argv, Some(key));
+        assert!(e.contains(want), "{argv}: {e}");
+    }
 }

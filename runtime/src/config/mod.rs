@@ -7,10 +7,14 @@
 
 mod cli;
 mod toml_file;
+mod toml_routes;
+mod toml_values;
 mod units;
+mod wasm_settings;
 
 pub use cli::{Cli, Command, RunArgs};
 pub use units::{normalize_prefix, parse_bind, parse_duration, parse_size};
+pub use wasm_settings::{default_port, Origin, WasmLimits, WasmSettings};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -25,6 +29,27 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// A Fapws-style script to execute for its `PATHS` (filled into `routes` by the Python host).
     pub script: Option<PathBuf>,
+    /// `[[tenant]]` tables; their routes are in `routes` with `tenant` set.
+    pub tenants: Vec<TenantConfig>,
+    /// `--watch DIR`: every `DIR/NAME.wasm` is served at `/NAME` and reloaded when it changes.
+    pub watch: Option<PathBuf>,
+}
+
+impl Config {
+    /// The limits a WASM route runs with (its own keys, then its tenant's, then defaults).
+    pub fn wasm_limits(&self, route: &RouteConfig) -> WasmLimits {
+        let tenant = route.tenant.and_then(|i| self.tenants.get(i));
+        route.wasm.resolve(tenant.map(|t| &t.defaults))
+    }
+}
+
+/// One `[[tenant]]`: a name, the hosts it owns, default limits for its routes.
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    pub name: String,
+    pub hosts: Vec<String>,
+    /// Defaults for the tenant's routes; `defaults.max_concurrency` caps the whole tenant.
+    pub defaults: WasmSettings,
 }
 
 /// The `[server]` table and its command-line shortcuts.
@@ -109,6 +134,24 @@ pub struct RouteConfig {
     pub target: RouteTarget,
     /// Overrides `server.max_body_size` for this route.
     pub max_body_size: Option<u64>,
+    /// WASM keys written on this route (only allowed on `wasm` routes).
+    pub wasm: WasmSettings,
+    /// Index into `Config::tenants` for a `[[tenant.route]]`.
+    pub tenant: Option<usize>,
+}
+
+impl RouteConfig {
+    /// A route with no per-route settings.
+    pub fn new(prefix: String, hosts: Vec<String>, target: RouteTarget) -> RouteConfig {
+        RouteConfig {
+            prefix,
+            hosts,
+            target,
+            max_body_size: None,
+            wasm: WasmSettings::default(),
+            tenant: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +162,8 @@ pub enum RouteTarget {
     ScriptPath { index: usize },
     /// Files under a directory.
     Static { root: PathBuf },
+    /// A `wasi:http/proxy` component file.
+    Wasm { file: PathBuf },
 }
 
 /// A configuration problem, located as precisely as we can.

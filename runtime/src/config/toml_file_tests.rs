@@ -1,6 +1,8 @@
 //! Tests of `config::toml_file` (kept apart so the module stays readable).
 use super::*;
+use crate::config::{RouteTarget, ServerConfig, WasmLimits};
 use std::fs;
+use std::time::Duration;
 
 type Loaded = Res<(Config, Option<usize>)>;
 
@@ -10,6 +12,8 @@ fn defaults() -> Config {
         server,
         routes: Vec::new(),
         script: None,
+        tenants: Vec::new(),
+        watch: None,
     }
 }
 
@@ -22,6 +26,7 @@ fn load(src: &str) -> (tempfile::TempDir, Loaded) {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::create_dir(dir.path().join("public")).expect("mkdir");
     fs::create_dir(dir.path().join("app")).expect("mkdir");
+    fs::write(dir.path().join("h.wasm"), b"\0asm").expect("write");
     let path = dir.path().join("wsrun.toml");
     fs::write(&path, src).expect("write");
     let mut config = defaults();
@@ -154,10 +159,26 @@ fn every_error_is_located() {
         ("[[route]]\nprefix = \"/\"\npython = \"a:b\"\n\n[[route]]\nprfix = \"/x\"\n", Some(6), Some("route[2].prfix"), "did you mean `prefix`"),
         // later features
         ("[server]\n\n[[timer]]\nname = \"x\"\n", Some(3), Some("timer"), "not supported yet by this build"),
-        ("[[tenant]]\nname = \"x\"\n", Some(1), Some("tenant"), "not supported yet"),
-        ("[[route]]\nprefix = \"/a\"\nwasm = \"x.wasm\"\n", Some(3), Some("route[1].wasm"), "not supported yet"),
-        ("[[route]]\nprefix = \"/a\"\npython = \"a:b\"\nenv = { A = \"1\" }\n", Some(4), Some("route[1].env"), "not supported yet"),
-        ("[[route]]\nprefix = \"/a\"\npython = \"a:b\"\n[route.memory]\n", Some(4), Some("route[1].memory"), "not supported yet"),
+        // wasm routes and tenants
+        ("[[route]]\nprefix = \"/a\"\nwasm = \"x.wasm\"\n", Some(3), Some("route[1].wasm"), "is not a file"),
+        ("[[route]]\nprefix = \"/a\"\npython = \"a:b\"\nenv = { A = \"1\" }\n", Some(4), Some("route[1].env"), "applies to wasm routes only"),
+        ("[[route]]\nprefix = \"/a\"\nwasm = \"h.wasm\"\nmemory = \"1KiB\"\n", Some(4), Some("route[1].memory"), "between 64KiB and 4GiB"),
+        ("[[route]]\nprefix = \"/a\"\nwasm = \"h.wasm\"\ntimeout = \"0s\"\n", Some(4), Some("route[1].timeout"), "more than zero"),
+        ("[[route]]\nprefix = \"/a\"\nwasm = \"h.wasm\"\nmax_concurrency = 0\n", Some(4), Some("route[1].max_concurrency"), "at least 1"),
+        ("[[route]]\nprefix = \"/a\"\nwasm = \"h.wasm\"\nallow_outbound = [\"ftp://x\"]\n", Some(4), Some("route[1].allow_outbound"), "http or https"),
+        ("[[route]]\nprefix = \"/a\"\nwasm = \"h.wasm\"\nenv = { A = 1 }\n", Some(4), Some("route[1].env.A"), "expected a string"),
+        ("[[route]]\nprefix = \"/a\"\nwasm = \"h.wasm\"\nenv = \"A=1\"\n", Some(4), Some("route[1].env"), "a table of strings"),
+        ("[[tenant]]\nname = \"x\"\n", Some(1), Some("tenant[1].hosts"), "is required"),
+        ("[[tenant]]\nhosts = [\"a.test\"]\n", Some(1), Some("tenant[1].name"), "is required"),
+        ("[[tenant]]\nname = \"x\"\nhosts = [\"a.test\"]\n", Some(1), Some("tenant[1]"), "no [[tenant.route]]"),
+        ("[[tenant]]\nname = \"x\"\nhosts = [\"a.test\"]\nmemroy = 1\n", Some(4), Some("tenant[1].memroy"), "did you mean `memory`"),
+        ("[[tenant]]\nname = \"x\"\nhosts = [\"a.test\"]\n[[tenant.route]]\nprefix = \"/\"\npython = \"a:b\"\n", Some(6), Some("tenant[1].route[1].python"), "untrusted"),
+        ("[[tenant]]\nname = \"x\"\nhosts = [\"a.test\"]\n[[tenant.route]]\nprefix = \"/\"\nhosts = [\"b.test\"]\nwasm = \"h.wasm\"\n", Some(6), Some("tenant[1].route[1].hosts"), "tenant's hosts"),
+        ("[[tenant]]\nname = \"x\"\nhosts = [\"a.test\"]\n[[tenant.route]]\nwasm = \"h.wasm\"\n", Some(4), Some("tenant[1].route[1].prefix"), "is required"),
+        ("[[tenant]]\nname = \"x\"\nhosts = [\"a.test\"]\n[[tenant.route]]\nprefix = \"/\"\nwasm = \"h.wasm\"\n\n[[tenant]]\nname = \"y\"\nhosts = [\"A.test\"]\n", Some(10), Some("tenant[2].hosts"), "already belongs to tenant `x`"),
+        ("[[tenant]]\nname = \"x\"\nhosts = [\"a.test\"]\n[[tenant.route]]\nprefix = \"/\"\nwasm = \"h.wasm\"\n\n[[tenant]]\nname = \"x\"\n", Some(9), Some("tenant[2].name"), "declared twice"),
+        ("[[route]]\nprefix = \"/\"\nhosts = [\"a.test\"]\nwasm = \"h.wasm\"\n\n[[tenant]]\nname = \"x\"\nhosts = [\"a.test\"]\n", Some(8), Some("tenant[1].hosts"), "listed by a [[route]]"),
+        ("[server]\nwatch = \"nope\"\n", Some(2), Some("server.watch"), "not a directory"),
         // wrong types
         ("[server]\nworkers = \"2\"\n", Some(2), Some("server.workers"), "expected a whole number, found string"),
         ("server = 5\n", Some(1), Some("server"), "expected a table ([server]), found integer"),
@@ -257,4 +278,54 @@ fn line_numbers_count_crlf_and_multibyte_text() {
         (e.line, e.key.as_deref()),
         (Some(4), Some("server.workers"))
     );
+}
+
+#[test]
+fn wasm_routes_and_tenants() {
+    let src = r#"
+[[route]]
+prefix = "/api/v2"
+wasm = "h.wasm"
+memory = "64MiB"
+timeout = "2s"
+max_concurrency = 8
+allow_outbound = ["https://api.example.com", "http://127.0.0.1:9000"]
+env = { MODE = "prod", B = "2" }
+
+[[tenant]]
+name = "acme"
+hosts = ["acme.test", "*.acme.test"]
+memory = "32MiB"
+max_concurrency = 4
+env = { WHO = "acme" }
+  [[tenant.route]]
+  prefix = "/"
+  wasm = "h.wasm"
+  [[tenant.route]]
+  prefix = "/files"
+  static = "public"
+"#;
+    let (_dir, loaded) = load(src);
+    let (config, _) = loaded.expect("valid");
+    assert_eq!(config.routes.len(), 3);
+    let api = &config.routes[0];
+    assert!(matches!(&api.target, RouteTarget::Wasm { file } if file.ends_with("h.wasm")));
+    let limits = config.wasm_limits(api);
+    assert_eq!(limits.memory, 64 << 20);
+    assert_eq!(limits.timeout, Duration::from_secs(2));
+    assert_eq!(limits.max_concurrency, 8);
+    assert_eq!(limits.allow_outbound.len(), 2);
+    assert_eq!(limits.env[0], ("MODE".to_string(), "prod".to_string()));
+    let site = &config.routes[1];
+    assert_eq!(site.tenant, Some(0));
+    assert_eq!(site.hosts, vec!["acme.test", "*.acme.test"]);
+    let limits = config.wasm_limits(site);
+    assert_eq!(limits.memory, 32 << 20);
+    assert_eq!(limits.timeout, WasmLimits::default().timeout);
+    assert_eq!(limits.env, vec![("WHO".to_string(), "acme".to_string())]);
+    assert_eq!(config.tenants[0].defaults.max_concurrency, Some(4));
+    assert!(matches!(
+        config.routes[2].target,
+        RouteTarget::Static { .. }
+    ));
 }

@@ -42,7 +42,7 @@ pub fn load_apps(
             .map(|route| match &route.target {
                 RouteTarget::Python { module, attr } => import_app(py, module, attr).map(Some),
                 RouteTarget::ScriptPath { index } => Ok(script_apps.get(*index).cloned()),
-                RouteTarget::Static { .. } => Ok(None),
+                RouteTarget::Static { .. } | RouteTarget::Wasm { .. } => Ok(None),
             })
             .collect()
     })
@@ -123,12 +123,11 @@ fn load_script(
                 "{shown}: PATHS[{index}] prefix {prefix:?} is routed twice"
             ));
         }
-        config.routes.push(RouteConfig {
+        config.routes.push(RouteConfig::new(
             prefix,
-            hosts: Vec::new(),
-            target: RouteTarget::ScriptPath { index },
-            max_body_size: None,
-        });
+            Vec::new(),
+            RouteTarget::ScriptPath { index },
+        ));
         let name = format!("{shown} PATHS[{index}]");
         apps.push(Arc::new(WsgiApp {
             callable: handler.unbind(),

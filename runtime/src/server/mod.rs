@@ -13,6 +13,7 @@ mod access_log;
 mod connection;
 pub mod guard;
 pub mod listener;
+mod live_routes;
 mod service;
 pub mod supervisor;
 mod worker;

@@ -19,11 +19,13 @@ use crate::body::{plain, ResponseBody};
 use crate::python::{RequestParts, WsgiApp};
 use crate::spool::{spool, SpoolError, SpooledBody};
 use crate::static_files::StaticDir;
+use crate::wasm::{self, WasmRoute};
 
 /// What a route serves.
 pub enum Handler {
     Python(Arc<WsgiApp>),
     Static(Arc<StaticDir>),
+    Wasm(Arc<WasmRoute>),
 }
 
 /// Where a connection comes from and arrives.
@@ -45,7 +47,8 @@ pub async fn serve(
     if path.contains(&0) {
         return closing(plain(StatusCode::BAD_REQUEST, "Bad Request: NUL in path\n"));
     }
-    let Some(matched) = ctx.router.find(&server_name, &path) else {
+    let router = ctx.router();
+    let Some(matched) = router.find(&server_name, &path) else {
         return plain(StatusCode::NOT_FOUND, "Not Found\n");
     };
     let route = matched.route;
@@ -87,6 +90,15 @@ pub async fn serve(
             &parts,
             path.get(matched.path_info_start..).unwrap_or_default(),
         ),
+        Handler::Wasm(wasm_route) => {
+            let Some(host) = &ctx.wasm else {
+                tracing::error!("{}: no WebAssembly host in this worker", route.prefix);
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+            };
+            let authority = format!("{server_name}:{}", peer.local.port());
+            let request = wasm::guest_request(parts, spooled, route.script_name(), &authority);
+            host.handle(wasm_route, request).await
+        }
     }
 }
 

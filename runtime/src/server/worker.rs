@@ -20,12 +20,15 @@ use tokio::task::LocalSet;
 use super::access_log::AccessLog;
 use super::connection::serve_connection;
 use super::listener::bind_reuseport;
+use super::live_routes::{start_wasm, LiveRouter};
 use super::service::{Handler, Peer};
 use super::supervisor::WORKER_BOOT_FAILED;
 use crate::config::Config;
 use crate::python::WsgiHost;
 use crate::router::Router;
 use crate::spool::SpoolLimits;
+use crate::wasm::{WasmHost, WatchChange};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// What a worker is started with (built once in the parent, before any fork).
 pub struct WorkerSetup {
@@ -35,8 +38,9 @@ pub struct WorkerSetup {
 
 /// Everything a connection of this worker reads.
 pub struct WorkerContext {
-    pub router: Router<Handler>,
+    pub router: LiveRouter,
     pub wsgi: Arc<WsgiHost>,
+    pub wasm: Option<WasmHost>,
     pub access_log: Option<AccessLog>,
     pub header_timeout: Duration,
     pub keepalive_timeout: Duration,
@@ -46,6 +50,11 @@ pub struct WorkerContext {
 }
 
 impl WorkerContext {
+    /// The route table a new request is routed with.
+    pub fn router(&self) -> Rc<Router<Handler>> {
+        self.router.get()
+    }
+
     /// Spool limits for a route whose body limit is `max_body_size`.
     pub fn spool_limits(&self, max_body_size: u64) -> SpoolLimits {
         SpoolLimits {
@@ -82,13 +91,22 @@ async fn serve_until_drained(setup: WorkerSetup, index: usize) -> i32 {
             return WORKER_BOOT_FAILED;
         }
     };
-    let ctx = match build_context(setup) {
-        Ok(ctx) => Rc::new(ctx),
+    let (ctx, watch_changes) = match build_context(setup) {
+        Ok((ctx, changes)) => (Rc::new(ctx), changes),
         Err(message) => {
             tracing::error!("worker {index}: {message}");
             return WORKER_BOOT_FAILED;
         }
     };
+    if let Some(mut changes) = watch_changes {
+        let ctx = ctx.clone();
+        let max_body_size = server.max_body_size;
+        tokio::task::spawn_local(async move {
+            while let Some(change) = changes.recv().await {
+                ctx.router.apply(change, max_body_size);
+            }
+        });
+    }
     let mut stop = match spawn_stop_watchdog(server.graceful_timeout) {
         Ok(stop) => stop,
         Err(message) => {
@@ -144,8 +162,15 @@ fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<(TcpListener, SocketAddr)>, Stri
         .collect()
 }
 
-fn build_context(setup: WorkerSetup) -> Result<WorkerContext, String> {
-    let server = &setup.config.server;
+type WatchChanges = Option<UnboundedReceiver<WatchChange>>;
+
+fn build_context(setup: WorkerSetup) -> Result<(WorkerContext, WatchChanges), String> {
+    let WorkerSetup { config, mut router } = setup;
+    let server = &config.server;
+    let (wasm, changes) = match start_wasm(&config, &mut router)? {
+        Some(boot) => (Some(boot.host), boot.changes),
+        None => (None, None),
+    };
     let wsgi = WsgiHost::start(server.threads, server.workers > 1, server.debug)?;
     let access_log = match &server.access_log {
         Some(target) => Some(
@@ -153,9 +178,10 @@ fn build_context(setup: WorkerSetup) -> Result<WorkerContext, String> {
         ),
         None => None,
     };
-    Ok(WorkerContext {
-        router: setup.router,
+    let ctx = WorkerContext {
+        router: LiveRouter::new(router),
         wsgi,
+        wasm,
         access_log,
         header_timeout: server.header_timeout,
         keepalive_timeout: server.keepalive_timeout,
@@ -168,7 +194,8 @@ fn build_context(setup: WorkerSetup) -> Result<WorkerContext, String> {
             body_timeout: server.body_timeout,
             min_rate: server.body_min_rate,
         },
-    })
+    };
+    Ok((ctx, changes))
 }
 
 /// Watches for SIGTERM/SIGINT on its own thread (the event loop may be busy inside a Python

@@ -1,0 +1,346 @@
+//! `wsrun.toml`'s route tables: `[[route]]` and `[[tenant]]` with its `[[tenant.route]]`s.
+//!
+//! Owns: which keys a route or tenant table takes, the one-target rule (`python`, `static` or
+//! `wasm`), the WASM keys (`memory`, `timeout`, `max_concurrency`, `allow_outbound`, `env`,
+//! allowed on wasm routes and tenants only), duplicate prefixes, and tenant host ownership (a
+//! host belongs to one tenant and no plain route). Must not touch: `[server]` (`toml_file`) or
+//! the typed readers (`toml_values`). Routes are named `route[N]`, tenant routes
+//! `tenant[T].route[N]`, both counted from 1 in file order.
+
+use std::ops::Range;
+
+use toml::de::{DeTable, DeValue};
+
+use super::toml_values::{in_order, At, Doc, Key, Res, Value};
+use super::units::{normalize_host, normalize_prefix, parse_python_target};
+use super::wasm_settings::{check_env_name, parse_origin, MAX_MEMORY};
+use super::{Config, RouteConfig, RouteTarget, TenantConfig, WasmSettings};
+
+const ROUTE_KEYS: &[&str] = &[
+    "prefix",
+    "hosts",
+    "python",
+    "static",
+    "wasm",
+    "max_body_size",
+    "memory",
+    "timeout",
+    "max_concurrency",
+    "allow_outbound",
+    "env",
+];
+const WASM_KEYS: &[&str] = &[
+    "memory",
+    "timeout",
+    "max_concurrency",
+    "allow_outbound",
+    "env",
+];
+const TENANT_KEYS: &[&str] = &[
+    "name",
+    "hosts",
+    "route",
+    "memory",
+    "timeout",
+    "max_concurrency",
+    "allow_outbound",
+    "env",
+];
+
+/// Where a route table sits: top level, or inside tenant `index`.
+struct RouteScope<'a> {
+    /// `route` or `tenant[T].route`.
+    name: String,
+    tenant: Option<(usize, &'a [String])>,
+}
+
+impl Doc<'_> {
+    /// `[[route]]`: returns the line of the first route at `/` (for any hosts), if there is one.
+    pub(super) fn routes(&self, k: &Key, value: &Value, config: &mut Config) -> Res<Option<usize>> {
+        let scope = RouteScope {
+            name: "route".to_string(),
+            tenant: None,
+        };
+        let first = config.routes.len();
+        let spans = self.route_array(k, value, &scope, &mut config.routes)?;
+        let root = config.routes[first..].iter().position(|r| r.prefix == "/");
+        Ok(root.map(|i| self.line(spans[i].start)))
+    }
+
+    /// An array of route tables in `scope`, appended to `routes`; returns each prefix's span.
+    fn route_array(
+        &self,
+        k: &Key,
+        value: &Value,
+        scope: &RouteScope,
+        routes: &mut Vec<RouteConfig>,
+    ) -> Res<Vec<Range<usize>>> {
+        let items = match value.get_ref() {
+            DeValue::Array(items) => items,
+            DeValue::Table(_) => {
+                let msg = format!(
+                    "write routes as [[{0}]] (an array of tables), not [{0}]",
+                    scope.name
+                );
+                return Err(self.err(k.span(), &scope.name, msg));
+            }
+            _ => {
+                return Err(self
+                    .at(scope.name.clone(), value)
+                    .type_err("[[route]] tables"))
+            }
+        };
+        let mut spans: Vec<Range<usize>> = Vec::new();
+        let first = routes.len();
+        for (i, item) in items.iter().enumerate() {
+            let n = i + 1;
+            let DeValue::Table(table) = item.get_ref() else {
+                return Err(self
+                    .at(format!("{}[{n}]", scope.name), item)
+                    .type_err("a table"));
+            };
+            let (route, span) = self.route(n, item.span(), table, scope)?;
+            for (j, old) in routes[first..].iter().enumerate() {
+                // Same prefix, and either both for any host or for at least one common host.
+                let clash = old.prefix == route.prefix
+                    && old.hosts.is_empty() == route.hosts.is_empty()
+                    && (old.hosts.is_empty() || route.hosts.iter().any(|h| old.hosts.contains(h)));
+                if clash {
+                    let (p, line) = (&route.prefix, self.line(spans[j].start));
+                    let msg = format!(
+                        "duplicate route: `{p}` for the same host(s) is already {}[{}] (line {line})",
+                        scope.name,
+                        j + 1
+                    );
+                    return Err(self.err(span, &format!("{}[{n}].prefix", scope.name), msg));
+                }
+            }
+            routes.push(route);
+            spans.push(span);
+        }
+        Ok(spans)
+    }
+
+    /// One route table; also returns its prefix's span.
+    fn route(
+        &self,
+        n: usize,
+        at_header: Range<usize>,
+        table: &DeTable,
+        scope: &RouteScope,
+    ) -> Res<(RouteConfig, Range<usize>)> {
+        let name_n = format!("{}[{n}]", scope.name);
+        let mut prefix = None;
+        let mut hosts: Vec<String> = scope.tenant.map(|(_, h)| h.to_vec()).unwrap_or_default();
+        let mut target: Option<(RouteTarget, &str)> = None;
+        let mut max_body_size = None;
+        let mut wasm = WasmSettings::default();
+        let mut first_wasm_key: Option<(String, Range<usize>)> = None;
+        for (k, v) in in_order(table) {
+            let name: &str = k.get_ref();
+            let at = self.at(format!("{name_n}.{name}"), v);
+            match name {
+                "prefix" => {
+                    let p = normalize_prefix(at.string()?).map_err(|m| at.err(m))?;
+                    prefix = Some((p, v.span()));
+                }
+                "hosts" if scope.tenant.is_some() => {
+                    let msg =
+                        "a tenant route answers the tenant's hosts; set `hosts` on the [[tenant]]";
+                    return Err(at.err_at(k.span(), msg));
+                }
+                "hosts" => hosts = self.hosts(&at)?,
+                "python" | "static" | "wasm" => {
+                    if let Some((_, other)) = &target {
+                        let msg = format!("a route takes exactly one of `python`, `static` or `wasm`, and `{other}` is already set");
+                        return Err(at.err_at(k.span(), msg));
+                    }
+                    let t = match name {
+                        "python" if scope.tenant.is_some() => {
+                            let msg = "tenant routes run untrusted code: use `wasm` (or `static`), not `python`";
+                            return Err(at.err_at(k.span(), msg));
+                        }
+                        "python" => parse_python_target(at.string()?).map_err(|m| at.err(m))?,
+                        "static" => RouteTarget::Static { root: at.dir()? },
+                        _ => RouteTarget::Wasm { file: at.file()? },
+                    };
+                    target = Some((t, name));
+                }
+                "max_body_size" => max_body_size = Some(at.size()?),
+                _ if WASM_KEYS.contains(&name) => {
+                    wasm_key(&at, name, &mut wasm)?;
+                    first_wasm_key.get_or_insert((at.key.clone(), k.span()));
+                }
+                _ => return Err(at.unknown(k, ROUTE_KEYS, &[])),
+            }
+        }
+        let Some((prefix, span)) = prefix else {
+            let msg = "is required, e.g. prefix = \"/\"";
+            return Err(self.err(at_header, &format!("{name_n}.prefix"), msg));
+        };
+        let Some((target, _)) = target else {
+            let msg =
+                "needs a target: python = \"module:app\", static = \"dir\" or wasm = \"file.wasm\"";
+            return Err(self.err(at_header, &name_n, msg));
+        };
+        if let Some((key, key_span)) = first_wasm_key {
+            if !matches!(target, RouteTarget::Wasm { .. }) {
+                let msg = "applies to wasm routes only";
+                return Err(self.err(key_span, &key, msg));
+            }
+        }
+        let mut route = RouteConfig::new(prefix, hosts, target);
+        route.max_body_size = max_body_size;
+        route.wasm = wasm;
+        route.tenant = scope.tenant.map(|(i, _)| i);
+        Ok((route, span))
+    }
+
+    fn hosts(&self, at: &At) -> Res<Vec<String>> {
+        let items = at.strings()?;
+        if items.is_empty() {
+            return Err(at.err("is empty; omit `hosts` to match any host"));
+        }
+        let mut hosts = Vec::new();
+        for (s, span) in items {
+            let h = normalize_host(s).map_err(|m| at.err_at(span, m))?;
+            if !hosts.contains(&h) {
+                hosts.push(h);
+            }
+        }
+        Ok(hosts)
+    }
+
+    /// `[[tenant]]` tables: each owns its hosts, sets default limits, lists its routes.
+    pub(super) fn tenants(&self, k: &Key, value: &Value, config: &mut Config) -> Res<()> {
+        let DeValue::Array(items) = value.get_ref() else {
+            let msg = "write tenants as [[tenant]] (an array of tables)";
+            return Err(self.err(k.span(), "tenant", msg));
+        };
+        for item in items {
+            let t = config.tenants.len() + 1;
+            let DeValue::Table(table) = item.get_ref() else {
+                return Err(self.at(format!("tenant[{t}]"), item).type_err("a table"));
+            };
+            self.tenant(t, item.span(), table, config)?;
+        }
+        Ok(())
+    }
+
+    fn tenant(
+        &self,
+        t: usize,
+        header: Range<usize>,
+        table: &DeTable,
+        config: &mut Config,
+    ) -> Res<()> {
+        let mut name = None;
+        let mut hosts = Vec::new();
+        let mut defaults = WasmSettings::default();
+        let mut routes_entry = None;
+        for (k, v) in in_order(table) {
+            let key: &str = k.get_ref();
+            let at = self.at(format!("tenant[{t}].{key}"), v);
+            match key {
+                "name" => name = Some(self.tenant_name(&at, config)?),
+                "hosts" => hosts = self.tenant_hosts(&at, config)?,
+                "route" => routes_entry = Some((k, v)),
+                _ if WASM_KEYS.contains(&key) => wasm_key(&at, key, &mut defaults)?,
+                _ => return Err(at.unknown(k, TENANT_KEYS, &[])),
+            }
+        }
+        let Some(name) = name else {
+            return Err(self.err(header, &format!("tenant[{t}].name"), "is required"));
+        };
+        if hosts.is_empty() {
+            let msg = "is required: the Host names this tenant answers";
+            return Err(self.err(header, &format!("tenant[{t}].hosts"), msg));
+        }
+        let Some((k, v)) = routes_entry else {
+            let msg = "declares no [[tenant.route]]";
+            return Err(self.err(header, &format!("tenant[{t}]"), msg));
+        };
+        let index = config.tenants.len();
+        let scope = RouteScope {
+            name: format!("tenant[{t}].route"),
+            tenant: Some((index, &hosts)),
+        };
+        self.route_array(k, v, &scope, &mut config.routes)?;
+        config.tenants.push(TenantConfig {
+            name,
+            hosts,
+            defaults,
+        });
+        Ok(())
+    }
+
+    fn tenant_name(&self, at: &At, config: &Config) -> Res<String> {
+        let name = at.string()?.trim();
+        if name.is_empty() {
+            return Err(at.err("is empty"));
+        }
+        if config.tenants.iter().any(|t| t.name == name) {
+            return Err(at.err(format!("tenant `{name}` is declared twice")));
+        }
+        Ok(name.to_string())
+    }
+
+    /// A tenant's hosts: none may be another tenant's or listed by a plain route.
+    fn tenant_hosts(&self, at: &At, config: &Config) -> Res<Vec<String>> {
+        let hosts = self.hosts(at)?;
+        for host in &hosts {
+            if let Some(other) = config.tenants.iter().find(|t| t.hosts.contains(host)) {
+                let msg = format!("host `{host}` already belongs to tenant `{}`", other.name);
+                return Err(at.err(msg));
+            }
+            let plain = config
+                .routes
+                .iter()
+                .any(|r| r.tenant.is_none() && r.hosts.contains(host));
+            if plain {
+                let msg = format!(
+                    "host `{host}` is already listed by a [[route]]; a tenant's hosts are its own"
+                );
+                return Err(at.err(msg));
+            }
+        }
+        Ok(hosts)
+    }
+}
+
+/// Reads one WASM key into `settings`.
+fn wasm_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
+    match name {
+        "memory" => {
+            let bytes = at.size()?;
+            if !(64 * 1024..=MAX_MEMORY).contains(&bytes) {
+                return Err(at.err("must be between 64KiB and 4GiB"));
+            }
+            settings.memory = Some(bytes);
+        }
+        "timeout" => {
+            let timeout = at.duration()?;
+            if timeout.is_zero() {
+                return Err(at.err("must be more than zero"));
+            }
+            settings.timeout = Some(timeout);
+        }
+        "max_concurrency" => settings.max_concurrency = Some(at.count()?),
+        "allow_outbound" => {
+            let mut origins = Vec::new();
+            for (s, span) in at.strings()? {
+                origins.push(parse_origin(s).map_err(|m| at.err_at(span, m))?);
+            }
+            settings.allow_outbound = Some(origins);
+        }
+        _ => {
+            let mut env = Vec::new();
+            for (key, value) in at.string_table()? {
+                check_env_name(&key).map_err(|m| at.err(m))?;
+                env.push((key, value));
+            }
+            settings.env = Some(env);
+        }
+    }
+    Ok(())
+}

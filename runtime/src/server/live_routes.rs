@@ -1,0 +1,120 @@
+//! A worker's route table while it runs, and the WebAssembly host behind its wasm routes.
+//!
+//! Owns: `LiveRouter` (the router built before the fork, replaced whole when `--watch` adds or
+//! removes a handler; a request keeps the table it started with) and `start_wasm`, which builds
+//! the worker's `WasmHost` after the fork, loads every fixed wasm route (a failure fails the
+//! boot) and starts the directory watcher. Must not touch: request handling or matching rules.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::service::Handler;
+use crate::config::{Config, WasmLimits};
+use crate::router::{Route, Router};
+use crate::wasm::{WasmHost, WasmRoute, WatchChange};
+
+/// The current router of a worker.
+pub struct LiveRouter {
+    current: RefCell<Rc<Router<Handler>>>,
+}
+
+impl LiveRouter {
+    pub fn new(router: Router<Handler>) -> LiveRouter {
+        LiveRouter {
+            current: RefCell::new(Rc::new(router)),
+        }
+    }
+
+    /// The table a new request is routed with.
+    pub fn get(&self) -> Rc<Router<Handler>> {
+        self.current.borrow().clone()
+    }
+
+    /// Applies one `--watch` change: a new handler's route, or a removed one.
+    pub fn apply(&self, change: WatchChange, max_body_size: u64) {
+        let next = self.get().rebuilt(|entries| match change {
+            WatchChange::Added(route) => {
+                let prefix = route.info.prefix.clone();
+                let shadowed = entries
+                    .iter()
+                    .any(|(hosts, r)| hosts.is_empty() && r.prefix == prefix);
+                if shadowed {
+                    tracing::warn!(
+                        "{}: {prefix} is already routed; the configured route wins",
+                        route.info.label()
+                    );
+                }
+                let route = Route {
+                    prefix,
+                    handler: Handler::Wasm(route),
+                    max_body_size,
+                };
+                entries.push((Vec::new(), Arc::new(route)));
+            }
+            WatchChange::Removed(prefix) => entries.retain(|(hosts, r)| {
+                !(hosts.is_empty() && r.prefix == prefix && matches!(r.handler, Handler::Wasm(_)))
+            }),
+        });
+        *self.current.borrow_mut() = Rc::new(next);
+    }
+}
+
+/// The WebAssembly side of a worker, once booted.
+pub struct WasmBoot {
+    pub host: WasmHost,
+    /// `--watch` changes still to come, when watching.
+    pub changes: Option<UnboundedReceiver<WatchChange>>,
+}
+
+/// Builds the worker's WASM host when any route or `--watch` needs one, loads the fixed wasm
+/// routes of `router`, and adds the watched directory's routes to it.
+pub fn start_wasm(
+    config: &Config,
+    router: &mut Router<Handler>,
+) -> Result<Option<WasmBoot>, String> {
+    let fixed: Vec<Arc<WasmRoute>> = router
+        .routes()
+        .filter_map(|r| match &r.handler {
+            Handler::Wasm(route) => Some(route.clone()),
+            _ => None,
+        })
+        .collect();
+    if fixed.is_empty() && config.watch.is_none() {
+        return Ok(None);
+    }
+    let watched_limits = WasmLimits::default();
+    let max_memory = fixed
+        .iter()
+        .map(|r| r.info.limits.memory)
+        .chain(config.watch.as_ref().map(|_| watched_limits.memory))
+        .max()
+        .unwrap_or(watched_limits.memory);
+    let cache_dir = config.server.state_dir.join("wasm-cache");
+    let host = WasmHost::start(max_memory, Some(cache_dir))?;
+    host.load_routes(&fixed)?;
+    let Some(dir) = &config.watch else {
+        return Ok(Some(WasmBoot {
+            host,
+            changes: None,
+        }));
+    };
+    let (initial, changes) = host.watch(dir, watched_limits)?;
+    let max_body_size = config.server.max_body_size;
+    *router = router.rebuilt(|entries| {
+        for route in initial {
+            let route = Route {
+                prefix: route.info.prefix.clone(),
+                handler: Handler::Wasm(route),
+                max_body_size,
+            };
+            entries.push((Vec::new(), Arc::new(route)));
+        }
+    });
+    Ok(Some(WasmBoot {
+        host,
+        changes: Some(changes),
+    }))
+}

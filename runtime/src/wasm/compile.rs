@@ -1,0 +1,180 @@
+//! From a `.wasm` file to a `HandlerVersion`: checks, compilation, the on-disk code cache.
+//!
+//! Owns: recognising what a file is (not WebAssembly, a core module built for the wrong
+//! target, a component), compiling it — or loading the machine code cached under
+//! `<state_dir>/wasm-cache/` by the file's SHA-256 and the engine's settings — and linking it
+//! as a `wasi:http/proxy` handler. Every error names the file and says what to do. Must not
+//! touch: routes, requests or the watcher; callers decide what a failure means.
+//!
+//! Cache files are written to a temporary name and renamed, so workers compiling the same
+//! file at once never see a half-written entry; an entry that fails to load is recompiled.
+
+use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+use super::engine::WasmEngine;
+use super::registry::HandlerVersion;
+
+/// The component-model layer/version bytes that follow `\0asm`.
+const COMPONENT_VERSION: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
+const CORE_VERSION: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
+
+/// Compiles handler files for one engine, through the cache when there is one.
+#[derive(Clone)]
+pub struct Compiler {
+    engine: WasmEngine,
+    cache_dir: Option<PathBuf>,
+}
+
+/// What a load did, for the log.
+pub struct Loaded {
+    pub version: HandlerVersion,
+    pub from_cache: bool,
+    pub millis: u128,
+}
+
+impl Compiler {
+    pub fn new(engine: WasmEngine, cache_dir: Option<PathBuf>) -> Compiler {
+        if let Some(dir) = &cache_dir {
+            if let Err(err) = std::fs::create_dir_all(dir) {
+                tracing::warn!(
+                    "wasm code cache {}: {err}; compiling without it",
+                    dir.display()
+                );
+                return Compiler {
+                    engine,
+                    cache_dir: None,
+                };
+            }
+        }
+        Compiler { engine, cache_dir }
+    }
+
+    /// Reads, checks, compiles (or loads cached code) and links `file`.
+    pub fn load(&self, file: &Path) -> Result<Loaded, String> {
+        let started = Instant::now();
+        let shown = file.display();
+        let bytes = std::fs::read(file).map_err(|e| format!("{shown}: cannot read: {e}"))?;
+        check_kind(&bytes).map_err(|why| format!("{shown}: {why}"))?;
+        let digest = hex(&Sha256::digest(&bytes));
+        let (component, from_cache) = self
+            .component(&bytes, &digest)
+            .map_err(|e| format!("{shown}: does not compile: {e:#}"))?;
+        let pre = self
+            .link(&component)
+            .map_err(|why| format!("{shown}: {why}"))?;
+        Ok(Loaded {
+            version: HandlerVersion { pre, digest },
+            from_cache,
+            millis: started.elapsed().as_millis(),
+        })
+    }
+
+    fn link(&self, component: &Component) -> Result<ProxyPre<super::state::GuestState>, String> {
+        let instance_pre = self.engine.linker.instantiate_pre(component).map_err(|e| {
+            format!("imports something this host does not provide (wsrun offers wasi:http/proxy 0.2 and wasi:cli): {e:#}")
+        })?;
+        ProxyPre::new(instance_pre).map_err(|e| {
+            format!("is not a wasi:http/proxy handler: it must export wasi:http/incoming-handler ({e:#})")
+        })
+    }
+
+    /// The compiled component: from the cache when a usable entry exists, else compiled now.
+    fn component(&self, bytes: &[u8], digest: &str) -> wasmtime::Result<(Component, bool)> {
+        let Some(entry) = self.cache_entry(digest) else {
+            return Ok((Component::new(&self.engine.engine, bytes)?, false));
+        };
+        if entry.is_file() {
+            // SAFETY: entries are written only by `store` below from `Component::serialize`
+            // of this same engine configuration (the key includes the engine's hash), and are
+            // renamed into place complete.
+            match unsafe { Component::deserialize_file(&self.engine.engine, &entry) } {
+                Ok(component) => return Ok((component, true)),
+                Err(err) => {
+                    tracing::warn!("wasm code cache {}: {err}; recompiling", entry.display())
+                }
+            }
+        }
+        let component = Component::new(&self.engine.engine, bytes)?;
+        store(&entry, &component);
+        Ok((component, false))
+    }
+
+    fn cache_entry(&self, digest: &str) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.engine
+            .engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        Some(dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish())))
+    }
+}
+
+/// Writes a cache entry atomically; a failure only costs a recompile next time.
+fn store(entry: &Path, component: &Component) {
+    let result = component
+        .serialize()
+        .map_err(|e| e.to_string())
+        .and_then(|code| {
+            let tmp = entry.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, code)
+                .and_then(|()| std::fs::rename(&tmp, entry))
+                .map_err(|e| {
+                    let _ = std::fs::remove_file(&tmp);
+                    e.to_string()
+                })
+        });
+    if let Err(err) = result {
+        tracing::warn!("wasm code cache {}: cannot write: {err}", entry.display());
+    }
+}
+
+/// Refuses files that are not components, saying what they are instead.
+fn check_kind(bytes: &[u8]) -> Result<(), String> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err("is not a WebAssembly file (no `\\0asm` header)".to_string());
+    }
+    let version = &bytes[4..8];
+    if version == COMPONENT_VERSION {
+        Ok(())
+    } else if version == CORE_VERSION {
+        Err(
+            "is a core WebAssembly module, not a component: build it for the wasm32-wasip2 \
+             target (or wrap it with `wasm-tools component new`)"
+                .to_string(),
+        )
+    } else {
+        Err(format!("has an unknown WebAssembly version {version:02x?}"))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_kinds_are_named() {
+        assert!(check_kind(b"hello world")
+            .unwrap_err()
+            .contains("not a WebAssembly"));
+        let core = [b"\0asm".as_slice(), &CORE_VERSION].concat();
+        assert!(check_kind(&core).unwrap_err().contains("wasm32-wasip2"));
+        let component = [b"\0asm".as_slice(), &COMPONENT_VERSION].concat();
+        assert!(check_kind(&component).is_ok());
+    }
+}

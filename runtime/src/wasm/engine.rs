@@ -1,0 +1,89 @@
+//! The wasmtime engine of one worker, set up in one readable place.
+//!
+//! Owns: the engine configuration (async support for the wasi:http host, epoch interruption,
+//! the pooling instance allocator sized for this server, linear memory kept resident between
+//! instances), the linker with every WASI import a `wasi:http/proxy` component may use, and the
+//! epoch ticker thread. Must not touch: requests, routes or files — those use what this builds.
+//!
+//! Why these settings: a fresh instance per request is cheap only with the pooling allocator;
+//! resetting a slot with `madvise` in a multi-threaded process costs TLB-shootdown IPIs, so the
+//! first `KEEP_RESIDENT` bytes of each memory are zeroed in place instead of returned to the
+//! kernel. The ticker advances the epoch every `TICK`; a running guest yields to the event
+//! loop at each tick, which is what lets a busy guest share its worker thread fairly and lets
+//! the per-route timeout fire.
+
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::state::GuestState;
+
+/// How often the epoch advances: the longest a guest runs before yielding to other requests.
+pub const TICK: Duration = Duration::from_millis(1);
+/// Component instances (requests running WASM at once) one worker can hold.
+pub const POOL_INSTANCES: u32 = 1000;
+/// Bytes of each linear memory (and of each async stack) zeroed in place on reuse.
+const KEEP_RESIDENT: usize = 4 << 20;
+
+/// The engine and linker of a worker, plus the ticker that drives epoch interruption.
+#[derive(Clone)]
+pub struct WasmEngine {
+    pub engine: Engine,
+    pub linker: Arc<Linker<GuestState>>,
+}
+
+impl WasmEngine {
+    /// Builds the engine for guests whose memory may grow to `max_memory` bytes.
+    pub fn new(max_memory: u64) -> Result<WasmEngine, String> {
+        let engine = Engine::new(&config(max_memory)).map_err(|e| format!("wasm engine: {e}"))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
+            .map_err(|e| format!("wasm linker: {e:#}"))?;
+        Ok(WasmEngine {
+            engine,
+            linker: Arc::new(linker),
+        })
+    }
+
+    /// Starts the thread that advances the epoch every `TICK` for as long as the process runs.
+    pub fn start_ticker(&self) -> Result<(), String> {
+        let engine = self.engine.weak();
+        thread::Builder::new()
+            .name("wsrun-epoch".to_string())
+            .spawn(move || {
+                while let Some(engine) = engine.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    thread::sleep(TICK);
+                }
+            })
+            .map(drop)
+            .map_err(|e| format!("cannot start the epoch ticker: {e}"))
+    }
+}
+
+fn config(max_memory: u64) -> Config {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(POOL_INSTANCES)
+        .total_core_instances(POOL_INSTANCES * 4)
+        .total_memories(POOL_INSTANCES)
+        .total_tables(POOL_INSTANCES * 2)
+        .total_stacks(POOL_INSTANCES)
+        .max_memories_per_component(2)
+        .max_tables_per_component(4)
+        .max_core_instances_per_component(16)
+        .max_memory_size(usize::try_from(max_memory).unwrap_or(usize::MAX))
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(64 * 1024)
+        .async_stack_keep_resident(1 << 20);
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .wasm_component_model(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}

@@ -1,0 +1,203 @@
+//! One request through one fresh guest instance.
+//!
+//! Owns: admission (`max_concurrency` -> 503 with Retry-After), the per-request `Store` (the
+//! route's memory limit, an epoch deadline that yields to the event loop every tick), the
+//! wall-clock `timeout` (504 before the response starts; a cut stream after), and turning
+//! what the guest did into a response: its own response streamed back, or a plain error that
+//! names the handler, route and limit but never the guest's internals (those go to the log).
+//! Must not touch: compiling or swapping versions, the router, or how bodies are framed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Body as _;
+use tokio::sync::oneshot;
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::WasiHttpView;
+
+use super::body::{GuestRequestBody, GuestResponseBody};
+use super::engine::WasmEngine;
+use super::registry::{Admission, HandlerVersion, RouteInfo, WasmRoute};
+use super::state::GuestState;
+use crate::body::{plain, ResponseBody};
+
+type GuestResponse = Result<hyper::Response<HyperOutgoingBody>, ErrorCode>;
+
+/// How an instance's run ended.
+enum Outcome {
+    /// `handle` returned (the response may or may not have been set).
+    Returned,
+    /// The guest trapped; `memory` says the memory limit had refused a growth first.
+    Trapped {
+        memory: bool,
+    },
+    TimedOut,
+}
+
+/// Runs `request` on a fresh instance of the route's current handler version.
+pub async fn invoke(
+    engine: &WasmEngine,
+    route: &WasmRoute,
+    request: Request<GuestRequestBody>,
+) -> Response<ResponseBody> {
+    let info = &route.info;
+    let Some(version) = route.current() else {
+        let text = format!("Service Unavailable: {} is not loaded\n", info.label());
+        return retry_later(plain(StatusCode::SERVICE_UNAVAILABLE, text));
+    };
+    let admission = match route.admit() {
+        Ok(admission) => admission,
+        Err(busy) => {
+            tracing::warn!("{}: 503, {busy}", info.label());
+            let text = format!("Service Unavailable: {busy}; retry shortly\n");
+            return retry_later(plain(StatusCode::SERVICE_UNAVAILABLE, text));
+        }
+    };
+    let (sender, receiver) = oneshot::channel::<GuestResponse>();
+    let task = match start(engine, info, version, admission, request, sender) {
+        Ok(task) => task,
+        Err(err) => {
+            tracing::error!("{}: cannot start an instance: {err:#}", info.label());
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+        }
+    };
+    match receiver.await {
+        Ok(Ok(response)) => guest_response(response),
+        Ok(Err(code)) => {
+            tracing::error!("{}: the handler answered with error {code:?}", info.label());
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+        }
+        // The guest dropped its response-outparam: the task says why.
+        Err(_) => match task.await {
+            Ok(outcome) => failure(info, outcome),
+            Err(err) => {
+                tracing::error!("{}: instance task failed: {err}", info.label());
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+            }
+        },
+    }
+}
+
+/// Creates the store and spawns the instance's run; the response arrives on `sender`.
+fn start(
+    engine: &WasmEngine,
+    info: &Arc<RouteInfo>,
+    version: Arc<HandlerVersion>,
+    admission: Admission,
+    request: Request<GuestRequestBody>,
+    sender: oneshot::Sender<GuestResponse>,
+) -> wasmtime::Result<tokio::task::JoinHandle<Outcome>> {
+    let mut store = Store::new(&engine.engine, GuestState::new(info));
+    store.limiter(|state| &mut state.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|_| {
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(tokio::task::yield_now()),
+        ))
+    });
+    let mut http = store.data_mut().http();
+    let incoming = http.new_incoming_request(Scheme::Http, request)?;
+    let outparam = http.new_response_outparam(sender)?;
+    let info = info.clone();
+    Ok(tokio::spawn(async move {
+        let _admission = admission;
+        let run = async {
+            let proxy = version.pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, outparam)
+                .await
+        };
+        let result = tokio::time::timeout(info.limits.timeout, run).await;
+        let outcome = match result {
+            Ok(Ok(())) => Outcome::Returned,
+            Ok(Err(err)) => {
+                let memory = store.data().limiter.refused;
+                log_trap(&info, &err, memory);
+                Outcome::Trapped { memory }
+            }
+            Err(_) => {
+                tracing::error!(
+                    "{}: exceeded its timeout of {}; instance stopped",
+                    info.label(),
+                    seconds(info.limits.timeout)
+                );
+                Outcome::TimedOut
+            }
+        };
+        outcome
+    }))
+}
+
+fn log_trap(info: &RouteInfo, err: &wasmtime::Error, memory: bool) {
+    if memory {
+        tracing::error!(
+            "{}: exceeded its memory limit of {} MiB and trapped: {err:?}",
+            info.label(),
+            info.limits.memory >> 20
+        );
+    } else {
+        tracing::error!("{}: trapped: {err:?}", info.label());
+    }
+}
+
+/// The error response for a run that ended without setting a response.
+fn failure(info: &RouteInfo, outcome: Outcome) -> Response<ResponseBody> {
+    let label = info.label();
+    match outcome {
+        Outcome::TimedOut => plain(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "Gateway Timeout: {label} exceeded its timeout of {}\n",
+                seconds(info.limits.timeout)
+            ),
+        ),
+        Outcome::Trapped { memory: true } => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "Internal Server Error: {label} exceeded its memory limit of {} MiB\n",
+                info.limits.memory >> 20
+            ),
+        ),
+        Outcome::Trapped { memory: false } => {
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+        }
+        Outcome::Returned => {
+            tracing::error!("{label}: returned without setting a response");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+        }
+    }
+}
+
+/// The guest's response, its body streamed as the guest writes it.
+fn guest_response(response: hyper::Response<HyperOutgoingBody>) -> Response<ResponseBody> {
+    let (parts, body) = response.into_parts();
+    let body = if body.is_end_stream() {
+        ResponseBody::Empty
+    } else {
+        ResponseBody::Stream(Box::new(GuestResponseBody::new(body)))
+    };
+    Response::from_parts(parts, body)
+}
+
+fn retry_later(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// `2s`, `1.5s`, `250ms`.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_secs() == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
+}

@@ -1,0 +1,138 @@
+//! The WebAssembly host: standard `wasi:http/proxy` 0.2 components, one fresh sandboxed
+//! instance per request, hot-swappable per route.
+//!
+//! Owns: `WasmHost`, a worker's engine, compiler and watcher, and the request entry point.
+//! Files: `engine` (wasmtime set-up, pooling, epoch ticker), `compile` (file checks, code
+//! cache, linking), `registry` (routes, their current version, concurrency permits), `state`
+//! (what an instance may see: env, log, memory limit, outbound policy), `invoke` (one
+//! request), `body` (bodies both ways), `guest_log` (guest stdout/stderr), `watcher`
+//! (`--watch DIR`). Must not touch: the Python host, the front end's connection handling, or
+//! the router's matching (the worker rebuilds its router from `WatchChange`s).
+//!
+//! The engine is built in each worker after the fork (wasmtime's threads and memory pools do
+//! not survive a fork), so a bad handler file on a fixed route fails the worker's boot, and
+//! SIGHUP's rolling restart re-reads every handler file.
+
+mod body;
+mod compile;
+mod engine;
+mod guest_log;
+mod invoke;
+mod registry;
+mod state;
+mod watcher;
+
+pub use body::GuestRequestBody;
+pub use registry::{build_routes, handler_name, RouteInfo, WasmRoute};
+pub use watcher::WatchChange;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use http::request::Parts;
+use http::{header, HeaderName, HeaderValue, Request, Response};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::body::ResponseBody;
+use crate::config::WasmLimits;
+use crate::spool::SpooledBody;
+use compile::Compiler;
+use engine::WasmEngine;
+
+/// The request header that carries the route prefix to the guest.
+pub const SCRIPT_NAME_HEADER: &str = "wsrun-script-name";
+
+/// A worker's WebAssembly host.
+pub struct WasmHost {
+    engine: WasmEngine,
+    compiler: Compiler,
+}
+
+impl WasmHost {
+    /// Builds the engine for guests of up to `max_memory` bytes, starts the epoch ticker, and
+    /// keeps compiled code under `cache_dir` (no cache when `None`).
+    pub fn start(max_memory: u64, cache_dir: Option<PathBuf>) -> Result<WasmHost, String> {
+        let engine = WasmEngine::new(max_memory)?;
+        engine.start_ticker()?;
+        let compiler = Compiler::new(engine.clone(), cache_dir);
+        Ok(WasmHost { engine, compiler })
+    }
+
+    /// Loads the first version of every fixed route; any failure is returned (boot fails).
+    pub fn load_routes(&self, routes: &[Arc<WasmRoute>]) -> Result<(), String> {
+        for route in routes {
+            let loaded = self
+                .compiler
+                .load(&route.info.file)
+                .map_err(|e| format!("{}: {e}", route.info.label()))?;
+            tracing::debug!(
+                "{}: loaded {} in {} ms{}",
+                route.info.label(),
+                route.info.file.display(),
+                loaded.millis,
+                if loaded.from_cache {
+                    " (cached code)"
+                } else {
+                    ""
+                }
+            );
+            route.swap(loaded.version);
+        }
+        Ok(())
+    }
+
+    /// Compiles and links `file` without serving it (for `wsrun check`).
+    pub fn check_file(&self, file: &Path) -> Result<(), String> {
+        self.compiler.load(file).map(drop)
+    }
+
+    /// Serves `DIR/NAME.wasm` at `/NAME`: loads what is there now (returned), then reports
+    /// every later addition or removal on the receiver; changed files are swapped in place.
+    pub fn watch(
+        &self,
+        dir: &Path,
+        limits: WasmLimits,
+    ) -> Result<(Vec<Arc<WasmRoute>>, UnboundedReceiver<WatchChange>), String> {
+        watcher::start(dir, self.compiler.clone(), limits)
+    }
+
+    /// Runs one request on a fresh instance of `route`'s current version.
+    pub async fn handle(
+        &self,
+        route: &WasmRoute,
+        request: Request<GuestRequestBody>,
+    ) -> Response<ResponseBody> {
+        invoke::invoke(&self.engine, route, request).await
+    }
+}
+
+/// The request a guest sees: origin-form target, the client's headers with `Host` always
+/// present and `wsrun-script-name` set by us (a client's own is dropped), the spooled body.
+pub fn guest_request(
+    mut parts: Parts,
+    body: SpooledBody,
+    script_name: &str,
+    authority: &str,
+) -> Request<GuestRequestBody> {
+    if parts.uri.authority().is_some() {
+        let origin_form = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .parse()
+            .unwrap_or_default();
+        parts.uri = origin_form;
+    }
+    let headers = &mut parts.headers;
+    let script_name_header = HeaderName::from_static(SCRIPT_NAME_HEADER);
+    headers.remove(&script_name_header);
+    if let Ok(value) = HeaderValue::from_str(script_name) {
+        headers.insert(script_name_header, value);
+    }
+    if !headers.contains_key(header::HOST) {
+        if let Ok(value) = HeaderValue::from_str(authority) {
+            headers.insert(header::HOST, value);
+        }
+    }
+    Request::from_parts(parts, GuestRequestBody::new(body))
+}
