@@ -12,6 +12,8 @@
 //! - `?files`: lists `/`, or answers `no filesystem`;
 //! - `?fail=TEXT`: returns an SDK error carrying `TEXT` (the client must get a
 //!   bare `500 internal error`; `TEXT` belongs in the server log only);
+//! - `?count`: increments a static counter and answers its new value; the host
+//!   gives every request a fresh instance, so the answer is always `1`;
 //! - anything else: `probe ok\n` with `x-probe-path` set to the path.
 //!
 //! Outbound HTTP lives in `fetch`; this file only dispatches and must stay
@@ -20,11 +22,16 @@
 mod fetch;
 
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wsrun_sdk::wasi::clocks::monotonic_clock;
 use wsrun_sdk::{Error, Handler, Request, Response};
 
 struct Probe;
+
+/// Requests this instance has counted (`?count`): it starts at zero in every
+/// fresh instance.
+static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Handler for Probe {
     fn handle(request: Request) -> Result<Response, Error> {
@@ -36,6 +43,7 @@ impl Handler for Probe {
                 "sleep_ms" => return sleep(&value),
                 "files" => return Ok(text(200, files())),
                 "fail" => return Err(Error::msg(format!("probe failure requested: {value}"))),
+                "count" => return Ok(text(200, count())),
                 _ => {}
             }
         }
@@ -76,6 +84,11 @@ fn sleep(millis: &str) -> Result<Response, Error> {
     let pollable = monotonic_clock::subscribe_duration(millis.saturating_mul(1_000_000));
     pollable.block();
     Ok(text(200, "slept".into()))
+}
+
+fn count() -> String {
+    let value = COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
+    value.to_string()
 }
 
 fn files() -> String {
