@@ -136,9 +136,9 @@ fn start(
 fn log_trap(info: &RouteInfo, err: &wasmtime::Error, memory: bool) {
     if memory {
         tracing::error!(
-            "{}: exceeded its memory limit of {} MiB and trapped: {err:?}",
+            "{}: exceeded its memory limit of {} and trapped: {err:?}",
             info.label(),
-            info.limits.memory >> 20
+            size(info.limits.memory)
         );
     } else {
         tracing::error!("{}: trapped: {err:?}", info.label());
@@ -159,8 +159,8 @@ fn failure(info: &RouteInfo, outcome: Outcome) -> Response<ResponseBody> {
         Outcome::Trapped { memory: true } => plain(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!(
-                "Internal Server Error: {label} exceeded its memory limit of {} MiB\n",
-                info.limits.memory >> 20
+                "Internal Server Error: {label} exceeded its memory limit of {}\n",
+                size(info.limits.memory)
             ),
         ),
         Outcome::Trapped { memory: false } => {
@@ -191,13 +191,35 @@ fn retry_later(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
     response
 }
 
-/// `2s`, `1.5s`, `250ms`.
+/// `2s`, `1.25s`, `250ms` (as a limit is written in the config).
 fn seconds(d: Duration) -> String {
-    if d.subsec_millis() == 0 && d.as_secs() > 0 {
-        format!("{}s", d.as_secs())
-    } else if d.as_secs() == 0 {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{:.3}s", d.as_secs_f64())
+    if d.as_secs() == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let text = format!("{:.3}", d.as_secs_f64());
+    format!("{}s", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// `32 MiB`, `2560 KiB`, `100000 bytes`: exact, in the largest unit that divides evenly.
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_stated_exactly() {
+        assert_eq!(seconds(Duration::from_secs(2)), "2s");
+        assert_eq!(seconds(Duration::from_millis(1250)), "1.25s");
+        assert_eq!(seconds(Duration::from_millis(250)), "250ms");
+        assert_eq!(size(32 << 20), "32 MiB");
+        assert_eq!(size(2560 << 10), "2560 KiB");
+        assert_eq!(size(1000), "1000 bytes");
     }
 }
