@@ -80,14 +80,22 @@ fn internal(message: &str) -> wasmtime_wasi_http::Error {
     wasmtime_wasi_http::Error::InternalError(Some(message.to_string()))
 }
 
-/// The guest's response body, as the server streams it.
+/// The guest's response body, as the server streams it. Dropping it (sent, or the client
+/// gone) drops `_keep_running`, which lets the instance be stopped.
 pub struct GuestResponseBody {
     body: HyperOutgoingBody,
+    _keep_running: tokio::sync::oneshot::Sender<()>,
 }
 
 impl GuestResponseBody {
-    pub fn new(body: HyperOutgoingBody) -> GuestResponseBody {
-        GuestResponseBody { body }
+    pub fn new(
+        body: HyperOutgoingBody,
+        keep_running: tokio::sync::oneshot::Sender<()>,
+    ) -> GuestResponseBody {
+        GuestResponseBody {
+            body,
+            _keep_running: keep_running,
+        }
     }
 }
 

@@ -5,12 +5,15 @@
 //! instances), the linker with every WASI import a `wasi:http/proxy` component may use, and the
 //! epoch ticker thread. Must not touch: requests, routes or files — those use what this builds.
 //!
-//! Why these settings: a fresh instance per request is cheap only with the pooling allocator;
-//! resetting a slot with `madvise` in a multi-threaded process costs TLB-shootdown IPIs, so the
-//! first `KEEP_RESIDENT` bytes of each memory are zeroed in place instead of returned to the
-//! kernel. The ticker advances the epoch every `TICK`; a running guest yields to the event
-//! loop at each tick, which is what lets a busy guest share its worker thread fairly and lets
-//! the per-route timeout fire.
+//! Why these settings (measured with `bench/wasm.sh`): a fresh instance per request is cheap
+//! only with the pooling allocator. A freed linear memory is reset with `madvise` at once
+//! (unbatched, see `DECOMMIT_BATCH`), and nothing is kept resident: a Rust guest's memory starts
+//! with a 1 MiB stack of which it touches a few pages, so zeroing a resident prefix with
+//! `memset` (wasmtime serve's tuned setting) cost more than the page faults it saves — hello
+//! went from 19k to 28k req/s here. Instances run on the worker's own thread, so the TLB
+//! flushes of a reset stay on one CPU. The ticker advances the epoch every `TICK`; a running
+//! guest yields to the event loop at each tick, which lets a busy guest share its worker
+//! thread and lets the per-route timeout fire.
 
 use std::sync::Arc;
 use std::thread;
@@ -22,11 +25,13 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use super::state::GuestState;
 
 /// How often the epoch advances: the longest a guest runs before yielding to other requests.
-pub const TICK: Duration = Duration::from_millis(1);
+pub const TICK: Duration = Duration::from_millis(2);
 /// Component instances (requests running WASM at once) one worker can hold.
 pub const POOL_INSTANCES: u32 = 1000;
-/// Bytes of each linear memory (and of each async stack) zeroed in place on reuse.
-const KEEP_RESIDENT: usize = 4 << 20;
+/// Freed memory slots whose pages are returned to the kernel in one batch. Batching 16 gained
+/// ~4% req/s but let the slow lane hold the batch (and the pool) while starved: p99 stalls of
+/// 50-80 ms for other requests (bench/wasm.sh noisy). One at a time keeps them at ~4 ms.
+const DECOMMIT_BATCH: usize = 1;
 
 /// The engine and linker of a worker, plus the ticker that drives epoch interruption.
 #[derive(Clone)]
@@ -77,7 +82,8 @@ fn config(max_memory: u64) -> Config {
         .max_tables_per_component(4)
         .max_core_instances_per_component(16)
         .max_memory_size(usize::try_from(max_memory).unwrap_or(usize::MAX))
-        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .linear_memory_keep_resident(0)
+        .decommit_batch_size(DECOMMIT_BATCH)
         .table_keep_resident(64 * 1024)
         .async_stack_keep_resident(1 << 20);
     let mut config = Config::new();

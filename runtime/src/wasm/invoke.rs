@@ -1,7 +1,8 @@
 //! One request through one fresh guest instance.
 //!
 //! Owns: admission (`max_concurrency` -> 503 with Retry-After), the per-request `Store` (the
-//! route's memory limit, an epoch deadline that yields to the event loop every tick), the
+//! route's memory limit, an epoch deadline that yields to the event loop every tick and
+//! counts the ticks for `lanes`), stopping the instance when the client goes away, the
 //! wall-clock `timeout` (504 before the response starts; a cut stream after), and turning
 //! what the guest did into a response: its own response streamed back, or a plain error that
 //! names the handler, route and limit but never the guest's internals (those go to the log).
@@ -20,6 +21,7 @@ use wasmtime_wasi_http::WasiHttpView;
 
 use super::body::{GuestRequestBody, GuestResponseBody};
 use super::engine::WasmEngine;
+use super::lanes::{run_in_lanes, GuestClock, SlowLane};
 use super::registry::{Admission, HandlerVersion, RouteInfo, WasmRoute};
 use super::state::GuestState;
 use crate::body::{plain, ResponseBody};
@@ -35,11 +37,19 @@ enum Outcome {
         memory: bool,
     },
     TimedOut,
+    /// The client went away first.
+    Cancelled,
+}
+
+/// What `invoke` needs from the worker's host.
+pub struct HostParts<'h> {
+    pub engine: &'h WasmEngine,
+    pub slow_lane: &'h SlowLane,
 }
 
 /// Runs `request` on a fresh instance of the route's current handler version.
 pub async fn invoke(
-    engine: &WasmEngine,
+    host: HostParts<'_>,
     route: &WasmRoute,
     request: Request<GuestRequestBody>,
 ) -> Response<ResponseBody> {
@@ -57,53 +67,65 @@ pub async fn invoke(
         }
     };
     let (sender, receiver) = oneshot::channel::<GuestResponse>();
-    let task = match start(engine, info, version, admission, request, sender) {
-        Ok(task) => task,
+    // Held until the response body is done: dropping it (client gone) stops the instance.
+    let (keep_running, cancel) = oneshot::channel::<()>();
+    let outcome = match start(&host, info, version, admission, request, sender, cancel) {
+        Ok(outcome) => outcome,
         Err(err) => {
             tracing::error!("{}: cannot start an instance: {err:#}", info.label());
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
         }
     };
     match receiver.await {
-        Ok(Ok(response)) => guest_response(response),
+        Ok(Ok(response)) => guest_response(response, keep_running),
         Ok(Err(code)) => {
             tracing::error!("{}: the handler answered with error {code:?}", info.label());
             plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
         }
-        // The guest dropped its response-outparam: the task says why.
-        Err(_) => match task.await {
+        // The guest dropped its response-outparam: the outcome says why.
+        Err(_) => match outcome.await {
             Ok(outcome) => failure(info, outcome),
-            Err(err) => {
-                tracing::error!("{}: instance task failed: {err}", info.label());
+            Err(_) => {
+                tracing::error!("{}: the instance vanished", info.label());
                 plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
             }
         },
     }
 }
 
-/// Creates the store and spawns the instance's run; the response arrives on `sender`.
+/// Creates the store and starts the instance's run in the lanes; its outcome arrives on the
+/// returned receiver, its response (if it sets one) on `sender`. Dropping `cancel`'s sender
+/// stops the instance (the client is gone).
 fn start(
-    engine: &WasmEngine,
+    host: &HostParts<'_>,
     info: &Arc<RouteInfo>,
     version: Arc<HandlerVersion>,
     admission: Admission,
     request: Request<GuestRequestBody>,
     sender: oneshot::Sender<GuestResponse>,
-) -> wasmtime::Result<tokio::task::JoinHandle<Outcome>> {
-    let mut store = Store::new(&engine.engine, GuestState::new(info));
+    cancel: oneshot::Receiver<()>,
+) -> wasmtime::Result<oneshot::Receiver<Outcome>> {
+    let mut store = Store::new(&host.engine.engine, GuestState::new(info));
     store.limiter(|state| &mut state.limiter);
+    let clock = GuestClock::new();
+    let ticks = clock.clone();
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|_| {
+    store.epoch_deadline_callback(move |_| {
+        ticks.tick();
+        let clock = ticks.clone();
         Ok(UpdateDeadline::YieldCustom(
             1,
-            Box::pin(tokio::task::yield_now()),
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                clock.resumed();
+            }),
         ))
     });
     let mut http = store.data_mut().http();
     let incoming = http.new_incoming_request(Scheme::Http, request)?;
     let outparam = http.new_response_outparam(sender)?;
     let info = info.clone();
-    Ok(tokio::spawn(async move {
+    let guest = Box::pin(async move {
         let _admission = admission;
         let run = async {
             let proxy = version.pre.instantiate_async(&mut store).await?;
@@ -112,8 +134,11 @@ fn start(
                 .call_handle(&mut store, incoming, outparam)
                 .await
         };
-        let result = tokio::time::timeout(info.limits.timeout, run).await;
-        let outcome = match result {
+        let result = tokio::select! {
+            result = tokio::time::timeout(info.limits.timeout, run) => result,
+            _ = cancel => return Outcome::Cancelled,
+        };
+        match result {
             Ok(Ok(())) => Outcome::Returned,
             Ok(Err(err)) => {
                 let memory = store.data().limiter.refused;
@@ -128,9 +153,12 @@ fn start(
                 );
                 Outcome::TimedOut
             }
-        };
-        outcome
-    }))
+        }
+    });
+    let (done, outcome) = oneshot::channel();
+    let lane = host.slow_lane.clone();
+    tokio::spawn(run_in_lanes(guest, clock, lane, done));
+    Ok(outcome)
 }
 
 fn log_trap(info: &RouteInfo, err: &wasmtime::Error, memory: bool) {
@@ -166,6 +194,7 @@ fn failure(info: &RouteInfo, outcome: Outcome) -> Response<ResponseBody> {
         Outcome::Trapped { memory: false } => {
             plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
         }
+        Outcome::Cancelled => plain(StatusCode::BAD_REQUEST, "Client Closed Request\n"),
         Outcome::Returned => {
             tracing::error!("{label}: returned without setting a response");
             plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
@@ -173,13 +202,17 @@ fn failure(info: &RouteInfo, outcome: Outcome) -> Response<ResponseBody> {
     }
 }
 
-/// The guest's response, its body streamed as the guest writes it.
-fn guest_response(response: hyper::Response<HyperOutgoingBody>) -> Response<ResponseBody> {
+/// The guest's response, its body streamed as the guest writes it; the instance keeps
+/// running while the body is being sent (`keep_running` lives in the body).
+fn guest_response(
+    response: hyper::Response<HyperOutgoingBody>,
+    keep_running: oneshot::Sender<()>,
+) -> Response<ResponseBody> {
     let (parts, body) = response.into_parts();
     let body = if body.is_end_stream() {
         ResponseBody::Empty
     } else {
-        ResponseBody::Stream(Box::new(GuestResponseBody::new(body)))
+        ResponseBody::Stream(Box::new(GuestResponseBody::new(body, keep_running)))
     };
     Response::from_parts(parts, body)
 }

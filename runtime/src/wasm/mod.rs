@@ -5,8 +5,8 @@
 //! Files: `engine` (wasmtime set-up, pooling, epoch ticker), `compile` (file checks, code
 //! cache, linking), `registry` (routes, their current version, concurrency permits), `state`
 //! (what an instance may see: env, log, memory limit, outbound policy), `invoke` (one
-//! request), `body` (bodies both ways), `guest_log` (guest stdout/stderr), `watcher`
-//! (`--watch DIR`). Must not touch: the Python host, the front end's connection handling, or
+//! request), `lanes` (event loop first, low-priority thread for guests that keep computing),
+//! `body` (bodies both ways), `guest_log` (guest stdout/stderr), `watcher` (`--watch DIR`). Must not touch: the Python host, the front end's connection handling, or
 //! the router's matching (the worker rebuilds its router from `WatchChange`s).
 //!
 //! The engine is built in each worker after the fork (wasmtime's threads and memory pools do
@@ -18,6 +18,7 @@ mod compile;
 mod engine;
 mod guest_log;
 mod invoke;
+mod lanes;
 mod registry;
 mod state;
 mod watcher;
@@ -38,6 +39,7 @@ use crate::config::WasmLimits;
 use crate::spool::SpooledBody;
 use compile::Compiler;
 use engine::WasmEngine;
+use lanes::SlowLane;
 
 /// The request header that carries the route prefix to the guest.
 pub const SCRIPT_NAME_HEADER: &str = "wsrun-script-name";
@@ -46,6 +48,7 @@ pub const SCRIPT_NAME_HEADER: &str = "wsrun-script-name";
 pub struct WasmHost {
     engine: WasmEngine,
     compiler: Compiler,
+    slow_lane: SlowLane,
 }
 
 impl WasmHost {
@@ -55,7 +58,12 @@ impl WasmHost {
         let engine = WasmEngine::new(max_memory)?;
         engine.start_ticker()?;
         let compiler = Compiler::new(engine.clone(), cache_dir);
-        Ok(WasmHost { engine, compiler })
+        let slow_lane = SlowLane::start()?;
+        Ok(WasmHost {
+            engine,
+            compiler,
+            slow_lane,
+        })
     }
 
     /// Loads the first version of every fixed route; any failure is returned (boot fails).
@@ -102,7 +110,11 @@ impl WasmHost {
         route: &WasmRoute,
         request: Request<GuestRequestBody>,
     ) -> Response<ResponseBody> {
-        invoke::invoke(&self.engine, route, request).await
+        let host = invoke::HostParts {
+            engine: &self.engine,
+            slow_lane: &self.slow_lane,
+        };
+        invoke::invoke(host, route, request).await
     }
 }
 
