@@ -1,0 +1,133 @@
+"""The README's demo, `examples/migrate/`: the legacy Flask app keeps `/` while the `api_v2`
+component (built with the SDK) serves `/api/v2`, started from the example's own wsrun.toml (with
+`--bind` overriding its port) and from the one-line command its README gives.
+
+`tests/run` builds the component; when it is missing, this module builds it first."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import REPO, Launcher, Server, state_args
+
+EXAMPLE = REPO / "examples" / "migrate"
+CRATE = EXAMPLE / "api_v2"
+WASM = CRATE / "target" / "wasm32-wasip2" / "release" / "api_v2.wasm"
+LEGACY = EXAMPLE / "legacy"
+
+# A cold build of the component (with the dependency fetch) may take more than the default.
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def component() -> Path:
+    """The built `api_v2.wasm`, built here when `tests/run` has not done it."""
+    if not WASM.is_file():
+        cmd = [
+            "cargo",
+            "build",
+            "--release",
+            "-q",
+            "--manifest-path",
+            str(CRATE / "Cargo.toml"),
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+            str(CRATE / "target"),
+        ]
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=280)
+        assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stderr}"
+    assert WASM.is_file(), f"{WASM} was not built"
+    return WASM
+
+
+@pytest.fixture
+def demo(launcher: Launcher, tmp_path: Path, component: Path) -> Server:
+    """The example exactly as `examples/demo.sh` serves it, on a free port."""
+    config = EXAMPLE / "wsrun.toml"
+    return launcher.start(["-c", str(config), *state_args(tmp_path)], cwd=tmp_path)
+
+
+def get(srv: Server, path: str) -> requests.Response:
+    return requests.get(srv.url + path, timeout=10)
+
+
+def test_flask_keeps_the_rest_of_the_site(demo: Server) -> None:
+    r = get(demo, "/")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    assert r.headers["x-served-by"] == "flask"
+    assert "href='/api/v2/users'" in r.text
+
+    r = get(demo, "/api/v1/users")
+    assert (r.status_code, r.headers["x-served-by"]) == (200, "flask")
+    assert [u["id"] for u in r.json()] == [1, 2, 3]
+
+    r = get(demo, "/users/2")
+    assert (r.status_code, r.json()["name"]) == (200, "Grace Hopper")
+    r = get(demo, "/users")
+    assert len(r.json()["users"]) == 3
+
+    # Sharing only a string prefix with the WASM route is not enough: Flask answers (404).
+    r = get(demo, "/api/v2x")
+    assert (r.status_code, r.headers["x-served-by"]) == (404, "flask")
+
+
+def test_wasm_serves_the_new_api(demo: Server) -> None:
+    r = get(demo, "/api/v2/users")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/json"
+    assert r.headers["x-served-by"] == "wsrun-wasm"
+    body = r.json()
+    assert body["count"] == 3
+    assert body["users"][0] == {"id": 1, "name": "Ada Lovelace", "email": "ada@example.com"}
+
+    r = get(demo, "/api/v2/users/1")
+    assert r.status_code == 200
+    assert r.json() == {"id": 1, "name": "Ada Lovelace", "email": "ada@example.com"}
+
+    r = get(demo, "/api/v2/users/42")
+    assert (r.status_code, r.headers["content-type"]) == (404, "application/json")
+    assert r.json() == {"error": "no such user", "path": "/api/v2/users/42"}
+
+    r = get(demo, "/api/v2/nope")
+    assert (r.status_code, r.headers["x-served-by"]) == (404, "wsrun-wasm")
+    assert r.json() == {"error": "no such endpoint", "path": "/api/v2/nope"}
+
+    r = requests.post(demo.url + "/api/v2/users", data=b"{}", timeout=10)
+    assert r.status_code == 405
+    assert r.headers["allow"] == "GET, HEAD"
+    assert r.json()["method"] == "POST"
+
+
+def test_health_shows_the_runtime_and_the_configured_env(demo: Server) -> None:
+    r = get(demo, "/api/v2/health")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "runtime": "wasm", "api_version": "2"}
+    assert '"runtime":"wasm"' in r.text
+
+    r = requests.head(demo.url + "/api/v2/health", timeout=10)
+    assert (r.status_code, r.content) == (200, b"")
+
+
+def test_the_readme_one_liner(launcher: Launcher, tmp_path: Path, component: Path) -> None:
+    """`wsrun app:app --pythonpath examples/migrate/legacy --wasm /api/v2=...`: the same routes,
+    default limits, and no `env` (so no API_VERSION)."""
+    srv = launcher.start(
+        [
+            "app:app",
+            "--pythonpath",
+            "examples/migrate/legacy",
+            "--wasm",
+            f"/api/v2={component.relative_to(REPO)}",
+            *state_args(tmp_path),
+        ],
+        cwd=REPO,
+    )
+    assert get(srv, "/api/v1/users").headers["x-served-by"] == "flask"
+    r = get(srv, "/api/v2/health")
+    assert r.json() == {"status": "ok", "runtime": "wasm", "api_version": None}
