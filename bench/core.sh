@@ -23,6 +23,8 @@ set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$BENCH_DIR/lib.sh"
 APPS_DIR="$BENCH_DIR/apps"
 VENV="$BENCH_DIR/.venv"
 RESULTS_DIR="$BENCH_DIR/results"
@@ -43,90 +45,18 @@ CLIENT_CPU="${CLIENT_CPU:-1}"
 IDLE_TARGET_MIB=40
 GROWTH_TARGET_MIB=32
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/wsrun-bench.XXXXXX")
-RAW="$WORK/raw.tsv"          # server <TAB> scenario <TAB> round <TAB> req/s <TAB> note
+make_work wsrun-bench         # RAW: server <TAB> scenario <TAB> round <TAB> req/s <TAB> note
 MEMROWS="$WORK/mem.md"       # memory table rows
-: >"$RAW"
 : >"$MEMROWS"
-declare -a PGIDS=()
-declare -A UNAVAILABLE=()    # server -> reason it shows as n/a
-declare -A VERSION=()
 
-log() { printf '[core.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# --- process handling -------------------------------------------------------------------------
-
-# Processes of group $1 that are not zombies (a reaped-later leader stays as a zombie).
-group_alive() {
-    local pgid=$1 p stat
-    for p in $(pgrep -g "$pgid" 2>/dev/null || true); do
-        stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        stat=${stat##*) }
-        [[ ${stat:0:1} == Z ]] || return 0
-    done
-    return 1
-}
-
-stop_group() {
-    local pgid=$1 i
-    kill -TERM -- "-$pgid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        group_alive "$pgid" || break
-        sleep 0.1
-    done
-    if group_alive "$pgid"; then
-        log "process group $pgid ignored SIGTERM for 5 s; sending SIGKILL"
-        kill -KILL -- "-$pgid" 2>/dev/null || true
-    fi
-    wait "$pgid" 2>/dev/null || true
-}
-
-cleanup() {
-    local status=$? pgid
-    trap - EXIT INT TERM HUP
-    for pgid in "${PGIDS[@]}"; do
-        stop_group "$pgid"
-    done
-    rm -rf "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+# --- process handling (the rest is in lib.sh) -------------------------------------------------
 
 # Start "$@" pinned to SERVER_CPU in a new session (pgid == pid); sets SERVER_PID.
 start_server() {
     local logfile=$1
     shift
-    # Not a job-control shell, so the background child is no group leader and setsid execs
-    # in place: $! is the server itself, and its process group is ours to kill.
-    setsid "${PIN_SERVER[@]}" "$@" >"$logfile" 2>&1 </dev/null &
-    SERVER_PID=$!
-    PGIDS+=("$SERVER_PID")
-}
-
-stop_server() {
-    local pid=$1 kept=() p
-    stop_group "$pid"
-    for p in "${PGIDS[@]}"; do
-        [[ $p == "$pid" ]] || kept+=("$p")
-    done
-    PGIDS=("${kept[@]}")
-}
-
-# Wait until 127.0.0.1:$2 accepts, or fail if process $1 dies or 30 s pass.
-wait_port() {
-    local pid=$1 port=$2 i
-    for ((i = 0; i < 300; i++)); do
-        group_alive "$pid" || return 1
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
+    start_group "$logfile" "${PIN_SERVER[@]}" "$@"
+    SERVER_PID=$STARTED_PID
 }
 
 # The process doing the serving: the newest child (a pre-fork worker) if there is one.
@@ -144,17 +74,7 @@ mib() { awk -v kib="$1" 'BEGIN { printf "%.1f", kib / 1024 }'; }
 # --- setup ------------------------------------------------------------------------------------
 
 install_tools() {
-    local sudo=() missing=()
-    command -v wrk >/dev/null || missing+=(wrk)
-    [[ -e /usr/include/ev.h ]] || missing+=(libev-dev)
-    command -v curl >/dev/null || missing+=(curl)
-    command -v pgrep >/dev/null || missing+=(procps)
-    if ((${#missing[@]})); then
-        [[ $(id -u) == 0 ]] || sudo=(sudo)
-        log "installing ${missing[*]} with apt-get"
-        "${sudo[@]}" apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
+    apt_install_missing wrk=wrk libev-dev=/usr/include/ev.h curl=curl procps=pgrep
     local py pkg
     py=$(command -v python3.11 || command -v python3) || die "no python3 found"
     if [[ ! -x $VENV/bin/python ]]; then
@@ -168,17 +88,6 @@ install_tools() {
             "$VENV/bin/pip" install -q "$pkg" || log "warning: pip install $pkg failed"
         fi
     done
-}
-
-build() {
-    log "cargo build --release -p wsrun -p hyper-hello"
-    if ! (cd "$ROOT" && cargo build --release -p wsrun -p hyper-hello) >"$WORK/build.log" 2>&1; then
-        log "warning: wsrun does not build (last lines below); building hyper-hello alone"
-        tail -n 15 "$WORK/build.log" >&2
-        (cd "$ROOT" && cargo build --release -p hyper-hello) >"$WORK/build.log" 2>&1 ||
-            { tail -n 30 "$WORK/build.log" >&2; die "hyper-hello does not build"; }
-        UNAVAILABLE[wsrun]="does not build"
-    fi
 }
 
 check_available() {
@@ -267,19 +176,13 @@ sanity_check() {
 
 # Run wrk for $2 seconds against $3 (scenario $1); prints "req/s<TAB>note".
 run_wrk() {
-    local scenario=$1 secs=$2 url=$3 out rps note=""
+    local scenario=$1 secs=$2 url=$3 out rps
     local script=()
     [[ $scenario == echo ]] && script=(-s "$BENCH_DIR/post10k.lua")
     out=$(timeout --foreground $((secs + 30)) "${PIN_CLIENT[@]}" wrk -t1 "-c$CONNECTIONS" "-d${secs}s" \
         --timeout 5s "${script[@]}" "$url" 2>&1) || true
     rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
-    if grep -q 'Non-2xx' <<<"$out"; then
-        note="non-2xx: $(awk '/Non-2xx/ { print $NF }' <<<"$out")"
-    fi
-    if grep -q 'Socket errors' <<<"$out"; then
-        note="${note:+$note; }$(grep 'Socket errors' <<<"$out" | sed 's/^ *Socket errors: *//')"
-    fi
-    printf '%s\t%s\n' "${rps:-0}" "$note"
+    printf '%s\t%s\n' "${rps:-0}" "$(wrk_note "$out")"
 }
 
 bench_one() {
@@ -310,11 +213,8 @@ bench_one() {
     log "round $round  $scenario  $name: $(cut -f1 <<<"$result") req/s $(cut -f2 <<<"$result")"
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) exit; m = int((NR + 1) / 2); if (NR % 2) print v[m]; else printf "%.2f\n", (v[m] + v[m + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
-
 median_of() {
-    awk -F'\t' -v s="$1" -v c="$2" '$1 == s && $2 == c && $4 != "" && $4 > 0 { print $4 }' "$RAW" | median
+    awk -F'\t' -v s="$1" -v c="$2" '$1 == s && $2 == c && $4 != "" && $4 > 0 { print $4 }' "$RAW" | median 2
 }
 
 # --- memory -----------------------------------------------------------------------------------
@@ -401,19 +301,11 @@ mem_upload() {
 command -v setsid >/dev/null || die "setsid (util-linux) is required"
 [[ ${SKIP_INSTALL:-0} == 1 ]] || install_tools
 command -v wrk >/dev/null || die "wrk is not installed"
-[[ ${SKIP_BUILD:-0} == 1 ]] || build
+[[ ${SKIP_BUILD:-0} == 1 ]] || cargo_build 1
 check_available
 SITE_PACKAGES=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
-if (($(nproc) >= 2)) && command -v taskset >/dev/null; then
-    PIN_SERVER=(taskset -c "$SERVER_CPU")
-    PIN_CLIENT=(taskset -c "$CLIENT_CPU")
-    PINNING="server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU"
-else
-    PIN_SERVER=()
-    PIN_CLIENT=()
-    PINNING="not pinned (fewer than 2 CPUs or no taskset)"
-fi
+setup_pinning wrk
 head -c 10240 /dev/zero | tr '\0' x >"$WORK/body10k"   # the same body post10k.lua sends
 
 read -r -a server_list <<<"$SERVERS"
@@ -444,7 +336,7 @@ report="$RESULTS_DIR/core-$stamp.md"
 {
     echo "# wsrun core benchmark, $(date '+%Y-%m-%d %H:%M:%S %Z')"
     echo
-    echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr);" \
+    echo "Machine: $(machine);" \
         "$PINNING. wrk -t1 -c$CONNECTIONS, ${WARMUP} s warm-up + ${DURATION} s measured," \
         "median of $ROUNDS round(s), one worker per server, loopback."
     echo
@@ -480,11 +372,7 @@ report="$RESULTS_DIR/core-$stamp.md"
         echo "| --- | --- | ---: | --- | --- |"
         cat "$MEMROWS"
     fi
-    echo
-    echo "Total time: $((SECONDS - started)) s (excluding install and build)."
+    total_time $((SECONDS - started))
 } >"$report"
 
-echo
-cat "$report"
-echo
-log "written to $report"
+show_report "$report"

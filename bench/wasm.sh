@@ -28,6 +28,8 @@ set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$BENCH_DIR/lib.sh"
 WASM_DIR="$BENCH_DIR/wasm"
 HANDLERS_DIR="$ROOT/handlers"
 RESULTS_DIR="$BENCH_DIR/results"
@@ -74,109 +76,12 @@ case $MODE in
         ;;
 esac
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/wsrun-wasm-bench.XXXXXX")
-RAW="$WORK/raw.tsv"
-: >"$RAW"
-declare -a PGIDS=()
-declare -A UNAVAILABLE=()    # server -> reason it shows as n/a
-declare -A VERSION=()
-
-log() { printf '[wasm.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# --- process handling (as in core.sh) ---------------------------------------------------------
-
-# Processes of group $1 that are not zombies (a reaped-later leader stays as a zombie).
-group_alive() {
-    local pgid=$1 p stat
-    for p in $(pgrep -g "$pgid" 2>/dev/null || true); do
-        stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        stat=${stat##*) }
-        [[ ${stat:0:1} == Z ]] || return 0
-    done
-    return 1
-}
-
-stop_group() {
-    local pgid=$1 i
-    kill -TERM -- "-$pgid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        group_alive "$pgid" || break
-        sleep 0.1
-    done
-    if group_alive "$pgid"; then
-        log "process group $pgid ignored SIGTERM for 5 s; sending SIGKILL"
-        kill -KILL -- "-$pgid" 2>/dev/null || true
-    fi
-    wait "$pgid" 2>/dev/null || true
-}
-
-cleanup() {
-    local status=$? pgid
-    trap - EXIT INT TERM HUP
-    for pgid in "${PGIDS[@]}"; do
-        stop_group "$pgid"
-    done
-    rm -rf "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-# Start "$@" in a new session (pgid == pid) with output to $1; sets STARTED_PID.
-# Not a job-control shell, so the background child is no group leader and setsid execs in
-# place: $! is the process itself, and its process group is ours to kill.
-start_group() {
-    local logfile=$1
-    shift
-    setsid "$@" >"$logfile" 2>&1 </dev/null &
-    STARTED_PID=$!
-    PGIDS+=("$STARTED_PID")
-}
-
-forget_group() {
-    local pid=$1 kept=() p
-    for p in "${PGIDS[@]}"; do
-        [[ $p == "$pid" ]] || kept+=("$p")
-    done
-    PGIDS=("${kept[@]}")
-}
-
-stop_server() {
-    stop_group "$1"
-    forget_group "$1"
-}
-
-# Wait until http://127.0.0.1:$2/ answers with any HTTP status, or fail if process $1 dies or
-# 60 s pass (wasmtime serve compiles the component before it listens).
-wait_http() {
-    local pid=$1 port=$2 i code
-    for ((i = 0; i < 600; i++)); do
-        group_alive "$pid" || return 1
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/" || true)
-            [[ $code != 000 && -n $code ]] && return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
+make_work wsrun-wasm-bench
 
 # --- setup ------------------------------------------------------------------------------------
 
 install_tools() {
-    local sudo=() missing=()
-    command -v wrk >/dev/null || missing+=(wrk)
-    command -v curl >/dev/null || missing+=(curl)
-    command -v pgrep >/dev/null || missing+=(procps)
-    if ((${#missing[@]})); then
-        [[ $(id -u) == 0 ]] || sudo=(sudo)
-        log "installing ${missing[*]} with apt-get"
-        "${sudo[@]}" apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
+    apt_install_missing wrk=wrk curl=curl procps=pgrep
     [[ $MODE == throughput ]] || return 0
     if [[ $WASMTIME_BIN != "$TOOLS_DIR/bin/wasmtime" ]]; then
         return 0    # the caller chose a binary; use it as it is
@@ -204,17 +109,8 @@ build() {
     else
         die "handlers/build.sh not found, and no $HELLO_WASM: nothing can build the hello component"
     fi
-    local pkgs=(-p wsrun -p hyper-hello)
-    [[ $MODE == throughput ]] || pkgs=(-p wsrun)
-    log "cargo build --release ${pkgs[*]}"
-    if ! (cd "$ROOT" && cargo build --release "${pkgs[@]}") >"$WORK/build.log" 2>&1; then
-        [[ $MODE == throughput ]] || { tail -n 30 "$WORK/build.log" >&2; die "wsrun does not build"; }
-        log "warning: wsrun does not build (last lines below); building hyper-hello alone"
-        tail -n 15 "$WORK/build.log" >&2
-        (cd "$ROOT" && cargo build --release -p hyper-hello) >"$WORK/build.log" 2>&1 ||
-            { tail -n 30 "$WORK/build.log" >&2; die "hyper-hello does not build"; }
-        UNAVAILABLE[wsrun]="does not build"
-    fi
+    # hyper-hello only for throughput mode, where a wsrun that does not build is a row of n/a.
+    if [[ $MODE == throughput ]]; then cargo_build 1; else cargo_build 0; fi
 }
 
 # wsrun's --help lists --wasm once the WebAssembly host is in.
@@ -243,18 +139,6 @@ check_available() {
     fi
 }
 
-setup_pinning() {
-    if (($(nproc) >= 2)) && command -v taskset >/dev/null; then
-        PIN_SERVER=(taskset -c "$SERVER_CPU")
-        PIN_CLIENT=(taskset -c "$CLIENT_CPU")
-        PINNING="server on CPU $SERVER_CPU, load generators on CPU $CLIENT_CPU"
-    else
-        PIN_SERVER=()
-        PIN_CLIENT=()
-        PINNING="not pinned (fewer than 2 CPUs or no taskset)"
-    fi
-}
-
 # --- wrk --------------------------------------------------------------------------------------
 
 # wrk's report on stdin -> "req/s<TAB>p50 ms<TAB>p99 ms<TAB>non-2xx<TAB>socket errors<TAB>statuses"
@@ -278,9 +162,6 @@ parse_wrk() {
             printf "%s\t%s\t%s\t%d\t%d\t%s\n", (rps == "" ? 0 : rps), p50, p99, non2xx, errs, statuses
         }'
 }
-
-# wrk's socket-error line, shortened for a note ("" when there is none).
-socket_note() { grep 'Socket errors' | sed 's/^ *Socket errors: *//' || true; }
 
 # --- throughput mode --------------------------------------------------------------------------
 
@@ -333,14 +214,10 @@ answer_ok() {
 
 # wrk -t1 -c$CONNECTIONS for $1 s against $2, client-pinned; prints parse_wrk's line + note.
 run_wrk() {
-    local secs=$1 url=$2 out note=""
+    local secs=$1 url=$2 out
     out=$(timeout --foreground $((secs + 30)) "${PIN_CLIENT[@]}" wrk -t1 "-c$CONNECTIONS" "-d${secs}s" \
         --timeout 5s --latency "$url" 2>&1) || true
-    grep -q 'Non-2xx' <<<"$out" && note="non-2xx: $(awk '/Non-2xx/ { print $NF }' <<<"$out")"
-    if grep -q 'Socket errors' <<<"$out"; then
-        note="${note:+$note; }$(socket_note <<<"$out")"
-    fi
-    printf '%s\t%s\n' "$(parse_wrk <<<"$out")" "$note"
+    printf '%s\t%s\n' "$(parse_wrk <<<"$out")" "$(wrk_note "$out")"
 }
 
 # Appends "server<TAB>round<TAB>req/s<TAB>p99 ms<TAB>note" to $RAW.
@@ -378,12 +255,9 @@ bench_one() {
     log "round $round  $name: $rps req/s, p99 $p99 ms${note:+ ($note)}"
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) exit; m = int((NR + 1) / 2); if (NR % 2) print v[m]; else printf "%.3f\n", (v[m] + v[m + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
-
 # Median of column $2 (3 = req/s, 4 = p99) for server $1, over the rounds that have a number.
 median_of() {
-    awk -F'\t' -v s="$1" -v c="$2" '$1 == s && $3 != "" && $3 > 0 { print $c }' "$RAW" | median
+    awk -F'\t' -v s="$1" -v c="$2" '$1 == s && $3 != "" && $3 > 0 { print $c }' "$RAW" | median 3
 }
 
 throughput() {
@@ -412,7 +286,7 @@ throughput() {
     {
         echo "# wsrun WebAssembly benchmark (hello component), $(date '+%Y-%m-%d %H:%M:%S %Z')"
         echo
-        echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr);" \
+        echo "Machine: $(machine);" \
             "$PINNING. wrk -t1 -c$CONNECTIONS --latency, ${WARMUP} s warm-up + ${DURATION} s measured," \
             "median of $ROUNDS round(s), server order rotated each round, loopback." \
             "Component: handlers/hello.wasm ($(stat -c %s "$HELLO_WASM") bytes)."
@@ -450,13 +324,9 @@ throughput() {
             verdict="FAIL (${ws_ratio}x)"
         fi
         echo "Target: wsrun >= ${TARGET_RATIO}x tuned wasmtime serve req/s: $verdict"
-        echo
-        echo "Total time: $elapsed s (excluding install and build)."
+        total_time "$elapsed"
     } >"$report"
-    echo
-    cat "$report"
-    echo
-    log "written to $report"
+    show_report "$report"
 }
 
 # --- noisy mode -------------------------------------------------------------------------------
@@ -587,7 +457,7 @@ noisy() {
     mkdir -p "$RESULTS_DIR"
     local report q50 q99 n50 n99 qrps nrps qfail nfail limit verdict
     report="$RESULTS_DIR/wasm-noisy-$(date +%Y-%m-%d_%H%M%S).md"
-    col() { awk -F'\t' -v p="$1" -v c="$2" '$1 == p && $3 > 0 { print $c }' "$RAW" | median; }
+    col() { awk -F'\t' -v p="$1" -v c="$2" '$1 == p && $3 > 0 { print $c }' "$RAW" | median 3; }
     fails() { awk -F'\t' -v p="$1" '$1 == p { n += $6 + $7; if ($3 == 0) n++ } END { print n + 0 }' "$RAW"; }
     qrps=$(col quiet 3) nrps=$(col noisy 3)
     q50=$(col quiet 4) n50=$(col noisy 4)
@@ -604,7 +474,7 @@ noisy() {
     {
         echo "# wsrun tenant isolation (noisy neighbour), $(date '+%Y-%m-%d %H:%M:%S %Z')"
         echo
-        echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr);" \
+        echo "Machine: $(machine);" \
             "$PINNING. Good tenant: wrk -t1 -c$GOOD_CONNECTIONS --latency -H 'Host: good.localhost' /," \
             "${DURATION} s per phase, $ROUNDS round(s) (quiet/noisy order alternating)." \
             "Noisy: wrk -t1 -c$BAD_CONNECTIONS on /loop and on /bomb with -H 'Host: bad.localhost'," \
@@ -626,13 +496,9 @@ noisy() {
         echo
         echo "Target: p99 noisy <= ${NOISY_FACTOR} x p99 quiet + ${NOISY_SLACK_MS} ms (= $limit ms), zero failures:" \
             "$verdict (p99 noisy ${n99:-n/a} ms)"
-        echo
-        echo "Total time: $elapsed s (excluding install and build)."
+        total_time "$elapsed"
     } >"$report"
-    echo
-    cat "$report"
-    echo
-    log "written to $report"
+    show_report "$report"
 }
 
 # --- main -------------------------------------------------------------------------------------
@@ -643,7 +509,7 @@ command -v wrk >/dev/null || die "wrk is not installed"
 command -v curl >/dev/null || die "curl is not installed"
 [[ ${SKIP_BUILD:-0} == 1 ]] || build
 check_available
-setup_pinning
+setup_pinning "load generators"
 if [[ $MODE == throughput ]]; then
     throughput
 else
