@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO, Launcher, Server, state_args
+from conftest import REPO, Launcher, Server
+from wasm_support import state_args
 
 EXAMPLE = REPO / "examples" / "migrate"
 CRATE = EXAMPLE / "api_v2"

@@ -13,14 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import (
-    Launcher,
-    Server,
-    hello_body,
-    proc_status_kib,
-    state_args,
-    wasm_handler,
-)
+from conftest import Launcher, Server
+from wasm_support import hello_body, proc_status_kib, state_args, wasm_handler
 
 MIB = 1024 * 1024
 HELLO = hello_body(0)

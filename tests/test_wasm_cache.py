@@ -9,7 +9,8 @@ from pathlib import Path
 
 import requests
 
-from conftest import Launcher, Server, hello_body, hello_rev, port_open, state_args
+from conftest import Launcher, Server, port_open
+from wasm_support import hello_body, hello_rev, state_args
 
 HANDLERS = 10
 #: Cached start, from spawn to an open port and to the first answer (generous: two shared

@@ -10,17 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (
-    CORE_MODULE,
-    EMPTY_COMPONENT,
-    WASM_APPS,
-    Launcher,
-    free_port,
-    port_open,
-    state_args,
-    wasm_handler,
-    wsrun_bin,
-)
+from conftest import Launcher, free_port, port_open, wsrun_bin
+from wasm_support import CORE_MODULE, EMPTY_COMPONENT, WASM_APPS, state_args, wasm_handler
 
 #: (id, file content, what the error must say)
 BAD_FILES = [

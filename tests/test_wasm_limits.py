@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import Launcher, Server, free_port, state_args, wait_for, wasm_handler
+from conftest import Launcher, Server, free_port, wait_for
+from wasm_support import state_args, wasm_handler
 
 #: Paths the upstream origin was asked for.
 UPSTREAM_HITS: list[str] = []

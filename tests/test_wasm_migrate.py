@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import WASM_APPS, Launcher, Server, state_args, wasm_handler
+from conftest import Launcher, Server
+from wasm_support import WASM_APPS, state_args, wasm_handler
 
 
 def _from_flags(launcher: Launcher, tmp: Path) -> Server:

@@ -11,14 +11,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from conftest import (
-    Launcher,
-    Server,
-    hello_body,
-    percentile,
-    state_args,
-    wasm_handler,
-)
+from conftest import Launcher, Server
+from wasm_support import hello_body, percentile, state_args, wasm_handler
 
 HELLO = hello_body(0)
 

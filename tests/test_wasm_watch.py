@@ -11,15 +11,13 @@ from pathlib import Path
 
 import requests
 
-from conftest import (
+from conftest import Launcher, Server, wait_for
+from wasm_support import (
     CORE_MODULE,
     EMPTY_COMPONENT,
-    Launcher,
-    Server,
     hello_body,
     hello_rev,
     state_args,
-    wait_for,
     wasm_handler,
 )
 

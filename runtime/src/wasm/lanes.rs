@@ -1,11 +1,11 @@
 //! Where guest code runs: on the worker's event loop first, on a low-priority thread later.
 //!
-//! Owns: `SlowLane`, one background thread per worker (its own event loop, nice 19) that
+//! Owns: `SlowLane`, one background thread per worker (its own event loop, nice 5) that
 //! takes over guests which keep computing, and `run_in_lanes`, which polls a guest on the
 //! event loop until it has used `FAST_SLICES` epoch ticks and then hands the still-running
 //! future to the slow lane. A well-behaved handler finishes in the fast lane with no thread
 //! hop; a spinning or memory-hungry one stops competing with everyone else's requests for the
-//! worker's thread, and the kernel gives its thread only what the worker leaves idle.
+//! worker's thread, and the kernel gives its thread a smaller share than the worker's.
 //! Must not touch: what a guest does, its limits or its response.
 //!
 //! Moving is safe because a wasmtime async call is a `Send` future that may be polled from
@@ -23,10 +23,13 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 /// Epoch ticks a guest may use on the event loop before it moves to the slow lane.
 pub const FAST_SLICES: u32 = 2;
 
-/// The slow lane's nice value: it gets about a tenth of a CPU the worker thread wants. Not
-/// 19: the slow thread sometimes holds a lock the worker needs (instance pool, mmap lock),
-/// and at 19 a starved holder stalled the worker for hundreds of ms (bench/wasm.sh noisy).
-const SLOW_LANE_NICE: libc::c_int = 10;
+/// The slow lane's nice value (weight 335 against the worker's 1024), chosen by measurement
+/// (`bench/wasm.sh noisy`, good tenant's p99 noisy / req/s): 19 let a starved slow thread that
+/// held a lock the worker needed (instance pool, mmap lock) stall it for 100s of ms; 10 gave
+/// 7.4 ms / 16.9k but a 1 GiB upload-digest timed out when other processes loaded the machine;
+/// 0 gave 10.7 ms / 9.9k (just inside the 11.7 ms target); 5 gives 8.3 ms / 15.2k and finishes
+/// that upload with two CPU hogs running.
+const SLOW_LANE_NICE: libc::c_int = 5;
 
 type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 
