@@ -5,6 +5,7 @@ filesystem, guest stdout/stderr in the server log."""
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -80,6 +81,12 @@ prefix = "/busy"
 wasm = "{wasm_handler("spin-loop")}"
 timeout = "1500ms"
 max_concurrency = 2
+
+[[route]]
+prefix = "/solo"
+wasm = "{wasm_handler("huge-response")}"
+timeout = "10s"
+max_concurrency = 1
 
 [[route]]
 prefix = "/huge"
@@ -182,6 +189,26 @@ def test_max_concurrency_turns_the_third_away(srv: Server) -> None:
     # The slots are free again.
     r = requests.get(srv.url + "/busy", timeout=20)
     assert r.status_code == 504
+
+
+def test_client_gone_mid_stream_frees_its_instance(srv: Server) -> None:
+    """A client that hangs up while a response streams frees the instance's slot at once."""
+    request = f"GET /solo?mb=500 HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\n\r\n".encode()
+    with socket.create_connection((srv.host, srv.port), timeout=5) as first:
+        first.sendall(request)
+        got = 0
+        while got < 1 << 20:  # the instance is streaming, holding the route's only slot
+            chunk = first.recv(65536)
+            assert chunk, "the stream ended early"
+            got += len(chunk)
+
+    # Slot still taken: an immediate 503. Freed: the next request streams in its turn.
+    def second_is_served() -> bool:
+        r = requests.get(srv.url + "/solo?mb=1", timeout=10)
+        return r.status_code == 200 and len(r.content) == 1 << 20
+
+    assert wait_for(second_is_served, 2.0), "the gone client's instance kept its slot"
+    _still_serving(srv)
 
 
 def test_timeout_cuts_a_started_stream(srv: Server) -> None:

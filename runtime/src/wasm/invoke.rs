@@ -67,7 +67,8 @@ pub async fn invoke(
         }
     };
     let (sender, receiver) = oneshot::channel::<GuestResponse>();
-    // Held until the response body is done: dropping it (client gone) stops the instance.
+    // Held by the response body: when the body (or this future) is dropped — the response
+    // abandoned, e.g. the client gone mid-stream — the instance is stopped.
     let (keep_running, cancel) = oneshot::channel::<()>();
     let outcome = match start(&host, info, version, admission, request, sender, cancel) {
         Ok(outcome) => outcome,
