@@ -78,30 +78,16 @@ fn check_wasm(config: &Config) -> Result<(), String> {
         })
         .collect();
     if let Some(dir) = &config.watch {
-        let entries =
-            std::fs::read_dir(dir).map_err(|e| format!("--watch {}: {e}", dir.display()))?;
-        files.extend(
-            entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "wasm")),
-        );
+        files.extend(wasm::handler_files(dir)?);
     }
     if files.is_empty() {
         return Ok(());
     }
-    let max_memory = config
-        .routes
+    let host = WasmHost::start(config.max_wasm_memory(), None)?;
+    let errors: Vec<String> = files
         .iter()
-        .map(|r| config.wasm_limits(r).memory)
-        .max()
-        .unwrap_or(config::WasmLimits::default().memory);
-    let host = WasmHost::start(max_memory, None)?;
-    let mut errors = Vec::new();
-    for file in &files {
-        if let Err(err) = host.check_file(file) {
-            errors.push(err);
-        }
-    }
+        .filter_map(|file| host.check_file(file).err())
+        .collect();
     match errors.is_empty() {
         true => Ok(()),
         false => Err(errors.join("\nwsrun: error: ")),

@@ -41,6 +41,21 @@ impl Config {
         let tenant = route.tenant.and_then(|i| self.tenants.get(i));
         route.wasm.resolve(tenant.map(|t| &t.defaults))
     }
+
+    /// The largest linear memory any wasm route (or a watched handler, with the defaults) may
+    /// grow to: the size of one slot of the instance pool.
+    pub fn max_wasm_memory(&self) -> u64 {
+        let fixed = self
+            .routes
+            .iter()
+            .filter(|r| matches!(r.target, RouteTarget::Wasm { .. }))
+            .map(|r| self.wasm_limits(r).memory);
+        let watched = self.watch.as_ref().map(|_| WasmLimits::default().memory);
+        fixed
+            .chain(watched)
+            .max()
+            .unwrap_or(WasmLimits::default().memory)
+    }
 }
 
 /// One `[[tenant]]`: a name, the hosts it owns, default limits for its routes.

@@ -13,7 +13,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::service::Handler;
 use crate::config::{Config, WasmLimits};
-use crate::router::{Route, Router};
+use crate::router::{Entry, Route, Router};
 use crate::wasm::{WasmHost, WasmRoute, WatchChange};
 
 /// The current router of a worker.
@@ -47,12 +47,7 @@ impl LiveRouter {
                         route.info.label()
                     );
                 }
-                let route = Route {
-                    prefix,
-                    handler: Handler::Wasm(route),
-                    max_body_size,
-                };
-                entries.push((Vec::new(), Arc::new(route)));
+                entries.push(watched_entry(route, max_body_size));
             }
             WatchChange::Removed(prefix) => entries.retain(|(hosts, r)| {
                 !(hosts.is_empty() && r.prefix == prefix && matches!(r.handler, Handler::Wasm(_)))
@@ -85,15 +80,8 @@ pub fn start_wasm(
     if fixed.is_empty() && config.watch.is_none() {
         return Ok(None);
     }
-    let watched_limits = WasmLimits::default();
-    let max_memory = fixed
-        .iter()
-        .map(|r| r.info.limits.memory)
-        .chain(config.watch.as_ref().map(|_| watched_limits.memory))
-        .max()
-        .unwrap_or(watched_limits.memory);
     let cache_dir = config.server.state_dir.join("wasm-cache");
-    let host = WasmHost::start(max_memory, Some(cache_dir))?;
+    let host = WasmHost::start(config.max_wasm_memory(), Some(cache_dir))?;
     host.load_routes(&fixed)?;
     let Some(dir) = &config.watch else {
         return Ok(Some(WasmBoot {
@@ -101,20 +89,23 @@ pub fn start_wasm(
             changes: None,
         }));
     };
-    let (initial, changes) = host.watch(dir, watched_limits)?;
+    let (initial, changes) = host.watch(dir, WasmLimits::default())?;
     let max_body_size = config.server.max_body_size;
     *router = router.rebuilt(|entries| {
-        for route in initial {
-            let route = Route {
-                prefix: route.info.prefix.clone(),
-                handler: Handler::Wasm(route),
-                max_body_size,
-            };
-            entries.push((Vec::new(), Arc::new(route)));
-        }
+        entries.extend(initial.into_iter().map(|r| watched_entry(r, max_body_size)));
     });
     Ok(Some(WasmBoot {
         host,
         changes: Some(changes),
     }))
+}
+
+/// The router entry of a watched handler: any host, at its `/NAME` prefix.
+fn watched_entry(route: Arc<WasmRoute>, max_body_size: u64) -> Entry<Handler> {
+    let route = Route {
+        prefix: route.info.prefix.clone(),
+        handler: Handler::Wasm(route),
+        max_body_size,
+    };
+    (Vec::new(), Arc::new(route))
 }

@@ -74,21 +74,21 @@ pub async fn invoke(
         Ok(outcome) => outcome,
         Err(err) => {
             tracing::error!("{}: cannot start an instance: {err:#}", info.label());
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+            return internal_error();
         }
     };
     match receiver.await {
         Ok(Ok(response)) => guest_response(response, keep_running),
         Ok(Err(code)) => {
             tracing::error!("{}: the handler answered with error {code:?}", info.label());
-            plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+            internal_error()
         }
         // The guest dropped its response-outparam: the outcome says why.
         Err(_) => match outcome.await {
             Ok(outcome) => failure(info, outcome),
             Err(_) => {
                 tracing::error!("{}: the instance vanished", info.label());
-                plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+                internal_error()
             }
         },
     }
@@ -192,13 +192,11 @@ fn failure(info: &RouteInfo, outcome: Outcome) -> Response<ResponseBody> {
                 size(info.limits.memory)
             ),
         ),
-        Outcome::Trapped { memory: false } => {
-            plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
-        }
+        Outcome::Trapped { memory: false } => internal_error(),
         Outcome::Cancelled => plain(StatusCode::BAD_REQUEST, "Client Closed Request\n"),
         Outcome::Returned => {
             tracing::error!("{label}: returned without setting a response");
-            plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+            internal_error()
         }
     }
 }
@@ -216,6 +214,11 @@ fn guest_response(
         ResponseBody::Stream(Box::new(GuestResponseBody::new(body, keep_running)))
     };
     Response::from_parts(parts, body)
+}
+
+/// The 500 a client gets when what went wrong is the guest's business (details are logged).
+fn internal_error() -> Response<ResponseBody> {
+    plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
 }
 
 fn retry_later(mut response: Response<ResponseBody>) -> Response<ResponseBody> {

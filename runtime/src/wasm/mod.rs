@@ -25,7 +25,7 @@ mod watcher;
 
 pub use body::GuestRequestBody;
 pub use registry::{build_routes, handler_name, RouteInfo, WasmRoute};
-pub use watcher::WatchChange;
+pub use watcher::{handler_files, WatchChange};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

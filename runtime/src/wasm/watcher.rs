@@ -61,16 +61,13 @@ pub fn start(
         routes: HashMap::new(),
         changes,
     };
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("--watch {shown}: {e}"))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| is_handler_file(path))
+    let initial: Vec<Arc<WasmRoute>> = handler_files(dir)?
+        .iter()
+        .filter_map(|file| match watch.refresh(file) {
+            Some(WatchChange::Added(route)) => Some(route),
+            _ => None,
+        })
         .collect();
-    files.sort();
-    for file in &files {
-        watch.refresh(file);
-    }
-    let initial: Vec<Arc<WasmRoute>> = watch.routes.values().cloned().collect();
     tracing::info!("watching {shown}: {} handler(s)", initial.len());
     thread::Builder::new()
         .name("wsrun-watch".to_string())
@@ -80,10 +77,18 @@ pub fn start(
             watch.run(events);
         })
         .map_err(|e| format!("--watch {shown}: cannot start the watcher thread: {e}"))?;
-    // Initial routes are returned, not sent: drain what `refresh` queued for them.
-    let mut receiver = receiver;
-    while receiver.try_recv().is_ok() {}
     Ok((initial, receiver))
+}
+
+/// The handler files of `dir` now, sorted (`NAME.wasm`, not hidden, not in subdirectories).
+pub fn handler_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("--watch {}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| is_handler_file(path))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 fn is_handler_file(path: &Path) -> bool {
@@ -108,7 +113,9 @@ impl DirWatch {
                 Ok(Err(err)) => tracing::warn!("--watch {}: {err}", self.dir.display()),
                 Err(RecvTimeoutError::Timeout) => {
                     for file in std::mem::take(&mut pending) {
-                        self.refresh(&file);
+                        if let Some(change) = self.refresh(&file) {
+                            let _ = self.changes.send(change);
+                        }
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -131,16 +138,13 @@ impl DirWatch {
     }
 
     /// Brings the route of `file` in line with the file: load and swap, add, or remove.
-    fn refresh(&mut self, file: &Path) {
+    /// Returns the change to the set of routes, if there is one.
+    fn refresh(&mut self, file: &Path) -> Option<WatchChange> {
         let name = handler_name(file);
         if !file.is_file() {
-            if let Some(route) = self.routes.remove(&name) {
-                tracing::info!("{}: file removed; route removed", route.info.label());
-                let _ = self
-                    .changes
-                    .send(WatchChange::Removed(route.info.prefix.clone()));
-            }
-            return;
+            let route = self.routes.remove(&name)?;
+            tracing::info!("{}: file removed; route removed", route.info.label());
+            return Some(WatchChange::Removed(route.info.prefix.clone()));
         }
         let loaded = match self.compiler.load(file) {
             Ok(loaded) => loaded,
@@ -152,19 +156,18 @@ impl DirWatch {
                     ),
                     None => tracing::error!("handler `{name}` not served: {err}"),
                 }
-                return;
+                return None;
             }
         };
         if let Some(route) = self.routes.get(&name) {
             if route
                 .current()
-                .is_some_and(|v| v.digest == loaded.version.digest)
+                .is_none_or(|v| v.digest != loaded.version.digest)
             {
-                return;
+                route.swap(loaded.version);
+                tracing::info!("{}: reloaded in {} ms", route.info.label(), loaded.millis);
             }
-            route.swap(loaded.version);
-            tracing::info!("{}: reloaded in {} ms", route.info.label(), loaded.millis);
-            return;
+            return None;
         }
         let info = RouteInfo {
             prefix: format!("/{name}"),
@@ -177,7 +180,7 @@ impl DirWatch {
         route.swap(loaded.version);
         tracing::info!("{}: added ({} ms)", route.info.label(), loaded.millis);
         self.routes.insert(name, route.clone());
-        let _ = self.changes.send(WatchChange::Added(route));
+        Some(WatchChange::Added(route))
     }
 }
 
