@@ -10,6 +10,7 @@ pub mod config;
 pub mod python;
 pub mod router;
 pub mod server;
+pub mod services;
 pub mod spool;
 pub mod static_files;
 pub mod wasm;

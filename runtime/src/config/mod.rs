@@ -6,6 +6,7 @@
 //! a Fapws-style script is only recorded here and read by the Python host (`python::loader`).
 
 mod cli;
+mod jobs;
 mod toml_file;
 mod toml_routes;
 mod toml_values;
@@ -13,6 +14,7 @@ mod units;
 mod wasm_settings;
 
 pub use cli::{Cli, Command, RunArgs};
+pub use jobs::{JobsConfig, Schedule, TimerConfig};
 pub use units::{normalize_prefix, parse_bind, parse_duration, parse_size};
 pub use wasm_settings::{default_port, Origin, WasmLimits, WasmSettings};
 
@@ -33,6 +35,10 @@ pub struct Config {
     pub tenants: Vec<TenantConfig>,
     /// `--watch DIR`: every `DIR/NAME.wasm` is served at `/NAME` and reloaded when it changes.
     pub watch: Option<PathBuf>,
+    /// The `[jobs]` table: retry policy and concurrency of durable jobs.
+    pub jobs: JobsConfig,
+    /// `[[timer]]` tables: durable timers declared in the file.
+    pub timers: Vec<TimerConfig>,
 }
 
 impl Config {

@@ -14,6 +14,8 @@ fn defaults() -> Config {
         script: None,
         tenants: Vec::new(),
         watch: None,
+        jobs: Default::default(),
+        timers: Vec::new(),
     }
 }
 

@@ -1,0 +1,528 @@
+//! The durable journal: an embedded SQLite database (WAL) in the state directory.
+//!
+//! Owns: the schema (pending `jobs`, `dead_jobs`, durable `timers`) and every SQL statement
+//! that reads or changes it — inserting jobs, claiming due jobs under a lease, recording an
+//! outcome, firing due timers exactly once across workers. Must not touch: threads or
+//! channels (see `store`), delivery (see `dispatch`) or the router.
+//!
+//! Every worker process opens its own connection; SQLite's locking makes claims and timer
+//! firings atomic between them. `synchronous = NORMAL` in WAL mode: a committed job survives
+//! the process being killed (the write is in the WAL file); only a power loss in the moments
+//! after a commit may lose it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::job::{encode_headers, JobRecord, JobRequest, NewJob, TimerRecord};
+use crate::config::Schedule;
+
+/// The journal's file name inside the state directory.
+pub const JOURNAL_FILE: &str = "jobs.sqlite3";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    method       TEXT    NOT NULL,
+    host         TEXT    NOT NULL,
+    path         TEXT    NOT NULL,
+    headers      BLOB    NOT NULL,
+    body         BLOB    NOT NULL,
+    origin       TEXT    NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    run_at       INTEGER NOT NULL,
+    lease_owner  INTEGER,
+    lease_until  INTEGER,
+    last_error   TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_by_run_at ON jobs (run_at);
+CREATE TABLE IF NOT EXISTS dead_jobs (
+    id           INTEGER PRIMARY KEY,
+    method       TEXT    NOT NULL,
+    host         TEXT    NOT NULL,
+    path         TEXT    NOT NULL,
+    headers      BLOB    NOT NULL,
+    body         BLOB    NOT NULL,
+    origin       TEXT    NOT NULL,
+    attempts     INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    failed_at    INTEGER NOT NULL,
+    last_error   TEXT
+);
+CREATE TABLE IF NOT EXISTS timers (
+    name     TEXT    PRIMARY KEY,
+    schedule TEXT    NOT NULL,
+    method   TEXT    NOT NULL,
+    host     TEXT    NOT NULL,
+    path     TEXT    NOT NULL,
+    headers  BLOB    NOT NULL,
+    body     BLOB    NOT NULL,
+    source   TEXT    NOT NULL,
+    next_due INTEGER NOT NULL
+);
+";
+
+/// Columns of a job row, in the order `job_record` reads them.
+const JOB_COLUMNS: &str = "id, method, host, path, headers, body, origin, attempts, \
+     max_attempts, created_at, run_at, last_error";
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A journal error, with the file it concerns.
+pub type JournalResult<T> = Result<T, String>;
+
+/// One open connection to the journal.
+pub struct Journal {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal in `state_dir`.
+    pub fn open(state_dir: &Path) -> JournalResult<Journal> {
+        std::fs::create_dir_all(state_dir)
+            .map_err(|e| format!("cannot create state directory {}: {e}", state_dir.display()))?;
+        let path = state_dir.join(JOURNAL_FILE);
+        let fail = |e: rusqlite::Error| format!("job journal {}: {e}", path.display());
+        let conn = Connection::open(&path).map_err(fail)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(fail)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(fail)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(fail)?;
+        conn.execute_batch(SCHEMA).map_err(fail)?;
+        Ok(Journal { conn, path })
+    }
+
+    /// Opens an existing journal for inspection; an error if there is none yet.
+    pub fn open_existing(state_dir: &Path) -> JournalResult<Journal> {
+        let path = state_dir.join(JOURNAL_FILE);
+        if !path.exists() {
+            return Err(format!(
+                "no job journal at {} (has the server run with this state_dir?)",
+                path.display()
+            ));
+        }
+        Journal::open(state_dir)
+    }
+
+    fn fail(&self, e: rusqlite::Error) -> String {
+        format!("job journal {}: {e}", self.path.display())
+    }
+
+    /// Runs `work` in one transaction (a group commit for everything it does).
+    pub fn transaction<T>(
+        &mut self,
+        work: impl FnOnce(&Tx<'_>) -> JournalResult<T>,
+    ) -> JournalResult<T> {
+        let path = self.path.clone();
+        let fail = |e: rusqlite::Error| format!("job journal {}: {e}", path.display());
+        let tx = self.conn.transaction().map_err(fail)?;
+        let out = work(&Tx { tx: &tx, path: &path })?;
+        tx.commit().map_err(fail)?;
+        Ok(out)
+    }
+
+    /// Pending jobs (oldest first) and dead ones, for `wsrun jobs list`.
+    pub fn list(&self, limit: usize) -> JournalResult<Vec<(JobState, JobRecord)>> {
+        let mut out = Vec::new();
+        for (state, table) in [(JobState::Pending, "jobs"), (JobState::Dead, "dead_jobs")] {
+            let columns = job_columns_of(table);
+            let sql = format!("SELECT {columns} FROM {table} ORDER BY id LIMIT ?1");
+            let mut stmt = self.conn.prepare(&sql).map_err(|e| self.fail(e))?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = stmt
+                .query_map([limit], job_record)
+                .map_err(|e| self.fail(e))?;
+            for row in rows {
+                out.push((state, row.map_err(|e| self.fail(e))?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One job, pending or dead.
+    pub fn show(&self, id: i64) -> JournalResult<Option<(JobState, JobRecord)>> {
+        for (state, table) in [(JobState::Pending, "jobs"), (JobState::Dead, "dead_jobs")] {
+            let columns = job_columns_of(table);
+            let sql = format!("SELECT {columns} FROM {table} WHERE id = ?1");
+            let found = self
+                .conn
+                .query_row(&sql, [id], job_record)
+                .optional()
+                .map_err(|e| self.fail(e))?;
+            if let Some(job) = found {
+                return Ok(Some((state, job)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Counts of pending and dead jobs.
+    pub fn counts(&self) -> JournalResult<(u64, u64)> {
+        let count = |table: &str| -> JournalResult<u64> {
+            let sql = format!("SELECT COUNT(*) FROM {table}");
+            self.conn
+                .query_row(&sql, [], |r| r.get::<_, i64>(0))
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .map_err(|e| self.fail(e))
+        };
+        Ok((count("jobs")?, count("dead_jobs")?))
+    }
+
+    /// Durable timers, by name.
+    pub fn timers(&self) -> JournalResult<Vec<TimerRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, schedule, method, host, path, headers, body, source, next_due FROM timers ORDER BY name")
+            .map_err(|e| self.fail(e))?;
+        let rows = stmt
+            .query_map([], timer_record)
+            .map_err(|e| self.fail(e))?;
+        rows.map(|r| r.map_err(|e| self.fail(e))).collect()
+    }
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Pending,
+    Dead,
+}
+
+/// The statements that run inside a transaction.
+pub struct Tx<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    path: &'a Path,
+}
+
+impl Tx<'_> {
+    fn fail(&self, e: rusqlite::Error) -> String {
+        format!("job journal {}: {e}", self.path.display())
+    }
+
+    /// Adds a job; returns its id.
+    pub fn insert(&self, job: &NewJob, now: i64) -> JournalResult<i64> {
+        let r = &job.request;
+        self.tx
+            .execute(
+                "INSERT INTO jobs (method, host, path, headers, body, origin, max_attempts, created_at, run_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    r.method,
+                    r.host,
+                    r.path,
+                    encode_headers(&r.headers),
+                    r.body,
+                    job.origin,
+                    job.max_attempts,
+                    now,
+                    now.saturating_add(ms(job.delay)),
+                ],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Claims up to `limit` due jobs for `owner` until `now + lease`, counting the attempt.
+    pub fn claim(
+        &self,
+        owner: i64,
+        now: i64,
+        limit: usize,
+        lease: Duration,
+    ) -> JournalResult<Vec<JobRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "UPDATE jobs SET lease_owner = ?1, lease_until = ?2, attempts = attempts + 1
+             WHERE id IN (SELECT id FROM jobs WHERE run_at <= ?3
+                          AND (lease_until IS NULL OR lease_until <= ?3)
+                          ORDER BY run_at, id LIMIT ?4)
+             RETURNING {JOB_COLUMNS}"
+        );
+        let mut stmt = self.tx.prepare(&sql).map_err(|e| self.fail(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let until = now.saturating_add(ms(lease));
+        let rows = stmt
+            .query_map(params![owner, until, now, limit], job_record)
+            .map_err(|e| self.fail(e))?;
+        let mut jobs: Vec<JobRecord> = rows
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.fail(e))?;
+        jobs.sort_by_key(|j| (j.run_at, j.id));
+        Ok(jobs)
+    }
+
+    /// A delivered job leaves the journal.
+    pub fn complete(&self, id: i64) -> JournalResult<()> {
+        self.tx
+            .execute("DELETE FROM jobs WHERE id = ?1", [id])
+            .map(drop)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// A failed attempt: the job waits until `run_at` for the next one.
+    pub fn reschedule(&self, id: i64, run_at: i64, error: &str) -> JournalResult<()> {
+        self.tx
+            .execute(
+                "UPDATE jobs SET run_at = ?2, lease_owner = NULL, lease_until = NULL,
+                 last_error = ?3 WHERE id = ?1",
+                params![id, run_at, error],
+            )
+            .map(drop)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// The last attempt failed: the job moves to the dead-letter table.
+    pub fn bury(&self, id: i64, error: &str, now: i64) -> JournalResult<()> {
+        self.tx
+            .execute(
+                "INSERT OR REPLACE INTO dead_jobs (id, method, host, path, headers, body, origin,
+                     attempts, max_attempts, created_at, failed_at, last_error)
+                 SELECT id, method, host, path, headers, body, origin, attempts, max_attempts,
+                     created_at, ?2, ?3 FROM jobs WHERE id = ?1",
+                params![id, now, error],
+            )
+            .map_err(|e| self.fail(e))?;
+        self.complete(id)
+    }
+
+    /// Frees every lease `owner` holds (a worker that is gone).
+    pub fn release_owner(&self, owner: i64) -> JournalResult<usize> {
+        self.tx
+            .execute(
+                "UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?1",
+                [owner],
+            )
+            .map_err(|e| self.fail(e))
+    }
+
+    /// The owners that hold leases now.
+    pub fn lease_owners(&self) -> JournalResult<Vec<i64>> {
+        let mut stmt = self
+            .tx
+            .prepare("SELECT DISTINCT lease_owner FROM jobs WHERE lease_owner IS NOT NULL")
+            .map_err(|e| self.fail(e))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(|e| self.fail(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
+    }
+
+    /// When the next job or timer falls due (Unix ms), if anything is waiting.
+    pub fn next_due(&self) -> JournalResult<Option<i64>> {
+        self.tx
+            .query_row(
+                "SELECT MIN(t) FROM (
+                     SELECT MIN(COALESCE(MAX(run_at, lease_until), run_at)) AS t FROM jobs
+                     UNION ALL SELECT MIN(next_due) FROM timers)",
+                [],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Creates or replaces a durable timer; the first firing is at `next_due`.
+    pub fn set_timer(&self, timer: &TimerRecord) -> JournalResult<()> {
+        let r = &timer.request;
+        self.tx
+            .execute(
+                "INSERT OR REPLACE INTO timers (name, schedule, method, host, path, headers, body, source, next_due)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    timer.name,
+                    timer.schedule.to_string(),
+                    r.method,
+                    r.host,
+                    r.path,
+                    encode_headers(&r.headers),
+                    r.body,
+                    timer.source,
+                    timer.next_due,
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Removes a durable timer; false if there was none by that name.
+    pub fn cancel_timer(&self, name: &str) -> JournalResult<bool> {
+        self.tx
+            .execute("DELETE FROM timers WHERE name = ?1", [name])
+            .map(|n| n > 0)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// A timer by name.
+    pub fn timer(&self, name: &str) -> JournalResult<Option<TimerRecord>> {
+        self.tx
+            .query_row(
+                "SELECT name, schedule, method, host, path, headers, body, source, next_due FROM timers WHERE name = ?1",
+                [name],
+                timer_record,
+            )
+            .optional()
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Names of the timers that came from `source`.
+    pub fn timer_names(&self, source: &str) -> JournalResult<Vec<String>> {
+        let mut stmt = self
+            .tx
+            .prepare("SELECT name FROM timers WHERE source = ?1")
+            .map_err(|e| self.fail(e))?;
+        let rows = stmt
+            .query_map([source], |r| r.get(0))
+            .map_err(|e| self.fail(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
+    }
+
+    /// Fires every timer that is due: each becomes one job. A timer's `next_due` moves with a
+    /// compare-and-set, so when several workers race, exactly one fires each period.
+    pub fn fire_due_timers(&self, now: i64, max_attempts: u32) -> JournalResult<usize> {
+        let due: Vec<TimerRecord> = {
+            let mut stmt = self
+                .tx
+                .prepare("SELECT name, schedule, method, host, path, headers, body, source, next_due FROM timers WHERE next_due <= ?1")
+                .map_err(|e| self.fail(e))?;
+            let rows = stmt
+                .query_map([now], timer_record)
+                .map_err(|e| self.fail(e))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(|e| self.fail(e))?
+        };
+        let mut fired = 0;
+        for timer in due {
+            let moved = match timer.schedule.next_after(timer.next_due, now) {
+                Some(next) => self.tx.execute(
+                    "UPDATE timers SET next_due = ?3 WHERE name = ?1 AND next_due = ?2",
+                    params![timer.name, timer.next_due, next],
+                ),
+                None => self.tx.execute(
+                    "DELETE FROM timers WHERE name = ?1 AND next_due = ?2",
+                    params![timer.name, timer.next_due],
+                ),
+            }
+            .map_err(|e| self.fail(e))?;
+            if moved == 1 {
+                let job = NewJob {
+                    request: timer.request,
+                    delay: Duration::ZERO,
+                    max_attempts,
+                    origin: format!("timer {}", timer.name),
+                };
+                self.insert(&job, now)?;
+                fired += 1;
+            }
+        }
+        Ok(fired)
+    }
+
+    /// Moves a dead job back to pending, due now, with its attempts reset. False if no dead
+    /// job has that id; a pending job is made due now instead.
+    pub fn retry(&self, id: i64, now: i64) -> JournalResult<bool> {
+        let revived = self
+            .tx
+            .execute(
+                "INSERT INTO jobs (id, method, host, path, headers, body, origin, attempts,
+                     max_attempts, created_at, run_at, last_error)
+                 SELECT id, method, host, path, headers, body, origin, 0, max_attempts,
+                     created_at, ?2, last_error FROM dead_jobs WHERE id = ?1",
+                params![id, now],
+            )
+            .map_err(|e| self.fail(e))?;
+        if revived == 1 {
+            self.tx
+                .execute("DELETE FROM dead_jobs WHERE id = ?1", [id])
+                .map_err(|e| self.fail(e))?;
+            return Ok(true);
+        }
+        self.tx
+            .execute(
+                "UPDATE jobs SET run_at = ?2 WHERE id = ?1 AND lease_owner IS NULL",
+                params![id, now],
+            )
+            .map(|n| n == 1)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Deletes dead jobs (and pending ones too when `pending`); returns how many went.
+    pub fn purge(&self, pending: bool) -> JournalResult<usize> {
+        let mut gone = self
+            .tx
+            .execute("DELETE FROM dead_jobs", [])
+            .map_err(|e| self.fail(e))?;
+        if pending {
+            gone += self
+                .tx
+                .execute("DELETE FROM jobs", [])
+                .map_err(|e| self.fail(e))?;
+        }
+        Ok(gone)
+    }
+}
+
+fn job_columns_of(table: &str) -> String {
+    match table {
+        // The dead table has no run_at: the time it failed stands in its place.
+        "dead_jobs" => JOB_COLUMNS.replace("run_at", "failed_at"),
+        _ => JOB_COLUMNS.to_string(),
+    }
+}
+
+fn job_record(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
+    let headers: Vec<u8> = row.get(4)?;
+    Ok(JobRecord {
+        id: row.get(0)?,
+        request: JobRequest {
+            method: row.get(1)?,
+            host: row.get(2)?,
+            path: row.get(3)?,
+            headers: super::job::decode_headers(&headers),
+            body: row.get(5)?,
+        },
+        origin: row.get(6)?,
+        attempts: row.get(7)?,
+        max_attempts: row.get(8)?,
+        created_at: row.get(9)?,
+        run_at: row.get(10)?,
+        last_error: row.get(11)?,
+    })
+}
+
+fn timer_record(row: &Row<'_>) -> rusqlite::Result<TimerRecord> {
+    let schedule: String = row.get(1)?;
+    let headers: Vec<u8> = row.get(5)?;
+    let schedule = schedule.parse::<Schedule>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
+    })?;
+    Ok(TimerRecord {
+        name: row.get(0)?,
+        schedule,
+        request: JobRequest {
+            method: row.get(2)?,
+            host: row.get(3)?,
+            path: row.get(4)?,
+            headers: super::job::decode_headers(&headers),
+            body: row.get(6)?,
+        },
+        source: row.get(7)?,
+        next_due: row.get(8)?,
+    })
+}
