@@ -108,6 +108,22 @@ impl Journal {
         Ok(Journal { conn, path })
     }
 
+    /// Leaves checkpoints (copying the WAL back into the database, with an fsync) to
+    /// `checkpoint`, so a commit never waits for one.
+    pub fn without_auto_checkpoints(self) -> JournalResult<Journal> {
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|e| self.fail(e))?;
+        Ok(self)
+    }
+
+    /// Copies what it can of the WAL into the database without waiting for anyone.
+    pub fn checkpoint(&self) -> JournalResult<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(|e| self.fail(e))
+    }
+
     /// Opens an existing journal for inspection; an error if there is none yet.
     pub fn open_existing(state_dir: &Path) -> JournalResult<Journal> {
         let path = state_dir.join(JOURNAL_FILE);

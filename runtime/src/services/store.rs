@@ -82,6 +82,7 @@ impl Store {
         let lazy = LazyJournal {
             state_dir: state_dir.to_path_buf(),
             journal: None,
+            checkpointer: None,
         };
         let thread = std::thread::Builder::new()
             .name("wsrun-journal".to_string())
@@ -182,10 +183,11 @@ fn gone() -> ServiceError {
     ServiceError::Unavailable("the job journal thread has stopped".to_string())
 }
 
-/// The journal, opened when first needed.
+/// The journal, opened when first needed, with its checkpointer thread.
 struct LazyJournal {
     state_dir: PathBuf,
     journal: Option<Journal>,
+    checkpointer: Option<Checkpointer>,
 }
 
 impl LazyJournal {
@@ -195,9 +197,53 @@ impl LazyJournal {
             if !create && !self.state_dir.join(JOURNAL_FILE).exists() {
                 return Ok(None);
             }
-            self.journal = Some(Journal::open(&self.state_dir)?);
+            let journal = Journal::open(&self.state_dir)?.without_auto_checkpoints()?;
+            self.checkpointer = Some(Checkpointer::start(Journal::open(&self.state_dir)?)?);
+            self.journal = Some(journal);
         }
         Ok(self.journal.as_mut())
+    }
+}
+
+impl Drop for LazyJournal {
+    fn drop(&mut self) {
+        if let Some(checkpointer) = self.checkpointer.take() {
+            checkpointer.stop();
+        }
+    }
+}
+
+/// How often the WAL is copied back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// A thread with its own connection that checkpoints the WAL, so the fsync a checkpoint
+/// needs never sits inside a commit that a caller is waiting for.
+struct Checkpointer {
+    stop: std_mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn start(journal: Journal) -> JournalResult<Checkpointer> {
+        let (stop, stopped) = std_mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("wsrun-checkpoint".to_string())
+            .spawn(move || {
+                while let Err(std_mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    if let Err(message) = journal.checkpoint() {
+                        tracing::warn!("{message}");
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the journal checkpointer: {e}"))?;
+        Ok(Checkpointer { stop, thread })
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
     }
 }
 
