@@ -14,6 +14,7 @@ from collections import Counter
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
 import requests
 
 from conftest import APPS, Launcher, Server, wait_for
@@ -49,8 +50,9 @@ def journal(srv: Server) -> sqlite3.Connection:
 # ------------------------------------------------------------------ in-process (Fapws3 style)
 
 
-def test_deferred_call_runs_after_the_response(launcher: Launcher) -> None:
-    srv = start(launcher)
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_deferred_call_runs_after_the_response(launcher: Launcher, threads: str) -> None:
+    srv = start(launcher, "--threads", threads)
     started = time.time()
     r = get(srv, "/app/defer")
     answered = time.time()

@@ -329,6 +329,7 @@ fn enqueue(
 
 #[pyfunction]
 #[pyo3(signature = (name, seconds_, path, body, method, headers, host=None))]
+#[allow(clippy::too_many_arguments)] // mirrors the keyword arguments of wsrun.every
 fn every(
     py: Python<'_>,
     name: String,

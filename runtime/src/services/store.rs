@@ -46,6 +46,9 @@ pub struct Polled {
 
 type Reply<T> = Box<dyn FnOnce(Result<T, ServiceError>) + Send>;
 
+/// What to tell a caller once the batch's commit has (or has not, with its error) happened.
+type AfterCommit = Box<dyn FnOnce(Option<&str>)>;
+
 enum Command {
     Enqueue(NewJob, Reply<i64>),
     SetTimer(TimerRecord, Reply<()>),
@@ -285,7 +288,7 @@ fn run(mut lazy: LazyJournal, commands: std_mpsc::Receiver<Command>, wake: Arc<N
                 continue;
             }
         };
-        let mut replies: Vec<Box<dyn FnOnce(Option<&str>)>> = Vec::with_capacity(batch.len());
+        let mut replies: Vec<AfterCommit> = Vec::with_capacity(batch.len());
         let mut due_now = false;
         let committed = journal.transaction(|tx| {
             if sweep {
@@ -337,7 +340,7 @@ fn execute(
     command: Command,
     now: i64,
     due_now: &mut bool,
-) -> Box<dyn FnOnce(Option<&str>)> {
+) -> AfterCommit {
     match command {
         Command::Enqueue(job, reply) => {
             *due_now |= job.delay.is_zero();
@@ -382,7 +385,7 @@ fn execute(
 fn answer<T: Send + 'static>(
     result: JournalResult<T>,
     reply: Reply<T>,
-) -> Box<dyn FnOnce(Option<&str>)> {
+) -> AfterCommit {
     Box::new(move |commit_error| {
         let result = match (result, commit_error) {
             (Ok(value), None) => Ok(value),
