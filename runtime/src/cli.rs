@@ -61,6 +61,8 @@ fn prepare(cli: &Cli, config: &mut Config) -> Result<Router<Handler>, String> {
     };
     let apps = loader::load_apps(config, fixed)?;
     let router = build_router(config, apps)?;
+    config::check_timer_routes(config, |path| router.find("", path.as_bytes()).is_some())
+        .map_err(|e| e.to_string())?;
     if cli.is_check() {
         check_wasm(config)?;
     }

@@ -45,6 +45,9 @@ pub struct TimerConfig {
     pub path: String,
     pub method: String,
     pub body: Vec<u8>,
+    /// Where it was declared, for start-up errors: the file as shown and the line of `path`.
+    pub file: String,
+    pub path_line: usize,
 }
 
 /// When a durable timer fires.
@@ -82,8 +85,8 @@ impl Schedule {
                 Some(last_due_ms.saturating_add(periods.saturating_mul(period)))
             }
             Schedule::Cron(cron) => {
-                let now = chrono::DateTime::from_timestamp_millis(now_ms)?
-                    .with_timezone(&chrono::Local);
+                let now =
+                    chrono::DateTime::from_timestamp_millis(now_ms)?.with_timezone(&chrono::Local);
                 let next = cron.find_next_occurrence(&now, false).ok()?;
                 Some(next.timestamp_millis())
             }
@@ -163,7 +166,10 @@ mod tests {
     #[test]
     fn once_fires_once() {
         assert_eq!(Schedule::Once.next_after(1, 2), None);
-        assert_eq!(Schedule::Once.first_due(100, Duration::from_millis(50)), 150);
+        assert_eq!(
+            Schedule::Once.first_due(100, Duration::from_millis(50)),
+            150
+        );
     }
 
     #[test]
