@@ -19,6 +19,9 @@ use crate::wasm::{self, WasmHost};
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(config::Command::Jobs(args)) = &cli.command {
+        return crate::services::admin::main(args);
+    }
     let mut config = match config::load(&cli) {
         Ok(config) => config,
         Err(err) => {

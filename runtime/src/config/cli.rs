@@ -38,6 +38,8 @@ pub struct Cli {
 pub enum Command {
     /// Validate the configuration and import the apps, without serving.
     Check(RunArgs),
+    /// Inspect and repair the durable job journal: list, show ID, retry ID, purge [--pending]
+    Jobs(super::jobs_cli::JobsArgs),
 }
 
 impl Cli {
@@ -45,7 +47,7 @@ impl Cli {
     pub fn run_args(&self) -> &RunArgs {
         match &self.command {
             Some(Command::Check(args)) => args,
-            None => &self.run,
+            Some(Command::Jobs(_)) | None => &self.run,
         }
     }
 
