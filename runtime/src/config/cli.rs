@@ -34,6 +34,8 @@ pub struct Cli {
     pub run: RunArgs,
 }
 
+// Parsed once per process and never moved around: the size of `Check(RunArgs)` costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug, Clone)]
 pub enum Command {
     /// Validate the configuration and import the apps, without serving.
