@@ -20,6 +20,9 @@ use crate::wasm::{self, WasmHost};
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(config::Command::Jobs(args)) = &cli.command {
+        return services::admin::main(args);
+    }
     let mut config = match config::load(&cli) {
         Ok(config) => config,
         Err(err) => {
@@ -63,6 +66,8 @@ fn prepare(cli: &Cli, config: &mut Config) -> Result<Router<Handler>, String> {
     let startup_calls = services::begin_startup(&config.server.state_dir, &config.jobs);
     let apps = loader::load_apps(config, fixed)?;
     let router = build_router(config, apps)?;
+    config::check_timer_routes(config, |path| router.find("", path.as_bytes()).is_some())
+        .map_err(|e| e.to_string())?;
     let unrouted = startup_calls.unrouted(&RouterCheck(router.shape()));
     if !unrouted.is_empty() {
         return Err(format!(

@@ -34,10 +34,14 @@ pub struct Cli {
     pub run: RunArgs,
 }
 
+// Parsed once per process and never moved around: the size of `Check(RunArgs)` costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug, Clone)]
 pub enum Command {
     /// Validate the configuration and import the apps, without serving.
     Check(RunArgs),
+    /// Inspect and repair the durable job journal: list, show ID, retry ID, purge [--pending]
+    Jobs(super::jobs_cli::JobsArgs),
 }
 
 impl Cli {
@@ -45,7 +49,7 @@ impl Cli {
     pub fn run_args(&self) -> &RunArgs {
         match &self.command {
             Some(Command::Check(args)) => args,
-            None => &self.run,
+            Some(Command::Jobs(_)) | None => &self.run,
         }
     }
 

@@ -45,6 +45,9 @@ pub struct TimerConfig {
     pub path: String,
     pub method: String,
     pub body: Vec<u8>,
+    /// Where it was declared, for start-up errors: the file as shown and the line of `path`.
+    pub file: String,
+    pub path_line: usize,
 }
 
 /// When a durable timer fires.

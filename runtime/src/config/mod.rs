@@ -7,7 +7,9 @@
 
 mod cli;
 mod jobs;
+mod jobs_cli;
 mod toml_file;
+mod toml_jobs;
 mod toml_routes;
 mod toml_values;
 mod units;
@@ -15,6 +17,8 @@ mod wasm_settings;
 
 pub use cli::{Cli, Command, RunArgs};
 pub use jobs::{JobsConfig, Schedule, TimerConfig};
+pub use jobs_cli::{JobsAction, JobsArgs};
+pub use toml_jobs::check_timer_routes;
 pub use units::{normalize_prefix, parse_bind, parse_duration, parse_size};
 pub use wasm_settings::{default_port, Origin, WasmLimits, WasmSettings};
 

@@ -5,8 +5,9 @@
 //! 1-based line and dotted key, and resolving the file's relative paths against its directory.
 //! Must not touch: command-line flags (`cli`), the value grammars themselves (`units`), or
 //! anything at run time. Routes are named `route[N]` with N counted from 1 in file order.
-//! `[[route]]` and `[[tenant]]` tables are read by `toml_routes`. Keys that later work will add
-//! (`[[timer]]`) are errors saying so, never silently ignored.
+//! `[[route]]` and `[[tenant]]` tables are read by `toml_routes`, `[jobs]` and `[[timer]]` by
+//! `toml_jobs`. Keys that later work will add (`LATER_TOP_KEYS`) are errors saying so, never
+//! silently ignored.
 
 use std::path::{Path, PathBuf};
 
@@ -16,8 +17,8 @@ use super::toml_values::{in_order, Doc, Res, Value};
 use super::units::{parse_bind, parse_log_level};
 use super::{Config, ConfigError};
 
-const TOP_KEYS: &[&str] = &["server", "route", "tenant"];
-const LATER_TOP_KEYS: &[&str] = &["timer"];
+const TOP_KEYS: &[&str] = &["server", "route", "tenant", "jobs", "timer"];
+const LATER_TOP_KEYS: &[&str] = &[];
 #[rustfmt::skip]
 const SERVER_KEYS: &[&str] = &[
     "bind", "workers", "threads", "state_dir", "spool_dir", "max_body_size", "spool_threshold",
@@ -54,6 +55,8 @@ impl Doc<'_> {
                 "server" => self.server(v, config)?,
                 "route" => root_line = self.routes(k, v, config)?,
                 "tenant" => self.tenants(k, v, config)?,
+                "jobs" => self.jobs(k, v, config)?,
+                "timer" => self.timers(k, v, config)?,
                 _ if SERVER_KEYS.contains(&name) => {
                     let msg =
                         format!("unknown top-level key; did you mean `{name}` under [server]?");

@@ -159,8 +159,8 @@ fn every_error_is_located() {
         ("[[route]]\nprefix = \"/\"\nstaic = \"public\"\n", Some(3), Some("route[1].staic"), "did you mean `static`"),
         ("[server.tls]\ncert = \"x\"\n", Some(1), Some("server.tls"), "unknown key"),
         ("[[route]]\nprefix = \"/\"\npython = \"a:b\"\n\n[[route]]\nprfix = \"/x\"\n", Some(6), Some("route[2].prfix"), "did you mean `prefix`"),
-        // later features
-        ("[server]\n\n[[timer]]\nname = \"x\"\n", Some(3), Some("timer"), "not supported yet by this build"),
+        // timers (more in toml_jobs_tests.rs)
+        ("[server]\n\n[[timer]]\nname = \"x\"\n", Some(3), Some("timer[1]"), "needs a schedule"),
         // wasm routes and tenants
         ("[[route]]\nprefix = \"/a\"\nwasm = \"x.wasm\"\n", Some(3), Some("route[1].wasm"), "is not a file"),
         ("[[route]]\nprefix = \"/a\"\npython = \"a:b\"\nenv = { A = \"1\" }\n", Some(4), Some("route[1].env"), "applies to wasm routes only"),

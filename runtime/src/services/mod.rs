@@ -14,6 +14,7 @@
 //! Layout: `job` (what a job is, validation), `journal` (SQL), `store` (the journal thread,
 //! group commit), `dispatch` (claiming due jobs and delivering them), `admin` (`wsrun jobs`).
 
+pub mod admin;
 pub mod dispatch;
 pub mod job;
 pub mod journal;

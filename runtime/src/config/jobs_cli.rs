@@ -1,0 +1,163 @@
+//! The command line of `wsrun jobs`: `list`, `show ID`, `retry ID`, `purge [--pending]`, each
+//! with `-c wsrun.toml` or `--state-dir DIR` to find the job journal.
+//!
+//! Owns: the clap definitions (`JobsArgs`, `JobsAction`) and `JobsArgs::state_dir`, which
+//! resolves the state directory the way a server run does (the file's `[server] state_dir`
+//! relative to the file; the default `.wsrun` relative to `chdir` or the working directory).
+//! Must not touch: the journal or how its contents are shown (`services::admin`).
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+
+use super::cli::CLI_FILE;
+use super::{toml_file, Config, ConfigError, JobsConfig, ServerConfig};
+
+/// `wsrun jobs ...`: inspect and repair the durable job journal of a state directory.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct JobsArgs {
+    #[command(subcommand)]
+    pub action: JobsAction,
+    /// Find the state directory through this wsrun.toml (its [server] state_dir)
+    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// The state directory holding jobs.sqlite3 (wins over -c) [default: .wsrun]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum JobsAction {
+    /// Pending and dead-letter jobs, their counts, and the durable timers
+    List {
+        /// Show at most this many jobs of each kind (pending, dead)
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        limit: usize,
+    },
+    /// Every field of one job, with its headers and body
+    Show {
+        #[arg(value_name = "ID")]
+        id: i64,
+    },
+    /// Make a dead job pending again (attempts reset), or a pending job due now
+    Retry {
+        #[arg(value_name = "ID")]
+        id: i64,
+    },
+    /// Delete the dead-letter jobs (and the pending ones with --pending)
+    Purge {
+        /// Also delete jobs that are still pending
+        #[arg(long)]
+        pending: bool,
+    },
+}
+
+impl JobsArgs {
+    /// The state directory to read, made absolute against the working directory.
+    pub fn state_dir(&self) -> Result<PathBuf, ConfigError> {
+        let cwd = std::env::current_dir().map_err(|e| {
+            let msg = format!("cannot read the current directory: {e}");
+            ConfigError::new(CLI_FILE, None, None, msg)
+        })?;
+        self.state_dir_in(&cwd)
+    }
+
+    fn state_dir_in(&self, cwd: &Path) -> Result<PathBuf, ConfigError> {
+        if let Some(dir) = &self.state_dir {
+            return Ok(cwd.join(dir));
+        }
+        let Some(file) = &self.config else {
+            return Ok(cwd.join(ServerConfig::default().state_dir));
+        };
+        let mut config = Config {
+            server: ServerConfig::default(),
+            routes: Vec::new(),
+            script: None,
+            tenants: Vec::new(),
+            watch: None,
+            jobs: JobsConfig::default(),
+            timers: Vec::new(),
+        };
+        let shown = file.display().to_string();
+        toml_file::apply_file(&cwd.join(file), &shown, &mut config)?;
+        // A relative default resolves where the server runs: after its `chdir`, if any.
+        let base = config
+            .server
+            .chdir
+            .clone()
+            .unwrap_or_else(|| cwd.to_path_buf());
+        Ok(base.join(&config.server.state_dir))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> JobsArgs {
+        let cli = crate::config::Cli::try_parse_from(args).expect("parses");
+        match cli.command {
+            Some(crate::config::Command::Jobs(jobs)) => jobs,
+            other => panic!("not a jobs command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn actions_and_options_parse_before_or_after_the_action() {
+        let a = parse(&["wsrun", "jobs", "list"]);
+        assert_eq!(a.action, JobsAction::List { limit: 100 });
+        assert_eq!((a.config, a.state_dir), (None, None));
+        let a = parse(&["wsrun", "jobs", "-c", "w.toml", "show", "7"]);
+        assert_eq!(a.action, JobsAction::Show { id: 7 });
+        assert_eq!(a.config, Some(PathBuf::from("w.toml")));
+        let a = parse(&["wsrun", "jobs", "retry", "3", "--state-dir", "st"]);
+        assert_eq!(a.action, JobsAction::Retry { id: 3 });
+        assert_eq!(a.state_dir, Some(PathBuf::from("st")));
+        let a = parse(&["wsrun", "jobs", "purge", "--pending"]);
+        assert_eq!(a.action, JobsAction::Purge { pending: true });
+        for bad in [
+            &["wsrun", "jobs"][..],
+            &["wsrun", "jobs", "show"],
+            &["wsrun", "jobs", "show", "x"],
+            &["wsrun", "jobs", "purge", "--all"],
+        ] {
+            assert!(crate::config::Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn state_dir_comes_from_the_flag_the_file_or_the_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cwd = dir.path();
+        std::fs::create_dir_all(cwd.join("conf/app")).expect("mkdir");
+        std::fs::write(cwd.join("conf/a.toml"), "[server]\nstate_dir = \"st\"\n").expect("write");
+        std::fs::write(cwd.join("conf/b.toml"), "[server]\nchdir = \"app\"\n").expect("write");
+        std::fs::write(cwd.join("conf/bad.toml"), "[jobs]\nlease = 0\n").expect("write");
+        let args = |config: Option<&str>, state_dir: Option<&str>| JobsArgs {
+            action: JobsAction::List { limit: 1 },
+            config: config.map(PathBuf::from),
+            state_dir: state_dir.map(PathBuf::from),
+        };
+        let resolve = |a: JobsArgs| a.state_dir_in(cwd);
+        assert_eq!(resolve(args(None, None)), Ok(cwd.join(".wsrun")));
+        assert_eq!(resolve(args(None, Some("x"))), Ok(cwd.join("x")));
+        assert_eq!(
+            resolve(args(Some("conf/a.toml"), Some("/abs"))),
+            Ok(PathBuf::from("/abs"))
+        );
+        assert_eq!(
+            resolve(args(Some("conf/a.toml"), None)),
+            Ok(cwd.join("conf/st"))
+        );
+        assert_eq!(
+            resolve(args(Some("conf/b.toml"), None)),
+            Ok(cwd.join("conf/app/.wsrun"))
+        );
+        let e = resolve(args(Some("conf/bad.toml"), None)).expect_err("bad file");
+        assert_eq!(
+            e.to_string(),
+            "conf/bad.toml:2: key `jobs.lease`: must be more than zero"
+        );
+    }
+}
