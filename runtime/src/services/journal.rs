@@ -82,6 +82,18 @@ fn ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Called by SQLite while another connection holds the write lock. Transactions here last
+/// microseconds, so first yield the CPU (the holder is often a thread of this very process),
+/// then sleep in short steps; give up after about ten seconds.
+fn wait_for_lock(attempt: i32) -> bool {
+    match attempt {
+        0..200 => std::thread::yield_now(),
+        200..100_200 => std::thread::sleep(Duration::from_micros(100)),
+        _ => return false,
+    }
+    true
+}
+
 /// A journal error, with the file it concerns.
 pub type JournalResult<T> = Result<T, String>;
 
@@ -99,7 +111,7 @@ impl Journal {
         let path = state_dir.join(JOURNAL_FILE);
         let fail = |e: rusqlite::Error| format!("job journal {}: {e}", path.display());
         let conn = Connection::open(&path).map_err(fail)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(fail)?;
+        conn.busy_handler(Some(wait_for_lock)).map_err(fail)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(fail)?;
         conn.pragma_update(None, "synchronous", "NORMAL")

@@ -69,6 +69,8 @@ enum Command {
 #[derive(Clone)]
 pub struct Store {
     commands: std_mpsc::Sender<Command>,
+    /// A second connection for enqueues made on a caller's own thread (see `enqueue_blocking`).
+    direct: Arc<std::sync::Mutex<LazyJournal>>,
     thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
     /// Woken when a job becomes due at once, so this worker's dispatcher need not poll.
     pub wake: Arc<Notify>,
@@ -82,17 +84,15 @@ impl Store {
         let (commands, receiver) = std_mpsc::channel();
         let wake = Arc::new(Notify::new());
         let thread_wake = wake.clone();
-        let lazy = LazyJournal {
-            state_dir: state_dir.to_path_buf(),
-            journal: None,
-            checkpointer: None,
-        };
+        let lazy = LazyJournal::new(state_dir, true);
+        let direct = Arc::new(std::sync::Mutex::new(LazyJournal::new(state_dir, false)));
         let thread = std::thread::Builder::new()
             .name("wsrun-journal".to_string())
             .spawn(move || run(lazy, receiver, thread_wake))
             .map_err(|e| format!("cannot start the journal thread: {e}"))?;
         Ok(Store {
             commands,
+            direct,
             thread: Arc::new(std::sync::Mutex::new(Some(thread))),
             wake,
         })
@@ -102,6 +102,9 @@ impl Store {
     /// process about to fork must not hold SQLite state in another thread).
     pub fn shutdown(&self) {
         let _ = self.commands.send(Command::Stop);
+        if let Ok(mut direct) = self.direct.lock() {
+            direct.close();
+        }
         let handle = self.thread.lock().ok().and_then(|mut slot| slot.take());
         if let Some(handle) = handle {
             let _ = handle.join();
@@ -109,8 +112,28 @@ impl Store {
     }
 
     /// Queues `job`; returns its id once it is committed. Blocks the calling thread.
+    ///
+    /// A Python app calls this on the worker's event-loop thread, so a hop to the journal
+    /// thread and back would cost two context switches per job. When no other thread is
+    /// enqueueing, the caller commits the job itself on the `direct` connection; when one is,
+    /// the job goes to the journal thread and shares that batch's commit.
     pub fn enqueue_blocking(&self, job: NewJob) -> Result<i64, ServiceError> {
-        self.call_blocking(|reply| Command::Enqueue(job, reply))
+        let Ok(mut direct) = self.direct.try_lock() else {
+            return self.call_blocking(|reply| Command::Enqueue(job, reply));
+        };
+        let due_now = job.delay.is_zero();
+        let id = direct
+            .get(true)
+            .and_then(|journal| match journal {
+                Some(journal) => journal.transaction(|tx| tx.insert(&job, now_ms())),
+                None => Err("the job journal is closed".to_string()),
+            })
+            .map_err(ServiceError::Journal)?;
+        drop(direct);
+        if due_now {
+            self.wake.notify_one();
+        }
+        Ok(id)
     }
 
     /// Queues `job`; resolves to its id once it is committed.
@@ -190,10 +213,29 @@ fn gone() -> ServiceError {
 struct LazyJournal {
     state_dir: PathBuf,
     journal: Option<Journal>,
+    checkpoints: bool,
     checkpointer: Option<Checkpointer>,
 }
 
 impl LazyJournal {
+    /// `checkpoints`: whether this connection's opening starts the process's checkpointer.
+    fn new(state_dir: &Path, checkpoints: bool) -> LazyJournal {
+        LazyJournal {
+            state_dir: state_dir.to_path_buf(),
+            journal: None,
+            checkpoints,
+            checkpointer: None,
+        }
+    }
+
+    /// Closes the connection (and stops its checkpointer); the next `get` opens it again.
+    fn close(&mut self) {
+        self.journal = None;
+        if let Some(checkpointer) = self.checkpointer.take() {
+            checkpointer.stop();
+        }
+    }
+
     /// The open journal; `None` when it does not exist and `create` is false.
     fn get(&mut self, create: bool) -> JournalResult<Option<&mut Journal>> {
         if self.journal.is_none() {
@@ -201,7 +243,9 @@ impl LazyJournal {
                 return Ok(None);
             }
             let journal = Journal::open(&self.state_dir)?.without_auto_checkpoints()?;
-            self.checkpointer = Some(Checkpointer::start(Journal::open(&self.state_dir)?)?);
+            if self.checkpoints {
+                self.checkpointer = Some(Checkpointer::start(Journal::open(&self.state_dir)?)?);
+            }
             self.journal = Some(journal);
         }
         Ok(self.journal.as_mut())
@@ -210,9 +254,7 @@ impl LazyJournal {
 
 impl Drop for LazyJournal {
     fn drop(&mut self) {
-        if let Some(checkpointer) = self.checkpointer.take() {
-            checkpointer.stop();
-        }
+        self.close();
     }
 }
 
@@ -335,12 +377,7 @@ fn execute_failed(command: Command, message: &str) {
 
 /// Runs one command inside the batch's transaction; returns what to answer after the commit
 /// (given the commit's error, if it failed).
-fn execute(
-    tx: &Tx<'_>,
-    command: Command,
-    now: i64,
-    due_now: &mut bool,
-) -> AfterCommit {
+fn execute(tx: &Tx<'_>, command: Command, now: i64, due_now: &mut bool) -> AfterCommit {
     match command {
         Command::Enqueue(job, reply) => {
             *due_now |= job.delay.is_zero();
@@ -382,10 +419,7 @@ fn execute(
     }
 }
 
-fn answer<T: Send + 'static>(
-    result: JournalResult<T>,
-    reply: Reply<T>,
-) -> AfterCommit {
+fn answer<T: Send + 'static>(result: JournalResult<T>, reply: Reply<T>) -> AfterCommit {
     Box::new(move |commit_error| {
         let result = match (result, commit_error) {
             (Ok(value), None) => Ok(value),
