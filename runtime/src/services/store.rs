@@ -25,9 +25,14 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 pub enum Outcome {
     Done,
     /// Try again at this time (Unix ms); the reason is kept for `wsrun jobs show`.
-    Retry { at: i64, error: String },
+    Retry {
+        at: i64,
+        error: String,
+    },
     /// No more attempts: to the dead-letter table.
-    Dead { error: String },
+    Dead {
+        error: String,
+    },
 }
 
 /// What a dispatcher round gets back.
@@ -133,9 +138,7 @@ impl Store {
         let reply: Reply<T> = Box::new(move |result| {
             let _ = sender.send(result);
         });
-        self.commands
-            .send(command(reply))
-            .map_err(|_| gone())?;
+        self.commands.send(command(reply)).map_err(|_| gone())?;
         receiver.recv().map_err(|_| gone())?
     }
 
@@ -147,9 +150,7 @@ impl Store {
         let reply: Reply<T> = Box::new(move |result| {
             let _ = sender.send(result);
         });
-        self.commands
-            .send(command(reply))
-            .map_err(|_| gone())?;
+        self.commands.send(command(reply)).map_err(|_| gone())?;
         receiver.await.map_err(|_| gone())?
     }
 }
