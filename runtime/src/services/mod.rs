@@ -91,9 +91,7 @@ impl Services {
         self.check(&request)?;
         let max_attempts = max_attempts.unwrap_or(self.settings.max_attempts);
         if max_attempts == 0 {
-            return Err(ServiceError::Invalid(
-                "max_attempts must be at least 1".into(),
-            ));
+            return Err(ServiceError::Invalid("max_attempts must be at least 1".into()));
         }
         Ok(NewJob {
             request,
@@ -132,9 +130,7 @@ impl Services {
         self.check(&timer.request)?;
         if let Schedule::Every(period) = &timer.schedule {
             if period.is_zero() {
-                return Err(ServiceError::Invalid(
-                    "a timer's period must be above 0".into(),
-                ));
+                return Err(ServiceError::Invalid("a timer's period must be above 0".into()));
             }
         }
         let next_due = timer.schedule.first_due(now_ms(), timer.delay);
@@ -171,7 +167,9 @@ impl Services {
 }
 
 fn check_timer_name(name: &str) -> Result<(), ServiceError> {
-    let ok = !name.is_empty() && name.len() <= 200 && name.chars().all(|c| !c.is_control());
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && name.chars().all(|c| !c.is_control());
     match ok {
         true => Ok(()),
         false => Err(ServiceError::Invalid(format!(
@@ -239,10 +237,7 @@ impl RouteCheck for StartupCalls {
 
 /// Brings the journal's `[[timer]]`-sourced timers in step with the config: new ones are
 /// added, changed ones replaced, removed ones deleted; an unchanged timer keeps its rhythm.
-pub fn sync_config_timers(
-    state_dir: &std::path::Path,
-    timers: &[TimerConfig],
-) -> Result<(), String> {
+pub fn sync_config_timers(state_dir: &std::path::Path, timers: &[TimerConfig]) -> Result<(), String> {
     let mut journal = Journal::open(state_dir)?;
     journal.transaction(|tx| {
         let now = now_ms();

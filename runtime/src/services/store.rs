@@ -25,14 +25,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 pub enum Outcome {
     Done,
     /// Try again at this time (Unix ms); the reason is kept for `wsrun jobs show`.
-    Retry {
-        at: i64,
-        error: String,
-    },
+    Retry { at: i64, error: String },
     /// No more attempts: to the dead-letter table.
-    Dead {
-        error: String,
-    },
+    Dead { error: String },
 }
 
 /// What a dispatcher round gets back.
@@ -138,7 +133,9 @@ impl Store {
         let reply: Reply<T> = Box::new(move |result| {
             let _ = sender.send(result);
         });
-        self.commands.send(command(reply)).map_err(|_| gone())?;
+        self.commands
+            .send(command(reply))
+            .map_err(|_| gone())?;
         receiver.recv().map_err(|_| gone())?
     }
 
@@ -150,7 +147,9 @@ impl Store {
         let reply: Reply<T> = Box::new(move |result| {
             let _ = sender.send(result);
         });
-        self.commands.send(command(reply)).map_err(|_| gone())?;
+        self.commands
+            .send(command(reply))
+            .map_err(|_| gone())?;
         receiver.await.map_err(|_| gone())?
     }
 }
