@@ -17,7 +17,9 @@
 //!   [`BodyWriter`] for answers streamed with back-pressure
 //!   ([`std::io::Write`]);
 //! - the [`Handler`] and [`StreamingHandler`] traits and the [`export!`] macro
-//!   that makes a type the component's entry point.
+//!   that makes a type the component's entry point;
+//! - [`services`]: wsrun's durable jobs and timers (a handler that uses them
+//!   runs on wsrun only; one that does not stays a plain `wasi:http` handler).
 //!
 //! When a handler returns an [`Error`], the client gets `500 internal error`
 //! and nothing else; the error text goes to stderr, which wsrun writes to its
@@ -55,6 +57,7 @@ mod query;
 mod request;
 mod responder;
 mod response;
+pub mod services;
 
 pub use body::{Body, READ_CHUNK};
 pub use error::Error;

@@ -78,7 +78,7 @@ impl Compiler {
 
     fn link(&self, component: &Component) -> Result<ProxyPre<super::state::GuestState>, String> {
         let instance_pre = self.engine.linker.instantiate_pre(component).map_err(|e| {
-            format!("imports something this host does not provide (wsrun offers wasi:http/proxy 0.2 and wasi:cli): {e:#}")
+            format!("imports something this host does not provide (wsrun offers wasi:http/proxy 0.2, wasi:cli and wsrun:services@0.1.0): {e:#}")
         })?;
         ProxyPre::new(instance_pre).map_err(|e| {
             format!("is not a wasi:http/proxy handler: it must export wasi:http/incoming-handler ({e:#})")

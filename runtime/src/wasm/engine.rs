@@ -2,8 +2,8 @@
 //!
 //! Owns: the engine configuration (async support for the wasi:http host, epoch interruption,
 //! the pooling instance allocator sized for this server, linear memory kept resident between
-//! instances), the linker with every WASI import a `wasi:http/proxy` component may use, and the
-//! epoch ticker thread. Must not touch: requests, routes or files — those use what this builds.
+//! instances), the linker with every WASI import a `wasi:http/proxy` component may use plus
+//! wsrun's own `wsrun:services` (`services_host`), and the epoch ticker thread. Must not touch: requests, routes or files — those use what this builds.
 //!
 //! Why these settings (measured with `bench/wasm.sh`): a fresh instance per request is cheap
 //! only with the pooling allocator. A freed linear memory is reset with `madvise` at once
@@ -22,6 +22,7 @@ use std::time::Duration;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use super::services_host;
 use super::state::GuestState;
 
 /// How often the epoch advances: the longest a guest runs before yielding to other requests.
@@ -44,9 +45,10 @@ impl WasmEngine {
     /// Builds the engine for guests whose memory may grow to `max_memory` bytes.
     pub fn new(max_memory: u64) -> Result<WasmEngine, String> {
         let engine = Engine::new(&config(max_memory)).map_err(|e| format!("wasm engine: {e}"))?;
-        let mut linker = Linker::new(&engine);
+        let mut linker: Linker<GuestState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
+            .and_then(|()| services_host::add_to_linker(&mut linker, |state| &mut state.services))
             .map_err(|e| format!("wasm linker: {e:#}"))?;
         Ok(WasmEngine {
             engine,

@@ -6,8 +6,10 @@
 //! cache, linking), `registry` (routes, their current version, concurrency permits), `state`
 //! (what an instance may see: env, log, memory limit, outbound policy), `invoke` (one
 //! request), `lanes` (event loop first, low-priority thread for guests that keep computing),
-//! `body` (bodies both ways), `guest_log` (guest stdout/stderr), `watcher` (`--watch DIR`). Must not touch: the Python host, the front end's connection handling, or
-//! the router's matching (the worker rebuilds its router from `WatchChange`s).
+//! `body` (bodies both ways), `guest_log` (guest stdout/stderr), `services_host` (the
+//! `wsrun:services` imports: jobs and timers), `watcher` (`--watch DIR`). Must not touch: the
+//! Python host, the front end's connection handling, or the router's matching (the worker
+//! rebuilds its router from `WatchChange`s).
 //!
 //! The engine is built in each worker after the fork (wasmtime's threads and memory pools do
 //! not survive a fork), so a bad handler file on a fixed route fails the worker's boot, and
@@ -20,6 +22,7 @@ mod guest_log;
 mod invoke;
 mod lanes;
 mod registry;
+mod services_host;
 mod state;
 mod watcher;
 

@@ -26,10 +26,19 @@ pub struct RouteInfo {
     pub prefix: String,
     pub file: PathBuf,
     pub tenant: Option<String>,
+    /// The Host names the route answers (a tenant's hosts for a tenant route); empty: any.
+    pub hosts: Vec<String>,
     pub limits: WasmLimits,
 }
 
 impl RouteInfo {
+    /// The Host a job queued by this route's handler goes to: the route's first host (for a
+    /// tenant, the tenant's first), so it reaches the routes the handler's own requests can;
+    /// empty for a route without hosts (the routes that list no hosts).
+    pub fn job_host(&self) -> &str {
+        self.hosts.first().map_or("", String::as_str)
+    }
+
     /// `handler `hello` on /hello` (with the tenant when there is one), for logs and errors.
     pub fn label(&self) -> String {
         match &self.tenant {
@@ -168,6 +177,7 @@ fn route_info(config: &Config, route: &RouteConfig, file: &std::path::Path) -> R
             .tenant
             .and_then(|i| config.tenants.get(i))
             .map(|t| t.name.clone()),
+        hosts: route.hosts.clone(),
         limits: config.wasm_limits(route),
     }
 }

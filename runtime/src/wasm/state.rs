@@ -3,7 +3,8 @@
 //! Owns: `GuestState` (WASI context with the route's environment and nothing else: no
 //! preopened directories, no sockets, stdout/stderr into the log; the wasi:http context; the
 //! resource table), the memory limiter that enforces the route's `memory`, and the hooks that
-//! refuse outgoing requests to origins the route does not allow. Must not touch: the engine,
+//! refuse outgoing requests to origins the route does not allow, and the route the guest's
+//! `wsrun:services` calls act for (`services_host`). Must not touch: the engine,
 //! the request/response plumbing (`invoke`) or other instances — each request gets its own.
 
 use std::future::Future;
@@ -19,6 +20,7 @@ use wasmtime_wasi_http::{
 
 use super::guest_log::GuestLog;
 use super::registry::RouteInfo;
+use super::services_host::ServicesHost;
 use crate::config::{default_port, Origin};
 
 /// The data of one instance's `Store`.
@@ -28,6 +30,8 @@ pub struct GuestState {
     table: ResourceTable,
     hooks: OutboundPolicy,
     pub limiter: MemoryLimiter,
+    /// What the guest's `wsrun:services` imports act for (used only if it imports them).
+    pub services: ServicesHost,
 }
 
 impl GuestState {
@@ -50,6 +54,7 @@ impl GuestState {
                 limit: usize::try_from(route.limits.memory).unwrap_or(usize::MAX),
                 refused: false,
             },
+            services: ServicesHost::new(route.clone()),
         }
     }
 }

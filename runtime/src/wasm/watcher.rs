@@ -173,6 +173,7 @@ impl DirWatch {
             prefix: format!("/{name}"),
             file: file.to_path_buf(),
             tenant: None,
+            hosts: Vec::new(),
             limits: self.limits.clone(),
             name: name.clone(),
         };

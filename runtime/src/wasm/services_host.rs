@@ -1,0 +1,213 @@
+//! The `wsrun:services` imports of a guest: `defer.enqueue` and `timers.every/once/cancel`.
+//!
+//! Owns: the host bindings of the `services` world (`runtime/wit/services.wit`), the per-
+//! instance `ServicesHost` that turns a guest's call into a `services::Services` call, and the
+//! rules a guest cannot bend: a job goes to the host of the route that runs the handler (the
+//! tenant's first host, none for routes without hosts), never one the guest names; its origin
+//! says which handler queued it; every refusal comes back as the WIT `error` variant, never a
+//! trap. Must not touch: the journal or delivery (`services`), the wasi:http plumbing, or the
+//! route's other limits (`state`). A component that imports nothing of `wsrun:services` never
+//! reaches this code.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{HasData, Linker};
+
+use super::registry::RouteInfo;
+use crate::config::Schedule;
+use crate::services::{self, JobRequest, ServiceError, TimerRequest};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "wsrun:services/services",
+        imports: { default: async },
+        additional_derives: [PartialEq, Eq],
+    });
+}
+
+use bindings::wsrun::services::types::{Error as WitError, Job};
+use bindings::wsrun::services::{defer, timers, types};
+
+/// The services state of one instance: which route it runs for.
+pub struct ServicesHost {
+    route: Arc<RouteInfo>,
+}
+
+impl ServicesHost {
+    pub fn new(route: Arc<RouteInfo>) -> ServicesHost {
+        ServicesHost { route }
+    }
+
+    /// The request a guest's job becomes: on the route's own host, whatever the guest wrote.
+    fn request(&self, job: Job) -> JobRequest {
+        JobRequest {
+            method: job.method,
+            host: self.route.job_host().to_string(),
+            path: job.path,
+            headers: job.headers,
+            body: job.body,
+        }
+    }
+
+    fn origin(&self) -> String {
+        match &self.route.tenant {
+            Some(tenant) => format!(
+                "wasm tenant {tenant} handler {} on {}",
+                self.route.name, self.route.prefix
+            ),
+            None => format!("wasm handler {} on {}", self.route.name, self.route.prefix),
+        }
+    }
+
+    /// Logs a refusal (the guest gets it too) at a level that fits whose fault it is.
+    fn refused(&self, call: &str, err: ServiceError) -> WitError {
+        match &err {
+            ServiceError::Journal(_) | ServiceError::Unavailable(_) => {
+                tracing::error!("{}: {call}: {err}", self.route.label())
+            }
+            ServiceError::NoRoute { .. } | ServiceError::Invalid(_) => {
+                tracing::debug!("{}: {call} refused: {err}", self.route.label())
+            }
+        }
+        to_wit(err)
+    }
+}
+
+/// The WIT form of a refusal; a journal failure is `unavailable` to the guest.
+fn to_wit(err: ServiceError) -> WitError {
+    let message = err.to_string();
+    match err {
+        ServiceError::NoRoute { .. } => WitError::NoRoute(message),
+        ServiceError::Invalid(_) => WitError::Invalid(message),
+        ServiceError::Journal(_) | ServiceError::Unavailable(_) => WitError::Unavailable(message),
+    }
+}
+
+/// The process's services, or the `unavailable` error a guest gets without them.
+fn current() -> Result<services::Services, ServiceError> {
+    services::current().ok_or_else(|| {
+        ServiceError::Unavailable(
+            "wsrun's job services are not running in this process".to_string(),
+        )
+    })
+}
+
+fn millis(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+impl types::Host for ServicesHost {}
+
+impl defer::Host for ServicesHost {
+    async fn enqueue(
+        &mut self,
+        job: Job,
+        delay_ms: u64,
+        max_attempts: Option<u32>,
+    ) -> Result<u64, WitError> {
+        let request = self.request(job);
+        let origin = self.origin();
+        let queued = match current() {
+            Ok(services) => {
+                services
+                    .enqueue(request, millis(delay_ms), max_attempts, &origin)
+                    .await
+            }
+            Err(err) => Err(err),
+        };
+        queued
+            .and_then(|id| {
+                u64::try_from(id)
+                    .map_err(|_| ServiceError::Journal(format!("the journal gave job id {id}")))
+            })
+            .map_err(|err| self.refused("defer.enqueue", err))
+    }
+}
+
+impl ServicesHost {
+    async fn set_timer(
+        &mut self,
+        call: &str,
+        name: String,
+        schedule: Schedule,
+        delay: Duration,
+        job: Job,
+    ) -> Result<(), WitError> {
+        let timer = TimerRequest {
+            name,
+            schedule,
+            delay,
+            request: self.request(job),
+        };
+        let set = match current() {
+            Ok(services) => services.set_timer(timer).await,
+            Err(err) => Err(err),
+        };
+        set.map_err(|err| self.refused(call, err))
+    }
+}
+
+impl timers::Host for ServicesHost {
+    async fn every(&mut self, name: String, period_ms: u64, job: Job) -> Result<(), WitError> {
+        let schedule = Schedule::Every(millis(period_ms));
+        self.set_timer("timers.every", name, schedule, Duration::ZERO, job)
+            .await
+    }
+
+    async fn once(&mut self, name: String, delay_ms: u64, job: Job) -> Result<(), WitError> {
+        self.set_timer("timers.once", name, Schedule::Once, millis(delay_ms), job)
+            .await
+    }
+
+    async fn cancel(&mut self, name: String) -> Result<bool, WitError> {
+        let cancelled = match current() {
+            Ok(services) => services.cancel_timer(&name).await,
+            Err(err) => Err(err),
+        };
+        cancelled.map_err(|err| self.refused("timers.cancel", err))
+    }
+}
+
+/// `HasData` for the linker: the instance's `ServicesHost`, borrowed from its store data.
+struct ServicesData;
+
+impl HasData for ServicesData {
+    type Data<'a> = &'a mut ServicesHost;
+}
+
+/// Adds the `wsrun:services` imports to `linker`; `get` finds an instance's `ServicesHost`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut ServicesHost,
+) -> wasmtime::Result<()> {
+    defer::add_to_linker::<T, ServicesData>(linker, get)?;
+    timers::add_to_linker::<T, ServicesData>(linker, get)?;
+    types::add_to_linker::<T, ServicesData>(linker, get)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_keep_their_kind_and_message() {
+        let no_route = ServiceError::NoRoute {
+            host: String::new(),
+            path: "/nope".into(),
+        };
+        assert_eq!(
+            to_wit(no_route),
+            WitError::NoRoute("no route serves \"/nope\"".into())
+        );
+        assert_eq!(
+            to_wit(ServiceError::Invalid("bad".into())),
+            WitError::Invalid("bad".into())
+        );
+        assert_eq!(
+            to_wit(ServiceError::Journal("disk".into())),
+            WitError::Unavailable("disk".into())
+        );
+    }
+}
