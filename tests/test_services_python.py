@@ -8,6 +8,8 @@ Timing tolerances are stated where they are asserted.
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import time
 from collections import Counter
@@ -199,6 +201,23 @@ def test_a_thousand_jobs_survive_kill_9(launcher: Launcher) -> None:
     print(f"kill -9 after {before} deliveries: all 1000 delivered, {duplicates} duplicate(s)")
     assert set(counts) == set(ids)
     assert duplicates <= 8, "at most the jobs in flight (the concurrency budget) repeat"
+
+
+def test_a_killed_workers_leases_are_taken_over(launcher: Launcher) -> None:
+    srv = start(launcher, "--workers", "2")
+    assert wait_for(lambda: len(srv.worker_pids()) == 2, 10)
+    ids = get(srv, "/app/enqueue?path=/app/slow&n=300&delay=0.5").text.split()
+
+    def delivered() -> set[str]:
+        return {x[1] for x in lines(srv, "sink")}
+
+    assert wait_for(lambda: len(delivered()) >= 30, 10)
+    busy = Counter(x[3] for x in lines(srv, "sink")).most_common(1)[0][0]
+    os.kill(int(busy), signal.SIGKILL)  # it holds leases on jobs it has not delivered
+    # The lease is 300 s; only the dead-owner sweep (about a second) can free them in time.
+    assert wait_for(lambda: delivered() >= set(ids), 20), (
+        f"{len(delivered() & set(ids))} of 300 delivered\n{srv.log()[-2000:]}"
+    )
 
 
 def test_durable_timer_fires_once_per_second_with_two_workers(launcher: Launcher) -> None:

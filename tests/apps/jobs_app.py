@@ -3,6 +3,7 @@
 Routes (under the mount):
   /enqueue?path=P&n=N&delay=S&max_attempts=K&body=B&method=M   queue N jobs, answer their ids
   /sink      a job target: appends `sink ID ATTEMPT PID TIME METHOD BODY` to the call log
+  /slow      like /sink, after sleeping 20 ms (the worker's loop is blocked meanwhile)
   /fail      a job target that appends `fail ID ATTEMPT TIME` and answers 500
   /every?name=N&seconds=S&path=P    a durable timer;   /cancel?name=N   remove it
   /timer?seconds=S&repeat=0|1       an in-process timer appending `timer PID TIME`
@@ -101,6 +102,9 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     q = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
     try:
         if path == "/sink":
+            return sink(environ, start_response)
+        if path == "/slow":
+            time.sleep(0.02)
             return sink(environ, start_response)
         if path == "/fail":
             return fail(environ, start_response)
