@@ -236,6 +236,19 @@ def test_tenant_reaches_its_own_routes_only(srv: Server) -> None:
     assert r.status_code == 400 and r.text.startswith("invalid: ")
 
 
+def test_tenant_timers_have_their_own_names(srv: Server) -> None:
+    mark = marker("tenant-timer")
+    r = call(srv, "/jobs/every?name=shared&period=200&to=/alpha-work", mark, host="a.test")
+    assert r.status_code == 200, r.text
+    assert wait_for(lambda: worked(srv, mark), 10), srv.log()[-2000:]
+    # Neither another tenant nor a handler outside any tenant sees alpha's `shared` timer.
+    assert call(srv, "/beta-work/cancel?name=shared", host="b.test").text == "false"
+    assert call(srv, "/jobs/cancel?name=shared").text == "false"
+    fired = len(worked(srv, mark))
+    assert wait_for(lambda: len(worked(srv, mark)) > fired, 5), "alpha's timer must keep firing"
+    assert call(srv, "/jobs/cancel?name=shared", host="www.a.test").text == "true"
+
+
 def test_handler_without_services_imports_still_runs(srv: Server) -> None:
     assert b"wsrun:services" not in wasm_handler("hello").read_bytes()
     r = requests.get(srv.url + "/hello", timeout=10)

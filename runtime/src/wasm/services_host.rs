@@ -127,6 +127,16 @@ impl defer::Host for ServicesHost {
 }
 
 impl ServicesHost {
+    /// Timer names are one namespace per server, except that a tenant's handlers get their
+    /// own (`TENANT/NAME` in the journal): a tenant can neither see, replace nor cancel
+    /// another tenant's timers, nor the operator's.
+    fn timer_name(&self, name: String) -> String {
+        match &self.route.tenant {
+            Some(tenant) if !name.is_empty() => format!("{tenant}/{name}"),
+            _ => name,
+        }
+    }
+
     async fn set_timer(
         &mut self,
         call: &str,
@@ -136,7 +146,7 @@ impl ServicesHost {
         job: Job,
     ) -> Result<(), WitError> {
         let timer = TimerRequest {
-            name,
+            name: self.timer_name(name),
             schedule,
             delay,
             request: self.request(job),
@@ -163,7 +173,7 @@ impl timers::Host for ServicesHost {
 
     async fn cancel(&mut self, name: String) -> Result<bool, WitError> {
         let cancelled = match current() {
-            Ok(services) => services.cancel_timer(&name).await,
+            Ok(services) => services.cancel_timer(&self.timer_name(name)).await,
             Err(err) => Err(err),
         };
         cancelled.map_err(|err| self.refused("timers.cancel", err))
