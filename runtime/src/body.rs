@@ -27,6 +27,9 @@ pub enum ResponseBody {
     Full(Option<Bytes>),
     File(FileRegion),
     Stream(Box<dyn ChunkSource + Send>),
+    /// A body with something that must live until it has been sent (and is dropped with it),
+    /// e.g. the calls a Python request deferred until after its response.
+    Guarded(Box<ResponseBody>, Box<dyn Send>),
 }
 
 impl ResponseBody {
@@ -57,6 +60,7 @@ impl Body for ResponseBody {
             ResponseBody::Stream(source) => source
                 .poll_chunk(cx)
                 .map(|chunk| chunk.map(|r| r.map(Frame::data))),
+            ResponseBody::Guarded(body, _) => Pin::new(body.as_mut()).poll_frame(cx),
         }
     }
 
@@ -66,6 +70,7 @@ impl Body for ResponseBody {
             ResponseBody::Full(bytes) => bytes.is_none(),
             ResponseBody::File(region) => region.remaining == 0,
             ResponseBody::Stream(_) => false,
+            ResponseBody::Guarded(body, _) => body.is_end_stream(),
         }
     }
 
@@ -77,6 +82,7 @@ impl Body for ResponseBody {
             }
             ResponseBody::File(region) => SizeHint::with_exact(region.remaining),
             ResponseBody::Stream(_) => SizeHint::default(),
+            ResponseBody::Guarded(body, _) => body.size_hint(),
         }
     }
 }

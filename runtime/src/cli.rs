@@ -14,6 +14,7 @@ use crate::config::{self, Cli, Config};
 use crate::python::{interpreter, loader, WsgiApp};
 use crate::router::{Route, Router};
 use crate::server::{self, Handler};
+use crate::services;
 use crate::static_files::StaticDir;
 use crate::wasm::{self, WasmHost};
 
@@ -59,12 +60,31 @@ fn prepare(cli: &Cli, config: &mut Config) -> Result<Router<Handler>, String> {
         max_body_size: args.max_body_size.is_some(),
         debug: args.debug,
     };
+    let startup_calls = services::begin_startup(&config.server.state_dir, &config.jobs);
     let apps = loader::load_apps(config, fixed)?;
     let router = build_router(config, apps)?;
+    let unrouted = startup_calls.unrouted(&RouterCheck(router.shape()));
+    if !unrouted.is_empty() {
+        return Err(format!(
+            "jobs or timers queued while importing the apps: {}",
+            unrouted.join("; ")
+        ));
+    }
     if cli.is_check() {
         check_wasm(config)?;
+    } else {
+        services::sync_config_timers(&config.server.state_dir, &config.timers)?;
     }
     Ok(router)
+}
+
+/// A router's shape as the services' route check (paths as callers write them).
+struct RouterCheck(Router<()>);
+
+impl services::RouteCheck for RouterCheck {
+    fn serves(&self, host: &str, path: &str) -> bool {
+        self.0.find(host, path.as_bytes()).is_some()
+    }
 }
 
 /// `wsrun check`: compiles and links every wasm route's file (and the watched directory's).

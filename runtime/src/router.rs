@@ -96,6 +96,24 @@ impl<H> Router<H> {
         Router::from_entries(entries)
     }
 
+    /// The same table without handlers: enough to answer "is this path routed?" from any
+    /// thread (the handlers themselves stay with the worker).
+    pub fn shape(&self) -> Router<()> {
+        let entries = self
+            .entries
+            .iter()
+            .map(|(hosts, route)| {
+                let shape = Route {
+                    prefix: route.prefix.clone(),
+                    handler: (),
+                    max_body_size: route.max_body_size,
+                };
+                (hosts.clone(), Arc::new(shape))
+            })
+            .collect();
+        Router::from_entries(entries)
+    }
+
     fn from_entries(entries: Vec<Entry<H>>) -> Router<H> {
         let mut router = Router {
             host_groups: Vec::new(),

@@ -18,7 +18,7 @@ use super::units::LOG_LEVELS;
 use super::units::{
     normalize_prefix, parse_bind, parse_duration, parse_log_level, parse_python_target, parse_size,
 };
-use super::{toml_file, Config, ConfigError, RouteConfig, JobsConfig, RouteTarget, ServerConfig};
+use super::{toml_file, Config, ConfigError, JobsConfig, RouteConfig, RouteTarget, ServerConfig};
 
 /// The `file` of every error that comes from a flag or the TARGET.
 pub const CLI_FILE: &str = "<command line>";

@@ -82,8 +82,8 @@ impl Schedule {
                 Some(last_due_ms.saturating_add(periods.saturating_mul(period)))
             }
             Schedule::Cron(cron) => {
-                let now = chrono::DateTime::from_timestamp_millis(now_ms)?
-                    .with_timezone(&chrono::Local);
+                let now =
+                    chrono::DateTime::from_timestamp_millis(now_ms)?.with_timezone(&chrono::Local);
                 let next = cron.find_next_occurrence(&now, false).ok()?;
                 Some(next.timestamp_millis())
             }
@@ -163,7 +163,10 @@ mod tests {
     #[test]
     fn once_fires_once() {
         assert_eq!(Schedule::Once.next_after(1, 2), None);
-        assert_eq!(Schedule::Once.first_due(100, Duration::from_millis(50)), 150);
+        assert_eq!(
+            Schedule::Once.first_due(100, Duration::from_millis(50)),
+            150
+        );
     }
 
     #[test]

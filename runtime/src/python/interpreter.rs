@@ -85,6 +85,7 @@ fn prepare(py: Python<'_>, pythonpath: &[impl AsRef<Path>]) -> PyResult<()> {
             stream.call_method("reconfigure", (), Some(&kwargs))?;
         }
     }
+    super::services::register(py)?;
     install_embedded_finder(py)
 }
 

@@ -14,6 +14,7 @@ mod input;
 pub mod interpreter;
 pub mod loader;
 mod response;
+pub mod services;
 mod start_response;
 mod streaming;
 
@@ -87,12 +88,14 @@ impl WsgiHost {
         body: SpooledBody,
     ) -> Response<ResponseBody> {
         match &self.executor {
-            Executor::Inline => {
-                Python::attach(|py| match self.call(py, app, script_name, &parts, body) {
+            Executor::Inline => Python::attach(|py| {
+                services::begin_request();
+                let response = match self.call(py, app, script_name, &parts, body) {
                     Ok(outcome) => inline_response(outcome),
                     Err(response) => response,
-                })
-            }
+                };
+                hold_deferred(response, services::end_request())
+            }),
             Executor::Pool(jobs) => {
                 self.handle_on_pool(jobs, app, script_name, parts, body)
                     .await
@@ -111,11 +114,14 @@ impl WsgiHost {
         let (reply, response) = oneshot::channel();
         let (host, app, script_name) = (self.clone(), app.clone(), script_name.to_owned());
         let job: Job = Box::new(move |py| {
-            match host.call(py, &app, &script_name, &parts, body) {
+            services::begin_request();
+            let called = host.call(py, &app, &script_name, &parts, body);
+            let deferred = services::end_request();
+            match called {
                 Err(failure) => {
-                    let _ = reply.send(failure);
+                    let _ = reply.send(hold_deferred(failure, deferred));
                 }
-                Ok(outcome) => pooled_response(py, outcome, reply),
+                Ok(outcome) => pooled_response(py, outcome, reply, deferred),
             };
         });
         if jobs.send(job).is_err() {
@@ -224,24 +230,41 @@ fn inline_response(outcome: Outcome) -> Response<ResponseBody> {
     with_head(head, body)
 }
 
+/// Attaches the calls a request deferred to its response body: they are released when the
+/// body is dropped, after it has been sent.
+fn hold_deferred(
+    response: Response<ResponseBody>,
+    deferred: Option<services::DeferredUntilSent>,
+) -> Response<ResponseBody> {
+    match deferred {
+        None => response,
+        Some(deferred) => {
+            response.map(|body| ResponseBody::Guarded(Box::new(body), Box::new(deferred)))
+        }
+    }
+}
+
 /// On a Python thread: answer the head now, then keep streaming the rest.
 fn pooled_response(
     py: Python<'_>,
     outcome: Outcome,
     reply: oneshot::Sender<Response<ResponseBody>>,
+    deferred: Option<services::DeferredUntilSent>,
 ) {
     let Outcome { head, body } = outcome;
     match body {
         BodyPlan::Full(bytes) => {
-            let _ = reply.send(with_head(head, ResponseBody::full(bytes)));
+            let response = with_head(head, ResponseBody::full(bytes));
+            let _ = reply.send(hold_deferred(response, deferred));
         }
         BodyPlan::File(region) => {
-            let _ = reply.send(with_head(head, ResponseBody::File(region)));
+            let response = with_head(head, ResponseBody::File(region));
+            let _ = reply.send(hold_deferred(response, deferred));
         }
         BodyPlan::Iter(pending) => {
             let (sender, receiver) = mpsc::channel::<Result<Bytes, BoxError>>(STREAM_BUFFER_CHUNKS);
             let body = ResponseBody::Stream(Box::new(ChannelChunks::new(receiver)));
-            let _ = reply.send(with_head(head, body));
+            let _ = reply.send(hold_deferred(with_head(head, body), deferred));
             streaming::pump(py, pending, sender);
         }
     }

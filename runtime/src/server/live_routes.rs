@@ -9,23 +9,44 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::service::Handler;
 use crate::config::{Config, WasmLimits};
 use crate::router::{Entry, Route, Router};
+use crate::services::RouteCheck;
 use crate::wasm::{WasmHost, WasmRoute, WatchChange};
 
 /// The current router of a worker.
 pub struct LiveRouter {
     current: RefCell<Rc<Router<Handler>>>,
+    /// Its shape, readable from any thread (the services check job paths against it).
+    shape: Arc<RouteShape>,
+}
+
+/// Which (host, path) pairs the worker routes now; shared with the services.
+pub struct RouteShape(ArcSwap<Router<()>>);
+
+impl RouteCheck for RouteShape {
+    fn serves(&self, host: &str, path: &str) -> bool {
+        let path = super::service::percent_decode(path.as_bytes());
+        self.0.load().find(host, &path).is_some()
+    }
 }
 
 impl LiveRouter {
     pub fn new(router: Router<Handler>) -> LiveRouter {
+        let shape = Arc::new(RouteShape(ArcSwap::from_pointee(router.shape())));
         LiveRouter {
             current: RefCell::new(Rc::new(router)),
+            shape,
         }
+    }
+
+    /// The route check the services use for this worker.
+    pub fn shape(&self) -> Arc<RouteShape> {
+        self.shape.clone()
     }
 
     /// The table a new request is routed with.
@@ -53,6 +74,7 @@ impl LiveRouter {
                 !(hosts.is_empty() && r.prefix == prefix && matches!(r.handler, Handler::Wasm(_)))
             }),
         });
+        self.shape.0.store(Arc::new(next.shape()));
         *self.current.borrow_mut() = Rc::new(next);
     }
 }

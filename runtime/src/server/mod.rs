@@ -12,6 +12,7 @@
 mod access_log;
 mod connection;
 pub mod guard;
+mod job_delivery;
 pub mod listener;
 mod live_routes;
 mod service;
@@ -63,5 +64,8 @@ pub fn run(config: Arc<Config>, router: Router<Handler>) -> i32 {
             None => supervisor::WORKER_BOOT_FAILED,
         }
     };
+    // The master's journal thread (apps may have queued jobs while being imported) must be
+    // gone before the fork: each worker opens its own connection.
+    crate::services::close_before_fork();
     supervise(&settings, hooks, &mut worker_main)
 }

@@ -17,6 +17,7 @@ use hyper::body::Incoming;
 use super::worker::WorkerContext;
 use crate::body::{plain, ResponseBody};
 use crate::python::{RequestParts, WsgiApp};
+use crate::router::Route;
 use crate::spool::{spool, SpoolError, SpooledBody};
 use crate::static_files::StaticDir;
 use crate::wasm::{self, WasmRoute};
@@ -41,7 +42,8 @@ pub async fn serve(
     peer: Peer,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    strip_job_headers(&mut parts.headers);
     let server_name = request_host(&parts, peer);
     let path = percent_decode(parts.uri.path().as_bytes());
     if path.contains(&0) {
@@ -66,16 +68,48 @@ pub async fn serve(
     } else {
         SpooledBody::Empty
     };
+    let body_len = (has_body || declared_len.is_some()).then(|| spooled.len());
+    let target = Target {
+        route,
+        path: path.into_owned(),
+        path_info_start: matched.path_info_start,
+        server_name,
+    };
+    run_handler(ctx, peer, target, parts, spooled, body_len).await
+}
+
+/// Where a request goes: its route, its decoded path, and the name it was addressed to.
+pub struct Target<'r> {
+    pub route: &'r Route<Handler>,
+    pub path: Vec<u8>,
+    pub path_info_start: usize,
+    pub server_name: String,
+}
+
+/// Hands a routed request with its spooled body to the route's handler (client requests and
+/// jobs alike). `body_len` is the CONTENT_LENGTH an app sees (`None`: no body was declared).
+pub async fn run_handler(
+    ctx: &WorkerContext,
+    peer: Peer,
+    target: Target<'_>,
+    parts: Parts,
+    spooled: SpooledBody,
+    body_len: Option<u64>,
+) -> Response<ResponseBody> {
+    let Target {
+        route,
+        path,
+        path_info_start,
+        server_name,
+    } = target;
     match &route.handler {
         Handler::Python(app) => {
-            let body_len = (has_body || declared_len.is_some()).then(|| spooled.len());
-            let path = path.into_owned();
             let request = RequestParts {
                 uri: parts.uri,
                 method: parts.method,
                 version: parts.version,
                 path,
-                path_info_start: matched.path_info_start,
+                path_info_start,
                 headers: parts.headers,
                 server_name,
                 server_port: peer.local.port(),
@@ -86,10 +120,7 @@ pub async fn serve(
                 .handle(app, route.script_name(), request, spooled)
                 .await
         }
-        Handler::Static(dir) => dir.serve(
-            &parts,
-            path.get(matched.path_info_start..).unwrap_or_default(),
-        ),
+        Handler::Static(dir) => dir.serve(&parts, path.get(path_info_start..).unwrap_or_default()),
         Handler::Wasm(wasm_route) => {
             let Some(host) = &ctx.wasm else {
                 tracing::error!("{}: no WebAssembly host in this worker", route.prefix);
@@ -101,6 +132,20 @@ pub async fn serve(
         }
     }
 }
+
+/// Only a job delivery carries `wsrun-job-id`/`wsrun-job-attempt`; a client's copies are
+/// dropped so an app can trust them.
+fn strip_job_headers(headers: &mut http::HeaderMap) {
+    for name in [JOB_ID_HEADER, JOB_ATTEMPT_HEADER] {
+        if headers.contains_key(name) {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Headers a job delivery carries.
+pub const JOB_ID_HEADER: &str = "wsrun-job-id";
+pub const JOB_ATTEMPT_HEADER: &str = "wsrun-job-attempt";
 
 /// SERVER_NAME (the router matches it without regard to case): from an absolute-form target,
 /// else the Host header, else the local address. The port is dropped.
@@ -179,7 +224,7 @@ pub fn closing(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
 }
 
 /// `%XX` decoding of a path; other bytes kept as they are. Borrowed when nothing is encoded.
-fn percent_decode(path: &[u8]) -> Cow<'_, [u8]> {
+pub fn percent_decode(path: &[u8]) -> Cow<'_, [u8]> {
     if !path.contains(&b'%') {
         return Cow::Borrowed(path);
     }

@@ -19,13 +19,16 @@ use tokio::task::LocalSet;
 
 use super::access_log::AccessLog;
 use super::connection::serve_connection;
+use super::job_delivery::JobDelivery;
 use super::listener::bind_reuseport;
 use super::live_routes::{start_wasm, LiveRouter};
 use super::service::{Handler, Peer};
 use super::supervisor::WORKER_BOOT_FAILED;
 use crate::config::Config;
+use crate::python::services as python_services;
 use crate::python::WsgiHost;
 use crate::router::Router;
+use crate::services::{self, dispatch, Services};
 use crate::spool::SpoolLimits;
 use crate::wasm::{WasmHost, WatchChange};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -115,6 +118,11 @@ async fn serve_until_drained(setup: WorkerSetup, index: usize) -> i32 {
         }
     };
     let (drain, draining) = watch::channel(false);
+    let local = listeners.first().map(|(_, addr)| *addr);
+    if let Err(message) = start_services(&config, &ctx, local, &draining) {
+        tracing::error!("worker {index}: {message}");
+        return WORKER_BOOT_FAILED;
+    }
     let live = Rc::new(LiveConnections::default());
     for (listener, addr) in listeners {
         tracing::info!(
@@ -146,6 +154,30 @@ async fn serve_until_drained(setup: WorkerSetup, index: usize) -> i32 {
         );
     }
     0
+}
+
+/// Starts this worker's share of the shared services: its journal thread, the dispatcher
+/// that delivers due jobs through this worker's router, and the runner of in-process Python
+/// timers and deferred calls.
+fn start_services(
+    config: &Config,
+    ctx: &Rc<WorkerContext>,
+    local: Option<SocketAddr>,
+    draining: &watch::Receiver<bool>,
+) -> Result<(), String> {
+    let services = Services::start(
+        &config.server.state_dir,
+        config.jobs.clone(),
+        ctx.router.shape(),
+    )?;
+    services::install(Some(services.clone()));
+    let delivery = Rc::new(JobDelivery {
+        ctx: ctx.clone(),
+        local: local.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+    });
+    tokio::task::spawn_local(dispatch::run(services, delivery, draining.clone()));
+    tokio::task::spawn_local(python_services::run_worker_tasks(draining.clone()));
+    Ok(())
 }
 
 fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<(TcpListener, SocketAddr)>, String> {

@@ -42,7 +42,11 @@ pub trait Deliver {
 const POLL_EVERY: Duration = Duration::from_millis(100);
 
 /// Runs until `draining` turns true; deliveries in flight then finish on their own tasks.
-pub async fn run(services: Services, deliver: Rc<dyn Deliver>, mut draining: watch::Receiver<bool>) {
+pub async fn run(
+    services: Services,
+    deliver: Rc<dyn Deliver>,
+    mut draining: watch::Receiver<bool>,
+) {
     let owner = i64::from(std::process::id());
     let settings = services.settings.clone();
     let in_flight = Rc::new(Cell::new(0usize));
@@ -109,7 +113,12 @@ async fn deliver_one(services: &Services, deliver: &dyn Deliver, job: JobRecord)
 }
 
 /// The retry policy.
-pub fn decide(delivered: &Delivered, attempts: u32, max_attempts: u32, settings: &JobsConfig) -> Outcome {
+pub fn decide(
+    delivered: &Delivered,
+    attempts: u32,
+    max_attempts: u32,
+    settings: &JobsConfig,
+) -> Outcome {
     let error = match delivered {
         Delivered::Status(status) if *status < 400 => return Outcome::Done,
         Delivered::Status(status) if *status < 500 && *status != 408 && *status != 429 => {
@@ -162,7 +171,14 @@ mod tests {
     #[test]
     fn backoff_doubles_with_jitter_and_a_cap() {
         let s = settings();
-        for (attempt, full) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (40, 1000)] {
+        for (attempt, full) in [
+            (1, 100),
+            (2, 200),
+            (3, 400),
+            (4, 800),
+            (5, 1000),
+            (40, 1000),
+        ] {
             for _ in 0..50 {
                 let d = backoff(attempt, &s).as_millis();
                 assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d} ms");
@@ -173,13 +189,34 @@ mod tests {
     #[test]
     fn outcomes_follow_the_status() {
         let s = settings();
-        assert!(matches!(decide(&Delivered::Status(204), 1, 3, &s), Outcome::Done));
-        assert!(matches!(decide(&Delivered::Status(302), 1, 3, &s), Outcome::Done));
-        assert!(matches!(decide(&Delivered::Status(404), 1, 3, &s), Outcome::Dead { .. }));
-        assert!(matches!(decide(&Delivered::NoRoute, 1, 3, &s), Outcome::Dead { .. }));
-        assert!(matches!(decide(&Delivered::Status(429), 1, 3, &s), Outcome::Retry { .. }));
-        assert!(matches!(decide(&Delivered::Status(503), 2, 3, &s), Outcome::Retry { .. }));
-        assert!(matches!(decide(&Delivered::Status(500), 3, 3, &s), Outcome::Dead { .. }));
+        assert!(matches!(
+            decide(&Delivered::Status(204), 1, 3, &s),
+            Outcome::Done
+        ));
+        assert!(matches!(
+            decide(&Delivered::Status(302), 1, 3, &s),
+            Outcome::Done
+        ));
+        assert!(matches!(
+            decide(&Delivered::Status(404), 1, 3, &s),
+            Outcome::Dead { .. }
+        ));
+        assert!(matches!(
+            decide(&Delivered::NoRoute, 1, 3, &s),
+            Outcome::Dead { .. }
+        ));
+        assert!(matches!(
+            decide(&Delivered::Status(429), 1, 3, &s),
+            Outcome::Retry { .. }
+        ));
+        assert!(matches!(
+            decide(&Delivered::Status(503), 2, 3, &s),
+            Outcome::Retry { .. }
+        ));
+        assert!(matches!(
+            decide(&Delivered::Status(500), 3, 3, &s),
+            Outcome::Dead { .. }
+        ));
         let failed = Delivered::Failed("trap".into());
         assert!(matches!(decide(&failed, 1, 1, &s), Outcome::Dead { .. }));
     }

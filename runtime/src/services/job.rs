@@ -154,7 +154,9 @@ pub fn decode_headers(stored: &[u8]) -> Vec<(String, Vec<u8>)> {
         .filter_map(|line| {
             let colon = line.iter().position(|&b| b == b':')?;
             let name = std::str::from_utf8(&line[..colon]).ok()?.to_string();
-            let value = line[colon + 1..].strip_prefix(b" ").unwrap_or(&line[colon + 1..]);
+            let value = line[colon + 1..]
+                .strip_prefix(b" ")
+                .unwrap_or(&line[colon + 1..]);
             Some((name, value.to_vec()))
         })
         .collect()
@@ -189,7 +191,9 @@ mod tests {
 
     #[test]
     fn bad_requests_are_refused_with_a_reason() {
-        assert!(request("POST", "/a?b=1", &[("X-Ok", b"v")]).validate().is_ok());
+        assert!(request("POST", "/a?b=1", &[("X-Ok", b"v")])
+            .validate()
+            .is_ok());
         let cases = [
             request("PO ST", "/a", &[]),
             request("POST", "a", &[]),

@@ -132,7 +132,10 @@ impl Journal {
         let path = self.path.clone();
         let fail = |e: rusqlite::Error| format!("job journal {}: {e}", path.display());
         let tx = self.conn.transaction().map_err(fail)?;
-        let out = work(&Tx { tx: &tx, path: &path })?;
+        let out = work(&Tx {
+            tx: &tx,
+            path: &path,
+        })?;
         tx.commit().map_err(fail)?;
         Ok(out)
     }
@@ -190,9 +193,7 @@ impl Journal {
             .conn
             .prepare("SELECT name, schedule, method, host, path, headers, body, source, next_due FROM timers ORDER BY name")
             .map_err(|e| self.fail(e))?;
-        let rows = stmt
-            .query_map([], timer_record)
-            .map_err(|e| self.fail(e))?;
+        let rows = stmt.query_map([], timer_record).map_err(|e| self.fail(e))?;
         rows.map(|r| r.map_err(|e| self.fail(e))).collect()
     }
 }
@@ -262,9 +263,7 @@ impl Tx<'_> {
         let rows = stmt
             .query_map(params![owner, until, now, limit], job_record)
             .map_err(|e| self.fail(e))?;
-        let mut jobs: Vec<JobRecord> = rows
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.fail(e))?;
+        let mut jobs: Vec<JobRecord> = rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))?;
         jobs.sort_by_key(|j| (j.run_at, j.id));
         Ok(jobs)
     }
@@ -319,9 +318,7 @@ impl Tx<'_> {
             .tx
             .prepare("SELECT DISTINCT lease_owner FROM jobs WHERE lease_owner IS NOT NULL")
             .map_err(|e| self.fail(e))?;
-        let rows = stmt
-            .query_map([], |r| r.get(0))
-            .map_err(|e| self.fail(e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.fail(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
     }
 
@@ -404,8 +401,7 @@ impl Tx<'_> {
             let rows = stmt
                 .query_map([now], timer_record)
                 .map_err(|e| self.fail(e))?;
-            rows.collect::<Result<_, _>>()
-                .map_err(|e| self.fail(e))?
+            rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))?
         };
         let mut fired = 0;
         for timer in due {

@@ -19,6 +19,7 @@ pub mod job;
 pub mod journal;
 pub mod store;
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -91,7 +92,9 @@ impl Services {
         self.check(&request)?;
         let max_attempts = max_attempts.unwrap_or(self.settings.max_attempts);
         if max_attempts == 0 {
-            return Err(ServiceError::Invalid("max_attempts must be at least 1".into()));
+            return Err(ServiceError::Invalid(
+                "max_attempts must be at least 1".into(),
+            ));
         }
         Ok(NewJob {
             request,
@@ -130,7 +133,9 @@ impl Services {
         self.check(&timer.request)?;
         if let Schedule::Every(period) = &timer.schedule {
             if period.is_zero() {
-                return Err(ServiceError::Invalid("a timer's period must be above 0".into()));
+                return Err(ServiceError::Invalid(
+                    "a timer's period must be above 0".into(),
+                ));
             }
         }
         let next_due = timer.schedule.first_due(now_ms(), timer.delay);
@@ -167,9 +172,7 @@ impl Services {
 }
 
 fn check_timer_name(name: &str) -> Result<(), ServiceError> {
-    let ok = !name.is_empty()
-        && name.len() <= 200
-        && name.chars().all(|c| !c.is_control());
+    let ok = !name.is_empty() && name.len() <= 200 && name.chars().all(|c| !c.is_control());
     match ok {
         true => Ok(()),
         false => Err(ServiceError::Invalid(format!(
@@ -180,9 +183,37 @@ fn check_timer_name(name: &str) -> Result<(), ServiceError> {
 
 static CURRENT: RwLock<Option<Services>> = RwLock::new(None);
 
-/// The services of this process, once `install` has run.
+/// Set while apps are imported in the master: where calls made then go.
+static STARTUP: Mutex<Option<(PathBuf, JobsConfig, Arc<StartupCalls>)>> = Mutex::new(None);
+
+/// The services of this process: the worker's, or — while apps are being imported before
+/// the fork — a start-up instance whose route checks wait until the router exists.
 pub fn current() -> Option<Services> {
-    CURRENT.read().ok().and_then(|slot| slot.clone())
+    if let Some(services) = CURRENT.read().ok().and_then(|slot| slot.clone()) {
+        return Some(services);
+    }
+    let startup = STARTUP.lock().ok()?.clone()?;
+    let (state_dir, settings, calls) = startup;
+    match Services::start(&state_dir, settings, calls) {
+        Ok(services) => {
+            install(Some(services.clone()));
+            Some(services)
+        }
+        Err(message) => {
+            tracing::error!("{message}");
+            None
+        }
+    }
+}
+
+/// Lets apps call the services while they are imported (before routes exist); returns the
+/// record of what they asked for, to check once the router is built.
+pub fn begin_startup(state_dir: &std::path::Path, settings: &JobsConfig) -> Arc<StartupCalls> {
+    let calls = StartupCalls::recorder();
+    if let Ok(mut slot) = STARTUP.lock() {
+        *slot = Some((state_dir.to_path_buf(), settings.clone(), calls.clone()));
+    }
+    calls
 }
 
 /// Makes `services` this process's current instance (replacing any previous one).
@@ -195,7 +226,13 @@ pub fn install(services: Option<Services>) {
 /// Before workers fork: the master's journal thread is dropped (a SQLite connection must not
 /// cross a fork), so each worker opens its own.
 pub fn close_before_fork() {
-    install(None);
+    if let Ok(mut slot) = STARTUP.lock() {
+        *slot = None;
+    }
+    let services = CURRENT.write().ok().and_then(|mut slot| slot.take());
+    if let Some(services) = services {
+        services.store.shutdown();
+    }
 }
 
 /// Calls made while apps were imported (before the router existed), checked once it does.
@@ -237,7 +274,13 @@ impl RouteCheck for StartupCalls {
 
 /// Brings the journal's `[[timer]]`-sourced timers in step with the config: new ones are
 /// added, changed ones replaced, removed ones deleted; an unchanged timer keeps its rhythm.
-pub fn sync_config_timers(state_dir: &std::path::Path, timers: &[TimerConfig]) -> Result<(), String> {
+pub fn sync_config_timers(
+    state_dir: &std::path::Path,
+    timers: &[TimerConfig],
+) -> Result<(), String> {
+    if timers.is_empty() && !state_dir.join(journal::JOURNAL_FILE).exists() {
+        return Ok(()); // nothing to add, nothing to remove: no journal file is created
+    }
     let mut journal = Journal::open(state_dir)?;
     journal.transaction(|tx| {
         let now = now_ms();

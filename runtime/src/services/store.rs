@@ -6,6 +6,7 @@
 //! sweep that frees leases of worker processes that died. Must not touch: SQL details
 //! (`journal`) or what happens to a claimed job (`dispatch`).
 
+use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, Notify};
 
 use super::job::{JobRecord, NewJob, ServiceError, TimerRecord};
-use super::journal::{now_ms, Journal, JournalResult, Tx};
+use super::journal::{now_ms, Journal, JournalResult, Tx, JOURNAL_FILE};
 
 /// At most this many commands share one transaction.
 const MAX_BATCH: usize = 512;
@@ -25,9 +26,14 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 pub enum Outcome {
     Done,
     /// Try again at this time (Unix ms); the reason is kept for `wsrun jobs show`.
-    Retry { at: i64, error: String },
+    Retry {
+        at: i64,
+        error: String,
+    },
     /// No more attempts: to the dead-letter table.
-    Dead { error: String },
+    Dead {
+        error: String,
+    },
 }
 
 /// What a dispatcher round gets back.
@@ -52,28 +58,50 @@ enum Command {
         reply: Reply<Polled>,
     },
     Record(i64, Outcome),
+    /// Ends the thread (after answering what came before).
+    Stop,
 }
 
 /// A handle on the journal thread; cheap to clone, usable from any thread.
 #[derive(Clone)]
 pub struct Store {
     commands: std_mpsc::Sender<Command>,
+    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
     /// Woken when a job becomes due at once, so this worker's dispatcher need not poll.
     pub wake: Arc<Notify>,
 }
 
 impl Store {
-    /// Opens the journal in `state_dir` and starts its thread.
-    pub fn start(state_dir: &std::path::Path) -> Result<Store, String> {
-        let journal = Journal::open(state_dir)?;
+    /// Starts the journal thread for `state_dir`. The journal file is created by the first
+    /// command that writes; until it exists, polls find nothing (a server that never queues
+    /// a job leaves no file behind).
+    pub fn start(state_dir: &Path) -> Result<Store, String> {
         let (commands, receiver) = std_mpsc::channel();
         let wake = Arc::new(Notify::new());
         let thread_wake = wake.clone();
-        std::thread::Builder::new()
+        let lazy = LazyJournal {
+            state_dir: state_dir.to_path_buf(),
+            journal: None,
+        };
+        let thread = std::thread::Builder::new()
             .name("wsrun-journal".to_string())
-            .spawn(move || run(journal, receiver, thread_wake))
+            .spawn(move || run(lazy, receiver, thread_wake))
             .map_err(|e| format!("cannot start the journal thread: {e}"))?;
-        Ok(Store { commands, wake })
+        Ok(Store {
+            commands,
+            thread: Arc::new(std::sync::Mutex::new(Some(thread))),
+            wake,
+        })
+    }
+
+    /// Stops the thread and waits for it: its connection is closed when this returns (a
+    /// process about to fork must not hold SQLite state in another thread).
+    pub fn shutdown(&self) {
+        let _ = self.commands.send(Command::Stop);
+        let handle = self.thread.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
     }
 
     /// Queues `job`; returns its id once it is committed. Blocks the calling thread.
@@ -133,9 +161,7 @@ impl Store {
         let reply: Reply<T> = Box::new(move |result| {
             let _ = sender.send(result);
         });
-        self.commands
-            .send(command(reply))
-            .map_err(|_| gone())?;
+        self.commands.send(command(reply)).map_err(|_| gone())?;
         receiver.recv().map_err(|_| gone())?
     }
 
@@ -147,9 +173,7 @@ impl Store {
         let reply: Reply<T> = Box::new(move |result| {
             let _ = sender.send(result);
         });
-        self.commands
-            .send(command(reply))
-            .map_err(|_| gone())?;
+        self.commands.send(command(reply)).map_err(|_| gone())?;
         receiver.await.map_err(|_| gone())?
     }
 }
@@ -158,13 +182,36 @@ fn gone() -> ServiceError {
     ServiceError::Unavailable("the job journal thread has stopped".to_string())
 }
 
+/// The journal, opened when first needed.
+struct LazyJournal {
+    state_dir: PathBuf,
+    journal: Option<Journal>,
+}
+
+impl LazyJournal {
+    /// The open journal; `None` when it does not exist and `create` is false.
+    fn get(&mut self, create: bool) -> JournalResult<Option<&mut Journal>> {
+        if self.journal.is_none() {
+            if !create && !self.state_dir.join(JOURNAL_FILE).exists() {
+                return Ok(None);
+            }
+            self.journal = Some(Journal::open(&self.state_dir)?);
+        }
+        Ok(self.journal.as_mut())
+    }
+}
+
 /// The thread's body: wait for a command, take every other one waiting, run them all in one
 /// transaction, answer after the commit.
-fn run(mut journal: Journal, commands: std_mpsc::Receiver<Command>, wake: Arc<Notify>) {
+fn run(mut lazy: LazyJournal, commands: std_mpsc::Receiver<Command>, wake: Arc<Notify>) {
     let mut last_sweep = Instant::now()
         .checked_sub(SWEEP_EVERY)
         .unwrap_or_else(Instant::now);
-    while let Ok(first) = commands.recv() {
+    let mut stopping = false;
+    while !stopping {
+        let Ok(first) = commands.recv() else {
+            return;
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match commands.try_recv() {
@@ -172,10 +219,26 @@ fn run(mut journal: Journal, commands: std_mpsc::Receiver<Command>, wake: Arc<No
                 Err(_) => break,
             }
         }
+        stopping = batch.iter().any(|c| matches!(c, Command::Stop));
         let sweep = last_sweep.elapsed() >= SWEEP_EVERY;
         if sweep {
             last_sweep = Instant::now();
         }
+        let writes = batch.iter().any(|c| !matches!(c, Command::Poll { .. }));
+        let journal = match lazy.get(writes) {
+            Ok(Some(journal)) => journal,
+            Ok(None) => {
+                batch.into_iter().for_each(answer_empty);
+                continue;
+            }
+            Err(message) => {
+                tracing::error!("{message}");
+                for command in batch {
+                    execute_failed(command, &message);
+                }
+                continue;
+            }
+        };
         let mut replies: Vec<Box<dyn FnOnce(Option<&str>)>> = Vec::with_capacity(batch.len());
         let mut due_now = false;
         let committed = journal.transaction(|tx| {
@@ -198,6 +261,26 @@ fn run(mut journal: Journal, commands: std_mpsc::Receiver<Command>, wake: Arc<No
         if due_now && failure.is_none() {
             wake.notify_one();
         }
+    }
+}
+
+/// Answers a command when there is no journal yet (only polls get here).
+fn answer_empty(command: Command) {
+    if let Command::Poll { reply, .. } = command {
+        reply(Ok(Polled::default()));
+    }
+}
+
+/// Answers a command with the error that kept the journal from opening.
+fn execute_failed(command: Command, message: &str) {
+    let error = || ServiceError::Journal(message.to_string());
+    match command {
+        Command::Enqueue(_, reply) => reply(Err(error())),
+        Command::SetTimer(_, reply) => reply(Err(error())),
+        Command::CancelTimer(_, reply) => reply(Err(error())),
+        Command::Poll { reply, .. } => reply(Err(error())),
+        Command::Record(id, _) => tracing::error!("job {id}: {message}"),
+        Command::Stop => {}
     }
 }
 
@@ -246,6 +329,7 @@ fn execute(
             }
             Box::new(|_| {})
         }
+        Command::Stop => Box::new(|_| {}),
     }
 }
 
