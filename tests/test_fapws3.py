@@ -199,6 +199,10 @@ def limited():
     return limited_calls < 3  # False on the third call stops the timer
 
 
+def mark(name):
+    note(name, "ran")
+
+
 def slow_write(name):
     time.sleep(0.5)
     note(name, repr(time.time()))
@@ -211,10 +215,10 @@ def slow(environ, start_response):
 
 
 def combined(environ, start_response):
-    evwsgi.defer(note, "combined.txt", True)
-    evwsgi.defer(note, "combined.txt", True)
-    evwsgi.defer(note, "separate.txt", False)
-    evwsgi.defer(note, "separate.txt", False)
+    evwsgi.defer(mark, "combined.txt", True)
+    evwsgi.defer(mark, "combined.txt", True)
+    evwsgi.defer(mark, "separate.txt", False)
+    evwsgi.defer(mark, "separate.txt", False)
     start_response("200 OK", [("Content-Type", "text/plain")])
     return ["queued"]
 
