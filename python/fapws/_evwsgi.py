@@ -17,6 +17,8 @@ Differences from Fapws3 worth knowing:
   "first registered string prefix"; ``SCRIPT_NAME`` is still the prefix as
   registered, so ``wsgi_cb(("/names/", app))`` gives ``PATH_INFO == "bob"``;
 * ``wsgi.input`` is a :class:`io.BytesIO` holding the whole body, as in Fapws3;
+* ``set_base_module`` is optional (the default is :mod:`fapws.base`) and may
+  come after ``wsgi_cb``: the base module is looked up at each request;
 * timers start when they are added (in every worker, if added before the
   workers start) and are not limited to ten;
 * ``defer_queue_size()`` returns ``0``, never ``None``, for an empty queue.
