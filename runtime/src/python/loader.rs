@@ -2,7 +2,8 @@
 //!
 //! Owns: importing each Python route's callable (in the parent process, before workers fork,
 //! so a broken app fails at start-up with its traceback and the workers share its memory), and
-//! reading a script's `PATHS`, `SERVER`, `MAX_BODY_SIZE` and `DEBUG` into the config.
+//! reading a script's `PATHS`, `SERVER`, `MAX_BODY_SIZE` and `DEBUG` into the config (for a
+//! Fapws3 script, what it registered through `fapws._evwsgi` stands in for them: `fapws3.rs`).
 //! Must not touch: requests, sockets, or the order of config precedence beyond "a setting given
 //! on the command line wins over the script".
 
@@ -14,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::errors::format_exception;
-use super::WsgiApp;
+use super::{fapws3, WsgiApp};
 use crate::config::{Config, RouteConfig, RouteTarget};
 
 /// Which script settings the command line already fixed.
@@ -74,7 +75,7 @@ fn import_app(py: Python<'_>, module: &str, attr: &str) -> Result<Arc<WsgiApp>, 
     }))
 }
 
-/// Runs a Fapws-style script and turns its `PATHS` into routes.
+/// Runs a Fapws-style script and turns its `PATHS` (or its `wsgi_cb` routes) into routes.
 fn load_script(
     py: Python<'_>,
     script: &Path,
@@ -92,11 +93,17 @@ fn load_script(
     let namespace = namespace
         .cast_into::<PyDict>()
         .map_err(|_| format!("{shown}: run_path returned no namespace"))?;
+    let namespace = fapws3::with_registrations(namespace, &shown)?;
     read_settings(&namespace, &shown, config, fixed)?;
     let paths = namespace
         .get_item("PATHS")
         .map_err(|e| format_exception(py, &e))?
-        .ok_or_else(|| format!("{shown}: the script defines no PATHS = [('/', handler), ...]"))?;
+        .ok_or_else(|| {
+            format!(
+                "{shown}: the script defines no PATHS = [('/', handler), ...] \
+                 and registers no fapws._evwsgi.wsgi_cb(('/', handler))"
+            )
+        })?;
     let paths = paths
         .cast_into::<PyList>()
         .map(|l| l.into_any())

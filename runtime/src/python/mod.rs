@@ -8,6 +8,7 @@
 
 pub mod environ;
 mod errors;
+mod fapws3;
 mod file_wrapper;
 mod input;
 pub mod interpreter;

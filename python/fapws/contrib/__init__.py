@@ -1,0 +1,3 @@
+"""Fapws3 ``contrib`` helpers: :mod:`fapws.contrib.views` and :mod:`fapws.contrib.headers`."""
+
+__all__: list[str] = []
