@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
 import time
 from collections import Counter
 from itertools import pairwise
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import APPS, Launcher, Server, wait_for
+from conftest import APPS, Launcher, Server, wait_for, wsrun_bin
 
 CONFIG = """
 [server]
@@ -255,3 +256,63 @@ def test_no_journal_file_until_a_service_is_used(launcher: Launcher) -> None:
     assert not state.exists()
     get(srv, "/app/enqueue?path=/app/sink")
     assert state.exists()
+
+
+IMPORT_TIME_APP = """
+import wsrun
+
+wsrun.every("boot", 60, "{path}")
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+"""
+
+IMPORT_TIME_CONFIG = """
+[server]
+state_dir = "state"
+
+[[route]]
+prefix = "/boot"
+python = "boot_app:app"
+"""
+
+
+def import_time_setup(tmp: Path, path: str) -> Path:
+    (tmp / "boot_app.py").write_text(IMPORT_TIME_APP.format(path=path))
+    cfg = tmp / "wsrun.toml"
+    cfg.write_text(IMPORT_TIME_CONFIG)
+    return cfg
+
+
+def test_services_called_at_import_time(launcher: Launcher) -> None:
+    cfg = import_time_setup(launcher.tmp, "/boot/tick")
+    checked = subprocess.run(
+        [wsrun_bin(), "check", "-c", str(cfg), "--pythonpath", str(launcher.tmp)],
+        cwd=launcher.tmp,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert not (launcher.tmp / "state").exists(), "wsrun check must not write the journal"
+    srv = launcher.start(["-c", str(cfg), "--pythonpath", str(launcher.tmp)], cwd=launcher.tmp)
+    assert get(srv, "/boot").text == "ok"
+    names = journal(srv).execute("SELECT name, path FROM timers").fetchall()
+    assert names == [("boot", "/boot/tick")]
+
+
+def test_unrouted_call_at_import_time_stops_the_start(launcher: Launcher) -> None:
+    cfg = import_time_setup(launcher.tmp, "/nowhere")
+    run = subprocess.run(
+        [wsrun_bin(), "-c", str(cfg), "--pythonpath", str(launcher.tmp), "--bind", "127.0.0.1:0"],
+        cwd=launcher.tmp,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert 'jobs or timers queued while importing the apps: no route serves "/nowhere"' in (
+        run.stderr
+    ), run.stderr

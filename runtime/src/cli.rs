@@ -63,7 +63,16 @@ fn prepare(cli: &Cli, config: &mut Config) -> Result<Router<Handler>, String> {
         max_body_size: args.max_body_size.is_some(),
         debug: args.debug,
     };
-    let startup_calls = services::begin_startup(&config.server.state_dir, &config.jobs);
+    // `wsrun check` imports the apps too; what they queue then goes to a scratch journal, so
+    // checking a configuration never changes the real one.
+    let scratch = match cli.is_check() {
+        true => Some(tempfile::tempdir().map_err(|e| format!("cannot make a scratch dir: {e}"))?),
+        false => None,
+    };
+    let startup_dir = scratch
+        .as_ref()
+        .map_or(config.server.state_dir.clone(), |d| d.path().to_path_buf());
+    let startup_calls = services::begin_startup(&startup_dir, &config.jobs);
     let apps = loader::load_apps(config, fixed)?;
     let router = build_router(config, apps)?;
     config::check_timer_routes(config, |path| router.find("", path.as_bytes()).is_some())
@@ -76,6 +85,7 @@ fn prepare(cli: &Cli, config: &mut Config) -> Result<Router<Handler>, String> {
         ));
     }
     if cli.is_check() {
+        services::close_before_fork(); // stop the scratch journal's threads before it goes
         check_wasm(config)?;
     } else {
         services::sync_config_timers(&config.server.state_dir, &config.timers)?;
