@@ -20,15 +20,38 @@ module); this module gives them typed, documented signatures.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
 from typing import Any
 
-from wsrun import _services
+_NATIVE: ModuleType | None
+try:
+    from wsrun import _services as _NATIVE
+except ImportError:  # imported outside the server (unit tests, type checkers, docs)
+    _NATIVE = None
 
-ServiceError: type[Exception] = _services.ServiceError
+
+class _OutsideServerError(Exception):
+    """A service refused the call (e.g. the journal could not be written)."""
+
+
+class _OutsideUnknownRouteError(_OutsideServerError):
+    """No route of this server serves the path given (a subclass of ServiceError)."""
+
+
+ServiceError: type[Exception] = _OutsideServerError if _NATIVE is None else _NATIVE.ServiceError
 """A service refused the call (e.g. the journal could not be written)."""
 
-UnknownRouteError: type[Exception] = _services.UnknownRouteError
+UnknownRouteError: type[Exception] = (
+    _OutsideUnknownRouteError if _NATIVE is None else _NATIVE.UnknownRouteError
+)
 """No route of this server serves the path given (a subclass of ServiceError)."""
+
+
+def _native() -> ModuleType:
+    if _NATIVE is None:
+        raise ServiceError("wsrun's services run only inside the wsrun server")
+    return _NATIVE
+
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -52,7 +75,7 @@ class Timer:
     def cancel(self) -> bool:
         """Stops the timer; returns False if it was already stopped or done."""
         self._active = False
-        return bool(_services.cancel_timer(self._id))
+        return bool(_native().cancel_timer(self._id))
 
     def __repr__(self) -> str:
         kind = "every" if self.repeat else "once after"
@@ -76,7 +99,7 @@ def add_timer(seconds: float, fn: Callable[[], object], repeat: bool = True) -> 
     if not callable(fn):
         raise TypeError("add_timer(seconds, fn): fn must be callable")
     period = _number(seconds, "seconds")
-    timer_id = _services.add_timer(period, fn, bool(repeat))
+    timer_id = _native().add_timer(period, fn, bool(repeat))
     return Timer(int(timer_id), period, bool(repeat))
 
 
@@ -89,12 +112,12 @@ def defer(fn: Callable[..., object], *args: Any, **kwargs: Any) -> None:
     """
     if not callable(fn):
         raise TypeError("defer(fn, *args, **kwargs): fn must be callable")
-    _services.defer(fn, args, kwargs or None)
+    _native().defer(fn, args, kwargs or None)
 
 
 def defer_queue_size() -> int:
     """Deferred calls of this worker that have not run yet."""
-    return int(_services.defer_queue_size())
+    return int(_native().defer_queue_size())
 
 
 def _header_list(headers: Headers | None) -> list[tuple[str, str]]:
@@ -153,7 +176,7 @@ def enqueue(
         isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
     ):
         raise ValueError("max_attempts must be a whole number, 1 or more")
-    job_id = _services.enqueue(
+    job_id = _native().enqueue(
         _text(path, "path"),
         _body_bytes(body),
         _text(method, "method"),
@@ -179,7 +202,7 @@ def every(
     The timer survives restarts and fires once per period in total, however
     many workers run. Raises like :func:`enqueue`.
     """
-    _services.every(
+    _native().every(
         _text(name, "name"),
         _number(seconds, "seconds"),
         _text(path, "path"),
@@ -191,7 +214,7 @@ def every(
 
 def cancel(name: str) -> bool:
     """Removes the durable timer ``name``; False if there was none."""
-    return bool(_services.cancel(_text(name, "name")))
+    return bool(_native().cancel(_text(name, "name")))
 
 
 __all__ = [
