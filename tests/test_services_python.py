@@ -181,9 +181,10 @@ def test_failing_job_ends_in_dead_letter_after_max_attempts(launcher: Launcher) 
 
 def test_a_thousand_jobs_survive_kill_9(launcher: Launcher) -> None:
     srv = start(launcher)
-    ids = get(srv, "/app/enqueue?path=/app/sink&n=1000&delay=1").text.split()
+    # Each delivery takes 4 ms, so 1000 take about 4 s: kill the server in the middle.
+    ids = get(srv, "/app/enqueue?path=/app/slow%3Fms%3D4&n=1000&delay=1").text.split()
     assert len(set(ids)) == 1000
-    time.sleep(1.1)  # delivery is under way when the whole server is killed
+    assert wait_for(lambda: len(lines(srv, "sink")) >= 100, 10)
     srv.kill_all()
     assert srv.proc is not None
     srv.proc.wait(timeout=5)
@@ -201,6 +202,7 @@ def test_a_thousand_jobs_survive_kill_9(launcher: Launcher) -> None:
     duplicates = sum(n - 1 for n in counts.values() if n > 1)
     print(f"kill -9 after {before} deliveries: all 1000 delivered, {duplicates} duplicate(s)")
     assert set(counts) == set(ids)
+    assert 0 < before < 1000, "the kill must come while jobs are still pending"
     assert duplicates <= 8, "at most the jobs in flight (the concurrency budget) repeat"
 
 

@@ -3,7 +3,7 @@
 Routes (under the mount):
   /enqueue?path=P&n=N&delay=S&max_attempts=K&body=B&method=M   queue N jobs, answer their ids
   /sink      a job target: appends `sink ID ATTEMPT PID TIME METHOD BODY` to the call log
-  /slow      like /sink, after sleeping 20 ms (the worker's loop is blocked meanwhile)
+  /slow?ms=M like /sink, after sleeping M ms, 20 by default (the worker's loop is blocked)
   /fail      a job target that appends `fail ID ATTEMPT TIME` and answers 500
   /every?name=N&seconds=S&path=P    a durable timer;   /cancel?name=N   remove it
   /timer?seconds=S&repeat=0|1       an in-process timer appending `timer PID TIME`
@@ -104,7 +104,7 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if path == "/sink":
             return sink(environ, start_response)
         if path == "/slow":
-            time.sleep(0.02)
+            time.sleep(float(q.get("ms", "20")) / 1000)
             return sink(environ, start_response)
         if path == "/fail":
             return fail(environ, start_response)
