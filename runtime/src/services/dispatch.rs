@@ -56,6 +56,14 @@ pub async fn run(
             return;
         }
         let free = settings.concurrency.saturating_sub(in_flight.get());
+        if free == 0 {
+            // The budget is spent: nothing to ask the journal until a delivery ends.
+            tokio::select! {
+                _ = store.wake.notified() => {}
+                _ = draining.changed() => {}
+            }
+            continue;
+        }
         let polled = store
             .poll(owner, free, settings.lease, settings.max_attempts)
             .await;
