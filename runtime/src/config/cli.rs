@@ -18,7 +18,7 @@ use super::units::LOG_LEVELS;
 use super::units::{
     normalize_prefix, parse_bind, parse_duration, parse_log_level, parse_python_target, parse_size,
 };
-use super::{toml_file, Config, ConfigError, JobsConfig, RouteConfig, RouteTarget, ServerConfig};
+use super::{toml_file, Config, ConfigError, RouteConfig, RouteTarget, ServerConfig};
 
 /// The `file` of every error that comes from a flag or the TARGET.
 pub const CLI_FILE: &str = "<command line>";
@@ -152,15 +152,7 @@ pub(crate) fn build_config(cli: &Cli) -> Result<Config, ConfigError> {
 }
 
 fn build(args: &RunArgs, cwd: &Path) -> Result<Config, ConfigError> {
-    let mut config = Config {
-        server: ServerConfig::default(),
-        routes: Vec::new(),
-        script: None,
-        tenants: Vec::new(),
-        watch: None,
-        jobs: JobsConfig::default(),
-        timers: Vec::new(),
-    };
+    let mut config = Config::default();
     // (file as shown, line) of a route at `/` declared in the file, if any.
     let mut file_root = None;
     if let Some(path) = &args.config {

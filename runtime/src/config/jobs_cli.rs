@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use super::cli::CLI_FILE;
-use super::{toml_file, Config, ConfigError, JobsConfig, ServerConfig};
+use super::{toml_file, Config, ConfigError, ServerConfig};
 
 /// `wsrun jobs ...`: inspect and repair the durable job journal of a state directory.
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
@@ -69,15 +69,7 @@ impl JobsArgs {
         let Some(file) = &self.config else {
             return Ok(cwd.join(ServerConfig::default().state_dir));
         };
-        let mut config = Config {
-            server: ServerConfig::default(),
-            routes: Vec::new(),
-            script: None,
-            tenants: Vec::new(),
-            watch: None,
-            jobs: JobsConfig::default(),
-            timers: Vec::new(),
-        };
+        let mut config = Config::default();
         let shown = file.display().to_string();
         toml_file::apply_file(&cwd.join(file), &shown, &mut config)?;
         // A relative default resolves where the server runs: after its `chdir`, if any.

@@ -27,8 +27,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Everything a server run needs, validated.
-#[derive(Debug, Clone)]
+/// Everything a server run needs, validated. `Config::default()` is the defaults alone, with
+/// no routes: what the command line and the file are applied onto.
+#[derive(Debug, Clone, Default)]
 pub struct Config {
     pub server: ServerConfig,
     /// Routes in declaration order; the router sorts them for matching.

@@ -1,22 +1,13 @@
 //! Tests of `config::toml_file` (kept apart so the module stays readable).
 use super::*;
-use crate::config::{RouteTarget, ServerConfig, WasmLimits};
+use crate::config::{RouteTarget, WasmLimits};
 use std::fs;
 use std::time::Duration;
 
 type Loaded = Res<(Config, Option<usize>)>;
 
 fn defaults() -> Config {
-    let server = ServerConfig::default();
-    Config {
-        server,
-        routes: Vec::new(),
-        script: None,
-        tenants: Vec::new(),
-        watch: None,
-        jobs: Default::default(),
-        timers: Vec::new(),
-    }
+    Config::default()
 }
 
 fn where_(e: &ConfigError) -> (Option<usize>, Option<&str>) {

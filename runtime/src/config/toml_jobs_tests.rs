@@ -2,19 +2,11 @@
 //! good and bad values with the exact line and key reported.
 use super::*;
 use crate::config::toml_file::apply_file;
-use crate::config::{JobsConfig, ServerConfig};
+use crate::config::JobsConfig;
 use std::fs;
 
 fn defaults() -> Config {
-    Config {
-        server: ServerConfig::default(),
-        routes: Vec::new(),
-        script: None,
-        tenants: Vec::new(),
-        watch: None,
-        jobs: JobsConfig::default(),
-        timers: Vec::new(),
-    }
+    Config::default()
 }
 
 fn load(src: &str) -> Res<Config> {
