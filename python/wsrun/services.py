@@ -30,19 +30,22 @@ except ImportError:  # imported outside the server (unit tests, type checkers, d
     _NATIVE = None
 
 
-class _OutsideServerError(Exception):
-    """A service refused the call (e.g. the journal could not be written)."""
+class _ServiceError(Exception):
+    """Stands in for the server's ServiceError when imported outside the server."""
 
 
-class _OutsideUnknownRouteError(_OutsideServerError):
-    """No route of this server serves the path given (a subclass of ServiceError)."""
+class _UnknownRouteError(_ServiceError):
+    """Stands in for the server's UnknownRouteError when imported outside the server."""
 
 
-ServiceError: type[Exception] = _OutsideServerError if _NATIVE is None else _NATIVE.ServiceError
+_ServiceError.__name__ = _ServiceError.__qualname__ = "ServiceError"
+_UnknownRouteError.__name__ = _UnknownRouteError.__qualname__ = "UnknownRouteError"
+
+ServiceError: type[Exception] = _ServiceError if _NATIVE is None else _NATIVE.ServiceError
 """A service refused the call (e.g. the journal could not be written)."""
 
 UnknownRouteError: type[Exception] = (
-    _OutsideUnknownRouteError if _NATIVE is None else _NATIVE.UnknownRouteError
+    _UnknownRouteError if _NATIVE is None else _NATIVE.UnknownRouteError
 )
 """No route of this server serves the path given (a subclass of ServiceError)."""
 

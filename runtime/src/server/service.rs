@@ -137,9 +137,7 @@ pub async fn run_handler(
 /// dropped so an app can trust them.
 fn strip_job_headers(headers: &mut http::HeaderMap) {
     for name in [JOB_ID_HEADER, JOB_ATTEMPT_HEADER] {
-        if headers.contains_key(name) {
-            headers.remove(name);
-        }
+        headers.remove(name);
     }
 }
 

@@ -515,17 +515,23 @@ fn job_columns_of(table: &str) -> String {
     }
 }
 
+/// The request stored in columns `first..first + 5` (method, host, path, headers, body), the
+/// same in the job and timer tables.
+fn request_at(row: &Row<'_>, first: usize) -> rusqlite::Result<JobRequest> {
+    let headers: Vec<u8> = row.get(first + 3)?;
+    Ok(JobRequest {
+        method: row.get(first)?,
+        host: row.get(first + 1)?,
+        path: row.get(first + 2)?,
+        headers: super::job::decode_headers(&headers),
+        body: row.get(first + 4)?,
+    })
+}
+
 fn job_record(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
-    let headers: Vec<u8> = row.get(4)?;
     Ok(JobRecord {
         id: row.get(0)?,
-        request: JobRequest {
-            method: row.get(1)?,
-            host: row.get(2)?,
-            path: row.get(3)?,
-            headers: super::job::decode_headers(&headers),
-            body: row.get(5)?,
-        },
+        request: request_at(row, 1)?,
         origin: row.get(6)?,
         attempts: row.get(7)?,
         max_attempts: row.get(8)?,
@@ -537,20 +543,13 @@ fn job_record(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
 
 fn timer_record(row: &Row<'_>) -> rusqlite::Result<TimerRecord> {
     let schedule: String = row.get(1)?;
-    let headers: Vec<u8> = row.get(5)?;
     let schedule = schedule.parse::<Schedule>().map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
     })?;
     Ok(TimerRecord {
         name: row.get(0)?,
         schedule,
-        request: JobRequest {
-            method: row.get(2)?,
-            host: row.get(3)?,
-            path: row.get(4)?,
-            headers: super::job::decode_headers(&headers),
-            body: row.get(6)?,
-        },
+        request: request_at(row, 2)?,
         source: row.get(7)?,
         next_due: row.get(8)?,
     })

@@ -239,7 +239,7 @@ pub fn close_before_fork() {
 /// Calls made while apps were imported (before the router existed), checked once it does.
 #[derive(Default)]
 pub struct StartupCalls {
-    seen: Mutex<Vec<(String, String, String)>>,
+    seen: Mutex<Vec<(String, String)>>,
 }
 
 impl StartupCalls {
@@ -252,8 +252,8 @@ impl StartupCalls {
     pub fn unrouted(&self, routes: &dyn RouteCheck) -> Vec<String> {
         let seen = self.seen.lock().map(|s| s.clone()).unwrap_or_default();
         seen.iter()
-            .filter(|(host, path, _)| !routes.serves(host, path))
-            .map(|(host, path, _)| {
+            .filter(|(host, path)| !routes.serves(host, path))
+            .map(|(host, path)| {
                 ServiceError::NoRoute {
                     host: host.clone(),
                     path: path.clone(),
@@ -267,7 +267,7 @@ impl StartupCalls {
 impl RouteCheck for StartupCalls {
     fn serves(&self, host: &str, path: &str) -> bool {
         if let Ok(mut seen) = self.seen.lock() {
-            seen.push((host.to_string(), path.to_string(), String::new()));
+            seen.push((host.to_string(), path.to_string()));
         }
         true
     }
