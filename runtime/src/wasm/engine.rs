@@ -6,8 +6,8 @@
 //! wsrun's own `wsrun:services` (`services_host`), and the epoch ticker thread. Must not touch: requests, routes or files — those use what this builds.
 //!
 //! Why these settings (measured with `bench/wasm.sh`): a fresh instance per request is cheap
-//! only with the pooling allocator. A freed linear memory is reset with `madvise` at once
-//! (unbatched, see `DECOMMIT_BATCH`), and nothing is kept resident: a Rust guest's memory starts
+//! only with the pooling allocator. Freed linear memories are reset with `madvise` in small
+//! batches (see `DECOMMIT_BATCH`), and nothing is kept resident: a Rust guest's memory starts
 //! with a 1 MiB stack of which it touches a few pages, so zeroing a resident prefix with
 //! `memset` (wasmtime serve's tuned setting) cost more than the page faults it saves — hello
 //! went from 19k to 28k req/s here. Instances run on the worker's own thread, so the TLB
@@ -29,10 +29,15 @@ use super::state::GuestState;
 pub const TICK: Duration = Duration::from_millis(2);
 /// Component instances (requests running WASM at once) one worker can hold.
 pub const POOL_INSTANCES: u32 = 1000;
-/// Freed memory slots whose pages are returned to the kernel in one batch. Batching 16 gained
-/// ~4% req/s but let the slow lane hold the batch (and the pool) while starved: p99 stalls of
-/// 50-80 ms for other requests (bench/wasm.sh noisy). One at a time keeps them at ~4 ms.
-const DECOMMIT_BATCH: usize = 1;
+/// Freed memory regions whose pages are returned to the kernel together: one
+/// `process_madvise` and one TLB flush per batch instead of per request (a flush also costs
+/// the TLB misses that follow it). Measured with `bench/wasm.sh` (mimalloc, 3 rounds): 1 ->
+/// 16 gave +5% req/s on hello with the noisy tenant's p99 unchanged (8.07 -> 8.19 ms); 32 gave
+/// +2% more but p99 9.35 ms, 64 gave 11.06 ms (the target is ~11.4): a batch may hold a
+/// memory-bomb's pages, and whichever thread fills the batch (often the event loop) pays for
+/// them. The price: up to this many freed regions (a region is one instance's memory, or
+/// part of it) stay resident until the batch fills — at most 16 x the route's `memory`.
+const DECOMMIT_BATCH: usize = 16;
 
 /// The engine and linker of a worker, plus the ticker that drives epoch interruption.
 #[derive(Clone)]
