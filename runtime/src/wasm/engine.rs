@@ -1,9 +1,10 @@
 //! The wasmtime engine of one worker, set up in one readable place.
 //!
 //! Owns: the engine configuration (async support for the wasi:http host, epoch interruption,
-//! the pooling instance allocator sized for this server, linear memory kept resident between
-//! instances), the linker with every WASI import a `wasi:http/proxy` component may use plus
-//! wsrun's own `wsrun:services` (`services_host`), and the epoch ticker thread. Must not touch: requests, routes or files — those use what this builds.
+//! the pooling instance allocator sized for this server and how it resets freed memory), the
+//! linker with every WASI import a `wasi:http/proxy` component may use plus wsrun's own
+//! `wsrun:services` (`services_host`), and the epoch ticker thread. Must not touch: requests,
+//! routes or files — those use what this builds.
 //!
 //! Why these settings (measured with `bench/wasm.sh`): a fresh instance per request is cheap
 //! only with the pooling allocator. Freed linear memories are reset with `madvise` in small
