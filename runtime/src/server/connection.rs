@@ -80,7 +80,11 @@ pub async fn serve_connection(
         // EOF from the guard (a refused pipelined head) must not abort responses in flight.
         .half_close(true)
         // The guard enforces the header count; hyper's own limit would allocate per request.
-        .max_buf_size(ctx.max_header_size.max(8192) + 1024);
+        .max_buf_size(ctx.max_header_size.max(8192) + 1024)
+        // Copy head and body into one buffer and `write` it, rather than `writev` of several:
+        // measured (A/B, 3 rounds) +3% req/s on Python hello, +2-5% on the 10 KB echo, +1% on
+        // WASM hello; a 300 MB streamed response stays at 3-4 GB/s on loopback.
+        .writev(false);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let mut closing = *draining.borrow();
