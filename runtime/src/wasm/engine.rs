@@ -37,7 +37,9 @@ pub const POOL_INSTANCES: u32 = 1000;
 /// +2% more but p99 9.35 ms, 64 gave 11.06 ms (the target is ~11.4): a batch may hold a
 /// memory-bomb's pages, and whichever thread fills the batch (often the event loop) pays for
 /// them. The price: up to this many freed regions (a region is one instance's memory, or
-/// part of it) stay resident until the batch fills — at most 16 x the route's `memory`.
+/// part of it) stay resident until the batch fills — at most 16 x the route's `memory`. An
+/// earlier build, whose slow lane ran at a lower priority, saw 50-80 ms stalls with 16; not
+/// seen since (three noisy runs: p99 8.19, 9.16 and 8.61 ms).
 const DECOMMIT_BATCH: usize = 16;
 
 /// The engine and linker of a worker, plus the ticker that drives epoch interruption.
