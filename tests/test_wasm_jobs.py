@@ -120,12 +120,17 @@ def test_wasm_job_method_headers_and_delay(srv: Server) -> None:
     assert float(at) >= started + 0.4, float(at) - started
 
 
+def enqueue_from_python(srv: Server, path: str, mark: str, extra: str = "") -> str:
+    """Has the Python app enqueue a job for `path` with body `mark`; returns the job's id."""
+    target = quote(path, safe="")
+    r = requests.get(f"{srv.url}/app/enqueue?path={target}&body={mark}{extra}", timeout=10)
+    assert r.status_code == 200, r.text
+    return r.text
+
+
 def test_job_from_python_reaches_wasm_and_comes_back(srv: Server) -> None:
     mark = marker("round-trip")
-    target = quote("/jobs/work?then=/app/sink", safe="")
-    r = requests.get(f"{srv.url}/app/enqueue?path={target}&body={mark}", timeout=10)
-    assert r.status_code == 200, r.text
-    python_job = r.text
+    python_job = enqueue_from_python(srv, "/jobs/work?then=/app/sink", mark)
     # The WASM route ran as that job (its id and attempt in the request headers) ...
     expected = f"handler `jobs` on /jobs stdout: jobs: work job={python_job} attempt=1"
     assert wait_for(lambda: any(expected in line for line in worked(srv, mark)), 10), srv.log()
@@ -138,10 +143,7 @@ def test_job_from_python_reaches_wasm_and_comes_back(srv: Server) -> None:
 
 def test_failing_wasm_job_is_retried(srv: Server) -> None:
     mark = marker("retried")
-    target = quote("/jobs/work?status=500", safe="")
-    r = requests.get(f"{srv.url}/app/enqueue?path={target}&body={mark}&max_attempts=2", timeout=10)
-    assert r.status_code == 200, r.text
-    job_id = r.text
+    job_id = enqueue_from_python(srv, "/jobs/work?status=500", mark, "&max_attempts=2")
     # Two attempts of the same job (the retry after the default backoff of about a second).
     assert wait_for(lambda: len(worked(srv, mark)) >= 2, 15), worked(srv, mark)
     attempts = [line.split("attempt=")[1].split()[0] for line in worked(srv, mark)]

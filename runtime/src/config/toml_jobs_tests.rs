@@ -28,6 +28,24 @@ fn timer(body: &str) -> Res<Vec<TimerConfig>> {
 
 const T: &str = "name = \"t\"\npath = \"/tasks\"\n";
 
+/// Asserts that loading `src` failed in wsrun.toml at `line`, on `key`, saying `want`.
+fn assert_located<T: std::fmt::Debug>(
+    result: Res<T>,
+    src: &str,
+    line: usize,
+    key: &str,
+    want: &str,
+) {
+    let e = result.expect_err(src);
+    assert_eq!(e.file, "wsrun.toml", "{src:?}: {e}");
+    assert_eq!(
+        (e.line, e.key.as_deref()),
+        (Some(line), Some(key)),
+        "{src:?}: {e}"
+    );
+    assert!(e.message.contains(want), "{src:?}: {e}");
+}
+
 #[test]
 fn jobs_keys_good_values() {
     let secs = Duration::from_secs;
@@ -111,14 +129,7 @@ fn every_jobs_error_is_located() {
         ("[jobs.extra]\nx = 1\n", 1, "jobs.extra", "unknown key"),
     ];
     for (src, line, key, want) in cases {
-        let e = load(src).expect_err(src);
-        assert_eq!(e.file, "wsrun.toml", "{src:?}: {e}");
-        assert_eq!(
-            (e.line, e.key.as_deref()),
-            (Some(*line), Some(*key)),
-            "{src:?}: {e}"
-        );
-        assert!(e.message.contains(want), "{src:?}: {e}");
+        assert_located(load(src), src, *line, key, want);
     }
 }
 
@@ -247,14 +258,7 @@ fn every_timer_error_is_located() {
         (format!("{T}{every}headers = {{}}\n"), 7, "timer[1].headers", "unknown key (known: name, every, cron, path, method, body)"),
     ];
     for (body, line, key, want) in &cases {
-        let e = timer(body).expect_err(body);
-        assert_eq!(e.file, "wsrun.toml", "{body:?}: {e}");
-        assert_eq!(
-            (e.line, e.key.as_deref()),
-            (Some(*line), Some(*key)),
-            "{body:?}: {e}"
-        );
-        assert!(e.message.contains(want), "{body:?}: {e}");
+        assert_located(timer(body), body, *line, key, want);
     }
 }
 
@@ -270,13 +274,7 @@ fn timer_tables_shape_and_duplicate_names() {
         ("timer = [1]\n".to_string(), 1, "timer[1]", "expected a table"),
     ];
     for (src, line, key, want) in &cases {
-        let e = load(src).expect_err(src);
-        assert_eq!(
-            (e.line, e.key.as_deref()),
-            (Some(*line), Some(*key)),
-            "{src:?}: {e}"
-        );
-        assert!(e.message.contains(want), "{src:?}: {e}");
+        assert_located(load(src), src, *line, key, want);
     }
 }
 
