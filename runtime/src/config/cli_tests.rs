@@ -1,7 +1,10 @@
 //! Tests of `config::cli` (kept apart so the module stays readable).
 use super::*;
-use crate::config::RouteTarget;
+use crate::config::jobs_cli::{JobsAction, JobsArgs};
+use crate::config::route::RouteTarget;
+use crate::config::server::ServerConfig;
 use std::fs;
+use std::time::Duration;
 
 /// Parses a whitespace-separated command line (without the program name).
 fn parse(argv: &str) -> Cli {
@@ -40,7 +43,7 @@ fn plain_run_and_check_forms() {
     let cli = parse("app:application -w 2");
     assert!(!cli.is_check());
     assert_eq!(cli.run_args().target.as_deref(), Some("app:application"));
-    assert_eq!(cli.run_args().workers, Some(2));
+    assert_eq!(cli.run_args().server.workers, Some(2));
     let cli = parse("check -c f.toml");
     assert!(cli.is_check());
     assert_eq!(cli.run_args().config, Some(PathBuf::from("f.toml")));
@@ -48,10 +51,10 @@ fn plain_run_and_check_forms() {
     let cli = parse("check app:application --debug");
     assert!(cli.is_check());
     assert_eq!(cli.run_args().target.as_deref(), Some("app:application"));
-    assert!(cli.run_args().debug);
+    assert!(cli.run_args().server.debug);
     let cli = parse("-b :1 --bind 2 --pythonpath a:b --pythonpath c");
-    assert_eq!(cli.run_args().bind, vec![":1", "2"]);
-    assert_eq!(cli.run_args().pythonpath.len(), 2);
+    assert_eq!(cli.run_args().server.bind, vec![":1", "2"]);
+    assert_eq!(cli.run_args().server.pythonpath.len(), 2);
 }
 
 #[test]
@@ -157,10 +160,11 @@ fn every_flag_is_applied() {
         --max-body-size 5MB --spool-threshold 64K --spool-dir spool --state-dir /var/wsrun \
         --header-timeout 250ms --body-timeout 1.5s --body-min-rate 1KiB \
         --keepalive-timeout 1m --max-header-size 8KiB --max-connections 7 \
-        --graceful-timeout 1h --log-level debug --access-log - --debug";
+        --graceful-timeout 1h --log-level debug --access-log - --debug --max-headers 12";
     let c = build_in(d, argv).expect("valid");
     let s = &c.server;
     assert_eq!((s.workers, s.threads, s.max_connections), (3, 4, 7));
+    assert_eq!(s.max_headers, 12);
     assert_eq!(s.chdir, Some(d.join("site")));
     let want = vec![d.join("x"), PathBuf::from("/abs/y"), d.join("z")];
     assert_eq!(s.pythonpath, want);
@@ -190,6 +194,7 @@ fn flag_errors_name_the_flag() {
         ("-w 0", "--workers", "at least 1"),
         ("--threads 0", "--threads", "at least 1"),
         ("--max-connections 0", "--max-connections", "at least 1"),
+        ("--max-headers 0", "--max-headers", "at least 1"),
         ("--max-body-size 10XB", "--max-body-size", "unknown size unit"),
         ("--spool-threshold 1.5M", "--spool-threshold", "whole numbers"),
         ("--body-min-rate x", "--body-min-rate", "not a size"),
@@ -300,4 +305,120 @@ fn wasm_and_watch_flags() {
         let e = flag_err(dir.path(), argv, Some(key));
         assert!(e.contains(want), "{argv}: {e}");
     }
+}
+
+fn parse_jobs(args: &[&str]) -> JobsArgs {
+    let cli = Cli::try_parse_from(args).expect("parses");
+    match cli.command {
+        Some(Command::Jobs(jobs)) => jobs,
+        other => panic!("not a jobs command: {other:?}"),
+    }
+}
+
+#[test]
+fn jobs_actions_and_options_parse_before_or_after_the_action() {
+    let a = parse_jobs(&["wsrun", "jobs", "list"]);
+    assert_eq!(a.action, JobsAction::List { limit: 100 });
+    assert_eq!((a.config, a.state_dir), (None, None));
+    let a = parse_jobs(&["wsrun", "jobs", "-c", "w.toml", "show", "7"]);
+    assert_eq!(a.action, JobsAction::Show { id: 7 });
+    assert_eq!(a.config, Some(PathBuf::from("w.toml")));
+    let a = parse_jobs(&["wsrun", "jobs", "retry", "3", "--state-dir", "st"]);
+    assert_eq!(a.action, JobsAction::Retry { id: 3 });
+    assert_eq!(a.state_dir, Some(PathBuf::from("st")));
+    let a = parse_jobs(&["wsrun", "jobs", "purge", "--pending"]);
+    assert_eq!(a.action, JobsAction::Purge { pending: true });
+    for bad in [
+        &["wsrun", "jobs"][..],
+        &["wsrun", "jobs", "show"],
+        &["wsrun", "jobs", "show", "x"],
+        &["wsrun", "jobs", "purge", "--all"],
+    ] {
+        assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn every_server_toml_key_has_a_flag_and_help_shows_the_defaults() {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let flag = |name: &str| {
+        let long = name.replace('_', "-");
+        cmd.get_arguments()
+            .find(|a| a.get_long() == Some(long.as_str()))
+            .unwrap_or_else(|| panic!("no --{long} flag"))
+    };
+    for key in ServerConfig::TOML_KEYS {
+        flag(key);
+    }
+    let help = |name: &str| {
+        flag(name)
+            .get_help()
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        help("max_headers"),
+        "Most header fields in one request [default: 100]"
+    );
+    assert_eq!(help("workers"), "Worker processes [default: 1]");
+    assert!(
+        help("bind").ends_with("[default: 0.0.0.0:8888]"),
+        "{}",
+        help("bind")
+    );
+    assert!(help("max_body_size").ends_with("[default: 10MiB]"));
+    assert!(help("max_header_size").ends_with("[default: 16KiB]"));
+    assert!(help("header_timeout").ends_with("[default: 10s]"));
+    assert_eq!(help("debug"), "Debug mode: tracebacks in error responses");
+}
+
+#[test]
+fn max_headers_flag_wins_over_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = "[server]\nmax_headers = 40\n\n[[route]]\nprefix = \"/\"\npython = \"a:b\"\n";
+    fs::write(dir.path().join("w.toml"), toml).expect("write");
+    let c = build_in(dir.path(), "-c w.toml").expect("valid");
+    assert_eq!(c.server.max_headers, 40, "file");
+    let c = build_in(dir.path(), "-c w.toml --max-headers 7").expect("valid");
+    assert_eq!(c.server.max_headers, 7, "flag wins");
+}
+
+#[test]
+fn the_config_files_directory_goes_last_on_the_python_path_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    fs::create_dir_all(d.join("conf/lib")).expect("mkdir");
+    let route = "[[route]]\nprefix = \"/\"\npython = \"app:app\"\n";
+    fs::write(d.join("conf/plain.toml"), route).expect("write");
+    let c = build_in(d, "-c conf/plain.toml").expect("valid");
+    assert_eq!(c.server.pythonpath, vec![d.join("conf")]);
+    let listed = format!("[server]\npythonpath = [\"lib\"]\n{route}");
+    fs::write(d.join("conf/listed.toml"), listed).expect("write");
+    let c = build_in(d, "-c conf/listed.toml").expect("valid");
+    assert_eq!(
+        c.server.pythonpath,
+        vec![d.join("conf/lib"), d.join("conf")]
+    );
+    let dot = format!("[server]\npythonpath = [\".\", \"lib\"]\n{route}");
+    fs::write(d.join("conf/dot.toml"), dot).expect("write");
+    let c = build_in(d, "-c conf/dot.toml").expect("valid");
+    assert_eq!(
+        c.server.pythonpath.len(),
+        2,
+        "not twice: {:?}",
+        c.server.pythonpath
+    );
+    let c = build_in(d, "-c conf/listed.toml --pythonpath x").expect("valid");
+    assert_eq!(
+        c.server.pythonpath,
+        vec![d.join("x"), d.join("conf")],
+        "flag replaces the file's list"
+    );
+    let c = build_in(d, "a:b --pythonpath x").expect("valid");
+    assert_eq!(
+        c.server.pythonpath,
+        vec![d.join("x")],
+        "no file, no extra entry"
+    );
 }

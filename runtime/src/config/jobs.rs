@@ -9,6 +9,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::error::ValueError;
+
 /// The `[jobs]` table: how durable jobs are retried and run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobsConfig {
@@ -63,7 +65,7 @@ pub enum Schedule {
 
 impl Schedule {
     /// Parses a cron expression (five fields, or six with seconds first).
-    pub fn cron(expression: &str) -> Result<Schedule, String> {
+    pub fn cron(expression: &str) -> Result<Schedule, ValueError> {
         let cron = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Optional)
             .build()
@@ -118,9 +120,9 @@ impl fmt::Display for Schedule {
 }
 
 impl FromStr for Schedule {
-    type Err = String;
+    type Err = ValueError;
 
-    fn from_str(stored: &str) -> Result<Schedule, String> {
+    fn from_str(stored: &str) -> Result<Schedule, ValueError> {
         let (kind, rest) = stored.split_once(' ').unwrap_or((stored, ""));
         match kind {
             "every" => rest
@@ -128,10 +130,10 @@ impl FromStr for Schedule {
                 .ok()
                 .filter(|ms| *ms > 0)
                 .map(|ms| Schedule::Every(Duration::from_millis(ms)))
-                .ok_or_else(|| format!("bad period in schedule {stored:?}")),
+                .ok_or_else(|| format!("bad period in schedule {stored:?}").into()),
             "once" => Ok(Schedule::Once),
             "cron" => Schedule::cron(rest),
-            _ => Err(format!("unknown schedule {stored:?}")),
+            _ => Err(format!("unknown schedule {stored:?}").into()),
         }
     }
 }

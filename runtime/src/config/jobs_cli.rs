@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use super::cli::CLI_FILE;
-use super::{toml_file, Config, ConfigError, ServerConfig};
+use super::error::{ConfigError, CLI_FILE};
+use super::model::Config;
+use super::server::ServerConfig;
+use super::toml_file;
 
 /// `wsrun jobs ...`: inspect and repair the durable job journal of a state directory.
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
@@ -85,38 +87,6 @@ impl JobsArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    fn parse(args: &[&str]) -> JobsArgs {
-        let cli = crate::config::Cli::try_parse_from(args).expect("parses");
-        match cli.command {
-            Some(crate::config::Command::Jobs(jobs)) => jobs,
-            other => panic!("not a jobs command: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn actions_and_options_parse_before_or_after_the_action() {
-        let a = parse(&["wsrun", "jobs", "list"]);
-        assert_eq!(a.action, JobsAction::List { limit: 100 });
-        assert_eq!((a.config, a.state_dir), (None, None));
-        let a = parse(&["wsrun", "jobs", "-c", "w.toml", "show", "7"]);
-        assert_eq!(a.action, JobsAction::Show { id: 7 });
-        assert_eq!(a.config, Some(PathBuf::from("w.toml")));
-        let a = parse(&["wsrun", "jobs", "retry", "3", "--state-dir", "st"]);
-        assert_eq!(a.action, JobsAction::Retry { id: 3 });
-        assert_eq!(a.state_dir, Some(PathBuf::from("st")));
-        let a = parse(&["wsrun", "jobs", "purge", "--pending"]);
-        assert_eq!(a.action, JobsAction::Purge { pending: true });
-        for bad in [
-            &["wsrun", "jobs"][..],
-            &["wsrun", "jobs", "show"],
-            &["wsrun", "jobs", "show", "x"],
-            &["wsrun", "jobs", "purge", "--all"],
-        ] {
-            assert!(crate::config::Cli::try_parse_from(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn state_dir_comes_from_the_flag_the_file_or_the_default() {

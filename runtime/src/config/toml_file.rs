@@ -1,31 +1,25 @@
 //! `wsrun.toml`: reads the file and applies its `[server]` table and `[[route]]` tables onto a
 //! `Config` that already holds the defaults.
 //!
-//! Owns: the file's grammar (which keys exist, their types), locating every error by file,
-//! 1-based line and dotted key, and resolving the file's relative paths against its directory.
-//! Must not touch: command-line flags (`cli`), the value grammars themselves (`units`), or
-//! anything at run time. Routes are named `route[N]` with N counted from 1 in file order.
+//! Owns: the file's grammar (which tables exist; `[server]`'s keys come from the settings table
+//! in `server.rs`), locating every error by file, 1-based line and dotted key, and resolving
+//! the file's relative paths against its directory. Must not touch: command-line flags
+//! (`cli`), the value grammars themselves (`units`), or anything at run time. Routes are named `route[N]` with N counted from 1 in file order.
 //! `[[route]]` and `[[tenant]]` tables are read by `toml_routes`, `[jobs]` and `[[timer]]` by
 //! `toml_jobs`. Keys that later work will add (`LATER_TOP_KEYS`) are errors saying so, never
 //! silently ignored.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use toml::de::{DeTable, DeValue};
 
+use super::error::ConfigError;
+use super::model::Config;
+use super::server::ServerConfig;
 use super::toml_values::{in_order, Doc, Res, Value};
-use super::units::{parse_bind, parse_log_level};
-use super::{Config, ConfigError};
 
 const TOP_KEYS: &[&str] = &["server", "route", "tenant", "jobs", "timer"];
 const LATER_TOP_KEYS: &[&str] = &[];
-#[rustfmt::skip]
-const SERVER_KEYS: &[&str] = &[
-    "bind", "workers", "threads", "state_dir", "spool_dir", "max_body_size", "spool_threshold",
-    "header_timeout", "body_timeout", "body_min_rate", "keepalive_timeout", "max_header_size",
-    "max_headers", "max_connections", "graceful_timeout", "log_level", "access_log",
-    "pythonpath", "chdir", "debug", "watch",
-];
 
 /// Reads `path` and applies it onto `config`; errors name the file as `shown`.
 /// Returns the line of the first route whose prefix is `/` (for any hosts), if there is one.
@@ -57,7 +51,7 @@ impl Doc<'_> {
                 "tenant" => self.tenants(k, v, config)?,
                 "jobs" => self.jobs(k, v, config)?,
                 "timer" => self.timers(k, v, config)?,
-                _ if SERVER_KEYS.contains(&name) => {
+                _ if server_keys().contains(&name) => {
                     let msg =
                         format!("unknown top-level key; did you mean `{name}` under [server]?");
                     return Err(self.err(k.span(), name, msg));
@@ -68,80 +62,32 @@ impl Doc<'_> {
         Ok(root_line)
     }
 
+    /// `[server]`: every key but `watch` is a setting of the table in `server.rs`.
     fn server(&self, value: &Value, config: &mut Config) -> Res<()> {
         let DeValue::Table(table) = value.get_ref() else {
             let at = self.at("server".into(), value);
             return Err(at.type_err("a table ([server])"));
         };
         for (k, v) in in_order(table) {
-            let at = self.at(format!("server.{}", k.get_ref()), v);
-            match k.get_ref().as_ref() {
-                "bind" => {
-                    let mut addrs = Vec::new();
-                    for (s, span) in at.strings()? {
-                        let addr = parse_bind(s).map_err(|m| at.err_at(span.clone(), m))?;
-                        if addrs.contains(&addr) {
-                            return Err(at.err_at(span, format!("{addr} is listed twice")));
-                        }
-                        addrs.push(addr);
-                    }
-                    if addrs.is_empty() {
-                        return Err(at.err("lists no address"));
-                    }
-                    config.server.bind = Some(addrs);
-                }
-                "workers" => config.server.workers = at.count()?,
-                "threads" => config.server.threads = at.count()?,
-                "max_headers" => config.server.max_headers = at.count()?,
-                "max_connections" => config.server.max_connections = at.count()?,
-                "state_dir" => config.server.state_dir = at.path()?,
-                "spool_dir" => config.server.spool_dir = at.path()?,
-                "chdir" => config.server.chdir = Some(at.dir()?),
-                "max_body_size" => config.server.max_body_size = at.size()?,
-                "spool_threshold" => config.server.spool_threshold = at.size()?,
-                "body_min_rate" => config.server.body_min_rate = at.size()?,
-                "max_header_size" => {
-                    config.server.max_header_size = usize::try_from(at.size()?)
-                        .map_err(|_| at.err("is too large for this platform"))?
-                }
-                "header_timeout" => config.server.header_timeout = at.duration()?,
-                "body_timeout" => config.server.body_timeout = at.duration()?,
-                "keepalive_timeout" => config.server.keepalive_timeout = at.duration()?,
-                "graceful_timeout" => config.server.graceful_timeout = at.duration()?,
-                "log_level" => {
-                    config.server.log_level =
-                        parse_log_level(at.string()?).map_err(|m| at.err(m))?
-                }
-                "access_log" => {
-                    let log = match at.string()? {
-                        "-" => "-".to_string(),
-                        _ => at.path()?.to_string_lossy().into_owned(),
-                    };
-                    config.server.access_log = Some(log);
-                }
-                "pythonpath" => {
-                    let dirs: Vec<PathBuf> = match v.get_ref() {
-                        // One string may list several directories, as on the command line.
-                        DeValue::String(s) => std::env::split_paths(s.as_ref()).collect(),
-                        _ => at
-                            .strings()?
-                            .iter()
-                            .map(|(s, _)| PathBuf::from(s))
-                            .collect(),
-                    };
-                    let dirs = dirs.into_iter().filter(|p| !p.as_os_str().is_empty());
-                    config.server.pythonpath = dirs.map(|p| self.base.join(p)).collect();
-                }
-                "debug" => match v.get_ref() {
-                    DeValue::Boolean(b) => config.server.debug = *b,
-                    _ => return Err(at.type_err("true or false")),
-                },
-                "watch" => config.watch = Some(at.dir()?),
-                _ => return Err(at.unknown(k, SERVER_KEYS, &[])),
+            let name: &str = k.get_ref();
+            let at = self.at(format!("server.{name}"), v);
+            if name == "watch" {
+                config.watch = Some(at.dir()?);
+            } else if let Some(applied) = config.server.apply_toml(name, &at) {
+                applied?;
+            } else {
+                return Err(at.unknown(k, &server_keys(), &[]));
             }
         }
         Ok(())
     }
+}
+
+/// Every key `[server]` takes: the settings, then `watch`.
+fn server_keys() -> Vec<&'static str> {
+    let mut keys = ServerConfig::TOML_KEYS.to_vec();
+    keys.push("watch");
+    keys
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Tests of `config::toml_file` (kept apart so the module stays readable).
 use super::*;
-use crate::config::{RouteTarget, WasmLimits};
+use crate::config::route::RouteTarget;
+use crate::config::wasm_settings::WasmLimits;
 use std::fs;
+use std::path::PathBuf;
 use std::time::Duration;
 
 type Loaded = Res<(Config, Option<usize>)>;

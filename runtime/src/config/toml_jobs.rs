@@ -14,9 +14,11 @@ use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 
+use super::error::ConfigError;
 use super::jobs::{Schedule, TimerConfig};
+use super::model::Config;
 use super::toml_values::{in_order, At, Doc, Key, Res, Value};
-use super::{Config, ConfigError};
+use super::units::format_duration;
 
 const JOBS_KEYS: &[&str] = &[
     "max_attempts",
@@ -63,7 +65,10 @@ impl Doc<'_> {
             }
         }
         if jobs.max_backoff < jobs.backoff {
-            let (max, min) = (show(jobs.max_backoff), show(jobs.backoff));
+            let (max, min) = (
+                format_duration(jobs.max_backoff),
+                format_duration(jobs.backoff),
+            );
             let (span, key, msg) = match (max_backoff_at, backoff_at) {
                 (Some(span), _) => (
                     span,
@@ -171,14 +176,6 @@ fn positive(at: &At) -> Res<Duration> {
         return Err(at.err("must be more than zero"));
     }
     Ok(duration)
-}
-
-/// `1500ms`, `30s`: how a duration is shown in messages.
-fn show(duration: Duration) -> String {
-    match duration.subsec_millis() {
-        0 => format!("{}s", duration.as_secs()),
-        _ => format!("{}ms", duration.as_millis()),
-    }
 }
 
 fn timer_name(at: &At, earlier: &[TimerConfig]) -> Res<String> {

@@ -1,8 +1,8 @@
 //! Tests of `config::toml_jobs`: `[jobs]` and `[[timer]]` read from a real file, every key's
 //! good and bad values with the exact line and key reported.
 use super::*;
+use crate::config::jobs::JobsConfig;
 use crate::config::toml_file::apply_file;
-use crate::config::JobsConfig;
 use std::fs;
 
 fn defaults() -> Config {

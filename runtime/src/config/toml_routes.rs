@@ -11,10 +11,12 @@ use std::ops::Range;
 
 use toml::de::{DeTable, DeValue};
 
+use super::model::Config;
+use super::route::{RouteConfig, RouteTarget, TenantConfig};
 use super::toml_values::{in_order, At, Doc, Key, Res, Value};
 use super::units::{normalize_host, normalize_prefix, parse_python_target};
+use super::wasm_settings::WasmSettings;
 use super::wasm_settings::{check_env_name, parse_origin, MAX_MEMORY};
-use super::{Config, RouteConfig, RouteTarget, TenantConfig, WasmSettings};
 
 const ROUTE_KEYS: &[&str] = &[
     "prefix",

@@ -13,8 +13,8 @@ use std::time::Duration;
 use toml::de::{DeString, DeTable, DeValue};
 use toml::Spanned;
 
+use super::error::ConfigError;
 use super::units::{parse_duration, parse_size};
-use super::ConfigError;
 
 pub(super) type Key<'i> = Spanned<DeString<'i>>;
 pub(super) type Value<'i> = Spanned<DeValue<'i>>;

@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use super::error::ValueError;
+
 /// Linear memory a guest may grow to when nothing says otherwise.
 pub const DEFAULT_MEMORY: u64 = 128 * 1024 * 1024;
 /// Wall-clock time an instance may run (start to last response byte) when nothing says otherwise.
@@ -118,7 +120,7 @@ pub fn default_port(scheme: &str) -> Option<u16> {
 }
 
 /// Parses an `allow_outbound` entry: `https://api.example.com`, `http://127.0.0.1:9000`, `*`.
-pub fn parse_origin(s: &str) -> Result<Origin, String> {
+pub fn parse_origin(s: &str) -> Result<Origin, ValueError> {
     let t = s.trim();
     if t == "*" {
         return Ok(Origin::Any);
@@ -130,7 +132,7 @@ pub fn parse_origin(s: &str) -> Result<Origin, String> {
     let implied = default_port(&scheme).ok_or_else(|| bad("the scheme must be http or https"))?;
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
-        return Err(bad("only scheme://host[:port], without a path"));
+        return Err(bad("only scheme://host[:port], without a path").into());
     }
     // The port separator is the last `:` outside an IPv6 literal's brackets.
     let host_end = rest.rfind(']').map_or(0, |i| i + 1);
@@ -145,7 +147,7 @@ pub fn parse_origin(s: &str) -> Result<Origin, String> {
         None => (rest, implied),
     };
     if host.is_empty() {
-        return Err(bad("no host"));
+        return Err(bad("no host").into());
     }
     Ok(Origin::Exact {
         scheme,
@@ -155,11 +157,12 @@ pub fn parse_origin(s: &str) -> Result<Origin, String> {
 }
 
 /// Checks an environment variable name: not empty, no `=` and no NUL.
-pub fn check_env_name(name: &str) -> Result<(), String> {
+pub fn check_env_name(name: &str) -> Result<(), ValueError> {
     if name.is_empty() || name.contains(['=', '\0']) {
         return Err(format!(
             "`{name}` cannot be an environment variable name (empty, or has `=` or NUL)"
-        ));
+        )
+        .into());
     }
     Ok(())
 }

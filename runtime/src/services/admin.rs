@@ -99,7 +99,7 @@ fn state_name(state: JobState) -> &'static str {
     }
 }
 
-/// `every 30s`, `every 1500ms`, `once`, `cron */5 * * * *`.
+/// `every 30s`, `every 1.5s`, `once`, `cron */5 * * * *`.
 fn schedule_text(schedule: &Schedule) -> String {
     match schedule {
         Schedule::Every(period) => format!("every {}", duration_text(*period)),
@@ -108,13 +108,7 @@ fn schedule_text(schedule: &Schedule) -> String {
 }
 
 fn duration_text(d: Duration) -> String {
-    let secs = d.as_secs();
-    match (d.subsec_millis(), secs) {
-        (0, s) if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
-        (0, s) if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
-        (0, s) => format!("{s}s"),
-        _ => format!("{}ms", d.as_millis()),
-    }
+    crate::config::format_duration(d)
 }
 
 /// One line of text: control characters become spaces, then at most `width` characters.

@@ -235,11 +235,7 @@ fn retry_later(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
 
 /// `2s`, `1.25s`, `250ms` (as a limit is written in the config).
 fn seconds(d: Duration) -> String {
-    if d.as_secs() == 0 {
-        return format!("{}ms", d.as_millis());
-    }
-    let text = format!("{:.3}", d.as_secs_f64());
-    format!("{}s", text.trim_end_matches('0').trim_end_matches('.'))
+    crate::config::format_duration(d)
 }
 
 /// `32 MiB`, `2560 KiB`, `100000 bytes`: exact, in the largest unit that divides evenly.

@@ -1,0 +1,60 @@
+//! What one route is: its prefix, hosts, target and per-route limits, and what a tenant is.
+//!
+//! Owns: `RouteConfig`, `RouteTarget` and `TenantConfig` (plain data, checked by whoever builds
+//! them: `toml_routes`, `cli`, the Python host's script loader). Must not touch: parsing or
+//! reading files; depends only on `wasm_settings`.
+
+use std::path::PathBuf;
+
+use super::wasm_settings::WasmSettings;
+
+/// One `[[tenant]]`: a name, the hosts it owns, default limits for its routes.
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    pub name: String,
+    pub hosts: Vec<String>,
+    /// Defaults for the tenant's routes; `defaults.max_concurrency` caps the whole tenant.
+    pub defaults: WasmSettings,
+}
+
+/// One `[[route]]` table (or a CLI app target, or one entry of a script's `PATHS`).
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// Path prefix, normalised: starts with `/`, no trailing `/` except for the root itself.
+    pub prefix: String,
+    /// Host names this route answers (lower-case, no port); empty means any host.
+    pub hosts: Vec<String>,
+    pub target: RouteTarget,
+    /// Overrides `server.max_body_size` for this route.
+    pub max_body_size: Option<u64>,
+    /// WASM keys written on this route (only allowed on `wasm` routes).
+    pub wasm: WasmSettings,
+    /// Index into `Config::tenants` for a `[[tenant.route]]`.
+    pub tenant: Option<usize>,
+}
+
+impl RouteConfig {
+    /// A route with no per-route settings.
+    pub fn new(prefix: String, hosts: Vec<String>, target: RouteTarget) -> RouteConfig {
+        RouteConfig {
+            prefix,
+            hosts,
+            target,
+            max_body_size: None,
+            wasm: WasmSettings::default(),
+            tenant: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteTarget {
+    /// A WSGI callable: `module:attr` (attr may be dotted, e.g. `pkg.mod:wsgi.application`).
+    Python { module: String, attr: String },
+    /// The `index`-th entry of the script's `PATHS` (a Fapws-style handler).
+    ScriptPath { index: usize },
+    /// Files under a directory.
+    Static { root: PathBuf },
+    /// A `wasi:http/proxy` component file.
+    Wasm { file: PathBuf },
+}

@@ -1,0 +1,107 @@
+//! The `[server]` settings: ONE line per setting gives its name (field, `--flag` and TOML key),
+//! type, default, kind of value, flag type and help.
+//!
+//! Adding a setting = one entry in the table below (+ reading `config.server.NAME` where it is
+//! used). The macro (`settings::settings_table!`) generates `ServerConfig` and its `Default`,
+//! the clap flags `ServerFlags` (help shows the default, rendered from the value), the TOML key
+//! list and dispatch used by `toml_file`, and the flag application used by `cli`. Every
+//! `[server]` key has a flag of the same name; `watch` is the one `[server]` key outside this
+//! table (it lands in `Config::watch`, and `--watch` sits with `--wasm` in `cli`).
+//!
+//! Owns: the settings table, `ServerConfig::bind_addrs`. Must not touch: how a kind of value
+//! is read (`setting_kinds`) or the generated code's shape (`settings`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::setting_kinds::{
+    AccessLog, AnyPath, Binds, Count, Dur, ExistingDir, LogLevel, PathList, Size, SizeUsize, Switch,
+};
+use super::settings::settings_table;
+pub use super::units::DEFAULT_BIND;
+use super::units::LOG_LEVELS;
+
+settings_table! {
+    /// The `[server]` table and its command-line flags.
+    config ServerConfig, flags ServerFlags;
+
+    /// Listen on HOST:PORT, :PORT or PORT (repeatable; IPv6 as [::1]:8000)
+    /// `None` until a flag, the TOML file or a script's `SERVER` sets it (see `bind_addrs`).
+    #[arg(short = 'b', value_name = "ADDR")]
+    bind: Option<Vec<SocketAddr>> = None, read Binds, flag Vec<String>;
+    /// Worker processes
+    #[arg(short = 'w', value_name = "N")]
+    workers: usize = 1, read Count, flag Option<usize>;
+    /// Python executor threads per worker
+    #[arg(value_name = "N")]
+    threads: usize = 1, read Count, flag Option<usize>;
+    /// Directory for durable state
+    #[arg(value_name = "DIR")]
+    state_dir: PathBuf = PathBuf::from(".wsrun"), read AnyPath, flag Option<PathBuf>;
+    /// Directory for spooled request bodies
+    #[arg(value_name = "DIR")]
+    spool_dir: PathBuf = std::env::temp_dir(), read AnyPath, flag Option<PathBuf>;
+    /// Largest request body accepted, e.g. 10MiB
+    /// The default for every route; a route's own `max_body_size` wins.
+    #[arg(value_name = "SIZE")]
+    max_body_size: u64 = 10 * 1024 * 1024, read Size, flag Option<String>;
+    /// Bodies larger than this are spooled to disk
+    #[arg(value_name = "SIZE")]
+    spool_threshold: u64 = 1024 * 1024, read Size, flag Option<String>;
+    /// Time allowed for a whole request head
+    /// The whole request head must arrive within this (slowloris guard).
+    #[arg(value_name = "DUR")]
+    header_timeout: Duration = Duration::from_secs(10), read Dur, flag Option<String>;
+    /// Base time allowed for a request body
+    /// This much time, plus one second per `body_min_rate` bytes received.
+    #[arg(value_name = "DUR")]
+    body_timeout: Duration = Duration::from_secs(20), read Dur, flag Option<String>;
+    /// Extra body time: one second per this many bytes received
+    #[arg(value_name = "SIZE")]
+    body_min_rate: u64 = 512, read Size, flag Option<String>;
+    /// Idle time allowed between requests on a kept-alive connection
+    #[arg(value_name = "DUR")]
+    keepalive_timeout: Duration = Duration::from_secs(5), read Dur, flag Option<String>;
+    /// Largest request head accepted
+    /// Past it the client gets 431.
+    #[arg(value_name = "SIZE")]
+    max_header_size: usize = 16 * 1024, read SizeUsize, flag Option<String>;
+    /// Most header fields in one request
+    /// Past it the client gets 431.
+    #[arg(value_name = "N")]
+    max_headers: usize = 100, read Count, flag Option<usize>;
+    /// Open connections per worker
+    /// Past it a new connection gets 503 and is closed.
+    #[arg(value_name = "N")]
+    max_connections: usize = 1000, read Count, flag Option<usize>;
+    /// How long SIGTERM waits for in-flight requests
+    #[arg(value_name = "DUR")]
+    graceful_timeout: Duration = Duration::from_secs(30), read Dur, flag Option<String>;
+    /// Log level
+    #[arg(value_name = "LEVEL", value_parser = clap::builder::PossibleValuesParser::new(LOG_LEVELS))]
+    log_level: String = "info".to_string(), read LogLevel, flag Option<String>;
+    /// Write an access log to PATH (`-` for stdout)
+    /// `None`: no access log.
+    #[arg(value_name = "PATH")]
+    access_log: Option<String> = None, read AccessLog, flag Option<String>;
+    /// Add to the Python import path (repeatable; one value may list DIR:DIR:...)
+    /// With `-c FILE`, the file's own directory is added after these (see `cli`).
+    #[arg(value_name = "DIR")]
+    pythonpath: Vec<PathBuf> = Vec::new(), read PathList, flag Vec<PathBuf>;
+    /// Change to this directory before loading the app
+    #[arg(value_name = "DIR")]
+    chdir: Option<PathBuf> = None, read ExistingDir, flag Option<PathBuf>;
+    /// Debug mode: tracebacks in error responses
+    debug: bool = false, read Switch, flag bool;
+}
+
+impl ServerConfig {
+    /// The addresses to listen on, falling back to the default.
+    pub fn bind_addrs(&self) -> Vec<SocketAddr> {
+        match &self.bind {
+            Some(addrs) => addrs.clone(),
+            None => vec![DEFAULT_BIND],
+        }
+    }
+}

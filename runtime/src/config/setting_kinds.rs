@@ -1,0 +1,272 @@
+//! The kinds of setting value, each read the same way from a flag and from `wsrun.toml`.
+//!
+//! Owns: one `Setting` implementation per kind (`Count`, `Size`, `SizeUsize`, `Dur`,
+//! `AnyPath`, `ExistingDir`, `PathList`, `Binds`, `LogLevel`, `AccessLog`, `Switch`) with the
+//! checks and messages of that kind. Must not touch: which settings exist (`server`) or the
+//! value grammars themselves (`units`); TOML access goes through `toml_values::At`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::de::DeValue;
+
+use super::error::ConfigError;
+use super::settings::Setting;
+use super::toml_values::{At, Res};
+use super::units::{
+    format_duration, format_size, parse_bind, parse_duration, parse_log_level, parse_size,
+    DEFAULT_BIND,
+};
+
+/// A whole number, at least 1 (`workers`, `max_connections`).
+pub(super) struct Count;
+/// A byte size (`10MiB`, or a number of bytes in TOML).
+pub(super) struct Size;
+/// A byte size kept as `usize` (sizes of in-memory buffers).
+pub(super) struct SizeUsize;
+/// A duration (`2s`, `250ms`; a number of seconds in TOML).
+pub(super) struct Dur;
+/// A path, made absolute against the working directory (flag) or the file's directory.
+pub(super) struct AnyPath;
+/// A path that must name an existing directory; no default.
+pub(super) struct ExistingDir;
+/// Directories for the Python import path: repeatable, and one value may list `DIR:DIR`.
+pub(super) struct PathList;
+/// Listen addresses: repeatable, no duplicates; `None` means the default address.
+pub(super) struct Binds;
+/// One of `LOG_LEVELS`, any case.
+pub(super) struct LogLevel;
+/// `-` for stdout or a file path; `None` means no access log.
+pub(super) struct AccessLog;
+/// On or off; a flag can only turn it on.
+pub(super) struct Switch;
+
+impl Setting for Count {
+    type Value = usize;
+    type Flag = Option<usize>;
+    fn from_flag(flag: &str, given: &Option<usize>, _: &Path) -> Res<Option<usize>> {
+        match given {
+            Some(0) => Err(ConfigError::flag(flag, "must be at least 1")),
+            other => Ok(*other),
+        }
+    }
+    fn from_toml(at: &At) -> Res<usize> {
+        at.count()
+    }
+    fn shown(default: &usize) -> Option<String> {
+        Some(default.to_string())
+    }
+}
+
+impl Setting for Size {
+    type Value = u64;
+    type Flag = Option<String>;
+    fn from_flag(flag: &str, given: &Option<String>, _: &Path) -> Res<Option<u64>> {
+        let parse = |v: &String| parse_size(v).map_err(|m| ConfigError::flag(flag, m));
+        given.as_ref().map(parse).transpose()
+    }
+    fn from_toml(at: &At) -> Res<u64> {
+        at.size()
+    }
+    fn shown(default: &u64) -> Option<String> {
+        Some(format_size(*default))
+    }
+}
+
+const TOO_LARGE: &str = "is too large for this platform";
+
+impl Setting for SizeUsize {
+    type Value = usize;
+    type Flag = Option<String>;
+    fn from_flag(flag: &str, given: &Option<String>, cwd: &Path) -> Res<Option<usize>> {
+        let Some(size) = Size::from_flag(flag, given, cwd)? else {
+            return Ok(None);
+        };
+        let size = usize::try_from(size).map_err(|_| ConfigError::flag(flag, TOO_LARGE))?;
+        Ok(Some(size))
+    }
+    fn from_toml(at: &At) -> Res<usize> {
+        usize::try_from(at.size()?).map_err(|_| at.err(TOO_LARGE))
+    }
+    fn shown(default: &usize) -> Option<String> {
+        Some(format_size(*default as u64))
+    }
+}
+
+impl Setting for Dur {
+    type Value = Duration;
+    type Flag = Option<String>;
+    fn from_flag(flag: &str, given: &Option<String>, _: &Path) -> Res<Option<Duration>> {
+        let parse = |v: &String| parse_duration(v).map_err(|m| ConfigError::flag(flag, m));
+        given.as_ref().map(parse).transpose()
+    }
+    fn from_toml(at: &At) -> Res<Duration> {
+        at.duration()
+    }
+    fn shown(default: &Duration) -> Option<String> {
+        Some(format_duration(*default))
+    }
+}
+
+impl Setting for AnyPath {
+    type Value = PathBuf;
+    type Flag = Option<PathBuf>;
+    fn from_flag(_: &str, given: &Option<PathBuf>, cwd: &Path) -> Res<Option<PathBuf>> {
+        Ok(given.as_ref().map(|p| cwd.join(p)))
+    }
+    fn from_toml(at: &At) -> Res<PathBuf> {
+        at.path()
+    }
+    fn shown(default: &PathBuf) -> Option<String> {
+        Some(default.display().to_string())
+    }
+}
+
+impl Setting for ExistingDir {
+    type Value = Option<PathBuf>;
+    type Flag = Option<PathBuf>;
+    fn from_flag(flag: &str, given: &Option<PathBuf>, cwd: &Path) -> Res<Option<Self::Value>> {
+        let Some(dir) = given else {
+            return Ok(None);
+        };
+        let dir = cwd.join(dir);
+        if !dir.is_dir() {
+            let msg = format!("`{}` is not a directory", dir.display());
+            return Err(ConfigError::flag(flag, msg));
+        }
+        Ok(Some(Some(dir)))
+    }
+    fn from_toml(at: &At) -> Res<Option<PathBuf>> {
+        at.dir().map(Some)
+    }
+    fn shown(_: &Option<PathBuf>) -> Option<String> {
+        None
+    }
+}
+
+impl Setting for PathList {
+    type Value = Vec<PathBuf>;
+    type Flag = Vec<PathBuf>;
+    fn from_flag(_: &str, given: &Vec<PathBuf>, cwd: &Path) -> Res<Option<Vec<PathBuf>>> {
+        if given.is_empty() {
+            return Ok(None);
+        }
+        let dirs = given
+            .iter()
+            .flat_map(|v| std::env::split_paths(v.as_os_str()).collect::<Vec<_>>())
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| cwd.join(p));
+        Ok(Some(dirs.collect()))
+    }
+    fn from_toml(at: &At) -> Res<Vec<PathBuf>> {
+        let dirs: Vec<PathBuf> = match at.v.get_ref() {
+            // One string may list several directories, as on the command line.
+            DeValue::String(s) => std::env::split_paths(s.as_ref()).collect(),
+            _ => at
+                .strings()?
+                .iter()
+                .map(|(s, _)| PathBuf::from(s))
+                .collect(),
+        };
+        let dirs = dirs.into_iter().filter(|p| !p.as_os_str().is_empty());
+        Ok(dirs.map(|p| at.doc.base.join(p)).collect())
+    }
+    fn shown(_: &Vec<PathBuf>) -> Option<String> {
+        None
+    }
+}
+
+impl Setting for Binds {
+    type Value = Option<Vec<SocketAddr>>;
+    type Flag = Vec<String>;
+    fn from_flag(flag: &str, given: &Vec<String>, _: &Path) -> Res<Option<Self::Value>> {
+        if given.is_empty() {
+            return Ok(None);
+        }
+        let mut addrs = Vec::new();
+        for b in given {
+            let addr = parse_bind(b).map_err(|m| ConfigError::flag(flag, m))?;
+            if addrs.contains(&addr) {
+                return Err(ConfigError::flag(flag, format!("{addr} is given twice")));
+            }
+            addrs.push(addr);
+        }
+        Ok(Some(Some(addrs)))
+    }
+    fn from_toml(at: &At) -> Res<Self::Value> {
+        let mut addrs = Vec::new();
+        for (s, span) in at.strings()? {
+            let addr = parse_bind(s).map_err(|m| at.err_at(span.clone(), m))?;
+            if addrs.contains(&addr) {
+                return Err(at.err_at(span, format!("{addr} is listed twice")));
+            }
+            addrs.push(addr);
+        }
+        if addrs.is_empty() {
+            return Err(at.err("lists no address"));
+        }
+        Ok(Some(addrs))
+    }
+    fn shown(_: &Self::Value) -> Option<String> {
+        Some(DEFAULT_BIND.to_string())
+    }
+}
+
+impl Setting for LogLevel {
+    type Value = String;
+    type Flag = Option<String>;
+    fn from_flag(flag: &str, given: &Option<String>, _: &Path) -> Res<Option<String>> {
+        let parse = |v: &String| parse_log_level(v).map_err(|m| ConfigError::flag(flag, m));
+        given.as_ref().map(parse).transpose()
+    }
+    fn from_toml(at: &At) -> Res<String> {
+        parse_log_level(at.string()?).map_err(|m| at.err(m))
+    }
+    fn shown(default: &String) -> Option<String> {
+        Some(default.clone())
+    }
+}
+
+impl Setting for AccessLog {
+    type Value = Option<String>;
+    type Flag = Option<String>;
+    fn from_flag(flag: &str, given: &Option<String>, cwd: &Path) -> Res<Option<Self::Value>> {
+        match given.as_deref() {
+            None => Ok(None),
+            Some("") => Err(ConfigError::flag(
+                flag,
+                "is empty (use `-` for stdout or a file path)",
+            )),
+            Some("-") => Ok(Some(Some("-".to_string()))),
+            Some(log) => Ok(Some(Some(cwd.join(log).to_string_lossy().into_owned()))),
+        }
+    }
+    fn from_toml(at: &At) -> Res<Option<String>> {
+        let log = match at.string()? {
+            "-" => "-".to_string(),
+            _ => at.path()?.to_string_lossy().into_owned(),
+        };
+        Ok(Some(log))
+    }
+    fn shown(_: &Option<String>) -> Option<String> {
+        None
+    }
+}
+
+impl Setting for Switch {
+    type Value = bool;
+    type Flag = bool;
+    fn from_flag(_: &str, given: &bool, _: &Path) -> Res<Option<bool>> {
+        Ok(given.then_some(true))
+    }
+    fn from_toml(at: &At) -> Res<bool> {
+        match at.v.get_ref() {
+            DeValue::Boolean(b) => Ok(*b),
+            _ => Err(at.type_err("true or false")),
+        }
+    }
+    fn shown(_: &bool) -> Option<String> {
+        None
+    }
+}
