@@ -7,6 +7,7 @@
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod http_path;
 pub mod python;
 pub mod router;
 pub mod server;
