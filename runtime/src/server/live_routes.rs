@@ -1,7 +1,8 @@
 //! A worker's route table while it runs, and the WebAssembly host behind its wasm routes.
 //!
 //! Owns: `LiveRouter` (the router built before the fork, replaced whole when `--watch` adds or
-//! removes a handler; a request keeps the table it started with) and `start_wasm`, which builds
+//! removes a handler; a request keeps the table it started with; a watched handler never
+//! displaces a configured route, and its removal removes only itself) and `start_wasm`, which builds
 //! the worker's `WasmHost` after the fork, loads every fixed wasm route (a failure fails the
 //! boot) and starts the directory watcher. Must not touch: request handling or matching rules.
 

@@ -1,9 +1,9 @@
 //! The front end: listeners, workers, connections and the per-request pipeline.
 //!
 //! Owns: starting the server for a validated config — a master process and its workers — and
-//! everything between the socket and a route's handler.
-//! Must not touch: configuration parsing (see `config`) or handler internals (`python`,
-//! `static_files`).
+//! everything between the socket and a route's handler, including what each route kind's
+//! handler is (`handler`). Must not touch: configuration parsing (see `config`) or handler
+//! internals (`python`, `wasm`, `static_files`).
 //!
 //! Layout, top down (each file uses only files below it):
 //! - `worker`: one process's event loop: builds its context, starts the services, then binds
