@@ -11,11 +11,10 @@ use std::sync::Arc;
 use clap::Parser;
 
 use crate::config::{self, Cli, Config};
-use crate::python::{interpreter, loader, WsgiApp};
-use crate::router::{Route, Router};
+use crate::python::{interpreter, loader};
+use crate::router::Router;
 use crate::server::{self, Handler};
 use crate::services;
-use crate::static_files::StaticDir;
 use crate::wasm::{self, WasmHost};
 
 pub fn main() -> ExitCode {
@@ -74,8 +73,8 @@ fn prepare(cli: &Cli, config: &mut Config) -> Result<Router<Handler>, String> {
         .map_or(config.server.state_dir.clone(), |d| d.path().to_path_buf());
     let startup_calls = services::begin_startup(&startup_dir, &config.jobs);
     let apps = loader::load_apps(config, fixed)?;
-    let router = build_router(config, apps)?;
-    config::check_timer_routes(config, |path| router.find("", path.as_bytes()).is_some())
+    let router = server::build_router(config, &apps)?;
+    config::check_timer_routes(config, |path| router.serves("", path))
         .map_err(|e| e.to_string())?;
     let unrouted = startup_calls.unrouted(&RouterCheck(router.shape()));
     if !unrouted.is_empty() {
@@ -93,12 +92,13 @@ fn prepare(cli: &Cli, config: &mut Config) -> Result<Router<Handler>, String> {
     Ok(router)
 }
 
-/// A router's shape as the services' route check (paths as callers write them).
+/// A router's shape as the services' route check (paths as callers write them, decoded as a
+/// request's are: `Router::serves`).
 struct RouterCheck(Router<()>);
 
 impl services::RouteCheck for RouterCheck {
     fn serves(&self, host: &str, path: &str) -> bool {
-        self.0.find(host, path.as_bytes()).is_some()
+        self.0.serves(host, path)
     }
 }
 
@@ -127,43 +127,6 @@ fn check_wasm(config: &Config) -> Result<(), String> {
         true => Ok(()),
         false => Err(errors.join("\nwsrun: error: ")),
     }
-}
-
-fn build_router(
-    config: &Config,
-    apps: Vec<Option<Arc<WsgiApp>>>,
-) -> Result<Router<Handler>, String> {
-    if config.routes.is_empty() && config.watch.is_none() {
-        return Err("nothing to serve: no routes".to_string());
-    }
-    let wasm_routes = wasm::build_routes(config);
-    let mut entries = Vec::with_capacity(config.routes.len());
-    for ((route, app), wasm_route) in config.routes.iter().zip(apps).zip(wasm_routes) {
-        let handler = match (&route.target, app) {
-            (config::RouteTarget::Wasm { file }, _) => match wasm_route {
-                Some(wasm_route) => Handler::Wasm(wasm_route),
-                None => return Err(format!("wasm route {}: {}", route.prefix, file.display())),
-            },
-            (config::RouteTarget::Static { root }, _) => {
-                let dir = StaticDir::new(root).map_err(|e| {
-                    format!("static route {}: {}: {e}", route.prefix, root.display())
-                })?;
-                Handler::Static(Arc::new(dir))
-            }
-            (_, Some(app)) => Handler::Python(app),
-            (_, None) => return Err(format!("route {} has no app", route.prefix)),
-        };
-        let max_body_size = route.max_body_size.unwrap_or(config.server.max_body_size);
-        entries.push((
-            route.hosts.clone(),
-            Route {
-                prefix: route.prefix.clone(),
-                handler,
-                max_body_size,
-            },
-        ));
-    }
-    Ok(Router::new(entries))
 }
 
 fn init_logging(level: &str) {

@@ -1,12 +1,24 @@
-//! wsrun: one server for Python WSGI apps (and, next, sandboxed WebAssembly handlers).
+//! wsrun: one server for Python WSGI apps and sandboxed WebAssembly (`wasi:http`) handlers,
+//! with durable jobs and timers shared by both.
 //!
 //! The binary's logic lives here so tests and benchmarks can reach it; `main.rs` only calls
-//! `cli::main`. Dependencies point one way: `cli -> config, server`;
-//! `server -> router -> {python, static_files}`; `python -> spool, body`.
+//! `cli::main`. Dependencies point one way, top down (no file imports a file that imports it
+//! back; `tools/import_cycles.py` lists the edges and any cycle):
+//! - `cli`: the start-up sequence -> `config`, `python`, `router`, `server`, `services`, `wasm`
+//! - `server`: master and workers, connections, the request pipeline, the route kinds
+//!   (`server::handler`) -> `router`, `python`, `wasm`, `static_files`, `services`, `spool`,
+//!   `http_path`, `body`
+//! - `router`: Host + longest prefix, generic over the handler -> `http_path`
+//! - `python` (WSGI host) and `wasm` (wasi:http host) -> `services`, `config`, `spool`, `body`;
+//!   they never import each other
+//! - `services`: jobs, timers, the journal -> `config`; routes only through its `RouteCheck`
+//!   and `Deliver` traits, which `server` implements
+//! - `config`: the validated `Config`; `static_files`, `spool`, `body`, `http_path`: leaves
 
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod http_path;
 pub mod python;
 pub mod router;
 pub mod server;

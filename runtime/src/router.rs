@@ -4,9 +4,13 @@
 //! or through a `*.example.com` wildcard) own it completely, like an nginx server block; a host
 //! no route lists falls to the routes without `hosts`. Within the group the longest prefix that
 //! ends on a segment boundary wins: `/api` matches `/api` and `/api/x`, never `/apix`.
+//! `serves` is the one answer to "is this (host, path as a caller writes it) routed?" for
+//! start-up checks, timers and jobs: it decodes the path as a request's is (`http_path`).
 //! Must not touch: what a handler is or does — the router is generic over it.
 
 use std::sync::Arc;
+
+use crate::http_path::route_path;
 
 /// One routable entry.
 #[derive(Debug)]
@@ -162,6 +166,12 @@ impl<H> Router<H> {
         })
     }
 
+    /// Whether a request to `host` for `path` as a caller writes it (percent-encoded, maybe
+    /// with a query) would be routed: the same decoding as a client request, then `find`.
+    pub fn serves(&self, host: &str, path: &str) -> bool {
+        self.find(host, &route_path(path)).is_some()
+    }
+
     /// Every route, host groups first.
     pub fn routes(&self) -> impl Iterator<Item = &Arc<Route<H>>> {
         self.host_groups
@@ -242,6 +252,15 @@ mod tests {
         assert_eq!(find(&r, "a.wild.test", "/w/x"), Some(("wild", 2)));
         assert_eq!(find(&r, "a.wild.test", "/other"), None);
         assert_eq!(find(&r, "wild.test", "/w"), Some(("root", 0)));
+    }
+
+    #[test]
+    fn written_paths_are_decoded_before_matching() {
+        let r = Router::new(vec![(vec![], route("/caf\u{e9}", "cafe"))]);
+        assert!(r.find("x", b"/caf%C3%A9").is_none());
+        assert!(r.serves("x", "/caf%C3%A9/menu?lang=fr"));
+        assert!(r.serves("x", "/caf\u{e9}"));
+        assert!(!r.serves("x", "/cafe"));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! Must not touch: requests, sockets, or the order of config precedence beyond "a setting given
 //! on the command line wins over the script".
 
+use std::collections::HashMap;
 use std::net::ToSocketAddrs;
 use std::path::Path;
 use std::sync::Arc;
@@ -26,26 +27,46 @@ pub struct CommandLineFixed {
     pub debug: bool,
 }
 
-/// Loads every Python app the config names. Returns one entry per `config.routes` item
-/// (`None` for non-Python routes), after adding a script's routes to `config`.
-pub fn load_apps(
-    config: &mut Config,
-    fixed: CommandLineFixed,
-) -> Result<Vec<Option<Arc<WsgiApp>>>, String> {
-    Python::attach(|py| {
-        let mut script_apps = Vec::new();
-        if let Some(script) = config.script.clone() {
-            script_apps = load_script(py, &script, config, fixed)?;
+/// The Python apps of a configuration, found by the route target that names them.
+#[derive(Default)]
+pub struct PythonApps {
+    /// `module:attr` targets, imported once each.
+    imported: HashMap<(String, String), Arc<WsgiApp>>,
+    /// A Fapws-style script's `PATHS` handlers, by their index in `PATHS`.
+    script: Vec<Arc<WsgiApp>>,
+}
+
+impl PythonApps {
+    /// The app a Python route target names (`None` for other kinds, or an unknown target).
+    pub fn for_target(&self, target: &RouteTarget) -> Option<Arc<WsgiApp>> {
+        match target {
+            RouteTarget::Python { module, attr } => {
+                self.imported.get(&(module.clone(), attr.clone())).cloned()
+            }
+            RouteTarget::ScriptPath { index } => self.script.get(*index).cloned(),
+            RouteTarget::Static { .. } | RouteTarget::Wasm { .. } => None,
         }
-        config
-            .routes
-            .iter()
-            .map(|route| match &route.target {
-                RouteTarget::Python { module, attr } => import_app(py, module, attr).map(Some),
-                RouteTarget::ScriptPath { index } => Ok(script_apps.get(*index).cloned()),
-                RouteTarget::Static { .. } | RouteTarget::Wasm { .. } => Ok(None),
-            })
-            .collect()
+    }
+}
+
+/// Loads every Python app the config names (in route order, so the first broken one is the
+/// one reported), after adding a script's routes to `config`.
+pub fn load_apps(config: &mut Config, fixed: CommandLineFixed) -> Result<PythonApps, String> {
+    Python::attach(|py| {
+        let mut apps = PythonApps::default();
+        if let Some(script) = config.script.clone() {
+            apps.script = load_script(py, &script, config, fixed)?;
+        }
+        for route in &config.routes {
+            if let RouteTarget::Python { module, attr } = &route.target {
+                let key = (module.clone(), attr.clone());
+                if !apps.imported.contains_key(&key) {
+                    let app = import_app(py, module, attr)?;
+                    apps.imported.insert(key, app);
+                }
+            }
+        }
+        Ok(apps)
     })
 }
 

@@ -24,9 +24,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::access_log::AccessRecord;
+use super::context::WorkerContext;
 use super::guard::{GuardLimits, GuardedIo, HeadClock};
-use super::service::{serve, Peer};
-use super::worker::WorkerContext;
+use super::peer::Peer;
+use super::service::serve;
 use crate::body::{BoxError, ResponseBody};
 
 /// Serves `stream` until the client leaves, a timeout fires, or the worker drains.
@@ -37,9 +38,10 @@ pub async fn serve_connection(
     mut draining: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let server = &ctx.config.server;
     let limits = GuardLimits {
-        max_header_size: ctx.max_header_size,
-        max_headers: ctx.max_headers,
+        max_header_size: server.max_header_size,
+        max_headers: server.max_headers,
     };
     let head_clock = HeadClock::started_now();
     let guarded = GuardedIo::with_clock(stream, limits, head_clock.clone());
@@ -80,7 +82,7 @@ pub async fn serve_connection(
         // EOF from the guard (a refused pipelined head) must not abort responses in flight.
         .half_close(true)
         // The guard enforces the header count; hyper's own limit would allocate per request.
-        .max_buf_size(ctx.max_header_size.max(8192) + 1024)
+        .max_buf_size(server.max_header_size.max(8192) + 1024)
         // Copy head and body into one buffer and `write` it, rather than `writev` of several:
         // measured (A/B, 3 rounds) +3% req/s on Python hello, +2-5% on the 10 KB echo, +1% on
         // WASM hello; a 300 MB streamed response stays at 3-4 GB/s on loopback.
@@ -93,7 +95,8 @@ pub async fn serve_connection(
     }
     // One timer per connection, re-armed only when it fires: it always fires no later than the
     // true deadline, then either acts or moves to the new deadline. No per-request cost.
-    let check_every = ctx.header_timeout.min(ctx.keepalive_timeout);
+    let timeouts = (server.header_timeout, server.keepalive_timeout);
+    let check_every = timeouts.0.min(timeouts.1);
     let timer = tokio::time::sleep(check_every);
     tokio::pin!(timer);
     loop {
@@ -110,7 +113,6 @@ pub async fn serve_connection(
                 conn.as_mut().graceful_shutdown();
             }
             _ = timer.as_mut() => {
-                let timeouts = (ctx.header_timeout, ctx.keepalive_timeout);
                 match clock.expired(&head_clock, timeouts) {
                     Expired::Head => {
                         tracing::debug!("{}: request head not received in time", peer.remote);

@@ -15,10 +15,10 @@ use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Method, Request, Uri, Version};
 use http_body_util::BodyExt;
 
-use super::service::{
-    percent_decode, run_handler, Peer, Target, JOB_ATTEMPT_HEADER, JOB_ID_HEADER,
-};
-use super::worker::WorkerContext;
+use super::context::WorkerContext;
+use super::peer::Peer;
+use super::service::{run_handler, Target, JOB_ATTEMPT_HEADER, JOB_ID_HEADER};
+use crate::http_path::percent_decode;
 use crate::services::dispatch::{Deliver, Delivered};
 use crate::services::JobRecord;
 use crate::spool::SpooledBody;

@@ -1,7 +1,8 @@
 //! A worker's route table while it runs, and the WebAssembly host behind its wasm routes.
 //!
 //! Owns: `LiveRouter` (the router built before the fork, replaced whole when `--watch` adds or
-//! removes a handler; a request keeps the table it started with) and `start_wasm`, which builds
+//! removes a handler; a request keeps the table it started with; a watched handler never
+//! displaces a configured route, and its removal removes only itself) and `start_wasm`, which builds
 //! the worker's `WasmHost` after the fork, loads every fixed wasm route (a failure fails the
 //! boot) and starts the directory watcher. Must not touch: request handling or matching rules.
 
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::service::Handler;
+use super::handler::Handler;
 use crate::config::{Config, WasmLimits};
 use crate::router::{Entry, Route, Router};
 use crate::services::RouteCheck;
@@ -30,8 +31,7 @@ pub struct RouteShape(ArcSwap<Router<()>>);
 
 impl RouteCheck for RouteShape {
     fn serves(&self, host: &str, path: &str) -> bool {
-        let path = super::service::percent_decode(path.as_bytes());
-        self.0.load().find(host, &path).is_some()
+        self.0.load().serves(host, path)
     }
 }
 
@@ -54,7 +54,8 @@ impl LiveRouter {
         self.current.borrow().clone()
     }
 
-    /// Applies one `--watch` change: a new handler's route, or a removed one.
+    /// Applies one `--watch` change: a new handler's route, or a removed one. Only the watched
+    /// route itself is removed: a configured route at the same prefix keeps serving.
     pub fn apply(&self, change: WatchChange, max_body_size: u64) {
         let next = self.get().rebuilt(|entries| match change {
             WatchChange::Added(route) => {
@@ -70,9 +71,7 @@ impl LiveRouter {
                 }
                 entries.push(watched_entry(route, max_body_size));
             }
-            WatchChange::Removed(prefix) => entries.retain(|(hosts, r)| {
-                !(hosts.is_empty() && r.prefix == prefix && matches!(r.handler, Handler::Wasm(_)))
-            }),
+            WatchChange::Removed(gone) => entries.retain(|(_, r)| !is_route(r, &gone)),
         });
         self.shape.0.store(Arc::new(next.shape()));
         *self.current.borrow_mut() = Rc::new(next);
@@ -122,6 +121,11 @@ pub fn start_wasm(
     }))
 }
 
+/// Whether `route` serves exactly the WASM route `wasm` (the same one, not one at its prefix).
+fn is_route(route: &Route<Handler>, wasm: &Arc<WasmRoute>) -> bool {
+    matches!(&route.handler, Handler::Wasm(r) if Arc::ptr_eq(r, wasm))
+}
+
 /// The router entry of a watched handler: any host, at its `/NAME` prefix.
 fn watched_entry(route: Arc<WasmRoute>, max_body_size: u64) -> Entry<Handler> {
     let route = Route {
@@ -130,4 +134,62 @@ fn watched_entry(route: Arc<WasmRoute>, max_body_size: u64) -> Entry<Handler> {
         max_body_size,
     };
     (Vec::new(), Arc::new(route))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wasm::RouteInfo;
+
+    fn wasm_route(name: &str) -> Arc<WasmRoute> {
+        let info = RouteInfo {
+            name: name.to_string(),
+            prefix: "/hello".to_string(),
+            file: format!("{name}.wasm").into(),
+            tenant: None,
+            hosts: Vec::new(),
+            limits: WasmLimits::default(),
+        };
+        Arc::new(WasmRoute::new(info, None))
+    }
+
+    fn served_by(live: &LiveRouter) -> Option<String> {
+        let router = live.get();
+        let matched = router.find("any", b"/hello")?;
+        match &matched.route.handler {
+            Handler::Wasm(route) => Some(route.info.name.clone()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_watched_route_never_replaces_or_removes_a_configured_one() {
+        let configured = wasm_route("configured");
+        let live = LiveRouter::new(Router::new(vec![(
+            Vec::new(),
+            Route {
+                prefix: "/hello".to_string(),
+                handler: Handler::Wasm(configured),
+                max_body_size: 10,
+            },
+        )]));
+        let watched = wasm_route("watched");
+        live.apply(WatchChange::Added(watched.clone()), 10);
+        assert_eq!(served_by(&live).as_deref(), Some("configured"));
+        assert_eq!(live.get().routes().count(), 2);
+        live.apply(WatchChange::Removed(watched), 10);
+        assert_eq!(served_by(&live).as_deref(), Some("configured"));
+        assert_eq!(live.get().routes().count(), 1);
+    }
+
+    #[test]
+    fn a_removed_watched_route_is_gone() {
+        let live = LiveRouter::new(Router::new(Vec::new()));
+        let watched = wasm_route("watched");
+        live.apply(WatchChange::Added(watched.clone()), 10);
+        assert_eq!(served_by(&live).as_deref(), Some("watched"));
+        live.apply(WatchChange::Removed(watched), 10);
+        assert_eq!(served_by(&live), None);
+        assert!(!live.shape().serves("", "/hello"));
+    }
 }

@@ -1,25 +1,35 @@
 //! The front end: listeners, workers, connections and the per-request pipeline.
 //!
 //! Owns: starting the server for a validated config — a master process and its workers — and
-//! everything between the socket and a route's handler.
-//! Must not touch: configuration parsing (see `config`) or handler internals (`python`,
-//! `static_files`).
+//! everything between the socket and a route's handler, including what each route kind's
+//! handler is (`handler`). Must not touch: configuration parsing (see `config`) or handler
+//! internals (`python`, `wasm`, `static_files`).
 //!
-//! Layout: `listener` binds, `supervisor` forks and restarts workers, `worker` runs one event
-//! loop, `connection` drives hyper behind `guard` (strict RFC 9112 framing), `service` routes
-//! and spools one request, `access_log` writes combined-format lines.
+//! Layout, top down (each file uses only files below it):
+//! - `worker`: one process's event loop: builds its context, starts the services, then binds
+//!   its listeners (`listener`) and accepts; `supervisor` forks and restarts workers.
+//! - `connection`: hyper behind `guard` (strict RFC 9112 framing), timeouts, `access_log`.
+//! - `job_delivery`: a durable job as an in-process request through `service`.
+//! - `service`: one request: Host and path, routing, body limit, spooling, `run_handler`.
+//! - `context`: `WorkerContext`, what all of the above read (live router, hosts, `Arc<Config>`).
+//! - `live_routes`: the router while it runs (`--watch` changes) and the worker's WASM host.
+//! - `handler`: `Handler` (one variant per route kind) and `build_router`, one builder per kind.
+//! - `peer`: the connection's addresses.
 
 mod access_log;
 mod connection;
+mod context;
 pub mod guard;
+mod handler;
 mod job_delivery;
 pub mod listener;
 mod live_routes;
+mod peer;
 mod service;
 pub mod supervisor;
 mod worker;
 
-pub use service::Handler;
+pub use handler::{build_router, Handler};
 pub use worker::{run_worker, WorkerSetup};
 
 use std::sync::Arc;

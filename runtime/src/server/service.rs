@@ -5,36 +5,20 @@
 //! handler. Must not touch: connection-level concerns (timeouts between requests, the strict
 //! framing checks in `guard`, access logging) or what a handler does inside.
 
-use std::borrow::Cow;
-use std::net::SocketAddr;
-use std::sync::Arc;
-
 use http::request::Parts;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use hyper::body::Incoming;
 
-use super::worker::WorkerContext;
+use super::context::WorkerContext;
+use super::handler::Handler;
+use super::peer::Peer;
 use crate::body::{plain, ResponseBody};
-use crate::python::{RequestParts, WsgiApp};
+use crate::http_path::percent_decode;
+use crate::python::RequestParts;
 use crate::router::Route;
 use crate::spool::{spool, SpoolError, SpooledBody};
-use crate::static_files::StaticDir;
-use crate::wasm::{self, WasmRoute};
-
-/// What a route serves.
-pub enum Handler {
-    Python(Arc<WsgiApp>),
-    Static(Arc<StaticDir>),
-    Wasm(Arc<WasmRoute>),
-}
-
-/// Where a connection comes from and arrives.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer {
-    pub remote: SocketAddr,
-    pub local: SocketAddr,
-}
+use crate::wasm;
 
 /// Serves one request.
 pub async fn serve(
@@ -221,50 +205,9 @@ pub fn closing(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
     response
 }
 
-/// `%XX` decoding of a path; other bytes kept as they are. Borrowed when nothing is encoded.
-pub fn percent_decode(path: &[u8]) -> Cow<'_, [u8]> {
-    if !path.contains(&b'%') {
-        return Cow::Borrowed(path);
-    }
-    let mut out = Vec::with_capacity(path.len());
-    let mut i = 0;
-    while i < path.len() {
-        let byte = path[i];
-        if byte == b'%' {
-            if let (Some(hi), Some(lo)) =
-                (path.get(i + 1).and_then(hex), path.get(i + 2).and_then(hex))
-            {
-                out.push(hi << 4 | lo);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(byte);
-        i += 1;
-    }
-    Cow::Owned(out)
-}
-
-fn hex(byte: &u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(&*percent_decode(b"/caf%C3%A9"), b"/caf\xc3\xa9");
-        assert_eq!(&*percent_decode(b"/a%2fb"), b"/a/b");
-        assert_eq!(&*percent_decode(b"/bad%zz%4"), b"/bad%zz%4");
-        assert!(matches!(percent_decode(b"/plain"), Cow::Borrowed(_)));
-    }
 
     #[test]
     fn ports_are_stripped_from_hosts() {

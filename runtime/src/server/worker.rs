@@ -1,6 +1,8 @@
 //! A worker: one process, one event-loop thread, its own listeners and interpreter state.
 //!
-//! Owns: the tokio runtime of a worker, binding its SO_REUSEPORT listeners, the accept loops
+//! Owns: the tokio runtime of a worker, its start-up order (context, `--watch` changes,
+//! services, and only then its SO_REUSEPORT listeners: a worker accepts once it is ready, and
+//! logs `worker N (pid P) listening on http://ADDR` then), the accept loops
 //! (with the per-worker connection cap: past it a new connection gets 503 and is closed), and
 //! draining on SIGTERM/SIGINT within the grace period. Must not touch: other workers or the
 //! supervisor (see `supervisor`), or per-request logic (see `service`).
@@ -17,54 +19,24 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, Notify};
 use tokio::task::LocalSet;
 
-use super::access_log::AccessLog;
 use super::connection::serve_connection;
+use super::context::WorkerContext;
+use super::handler::Handler;
 use super::job_delivery::JobDelivery;
 use super::listener::bind_reuseport;
-use super::live_routes::{start_wasm, LiveRouter};
-use super::service::{Handler, Peer};
+use super::peer::Peer;
 use super::supervisor::WORKER_BOOT_FAILED;
 use crate::config::Config;
 use crate::python::services as python_services;
-use crate::python::WsgiHost;
 use crate::router::Router;
 use crate::services::{self, dispatch, Services};
-use crate::spool::SpoolLimits;
-use crate::wasm::{WasmHost, WatchChange};
+use crate::wasm::WatchChange;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// What a worker is started with (built once in the parent, before any fork).
 pub struct WorkerSetup {
     pub config: Arc<Config>,
     pub router: Router<Handler>,
-}
-
-/// Everything a connection of this worker reads.
-pub struct WorkerContext {
-    pub router: LiveRouter,
-    pub wsgi: Arc<WsgiHost>,
-    pub wasm: Option<WasmHost>,
-    pub access_log: Option<AccessLog>,
-    pub header_timeout: Duration,
-    pub keepalive_timeout: Duration,
-    pub max_header_size: usize,
-    pub max_headers: usize,
-    spool: SpoolLimits,
-}
-
-impl WorkerContext {
-    /// The route table a new request is routed with.
-    pub fn router(&self) -> Rc<Router<Handler>> {
-        self.router.get()
-    }
-
-    /// Spool limits for a route whose body limit is `max_body_size`.
-    pub fn spool_limits(&self, max_body_size: u64) -> SpoolLimits {
-        SpoolLimits {
-            max_body_size,
-            ..self.spool.clone()
-        }
-    }
 }
 
 const LISTEN_BACKLOG: i32 = 1024;
@@ -85,8 +57,19 @@ pub fn run_worker(setup: WorkerSetup, index: usize) -> i32 {
 }
 
 async fn serve_until_drained(setup: WorkerSetup, index: usize) -> i32 {
-    let config = setup.config.clone();
-    let server = &config.server;
+    let Some(ready) = get_ready(setup, index) else {
+        return WORKER_BOOT_FAILED;
+    };
+    let Ready {
+        ctx,
+        drain,
+        draining,
+        mut stop,
+    } = ready;
+    let server = &ctx.config.server;
+    // Bound only now that the worker is ready (context built, WASM loaded, the watched
+    // directory scanned, services started): no connection waits behind a loading worker, and
+    // the "listening" line below means "ready".
     let listeners = match bind_all(&server.bind_addrs()) {
         Ok(listeners) => listeners,
         Err(message) => {
@@ -94,35 +77,6 @@ async fn serve_until_drained(setup: WorkerSetup, index: usize) -> i32 {
             return WORKER_BOOT_FAILED;
         }
     };
-    let (ctx, watch_changes) = match build_context(setup) {
-        Ok((ctx, changes)) => (Rc::new(ctx), changes),
-        Err(message) => {
-            tracing::error!("worker {index}: {message}");
-            return WORKER_BOOT_FAILED;
-        }
-    };
-    if let Some(mut changes) = watch_changes {
-        let ctx = ctx.clone();
-        let max_body_size = server.max_body_size;
-        tokio::task::spawn_local(async move {
-            while let Some(change) = changes.recv().await {
-                ctx.router.apply(change, max_body_size);
-            }
-        });
-    }
-    let mut stop = match spawn_stop_watchdog(server.graceful_timeout) {
-        Ok(stop) => stop,
-        Err(message) => {
-            tracing::error!("worker {index}: {message}");
-            return WORKER_BOOT_FAILED;
-        }
-    };
-    let (drain, draining) = watch::channel(false);
-    let local = listeners.first().map(|(_, addr)| *addr);
-    if let Err(message) = start_services(&config, &ctx, local, &draining) {
-        tracing::error!("worker {index}: {message}");
-        return WORKER_BOOT_FAILED;
-    }
     let live = Rc::new(LiveConnections::default());
     for (listener, addr) in listeners {
         tracing::info!(
@@ -154,6 +108,50 @@ async fn serve_until_drained(setup: WorkerSetup, index: usize) -> i32 {
         );
     }
     0
+}
+
+/// A worker that may accept: its context, the drain switch and the stop signal.
+struct Ready {
+    ctx: Rc<WorkerContext>,
+    drain: watch::Sender<bool>,
+    draining: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+}
+
+/// Everything before the worker may accept: its context, the task applying `--watch`
+/// changes, the stop watchdog and the services. `None` after logging why the boot failed.
+fn get_ready(setup: WorkerSetup, index: usize) -> Option<Ready> {
+    let fail = |message: String| tracing::error!("worker {index}: {message}");
+    let (ctx, watch_changes) = WorkerContext::build(setup.config, setup.router)
+        .map_err(fail)
+        .ok()?;
+    let ctx = Rc::new(ctx);
+    if let Some(changes) = watch_changes {
+        tokio::task::spawn_local(apply_watch_changes(ctx.clone(), changes));
+    }
+    let stop = spawn_stop_watchdog(ctx.config.server.graceful_timeout)
+        .map_err(fail)
+        .ok()?;
+    let (drain, draining) = watch::channel(false);
+    // Jobs appear to arrive at the first configured address (the listeners are bound later).
+    let local = ctx.config.server.bind_addrs().first().copied();
+    start_services(&ctx.config, &ctx, local, &draining)
+        .map_err(fail)
+        .ok()?;
+    Some(Ready {
+        ctx,
+        drain,
+        draining,
+        stop,
+    })
+}
+
+/// Applies `--watch` changes to the worker's router as they come.
+async fn apply_watch_changes(ctx: Rc<WorkerContext>, mut changes: UnboundedReceiver<WatchChange>) {
+    let max_body_size = ctx.config.server.max_body_size;
+    while let Some(change) = changes.recv().await {
+        ctx.router.apply(change, max_body_size);
+    }
 }
 
 /// Starts this worker's share of the shared services: its journal thread, the dispatcher
@@ -192,42 +190,6 @@ fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<(TcpListener, SocketAddr)>, Stri
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))
         })
         .collect()
-}
-
-type WatchChanges = Option<UnboundedReceiver<WatchChange>>;
-
-fn build_context(setup: WorkerSetup) -> Result<(WorkerContext, WatchChanges), String> {
-    let WorkerSetup { config, mut router } = setup;
-    let server = &config.server;
-    let (wasm, changes) = match start_wasm(&config, &mut router)? {
-        Some(boot) => (Some(boot.host), boot.changes),
-        None => (None, None),
-    };
-    let wsgi = WsgiHost::start(server.threads, server.workers > 1, server.debug)?;
-    let access_log = match &server.access_log {
-        Some(target) => Some(
-            AccessLog::open(target).map_err(|e| format!("cannot open access log {target}: {e}"))?,
-        ),
-        None => None,
-    };
-    let ctx = WorkerContext {
-        router: LiveRouter::new(router),
-        wsgi,
-        wasm,
-        access_log,
-        header_timeout: server.header_timeout,
-        keepalive_timeout: server.keepalive_timeout,
-        max_header_size: server.max_header_size,
-        max_headers: server.max_headers,
-        spool: SpoolLimits {
-            max_body_size: server.max_body_size,
-            memory_threshold: server.spool_threshold,
-            dir: server.spool_dir.clone(),
-            body_timeout: server.body_timeout,
-            min_rate: server.body_min_rate,
-        },
-    };
-    Ok((ctx, changes))
 }
 
 /// Watches for SIGTERM/SIGINT on its own thread (the event loop may be busy inside a Python

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-use super::registry::RouteInfo;
+use super::route_info::RouteInfo;
 
 /// The longest line logged as is; the rest of a longer line is dropped with a marker.
 const MAX_LINE: usize = 4096;

@@ -22,7 +22,8 @@ use wasmtime_wasi_http::WasiHttpView;
 use super::body::{GuestRequestBody, GuestResponseBody};
 use super::engine::WasmEngine;
 use super::lanes::{run_in_lanes, GuestClock, SlowLane};
-use super::registry::{Admission, HandlerVersion, RouteInfo, WasmRoute};
+use super::registry::{Admission, HandlerVersion, WasmRoute};
+use super::route_info::RouteInfo;
 use super::state::GuestState;
 use crate::body::{plain, ResponseBody};
 

@@ -3,7 +3,8 @@
 //!
 //! Owns: `WasmHost`, a worker's engine, compiler and watcher, and the request entry point.
 //! Files: `engine` (wasmtime set-up, pooling, epoch ticker), `compile` (file checks, code
-//! cache, linking), `registry` (routes, their current version, concurrency permits), `state`
+//! cache, linking), `route_info` (what a route is: name, prefix, file, limits; the
+//! bottom layer the others read), `registry` (routes, their current version, concurrency permits), `state`
 //! (what an instance may see: env, log, memory limit, outbound policy), `invoke` (one
 //! request), `lanes` (event loop first, low-priority thread for guests that keep computing),
 //! `body` (bodies both ways), `guest_log` (guest stdout/stderr), `services_host` (the
@@ -22,12 +23,14 @@ mod guest_log;
 mod invoke;
 mod lanes;
 mod registry;
+mod route_info;
 mod services_host;
 mod state;
 mod watcher;
 
 pub use body::GuestRequestBody;
-pub use registry::{build_routes, handler_name, RouteInfo, WasmRoute};
+pub use registry::{WasmRoute, WasmRouteBuilder};
+pub use route_info::{handler_name, RouteInfo};
 pub use watcher::{handler_files, WatchChange};
 
 use std::path::{Path, PathBuf};

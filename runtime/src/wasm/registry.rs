@@ -1,55 +1,22 @@
 //! WASM routes and the handler version each one serves right now.
 //!
-//! Owns: `WasmRoute` (what a route is: its name, prefix, file, limits and tenant, plus the
-//! current `HandlerVersion` behind an atomic pointer and the permits that enforce
-//! `max_concurrency` per route and per tenant) and `build_routes`, which makes them from the
-//! config. A request takes the version that is current when it starts and keeps it to the end,
+//! Owns: `WasmRoute` (a route's `RouteInfo`, its current `HandlerVersion` behind an atomic
+//! pointer, and the permits that enforce `max_concurrency` per route and per tenant) and
+//! `WasmRouteBuilder`, which makes them from the config. A request takes the version that is current when it starts and keeps it to the end,
 //! so a swap never disturbs requests in flight. Must not touch: compiling (`compile`), running
 //! (`invoke`) or watching files (`watcher`).
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use super::route_info::{handler_name, RouteInfo};
 use super::state::GuestState;
-use crate::config::{Config, RouteConfig, RouteTarget, WasmLimits};
-
-/// What a route is, shared with every instance it runs (for limits and log labels).
-#[derive(Debug)]
-pub struct RouteInfo {
-    /// The handler's name: its file name without `.wasm`.
-    pub name: String,
-    pub prefix: String,
-    pub file: PathBuf,
-    pub tenant: Option<String>,
-    /// The Host names the route answers (a tenant's hosts for a tenant route); empty: any.
-    pub hosts: Vec<String>,
-    pub limits: WasmLimits,
-}
-
-impl RouteInfo {
-    /// The Host a job queued by this route's handler goes to: the route's first host (for a
-    /// tenant, the tenant's first), so it reaches the routes the handler's own requests can;
-    /// empty for a route without hosts (the routes that list no hosts).
-    pub fn job_host(&self) -> &str {
-        self.hosts.first().map_or("", String::as_str)
-    }
-
-    /// `handler `hello` on /hello` (with the tenant when there is one), for logs and errors.
-    pub fn label(&self) -> String {
-        match &self.tenant {
-            Some(tenant) => format!(
-                "tenant `{tenant}` handler `{}` on {}",
-                self.name, self.prefix
-            ),
-            None => format!("handler `{}` on {}", self.name, self.prefix),
-        }
-    }
-}
+use crate::config::{Config, RouteConfig};
 
 /// One compiled, linked version of a handler, ready to instantiate.
 pub struct HandlerVersion {
@@ -131,53 +98,43 @@ impl WasmRoute {
     }
 }
 
-/// A route's handler name: the file stem (`handlers/api_v2.wasm` -> `api_v2`).
-pub fn handler_name(file: &std::path::Path) -> String {
-    file.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| file.display().to_string())
+/// Makes the `WasmRoute` of each configured wasm route; routes of one tenant share the
+/// tenant's `max_concurrency` permits, so one builder serves a whole configuration.
+pub struct WasmRouteBuilder {
+    /// Per `config.tenants` entry: its shared permits and cap, when it sets `max_concurrency`.
+    tenant_permits: Vec<Option<(Arc<Semaphore>, usize)>>,
 }
 
-/// The `WasmRoute` of every wasm route in `config`, in `config.routes` order (`None` for
-/// routes of another kind). Routes of one tenant share the tenant's permits.
-pub fn build_routes(config: &Config) -> Vec<Option<Arc<WasmRoute>>> {
-    let tenant_permits: Vec<Option<(Arc<Semaphore>, usize)>> = config
-        .tenants
-        .iter()
-        .map(|t| {
-            t.defaults
-                .max_concurrency
-                .map(|n| (Arc::new(Semaphore::new(n)), n))
-        })
-        .collect();
-    config
-        .routes
-        .iter()
-        .map(|route| {
-            let RouteTarget::Wasm { file } = &route.target else {
-                return None;
-            };
-            let permits = route
-                .tenant
-                .and_then(|i| tenant_permits.get(i).cloned().flatten());
-            Some(Arc::new(WasmRoute::new(
-                route_info(config, route, file),
-                permits,
-            )))
-        })
-        .collect()
-}
+impl WasmRouteBuilder {
+    pub fn new(config: &Config) -> WasmRouteBuilder {
+        let tenant_permits = config
+            .tenants
+            .iter()
+            .map(|t| {
+                t.defaults
+                    .max_concurrency
+                    .map(|n| (Arc::new(Semaphore::new(n)), n))
+            })
+            .collect();
+        WasmRouteBuilder { tenant_permits }
+    }
 
-fn route_info(config: &Config, route: &RouteConfig, file: &std::path::Path) -> RouteInfo {
-    RouteInfo {
-        name: handler_name(file),
-        prefix: route.prefix.clone(),
-        file: file.to_path_buf(),
-        tenant: route
+    /// The (not yet loaded) route for `route`, which serves the component `file`.
+    pub fn route(&self, config: &Config, route: &RouteConfig, file: &Path) -> Arc<WasmRoute> {
+        let permits = route
             .tenant
-            .and_then(|i| config.tenants.get(i))
-            .map(|t| t.name.clone()),
-        hosts: route.hosts.clone(),
-        limits: config.wasm_limits(route),
+            .and_then(|i| self.tenant_permits.get(i).cloned().flatten());
+        let info = RouteInfo {
+            name: handler_name(file),
+            prefix: route.prefix.clone(),
+            file: file.to_path_buf(),
+            tenant: route
+                .tenant
+                .and_then(|i| config.tenants.get(i))
+                .map(|t| t.name.clone()),
+            hosts: route.hosts.clone(),
+            limits: config.wasm_limits(route),
+        };
+        Arc::new(WasmRoute::new(info, permits))
     }
 }

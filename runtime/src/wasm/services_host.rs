@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use wasmtime::component::{HasData, Linker};
 
-use super::registry::RouteInfo;
+use super::route_info::RouteInfo;
 use crate::config::Schedule;
 use crate::services::{self, JobRequest, ServiceError, TimerRequest};
 

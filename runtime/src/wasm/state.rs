@@ -19,7 +19,7 @@ use wasmtime_wasi_http::{
 };
 
 use super::guest_log::GuestLog;
-use super::registry::RouteInfo;
+use super::route_info::RouteInfo;
 use super::services_host::ServicesHost;
 use crate::config::{default_port, Origin};
 

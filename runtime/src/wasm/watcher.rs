@@ -19,7 +19,8 @@ use notify::{Event, EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::compile::Compiler;
-use super::registry::{handler_name, RouteInfo, WasmRoute};
+use super::registry::WasmRoute;
+use super::route_info::{handler_name, RouteInfo};
 use crate::config::WasmLimits;
 
 /// Quiet time after the last event on a file before it is compiled.
@@ -28,8 +29,9 @@ const DEBOUNCE: Duration = Duration::from_millis(40);
 /// A change to the set of watched routes, for the worker's router.
 pub enum WatchChange {
     Added(Arc<WasmRoute>),
-    /// The route at this prefix is gone.
-    Removed(String),
+    /// This watched route (the very one `Added` reported) is gone; a configured route at the
+    /// same prefix is not a watched one and stays.
+    Removed(Arc<WasmRoute>),
 }
 
 struct DirWatch {
@@ -144,7 +146,7 @@ impl DirWatch {
         if !file.is_file() {
             let route = self.routes.remove(&name)?;
             tracing::info!("{}: file removed; route removed", route.info.label());
-            return Some(WatchChange::Removed(route.info.prefix.clone()));
+            return Some(WatchChange::Removed(route));
         }
         let loaded = match self.compiler.load(file) {
             Ok(loaded) => loaded,

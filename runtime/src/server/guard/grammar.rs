@@ -7,7 +7,7 @@ use std::net::Ipv6Addr;
 
 use memchr::memchr;
 
-use super::{bad, fail, Fail, HeadScan, LineErr, State, MAX_CHUNK_DIGITS, MAX_TARGET_LEN};
+use super::scan::{bad, fail, Fail, HeadScan, LineErr, State, MAX_CHUNK_DIGITS, MAX_TARGET_LEN};
 
 /// Finds the next CRLF-terminated line in `raw`, resuming the LF search at `*scan`.
 /// Returns the line without CRLF and its length with CRLF; `limit` caps that length.

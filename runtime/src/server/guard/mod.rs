@@ -11,6 +11,9 @@
 //! and never writes to the client. A rejected head is reported through
 //! [`GuardedIo::take_rejection`]; the connection code writes [`Rejection::to_http_bytes`].
 //! The write half is a plain pass-through.
+//!
+//! Files: `scan` (limits, rejections and the parse state, shared by the guard and its grammar),
+//! `grammar` (pure checks of lines and fields), this file (buffering and framing over the I/O).
 
 use std::io;
 use std::pin::Pin;
@@ -19,110 +22,10 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 mod grammar;
+mod scan;
 use grammar::*;
-
-/// Longest accepted request-target, in bytes (longer: 414).
-const MAX_TARGET_LEN: usize = 8192;
-/// Longest accepted chunk-size line including extensions, CRLF excluded.
-const MAX_CHUNK_LINE: usize = 4096;
-/// Most hex digits accepted in a chunk-size (16 always fit in a `u64`).
-const MAX_CHUNK_DIGITS: usize = 16;
-/// Empty lines tolerated (and dropped) before a request-line (RFC 9112 section 2.2).
-const MAX_LEADING_EMPTY_LINES: usize = 4;
-/// Initial size of the read-ahead buffer; it doubles when a head or line needs more.
-const INITIAL_BUF: usize = 16 * 1024;
-
-/// Size limits applied to each request head (trailer fields count toward them too).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GuardLimits {
-    /// Largest head in bytes, request-line through the final empty line (larger: 431).
-    pub max_header_size: usize,
-    /// Most header fields in one head (more: 431).
-    pub max_headers: usize,
-}
-
-/// Why a request head was refused, and which status to answer with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rejection {
-    /// HTTP status code: 400, 405, 414, 431, 501 or 505.
-    pub status: u16,
-    /// Short human-readable cause, sent as the response body.
-    pub reason: &'static str,
-}
-
-impl Rejection {
-    /// The complete `Connection: close` response for this rejection, ready to write.
-    pub fn to_http_bytes(&self) -> Vec<u8> {
-        let text = match self.status {
-            400 => "Bad Request",
-            405 => "Method Not Allowed",
-            414 => "URI Too Long",
-            431 => "Request Header Fields Too Large",
-            501 => "Not Implemented",
-            505 => "HTTP Version Not Supported",
-            _ => "Error",
-        };
-        format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}\n",
-            self.status,
-            text,
-            self.reason.len() + 1,
-            self.reason
-        )
-        .into_bytes()
-    }
-}
-
-/// Where the guard is in the current message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Head,
-    Length(u64),
-    ChunkSize,
-    ChunkData(u64),
-    ChunkCrlf,
-    Trailers,
-}
-
-/// Facts gathered from the head being scanned (plain data: resetting it never allocates).
-#[derive(Debug, Default)]
-struct HeadScan {
-    /// Offset (from `ready`) of the first byte of the current line.
-    line_start: usize,
-    leading_empty: usize,
-    seen_request_line: bool,
-    http11: bool,
-    /// Header (then trailer) fields seen so far.
-    fields: usize,
-    /// Head size once complete; trailer lines are added to it.
-    bytes: usize,
-    hosts: usize,
-    content_length: Option<u64>,
-    te_seen: bool,
-    te_chunked: usize,
-    te_other: bool,
-    te_malformed: bool,
-}
-
-/// Why the guard stopped: reported once every byte before the violation has been released.
-#[derive(Debug, Clone, Copy)]
-enum Fail {
-    Head(Rejection),
-    Body(&'static str),
-}
-
-fn fail(status: u16, reason: &'static str) -> Fail {
-    Fail::Head(Rejection { status, reason })
-}
-
-fn bad(reason: &'static str) -> Fail {
-    fail(400, reason)
-}
-
-enum LineErr {
-    BareLf,
-    TooLong,
-}
+use scan::*;
+pub use scan::{GuardLimits, Rejection};
 
 /// A client connection whose read side only yields bytes of validly framed requests.
 ///

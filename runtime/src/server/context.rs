@@ -1,0 +1,81 @@
+//! What every connection, request and job delivery of a worker reads.
+//!
+//! Owns: `WorkerContext` (the worker's live router, its WSGI and WebAssembly hosts, its access
+//! log and the validated `Config` it runs with, shared as an `Arc`) and building it after the
+//! fork: WASM code loaded and the watched directory's first scan done before the worker binds.
+//! Must not touch: sockets, accepting, or what happens per request (`service`, `connection`).
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::access_log::AccessLog;
+use super::handler::Handler;
+use super::live_routes::{start_wasm, LiveRouter};
+use crate::config::Config;
+use crate::python::WsgiHost;
+use crate::router::Router;
+use crate::spool::SpoolLimits;
+use crate::wasm::{WasmHost, WatchChange};
+
+/// Everything a connection of this worker reads.
+pub struct WorkerContext {
+    pub router: LiveRouter,
+    pub wsgi: Arc<WsgiHost>,
+    pub wasm: Option<WasmHost>,
+    pub access_log: Option<AccessLog>,
+    /// The validated configuration (timeouts and limits are read from `config.server`).
+    pub config: Arc<Config>,
+}
+
+/// `--watch` changes still to come, when watching.
+pub type WatchChanges = Option<UnboundedReceiver<WatchChange>>;
+
+impl WorkerContext {
+    /// Builds this worker's context: WASM host with every fixed route loaded and the watched
+    /// directory scanned, the WSGI host, the access log.
+    pub fn build(
+        config: Arc<Config>,
+        mut router: Router<Handler>,
+    ) -> Result<(WorkerContext, WatchChanges), String> {
+        let server = &config.server;
+        let (wasm, changes) = match start_wasm(&config, &mut router)? {
+            Some(boot) => (Some(boot.host), boot.changes),
+            None => (None, None),
+        };
+        let wsgi = WsgiHost::start(server.threads, server.workers > 1, server.debug)?;
+        let access_log = match &server.access_log {
+            Some(target) => Some(
+                AccessLog::open(target)
+                    .map_err(|e| format!("cannot open access log {target}: {e}"))?,
+            ),
+            None => None,
+        };
+        let ctx = WorkerContext {
+            router: LiveRouter::new(router),
+            wsgi,
+            wasm,
+            access_log,
+            config,
+        };
+        Ok((ctx, changes))
+    }
+
+    /// The route table a new request is routed with.
+    pub fn router(&self) -> Rc<Router<Handler>> {
+        self.router.get()
+    }
+
+    /// Spool limits for a route whose body limit is `max_body_size`.
+    pub fn spool_limits(&self, max_body_size: u64) -> SpoolLimits {
+        let server = &self.config.server;
+        SpoolLimits {
+            max_body_size,
+            memory_threshold: server.spool_threshold,
+            dir: server.spool_dir.clone(),
+            body_timeout: server.body_timeout,
+            min_rate: server.body_min_rate,
+        }
+    }
+}
