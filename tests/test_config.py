@@ -11,17 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import (
-    APPS,
-    CONFIGS,
-    REPO,
-    Launcher,
-    Server,
-    free_port,
-    port_open,
-    wait_for,
-    wsrun_bin,
-)
+from support.http import free_port, port_open
+from support.launcher import Launcher, Server
+from support.paths import APPS, CONFIGS, REPO, wait_for, wsrun_bin
 
 
 def _run(args: list[str], timeout: float = 15, port: int | None = None) -> tuple[int, str, bool]:

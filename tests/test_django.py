@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import APPS, Launcher, Server
+from support.launcher import Launcher, Server
+from support.paths import APPS
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO, Launcher, Server
-from wasm_support import state_args
+from support.launcher import Launcher, Server
+from support.paths import REPO
+from support.wasm import state_args
 
 EXAMPLE = REPO / "examples" / "migrate"
 CRATE = EXAMPLE / "api_v2"

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO, Launcher, Server, free_port, raw_request, status_of, wait_for
-from conftest import get as request_head
+from support.http import free_port, raw_request, status_of
+from support.http import get as request_head
+from support.launcher import Launcher, Server
+from support.paths import REPO, wait_for
 
 EXAMPLE = REPO / "examples" / "fapws3"
 
@@ -305,7 +307,7 @@ def test_start_rejects_a_unix_socket(launcher: Launcher, tmp_path: Path) -> None
         "unix.py",
         "import fapws._evwsgi as evwsgi\nevwsgi.start('/tmp/x.sock', 'unix')\n",
     )
-    srv = launcher.start([str(script)], bind=True, wait=False)
+    srv = launcher.start([str(script)], bind=True, wait="none")
     assert srv.proc is not None
     assert srv.proc.wait(timeout=20) != 0
     assert "Unix sockets" in srv.log()
@@ -313,7 +315,7 @@ def test_start_rejects_a_unix_socket(launcher: Launcher, tmp_path: Path) -> None
 
 def test_no_routes_is_a_clear_error(launcher: Launcher, tmp_path: Path) -> None:
     script = _write(tmp_path, "empty.py", "import fapws._evwsgi as evwsgi\nevwsgi.run()\n")
-    srv = launcher.start([str(script)], wait=False)
+    srv = launcher.start([str(script)], wait="none")
     assert srv.proc is not None
     assert srv.proc.wait(timeout=20) != 0
     assert "wsgi_cb" in srv.log()

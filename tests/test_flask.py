@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from conftest import APPS, Server
+from support.launcher import Server
+from support.paths import APPS
 
 
 @pytest.fixture(scope="module")

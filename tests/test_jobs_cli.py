@@ -15,7 +15,8 @@ from pathlib import Path
 
 import requests
 
-from conftest import APPS, Launcher, Server, wait_for, wsrun_bin
+from support.launcher import Launcher, Server
+from support.paths import APPS, wait_for, wsrun_bin
 
 CONFIG = """
 [server]

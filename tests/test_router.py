@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import APPS, Server
+from support.launcher import Server
+from support.paths import APPS
 
 ROUTES = """
 [[route]]

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import APPS, REPO, Launcher, Server, port_open, wait_for
+from support.http import port_open
+from support.launcher import Launcher, Server
+from support.paths import APPS, REPO, wait_for
 
 SCRIPT = APPS / "hello_script.py"
 

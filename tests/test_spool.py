@@ -14,15 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import (
-    Launcher,
-    Server,
-    deleted_fds,
-    parse_response,
-    recv_until_closed,
-    status_of,
-    wait_for,
-)
+from support.http import parse_response, recv_until_closed, status_of
+from support.launcher import Launcher, Server
+from support.paths import wait_for
+from support.procfs import deleted_fds
 
 MiB = 1024 * 1024
 

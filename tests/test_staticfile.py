@@ -10,7 +10,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from conftest import APPS, Server, parse_response, raw_exchange, status_of
+from support.http import parse_response, raw_exchange, status_of
+from support.launcher import Server
+from support.paths import APPS
 
 SECRET = b"TOP SECRET\n"
 

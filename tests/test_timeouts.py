@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from conftest import Launcher, Server, parse_response, read_response, recv_until_closed, status_of
+from support.http import parse_response, read_response, recv_until_closed, status_of
+from support.launcher import Launcher, Server
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from conftest import APPS, Server, parse_responses, raw_exchange
+from support.http import parse_responses, raw_exchange
+from support.launcher import Server
+from support.paths import APPS
 
 
 @pytest.fixture(scope="module")

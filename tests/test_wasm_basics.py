@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import Launcher, Server
-from wasm_support import hello_body, proc_status_kib, state_args, wasm_handler
+from support.launcher import Launcher, Server
+from support.procfs import proc_status_kib
+from support.wasm import hello_body, state_args, wasm_handler
 
 MIB = 1024 * 1024
 HELLO = hello_body(0)

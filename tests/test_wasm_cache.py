@@ -9,8 +9,9 @@ from pathlib import Path
 
 import requests
 
-from conftest import Launcher, Server, port_open
-from wasm_support import hello_body, hello_rev, state_args
+from support.http import port_open
+from support.launcher import Launcher, Server
+from support.wasm import hello_body, hello_rev, state_args
 
 HANDLERS = 10
 #: Cached start, from spawn to an open port and to the first answer (generous: two shared
@@ -43,7 +44,7 @@ def _start_timed(launcher: Launcher, tmp: Path, args: list[str]) -> tuple[Server
     """Starts a server; returns it with the seconds from spawn to an open port and to the
     first `200` from /h1."""
     started = time.monotonic()
-    srv = launcher.start(args, cwd=tmp, env=LOG_ENV, wait=False)
+    srv = launcher.start(args, cwd=tmp, env=LOG_ENV, wait="none")
     while not port_open(srv.port):
         assert srv.running(), srv.log()
         assert time.monotonic() - started < 20, srv.log()

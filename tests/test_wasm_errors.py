@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Launcher, free_port, port_open, wsrun_bin
-from wasm_support import CORE_MODULE, EMPTY_COMPONENT, WASM_APPS, state_args, wasm_handler
+from support.http import free_port, port_open
+from support.launcher import Launcher
+from support.paths import wsrun_bin
+from support.wasm import CORE_MODULE, EMPTY_COMPONENT, WASM_APPS, state_args, wasm_handler
 
 #: (id, file content, what the error must say)
 BAD_FILES = [
@@ -104,7 +106,7 @@ def test_start_with_bad_wasm_file_exits(
     srv = launcher.start(
         ["--wasm", f"/ok={wasm_handler('hello')}", "--wasm", f"/x={bad}", *state_args(tmp_path)],
         cwd=tmp_path,
-        wait=False,
+        wait="none",
     )
     assert srv.proc is not None
     try:

@@ -20,8 +20,9 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from conftest import APPS, REPO, Launcher, Server, wait_for, wsrun_bin
-from wasm_support import hello_body, state_args, wasm_handler
+from support.launcher import Launcher, Server
+from support.paths import APPS, REPO, wait_for, wsrun_bin
+from support.wasm import hello_body, state_args, wasm_handler
 
 _MARKS = itertools.count(1)
 

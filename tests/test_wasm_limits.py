@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import Launcher, Server, free_port, wait_for
-from wasm_support import state_args, wasm_handler
+from support.http import free_port
+from support.launcher import Launcher, Server
+from support.paths import wait_for
+from support.wasm import state_args, wasm_handler
 
 #: Paths the upstream origin was asked for.
 UPSTREAM_HITS: list[str] = []

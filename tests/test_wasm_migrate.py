@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import Launcher, Server
-from wasm_support import WASM_APPS, state_args, wasm_handler
+from support.launcher import Launcher, Server
+from support.wasm import WASM_APPS, state_args, wasm_handler
 
 
 def _from_flags(launcher: Launcher, tmp: Path) -> Server:

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from conftest import Launcher, Server
-from wasm_support import hello_body, percentile, state_args, wasm_handler
+from support.launcher import Launcher, Server
+from support.wasm import hello_body, percentile, state_args, wasm_handler
 
 HELLO = hello_body(0)
 

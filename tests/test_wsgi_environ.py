@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import requests
 
-from conftest import Launcher, Server, parse_response, raw_exchange, read_response
+from support.http import parse_response, raw_exchange, read_response
+from support.launcher import Launcher, Server
 
 
 def _environ(srv: Server, raw: bytes) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from conftest import APPS, Server
+from support.launcher import Server
+from support.paths import APPS
 
 BODY = b"".join(f"line {i:04d} {'x' * (i % 50)}\n".encode() for i in range(300)) + b"tail-no-nl"
 LONG_LINE = b"L" * 200_000 + b"\nshort\n"

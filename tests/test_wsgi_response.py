@@ -10,7 +10,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from conftest import APPS, Server, parse_response, parse_responses, raw_exchange, wait_for
+from support.http import parse_response, parse_responses, raw_exchange
+from support.launcher import Server
+from support.paths import APPS, wait_for
 
 
 @pytest.fixture(scope="module", params=["inline", "threads"])

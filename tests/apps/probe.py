@@ -217,6 +217,15 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     if path == "/sleep":
         time.sleep(float(q.get("s", "1")))
         return _text(start_response, "slept")
+    if path == "/gate":
+        # Blocks until the file `?file=` exists (at most a minute), then logs `done /gate PID`
+        # after its `GET /gate PID` call line: tests read the order of starts and ends.
+        gate = q.get("file", "")
+        deadline = time.monotonic() + 60
+        while not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        _append("WSRUN_TEST_CALL_LOG", f"done {path} {os.getpid()}")
+        return _text(start_response, "opened")
     if path == "/count":
         log = os.environ.get("WSRUN_TEST_CALL_LOG")
         n = 0
