@@ -73,7 +73,7 @@ def test_default_bind_is_0_0_0_0_8888(launcher: Launcher, tmp_path: Path) -> Non
     assert "SERVER =" not in text
     script.write_text(text)
     srv = launcher.start([str(script)], bind=False, port=8888)
-    assert wait_for(lambda: port_open(8888), 5)
+    assert wait_for(lambda: port_open(8888))
     assert requests.get("http://127.0.0.1:8888/", timeout=5).text == "Hello World!!"
     srv.stop()
 

@@ -320,8 +320,14 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         delay = float(q.get("delay", "0.05"))
         size = int(q.get("size", "16"))
 
+        gate = q.get("gate", "")
+
         def slow() -> Iterator[bytes]:
             for i in range(n):
+                if gate and i == 1:  # the rest waits for the test's gate (at most a minute)
+                    deadline = time.monotonic() + 60
+                    while not os.path.exists(gate) and time.monotonic() < deadline:
+                        time.sleep(0.005)
                 yield (f"{i:06d}".encode() * (size // 6 + 1))[:size]
                 time.sleep(delay)
 
