@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from support.launcher import Launcher, Server
-from support.paths import APPS, REPO, wait_for, wsrun_bin
+from support.paths import APPS, REPO, WAIT, wait_for, wsrun_bin
 from support.wasm import hello_body, state_args, wasm_handler
 
 _MARKS = itertools.count(1)
@@ -79,12 +79,12 @@ hosts = ["b.test"]
         server.start(["-c", str(cfg), "--pythonpath", str(APPS), *state_args(tmp)], cwd=tmp)
         yield server
     finally:
-        server.stop(timeout=5)
+        server.stop()
 
 
 def call(srv: Server, path: str, body: str = "", host: str | None = None) -> requests.Response:
     headers = {"Host": host} if host else {}
-    return requests.post(srv.url + path, data=body.encode(), headers=headers, timeout=10)
+    return requests.post(srv.url + path, data=body.encode(), headers=headers, timeout=WAIT)
 
 
 def sinks(srv: Server, body: str) -> list[list[str]]:
@@ -124,9 +124,17 @@ def test_wasm_job_method_headers_and_delay(srv: Server) -> None:
 def enqueue_from_python(srv: Server, path: str, mark: str, extra: str = "") -> str:
     """Has the Python app enqueue a job for `path` with body `mark`; returns the job's id."""
     target = quote(path, safe="")
-    r = requests.get(f"{srv.url}/app/enqueue?path={target}&body={mark}{extra}", timeout=10)
+    r = requests.get(f"{srv.url}/app/enqueue?path={target}&body={mark}{extra}", timeout=WAIT)
     assert r.status_code == 200, r.text
     return r.text
+
+
+def later_delivery(srv: Server, delay: float) -> None:
+    """Has a job delivered `delay` seconds from now and waits for it: the later event after
+    which an absence may be asserted."""
+    mark = marker("later")
+    enqueue_from_python(srv, "/app/sink", mark, f"&delay={delay}")
+    assert wait_for(lambda: sinks(srv, mark)), srv.log()[-2000:]
 
 
 def test_job_from_python_reaches_wasm_and_comes_back(srv: Server) -> None:
@@ -150,7 +158,7 @@ def test_failing_wasm_job_is_retried(srv: Server) -> None:
     attempts = [line.split("attempt=")[1].split()[0] for line in worked(srv, mark)]
     assert attempts == ["1", "2"]
     assert all(f"job={job_id} " in line for line in worked(srv, mark))
-    time.sleep(1.5)
+    later_delivery(srv, 2.5)  # past a third attempt's backoff (2 s, jittered)
     assert len(worked(srv, mark)) == 2, "max_attempts=2 allows no third delivery"
 
 
@@ -160,9 +168,9 @@ def test_wasm_timer_every_then_cancel(srv: Server) -> None:
     assert (r.status_code, r.text) == (200, "set")
     assert wait_for(lambda: len(sinks(srv, mark)) >= 3), sinks(srv, mark)
     assert call(srv, f"/jobs/cancel?name={mark}").text == "true"
-    time.sleep(0.3)  # a job already queued may still arrive
+    later_delivery(srv, 0.3)  # a job already queued may still arrive
     settled = len(sinks(srv, mark))
-    time.sleep(0.8)
+    later_delivery(srv, 0.8)  # four periods
     assert len(sinks(srv, mark)) == settled, "the timer kept firing after cancel"
     # Every firing is its own job, delivered once.
     ids = [fields[1] for fields in sinks(srv, mark)]
@@ -176,7 +184,7 @@ def test_wasm_timer_once(srv: Server) -> None:
     r = call(srv, f"/jobs/once?name={mark}&delay=300&to=/app/sink", mark)
     assert (r.status_code, r.text) == (200, "set")
     assert wait_for(lambda: sinks(srv, mark))
-    time.sleep(0.8)
+    later_delivery(srv, 0.8)
     [[_, _, _, _, at, _, _]] = sinks(srv, mark)
     assert float(at) >= started + 0.3
     # A one-shot timer is gone once it has fired.
@@ -254,7 +262,7 @@ def test_tenant_timers_have_their_own_names(srv: Server) -> None:
 
 def test_handler_without_services_imports_still_runs(srv: Server) -> None:
     assert b"wsrun:services" not in wasm_handler("hello").read_bytes()
-    r = requests.get(srv.url + "/hello", timeout=10)
+    r = requests.get(srv.url + "/hello", timeout=WAIT)
     assert (r.status_code, r.text) == (200, hello_body(0))
 
 
@@ -292,12 +300,12 @@ def test_example_runs_both_ways(
     demo = launcher.start(
         ["-c", str(config), *state_args(tmp_path)], cwd=tmp_path, env={"DIGEST_EVERY": "0.5"}
     )
-    r = requests.post(demo.url + "/api/signup", data=b"Ada", timeout=10)
+    r = requests.post(demo.url + "/api/signup", data=b"Ada", timeout=WAIT)
     assert r.status_code == 202, r.text
     job_id = r.text.split()[-1]
 
     def events() -> str:
-        return requests.get(demo.url + "/py/", timeout=10).text
+        return requests.get(demo.url + "/py/", timeout=WAIT).text
 
     # WASM -> Python: the welcome mail job.
     assert wait_for(lambda: f"welcome mail sent to Ada (job {job_id}, attempt 1)" in events())

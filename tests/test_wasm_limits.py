@@ -17,7 +17,7 @@ import requests
 
 from support.http import free_port
 from support.launcher import Launcher, Server
-from support.paths import wait_for
+from support.paths import WAIT, wait_for
 from support.wasm import state_args, wasm_handler
 
 #: Paths the upstream origin was asked for.
@@ -127,15 +127,15 @@ allow_outbound = ["http://127.0.0.1:{_port(upstream)}"]
         )
         yield server
     finally:
-        server.stop(timeout=5)
+        server.stop()
 
 
-def _log_has(srv: Server, text: str, timeout: float = 5.0) -> bool:
-    return wait_for(lambda: text in srv.log(), timeout)
+def _log_has(srv: Server, text: str) -> bool:
+    return srv.wait_log(text)
 
 
 def _still_serving(srv: Server) -> None:
-    r = requests.get(srv.url + "/probe", timeout=10)
+    r = requests.get(srv.url + "/probe", timeout=WAIT)
     assert (r.status_code, r.text) == (200, "probe ok\n")
 
 
@@ -143,7 +143,7 @@ def _still_serving(srv: Server) -> None:
 
 
 def test_memory_bomb_gets_500_naming_the_limit(srv: Server) -> None:
-    r = requests.get(srv.url + "/bomb", timeout=20)
+    r = requests.get(srv.url + "/bomb", timeout=WAIT)
     assert r.status_code == 500
     assert r.text == (
         "Internal Server Error: handler `memory-bomb` on /bomb exceeded its memory limit of 32 MiB\n"
@@ -151,20 +151,20 @@ def test_memory_bomb_gets_500_naming_the_limit(srv: Server) -> None:
     assert _log_has(srv, "handler `memory-bomb` on /bomb: exceeded its memory limit of 32 MiB")
     _still_serving(srv)
     # And again: the limit holds for every instance, and the worker survives each one.
-    assert requests.get(srv.url + "/bomb", timeout=20).status_code == 500
+    assert requests.get(srv.url + "/bomb", timeout=WAIT).status_code == 500
     _still_serving(srv)
 
 
 def test_spin_loop_times_out_with_504(srv: Server) -> None:
     started = time.monotonic()
-    r = requests.get(srv.url + "/loop", timeout=20)
+    r = requests.get(srv.url + "/loop", timeout=WAIT)
     elapsed = time.monotonic() - started
     assert r.status_code == 504
     assert r.text == (
         "Gateway Timeout: handler `spin-loop` on /loop exceeded its timeout of 500ms\n"
     )
-    assert 0.45 <= elapsed <= 2.0, f"504 after {elapsed:.2f}s"
-    print(f"\nMEASURE spin_loop_504_seconds={elapsed:.3f}")
+    # Not before its timeout (how soon after it: bench/timings.py).
+    assert elapsed >= 0.45, f"504 after {elapsed:.2f}s"
     _still_serving(srv)
 
 
@@ -172,24 +172,24 @@ def test_max_concurrency_turns_the_third_away(srv: Server) -> None:
     results: dict[int, requests.Response] = {}
 
     def hit(i: int) -> None:
-        results[i] = requests.get(srv.url + "/busy", timeout=20)
+        results[i] = requests.get(srv.url + "/busy", timeout=WAIT)
 
     threads = [threading.Thread(target=hit, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     time.sleep(0.4)  # both are spinning now (their timeout is 1.5 s)
-    started = time.monotonic()
-    third = requests.get(srv.url + "/busy", timeout=20)
-    third_elapsed = time.monotonic() - started
+    third = requests.get(srv.url + "/busy", timeout=WAIT)
+    # The refusal is immediate, not queued: it came while both still ran to their 504.
+    answered_first = results == {}
     for t in threads:
-        t.join(timeout=20)
+        t.join(timeout=WAIT)
     assert third.status_code == 503, third.text
     assert third.headers.get("Retry-After") == "1"
     assert "max_concurrency of 2" in third.text
-    assert third_elapsed < 1.0, "the refusal must be immediate, not queued"
+    assert answered_first, "the refusal must be immediate, not queued behind a running one"
     assert sorted(r.status_code for r in results.values()) == [504, 504]
     # The slots are free again.
-    r = requests.get(srv.url + "/busy", timeout=20)
+    r = requests.get(srv.url + "/busy", timeout=WAIT)
     assert r.status_code == 504
 
 
@@ -206,7 +206,7 @@ def test_client_gone_mid_stream_frees_its_instance(srv: Server) -> None:
 
     # Slot still taken: an immediate 503. Freed: the next request streams in its turn.
     def second_is_served() -> bool:
-        r = requests.get(srv.url + "/solo?mb=1", timeout=10)
+        r = requests.get(srv.url + "/solo?mb=1", timeout=WAIT)
         return r.status_code == 200 and len(r.content) == 1 << 20
 
     assert wait_for(second_is_served), "the gone client's instance kept its slot"
@@ -217,7 +217,7 @@ def test_timeout_cuts_a_started_stream(srv: Server) -> None:
     """Past its timeout a response that has started is cut: never a complete-looking body."""
     total = 4096 * 1024 * 1024
     received = 0
-    with requests.get(srv.url + "/huge?mb=4096", stream=True, timeout=20) as r:
+    with requests.get(srv.url + "/huge?mb=4096", stream=True, timeout=WAIT) as r:
         assert r.status_code == 200
         assert r.headers["content-length"] == str(total)
         with pytest.raises(requests.exceptions.ChunkedEncodingError):
@@ -230,9 +230,9 @@ def test_timeout_cuts_a_started_stream(srv: Server) -> None:
 
 
 def test_route_max_body_size(srv: Server) -> None:
-    ok = requests.post(srv.url + "/tiny", data=b"x" * 100, timeout=10)
+    ok = requests.post(srv.url + "/tiny", data=b"x" * 100, timeout=WAIT)
     assert (ok.status_code, ok.content) == (200, b"x" * 100)
-    big = requests.post(srv.url + "/tiny", data=b"x" * 101, timeout=10)
+    big = requests.post(srv.url + "/tiny", data=b"x" * 101, timeout=WAIT)
     assert big.status_code == 413
 
 
@@ -240,7 +240,7 @@ def test_route_max_body_size(srv: Server) -> None:
 
 
 def test_trap_hides_guest_details(srv: Server) -> None:
-    r = requests.get(srv.url + "/trap/some/where", timeout=10)
+    r = requests.get(srv.url + "/trap/some/where", timeout=WAIT)
     assert r.status_code == 500
     assert r.text == "Internal Server Error\n"
     assert "secret-internal-detail" not in r.text
@@ -254,7 +254,7 @@ def test_trap_hides_guest_details(srv: Server) -> None:
 
 
 def test_sdk_error_goes_to_the_log_only(srv: Server) -> None:
-    r = requests.get(srv.url + "/probe?fail=hush-hush-42", timeout=10)
+    r = requests.get(srv.url + "/probe?fail=hush-hush-42", timeout=WAIT)
     assert r.status_code == 500
     assert "hush-hush-42" not in r.text
     assert _log_has(srv, "hush-hush-42")
@@ -266,7 +266,9 @@ def test_sdk_error_goes_to_the_log_only(srv: Server) -> None:
 def test_outbound_refused_by_default(srv: Server, upstream: ThreadingHTTPServer) -> None:
     port = _port(upstream)
     before = len(UPSTREAM_HITS)
-    r = requests.get(srv.url + "/probe", params={"fetch": f"http://127.0.0.1:{port}/x"}, timeout=10)
+    r = requests.get(
+        srv.url + "/probe", params={"fetch": f"http://127.0.0.1:{port}/x"}, timeout=WAIT
+    )
     assert r.status_code == 502
     assert r.text.startswith("fetch error: ")
     assert "HttpRequestDenied" in r.text
@@ -287,11 +289,11 @@ def test_outbound_allowed_to_listed_origin_only(srv: Server, upstream: Threading
     assert "/hello?x=1" in UPSTREAM_HITS
     # Same host, another port: a different origin.
     other = free_port()
-    r = requests.get(srv.url + "/out", params={"fetch": f"http://127.0.0.1:{other}/"}, timeout=10)
+    r = requests.get(srv.url + "/out", params={"fetch": f"http://127.0.0.1:{other}/"}, timeout=WAIT)
     assert r.status_code == 502 and "HttpRequestDenied" in r.text
     assert _log_has(srv, f"outgoing request to http://127.0.0.1:{other} refused")
     # Same port, another host name: also a different origin.
-    r = requests.get(srv.url + "/out", params={"fetch": f"http://localhost:{port}/"}, timeout=10)
+    r = requests.get(srv.url + "/out", params={"fetch": f"http://localhost:{port}/"}, timeout=WAIT)
     assert r.status_code == 502 and "HttpRequestDenied" in r.text
 
 
@@ -300,7 +302,7 @@ def test_outbound_allowed_to_listed_origin_only(srv: Server, upstream: Threading
 
 def test_env_is_the_routes_only(srv: Server) -> None:
     def env(prefix: str, name: str) -> str:
-        r = requests.get(srv.url + prefix, params={"env": name}, timeout=10)
+        r = requests.get(srv.url + prefix, params={"env": name}, timeout=WAIT)
         assert r.status_code == 200
         return r.text
 
@@ -316,13 +318,13 @@ def test_env_is_the_routes_only(srv: Server) -> None:
 
 
 def test_no_filesystem(srv: Server) -> None:
-    r = requests.get(srv.url + "/probe?files", timeout=10)
+    r = requests.get(srv.url + "/probe?files", timeout=WAIT)
     assert (r.status_code, r.text) == (200, "no filesystem")
 
 
 def test_guest_output_is_logged_with_the_route(srv: Server) -> None:
     marker = f"marker-{time.monotonic_ns()}"
-    r = requests.get(srv.url + "/envy", params={"log": marker}, timeout=10)
+    r = requests.get(srv.url + "/envy", params={"log": marker}, timeout=WAIT)
     assert (r.status_code, r.text) == (200, "logged")
     assert _log_has(srv, f"handler `probe` on /envy stdout: {marker}")
     assert _log_has(srv, f"handler `probe` on /envy stderr: stderr:{marker}")
@@ -335,16 +337,30 @@ def test_sleep_is_not_cpu(srv: Server) -> None:
     """A guest blocked on a clock pollable does not hold up other requests."""
     results: list[requests.Response] = []
     t = threading.Thread(
-        target=lambda: results.append(requests.get(srv.url + "/probe?sleep_ms=800", timeout=10))
+        target=lambda: results.append(requests.get(srv.url + "/probe?sleep_ms=3000", timeout=WAIT))
     )
     t.start()
     time.sleep(0.1)
-    started = time.monotonic()
     _still_serving(srv)
-    quick = time.monotonic() - started
-    t.join(timeout=10)
+    # Order, not time: the other requests were answered while the guest still slept.
+    assert results == [], "a request waited behind a sleeping guest"
+    t.join(timeout=WAIT)
     assert results and (results[0].status_code, results[0].text) == (200, "slept")
-    assert quick < 0.5, f"a request waited {quick:.2f}s behind a sleeping guest"
+
+
+def test_guest_log_lines_are_capped_at_4_kib(srv: Server) -> None:
+    """README: a guest's stdout/stderr lines go into the log capped at 4 KiB."""
+    marker = f"long-{time.monotonic_ns()}-"
+    text = marker + "x" * (6000 - len(marker))
+    r = requests.get(srv.url + "/envy", params={"log": text}, timeout=WAIT)
+    assert (r.status_code, r.text) == (200, "logged")
+    assert _log_has(srv, f"handler `probe` on /envy stderr: stderr:{marker}")
+    lines = [x for x in srv.log().splitlines() if marker in x]
+    assert lines, srv.log()[-2000:]
+    for line in lines:
+        logged = line[line.index(marker) :].rstrip()  # the guest's text from the marker on
+        assert 4000 <= len(logged.encode()) <= 4096, (len(logged), line[:200])
+    assert not any(text in x for x in lines), "a 6000-byte line must not be logged whole"
 
 
 # --------------------------------------------------------------------------- limit messages
@@ -366,10 +382,10 @@ timeout = "1.25s"
 """
     )
     srv = launcher.start(["-c", str(cfg), *state_args(tmp_path)], cwd=tmp_path)
-    r = requests.get(srv.url + "/loop", timeout=20)
+    r = requests.get(srv.url + "/loop", timeout=WAIT)
     assert r.status_code == 504
     assert re.search(r"exceeded its timeout of (1\.25s|1\.250s|1250ms)\n$", r.text), r.text
-    r = requests.get(srv.url + "/bomb", timeout=20)
+    r = requests.get(srv.url + "/bomb", timeout=WAIT)
     assert r.status_code == 500
     # 2560 KiB is 2.5 MiB: saying "2 MiB" names a limit the route does not have.
     assert re.search(r"exceeded its memory limit of (2560 ?KiB|2\.5 ?MiB)\n$", r.text), r.text
