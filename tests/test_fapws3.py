@@ -16,7 +16,7 @@ import requests
 from support.http import free_port, raw_request, status_of
 from support.http import get as request_head
 from support.launcher import Launcher, Server
-from support.paths import REPO, wait_for
+from support.paths import REPO, WAIT, wait_for
 
 EXAMPLE = REPO / "examples" / "fapws3"
 #: Exit code of an app that fails to load (src/cli.rs).
@@ -300,7 +300,7 @@ def main_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def get(srv: Server, path: str, **kwargs: object) -> requests.Response:
-    return requests.get(srv.url + path, timeout=5, allow_redirects=False, **kwargs)  # type: ignore[arg-type]
+    return requests.get(srv.url + path, timeout=WAIT, allow_redirects=False, **kwargs)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- start / run / bind
@@ -388,7 +388,7 @@ def test_environ_is_a_base_environ_with_fapws_keys(main_srv: Server) -> None:
         main_srv.url + "/env/x?q=1",
         data=b"raw body",
         headers={"X-Probe": "p", "Content-Type": "text/plain"},
-        timeout=5,
+        timeout=WAIT,
     )
     got = json.loads(r.text)
     assert got["is_base_environ"] is True
@@ -409,7 +409,7 @@ def test_fapws_params_from_query_and_form(main_srv: Server) -> None:
         "c": [""],
     }
     assert json.loads(get(main_srv, "/params").text) == {}
-    posted = requests.post(main_srv.url + "/params", data={"name": "fapws", "n": "3"}, timeout=5)
+    posted = requests.post(main_srv.url + "/params", data={"name": "fapws", "n": "3"}, timeout=WAIT)
     assert json.loads(posted.text) == {"n": ["3"], "name": ["fapws"]}
 
 
@@ -492,7 +492,7 @@ def test_redirect(main_srv: Server) -> None:
     permanent = get(main_srv, "/gone")
     assert permanent.status_code == 301
     assert permanent.headers["Location"] == "/hello"
-    assert requests.get(main_srv.url + "/go", timeout=5).text == "hello world!!"
+    assert requests.get(main_srv.url + "/go", timeout=WAIT).text == "hello world!!"
 
 
 # --------------------------------------------------------------------------- timers and defer
@@ -598,7 +598,7 @@ def test_example_pages(example_srv: Server, path: str, expected: bytes | str) ->
 
 def test_example_testpost(example_srv: Server) -> None:
     r = requests.post(
-        example_srv.url + "/testpost", data={"name": "fapws", "colour": "green"}, timeout=5
+        example_srv.url + "/testpost", data={"name": "fapws", "colour": "green"}, timeout=WAIT
     )
     assert r.status_code == 200
     assert r.text == "OK. params are:{'name': ['fapws'], 'colour': ['green']}"

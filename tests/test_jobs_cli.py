@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 
 from support.launcher import Launcher, Server
-from support.paths import APPS, wait_for, wsrun_bin
+from support.paths import APPS, WAIT, wait_for, wsrun_bin
 
 CONFIG = """
 [server]
@@ -66,7 +66,7 @@ def ok(cwd: Path, *args: str) -> str:
 
 
 def enqueue(srv: Server, query: str) -> int:
-    r = requests.get(f"{srv.url}/app/enqueue?{query}", timeout=10)
+    r = requests.get(f"{srv.url}/app/enqueue?{query}", timeout=WAIT)
     assert r.status_code == 200, r.text
     return int(r.text)
 

@@ -56,7 +56,7 @@ def _chunks(data: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
 
 def test_small_body_in_memory(spooling: Server, spool_dir: Path) -> None:
     body = os.urandom(10_000)
-    r = requests.post(spooling.url + "/sha", data=body, timeout=5)
+    r = requests.post(spooling.url + "/sha", data=body, timeout=WAIT)
     assert r.status_code == 200
     info = r.json()
     assert info["len"] == len(body)
@@ -67,7 +67,7 @@ def test_small_body_in_memory(spooling: Server, spool_dir: Path) -> None:
 
 def test_large_body_spooled_to_unlinked_file(spooling: Server, spool_dir: Path) -> None:
     body = os.urandom(3 * MiB)
-    r = requests.post(spooling.url + "/sha", data=body, timeout=10)
+    r = requests.post(spooling.url + "/sha", data=body, timeout=WAIT)
     assert r.status_code == 200
     info = r.json()
     assert info["len"] == len(body)
@@ -80,7 +80,7 @@ def test_large_body_spooled_to_unlinked_file(spooling: Server, spool_dir: Path) 
 
 def test_large_chunked_body_spooled(spooling: Server, spool_dir: Path) -> None:
     body = os.urandom(3 * MiB + 123)
-    r = requests.post(spooling.url + "/sha", data=_chunks(body), timeout=10)
+    r = requests.post(spooling.url + "/sha", data=_chunks(body), timeout=WAIT)
     assert r.status_code == 200
     info = r.json()
     assert info["len"] == len(body)
@@ -137,7 +137,7 @@ def test_client_abort_mid_upload_removes_temp_file(spooling: Server, spool_dir: 
     _assert_clean(spooling, spool_dir)
     assert spooling.calls() == []
     # and the server is fine afterwards
-    assert requests.get(spooling.url + "/framing/cl", timeout=5).status_code == 200
+    assert requests.get(spooling.url + "/framing/cl", timeout=WAIT).status_code == 200
 
 
 def test_client_abort_with_workers(launcher: Launcher, spool_dir: Path) -> None:
@@ -155,12 +155,12 @@ def test_client_abort_with_workers(launcher: Launcher, spool_dir: Path) -> None:
             s.close()
         _assert_clean(srv, spool_dir)
     body = os.urandom(300_000)
-    r = requests.post(srv.url + "/sha", data=body, timeout=5)
+    r = requests.post(srv.url + "/sha", data=body, timeout=WAIT)
     assert r.json()["sha256"] == hashlib.sha256(body).hexdigest()
     _assert_clean(srv, spool_dir)
 
 
 def test_spool_cleanup_after_app_error(spooling: Server, spool_dir: Path) -> None:
-    r = requests.post(spooling.url + "/error/before", data=os.urandom(2 * MiB), timeout=10)
+    r = requests.post(spooling.url + "/error/before", data=os.urandom(2 * MiB), timeout=WAIT)
     assert r.status_code == 500
     _assert_clean(spooling, spool_dir)

@@ -37,30 +37,30 @@ def _clean_log(srv: Server) -> None:
 def test_validator_many_request_kinds(validated: Server) -> None:
     url = validated.url
     s = requests.Session()
-    assert s.get(url + "/plain", timeout=5).text == "plain"
-    h = s.head(url + "/plain", timeout=5)
+    assert s.get(url + "/plain", timeout=WAIT).text == "plain"
+    h = s.head(url + "/plain", timeout=WAIT)
     assert h.status_code == 200 and h.headers["Content-Length"] == "5"
     for size in (0, 10, 5000, 300_000):
         body = os.urandom(size)
-        r = s.post(url + "/echo", data=body, timeout=10)
+        r = s.post(url + "/echo", data=body, timeout=WAIT)
         assert r.status_code == 200, r.text
         assert r.text == f"{size} {hashlib.sha256(body).hexdigest()}"
-    chunked = s.post(url + "/echo", data=iter([b"a" * 3000, b"b" * 3000]), timeout=10)
+    chunked = s.post(url + "/echo", data=iter([b"a" * 3000, b"b" * 3000]), timeout=WAIT)
     assert chunked.text == f"6000 {hashlib.sha256(b'a' * 3000 + b'b' * 3000).hexdigest()}"
-    lines = s.post(url + "/lines", data=b"first\nsecond\nthird\nfourth", timeout=5)
+    lines = s.post(url + "/lines", data=b"first\nsecond\nthird\nfourth", timeout=WAIT)
     assert lines.status_code == 200
     assert lines.text == repr((b"first\n", b"sec", [b"ond\n", b"third\n", b"fourth"]))
     big_lines = b"".join(b"%d\n" % i for i in range(3000))
-    it = s.post(url + "/iterinput", data=big_lines, timeout=5)
+    it = s.post(url + "/iterinput", data=big_lines, timeout=WAIT)
     assert it.text == "3000"
-    assert s.get(url + "/gen", timeout=5).text == "g1g2"
-    assert s.get(url + "/write", timeout=5).text == "w1w2"
-    assert s.get(url + "/file", timeout=5).content == b"f" * 10000
-    assert s.get(url + "/realfile", timeout=5).content == (APPS / "validated.py").read_bytes()
-    assert s.get(url + "/nocontent", timeout=5).status_code == 204
-    assert s.get(url + "/errors", timeout=5).text == "ok"
+    assert s.get(url + "/gen", timeout=WAIT).text == "g1g2"
+    assert s.get(url + "/write", timeout=WAIT).text == "w1w2"
+    assert s.get(url + "/file", timeout=WAIT).content == b"f" * 10000
+    assert s.get(url + "/realfile", timeout=WAIT).content == (APPS / "validated.py").read_bytes()
+    assert s.get(url + "/nocontent", timeout=WAIT).status_code == 204
+    assert s.get(url + "/errors", timeout=WAIT).text == "ok"
     for method in ("PUT", "DELETE", "OPTIONS", "PATCH"):
-        r = s.request(method, url + "/any/path?q=1", data=b"x", timeout=5)
+        r = s.request(method, url + "/any/path?q=1", data=b"x", timeout=WAIT)
         assert r.status_code == 200 and r.text == f"{method} |/any/path"
     s.close()
     _clean_log(validated)

@@ -283,7 +283,7 @@ def test_outbound_refused_by_default(srv: Server, upstream: ThreadingHTTPServer)
 def test_outbound_allowed_to_listed_origin_only(srv: Server, upstream: ThreadingHTTPServer) -> None:
     port = _port(upstream)
     r = requests.get(
-        srv.url + "/out", params={"fetch": f"http://127.0.0.1:{port}/hello?x=1"}, timeout=10
+        srv.url + "/out", params={"fetch": f"http://127.0.0.1:{port}/hello?x=1"}, timeout=WAIT
     )
     assert (r.status_code, r.text) == (200, "fetched 200")
     assert "/hello?x=1" in UPSTREAM_HITS
@@ -389,3 +389,41 @@ timeout = "1.25s"
     assert r.status_code == 500
     # 2560 KiB is 2.5 MiB: saying "2 MiB" names a limit the route does not have.
     assert re.search(r"exceeded its memory limit of (2560 ?KiB|2\.5 ?MiB)\n$", r.text), r.text
+
+
+# --------------------------------------------------------------------------- no sockets
+
+
+def test_guests_have_no_sockets(launcher: Launcher, tmp_path: Path) -> None:
+    """README: guests have no sockets (TCP, UDP and name lookup are off). The `sockets`
+    handler tries each through `std::net`; a TCP listener and a UDP socket of the test's own
+    are the targets, and nothing may reach them."""
+    cfg = tmp_path / "wsrun.toml"
+    cfg.write_text(f'[[route]]\nprefix = "/net"\nwasm = "{wasm_handler("sockets")}"\n')
+    srv = launcher.start(["-c", str(cfg), *state_args(tmp_path)], cwd=tmp_path)
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+    ):
+        tcp.bind(("127.0.0.1", 0))
+        tcp.listen(8)
+        udp.bind(("127.0.0.1", 0))
+        tcp_addr = f"127.0.0.1:{tcp.getsockname()[1]}"
+        udp_addr = f"127.0.0.1:{udp.getsockname()[1]}"
+        r = requests.get(
+            srv.url + "/net",
+            params={"tcp": tcp_addr, "udp": udp_addr, "lookup": "localhost"},
+            timeout=WAIT,
+        )
+        assert r.status_code == 200, r.text
+        lines = r.text.splitlines()
+        assert [x.split(" ")[0] for x in lines] == ["tcp", "udp", "lookup"], lines
+        assert all(" error: " in x for x in lines), lines
+        # The guest answered after its attempts ended: a connection or datagram that had
+        # got through would be waiting here now.
+        tcp.setblocking(False)
+        udp.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            tcp.accept()
+        with pytest.raises(BlockingIOError):
+            udp.recv(64)

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from support.launcher import Launcher, Server
+from support.paths import WAIT
 from support.wasm import hello_body, percentile, state_args, wasm_handler
 
 HELLO = hello_body(0)
@@ -115,7 +116,7 @@ def test_tenant_log_lines_name_the_tenant(srv: Server) -> None:
 def test_tenant_wide_max_concurrency(srv: Server) -> None:
     slow: list[requests.Response] = []
     threads = [
-        threading.Thread(target=lambda: slow.append(_get(srv, "b.test", "/slow", timeout=20)))
+        threading.Thread(target=lambda: slow.append(_get(srv, "b.test", "/slow", timeout=WAIT)))
         for _ in range(2)
     ]
     for t in threads:
@@ -182,7 +183,7 @@ hosts = ["good.test"]
         with requests.Session() as s:
             while not stop.is_set():
                 try:
-                    r = s.get(srv.url + path, headers={"Host": "bad.test"}, timeout=10)
+                    r = s.get(srv.url + path, headers={"Host": "bad.test"}, timeout=WAIT)
                     code = r.status_code
                 except requests.RequestException:
                     code = -1
@@ -194,7 +195,7 @@ hosts = ["good.test"]
             while not stop.is_set():
                 started = time.monotonic()
                 try:
-                    r = s.get(srv.url + "/hello", headers={"Host": "good.test"}, timeout=10)
+                    r = s.get(srv.url + "/hello", headers={"Host": "good.test"}, timeout=WAIT)
                     ok = r.status_code == 200 and r.text == HELLO
                     what = f"{r.status_code} {r.text[:200]!r}"
                 except requests.RequestException as exc:

@@ -34,13 +34,13 @@ def _watch(launcher: Launcher, tmp: Path, *files: str) -> tuple[Server, Path]:
 
 def _status(srv: Server, path: str) -> int:
     try:
-        return requests.get(srv.url + path, timeout=5).status_code
+        return requests.get(srv.url + path, timeout=WAIT).status_code
     except requests.RequestException:
         return -1
 
 
 def _text(srv: Server, path: str) -> str:
-    return requests.get(srv.url + path, timeout=5).text
+    return requests.get(srv.url + path, timeout=WAIT).text
 
 
 def _write_in_place(path: Path, data: bytes) -> None:
@@ -70,7 +70,7 @@ def test_routes_follow_the_files(launcher: Launcher, tmp_path: Path) -> None:
 
     (watched / "echo.wasm").write_bytes(wasm_handler("echo").read_bytes())
     assert wait_for(lambda: _status(srv, "/echo") == 200), srv.log()[-2000:]
-    r = requests.post(srv.url + "/echo/x?y=1", data=b"ping", timeout=5)
+    r = requests.post(srv.url + "/echo/x?y=1", data=b"ping", timeout=WAIT)
     assert r.content == b"ping"
     assert r.headers["x-echo-script-name"] == "/echo"
     assert r.headers["x-echo-path"] == "/echo/x?y=1"
@@ -126,7 +126,7 @@ def test_hot_reload_under_load(launcher: Launcher, tmp_path: Path) -> None:
         with requests.Session() as s:
             while not stop.is_set():
                 try:
-                    r = s.get(srv.url + "/hello", timeout=10)
+                    r = s.get(srv.url + "/hello", timeout=WAIT)
                     with lock:
                         ok = r.status_code == 200 and r.text in allowed
                 except requests.RequestException as exc:
@@ -159,7 +159,7 @@ def test_hot_reload_under_load(launcher: Launcher, tmp_path: Path) -> None:
                 deadline = written + WAIT
                 seen = False
                 while time.monotonic() < deadline:
-                    if poll.get(srv.url + "/hello", timeout=10).text == want:
+                    if poll.get(srv.url + "/hello", timeout=WAIT).text == want:
                         seen = True
                         break
                     time.sleep(0.005)
@@ -203,7 +203,7 @@ def test_bad_versions_keep_the_previous_one_serving(launcher: Launcher, tmp_path
         assert refused in lines[-1] and str(target) in lines[-1], lines[-1]
         assert srv.log_count(refused) >= n
         for _ in range(5):
-            r = requests.get(srv.url + "/hello", timeout=5)
+            r = requests.get(srv.url + "/hello", timeout=WAIT)
             assert (r.status_code, r.text) == (200, hello_body(1)), reason
 
     _write_in_place(target, hello_rev(2))
@@ -276,7 +276,7 @@ def test_swap_leaves_requests_in_flight_alone(launcher: Launcher, tmp_path: Path
     assert _text(srv, "/slot") == "probe ok\n"
     slow: list[requests.Response] = []
     t = threading.Thread(
-        target=lambda: slow.append(requests.get(srv.url + "/slot?sleep_ms=1500", timeout=10))
+        target=lambda: slow.append(requests.get(srv.url + "/slot?sleep_ms=1500", timeout=WAIT))
     )
     t.start()
     time.sleep(0.2)
@@ -291,7 +291,7 @@ def test_swap_leaves_requests_in_flight_alone(launcher: Launcher, tmp_path: Path
     assert wait_for(lambda: _text(srv, "/slot") == "probe ok\n")
     slow.clear()
     t = threading.Thread(
-        target=lambda: slow.append(requests.get(srv.url + "/slot?sleep_ms=1000", timeout=10))
+        target=lambda: slow.append(requests.get(srv.url + "/slot?sleep_ms=1000", timeout=WAIT))
     )
     t.start()
     time.sleep(0.2)

@@ -26,7 +26,7 @@ def probe(
         srv.start(["probe:app", "--pythonpath", str(APPS), *extra])
         yield srv
     finally:
-        srv.stop(timeout=5)
+        srv.stop()
 
 
 PROBE_SRC = (APPS / "probe.py").read_bytes()
@@ -40,7 +40,7 @@ def _raw_get(srv: Server, path: str, version: str = "HTTP/1.1") -> tuple[bytes, 
 
 
 def _still_serving(srv: Server) -> None:
-    r = requests.get(srv.url + "/framing/cl", timeout=5)
+    r = requests.get(srv.url + "/framing/cl", timeout=WAIT)
     assert r.status_code == 200 and r.content == b"0123456789"
 
 
@@ -48,13 +48,13 @@ def _still_serving(srv: Server) -> None:
 
 
 def test_second_start_response_without_exc_info_raises(probe: Server) -> None:
-    r = requests.get(probe.url + "/sr/double", timeout=5)
+    r = requests.get(probe.url + "/sr/double", timeout=WAIT)
     assert r.status_code == 200
     assert r.text.startswith("raised "), r.text
 
 
 def test_start_response_with_exc_info_before_body_replaces(probe: Server) -> None:
-    r = requests.get(probe.url + "/sr/replace", timeout=5)
+    r = requests.get(probe.url + "/sr/replace", timeout=WAIT)
     assert r.status_code == 503
     assert r.headers.get("X-Replaced") == "1"
     assert "X-First" not in r.headers
@@ -62,13 +62,13 @@ def test_start_response_with_exc_info_before_body_replaces(probe: Server) -> Non
 
 
 def test_start_response_with_exc_info_after_headers_reraises(probe: Server) -> None:
-    r = requests.get(probe.url + "/sr/after", timeout=5)
+    r = requests.get(probe.url + "/sr/after", timeout=WAIT)
     assert r.status_code == 200
     assert r.text == "first;reraised"
 
 
 def test_app_never_calling_start_response_is_500(probe: Server) -> None:
-    r = requests.get(probe.url + "/sr/none", timeout=5)
+    r = requests.get(probe.url + "/sr/none", timeout=WAIT)
     assert r.status_code == 500
     _still_serving(probe)
 
@@ -77,12 +77,12 @@ def test_app_never_calling_start_response_is_500(probe: Server) -> None:
 
 
 def test_write_callable_then_iterable(probe: Server) -> None:
-    r = requests.get(probe.url + "/write", timeout=5)
+    r = requests.get(probe.url + "/write", timeout=WAIT)
     assert r.status_code == 200 and r.text == "one,two,three"
 
 
 def test_write_callable_only(probe: Server) -> None:
-    r = requests.get(probe.url + "/write-only", timeout=5)
+    r = requests.get(probe.url + "/write-only", timeout=WAIT)
     assert r.status_code == 200 and r.text == "only-write"
 
 
@@ -101,14 +101,14 @@ def test_write_callable_only(probe: Server) -> None:
     ],
 )
 def test_iterable_kinds(probe: Server, kind: str, body: str) -> None:
-    r = requests.get(probe.url + f"/iter/{kind}", timeout=5)
+    r = requests.get(probe.url + f"/iter/{kind}", timeout=WAIT)
     assert r.status_code == 200
     assert r.text == body
 
 
 def test_close_called_on_custom_iterable(probe: Server) -> None:
     token = uuid.uuid4().hex
-    r = requests.get(probe.url + "/iter/custom", params={"token": token}, timeout=5)
+    r = requests.get(probe.url + "/iter/custom", params={"token": token}, timeout=WAIT)
     assert r.text == "abc"
     assert wait_for(lambda: f"close {token}" in probe.closes())
     assert probe.closes().count(f"close {token}") == 1
@@ -175,7 +175,7 @@ def test_file_wrapper_real_file(probe: Server, with_cl: bool) -> None:
     params = {"token": token}
     if with_cl:
         params["cl"] = "1"
-    r = requests.get(probe.url + "/file", params=params, timeout=5)
+    r = requests.get(probe.url + "/file", params=params, timeout=WAIT)
     assert r.status_code == 200
     assert r.content == PROBE_SRC
     if with_cl:
@@ -184,7 +184,7 @@ def test_file_wrapper_real_file(probe: Server, with_cl: bool) -> None:
 
 
 def test_file_wrapper_file_like_without_fileno(probe: Server) -> None:
-    r = requests.get(probe.url + "/filelike", timeout=5)
+    r = requests.get(probe.url + "/filelike", timeout=WAIT)
     assert r.status_code == 200
     assert r.content == b"file-like-object:" + b"x" * 20000
 
@@ -237,7 +237,7 @@ def test_framing_generator_close_delimited_on_http10(probe: Server) -> None:
 
 
 def test_exception_before_start_is_500_with_traceback(probe: Server) -> None:
-    r = requests.get(probe.url + "/error/before", timeout=5)
+    r = requests.get(probe.url + "/error/before", timeout=WAIT)
     assert r.status_code == 500
     assert "probe-boom-before" not in r.text, "no traceback to the client without --debug"
     assert wait_for(lambda: "probe-boom-before" in probe.log())
@@ -271,7 +271,7 @@ def test_exception_after_start_with_content_length_cuts_connection(probe: Server
 
 def test_wsgi_errors_go_to_log(probe: Server) -> None:
     mark = uuid.uuid4().hex
-    r = requests.get(probe.url + "/errors", params={"mark": mark}, timeout=5)
+    r = requests.get(probe.url + "/errors", params={"mark": mark}, timeout=WAIT)
     assert r.text == "logged"
     expected = [
         f"{x} {mark}"
