@@ -177,10 +177,10 @@ def test_hot_reload_under_load(launcher: Launcher, tmp_path: Path) -> None:
     )
     assert failures == [], failures[:10]
     assert served[0] > 100, "the load threads barely ran"
-    # Every version was reloaded (none was taken as "added" by a scan that raced the start),
-    # and each was served after its write: the reload latency is measured by bench/timings.py.
+    # Every version was reloaded: the start-up scan ("added", once) was over before the first
+    # write. Each was served after its write (the latency: bench/timings.py).
     assert srv.log_count("handler `hello` on /hello: reloaded in") >= versions, srv.log()[-3000:]
-    assert "handler `hello` on /hello: added" not in srv.log(), srv.log()[-3000:]
+    assert srv.log_count("handler `hello` on /hello: added") == 1, srv.log()[-3000:]
 
 
 def test_bad_versions_keep_the_previous_one_serving(launcher: Launcher, tmp_path: Path) -> None:
