@@ -261,7 +261,7 @@ def test_durable_timer_fires_once_per_second_with_two_workers(launcher: Launcher
     times = [float(x[4]) for x in ticks()]
     gaps = [b - a for a, b in pairwise(times)]
     assert all(g >= 0.75 for g in gaps), gaps
-    assert {x[3] for x in ticks()} <= workers, (ticks(), workers)
+    assert {int(x[3]) for x in ticks()} <= workers, (ticks(), workers)
     assert get(srv, "/app/cancel?name=tick").text == "True"
     settled = len(ticks())
     sink_marker(srv, "later", delay=1.5)
