@@ -30,8 +30,9 @@ from support.procfs import child_pids
 READY_LINE = re.compile(r"worker (\d+) \(pid (\d+)\) listening on http://(\S+)")
 
 #: How a start waits: "log" for every worker's ready line, "port" only for an open port (for a
-#: run whose log level hides info lines), "none" not at all.
-Ready = Literal["log", "port", "none"]
+#: run whose log level hides info lines), "none" not at all. `True`/`False`, the old spelling,
+#: mean "log"/"none".
+Ready = Literal["log", "port", "none"] | bool
 
 
 def workers_of(args: Sequence[str], cwd: str | Path | None = None) -> int:
@@ -123,7 +124,7 @@ class Server:
         finally:
             out.close()
             err.close()
-        if wait == "log":
+        if wait is True or wait == "log":
             self.wait_ready()
         elif wait == "port":
             self.wait_port()
