@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import APPS, Launcher, Server
+from support.launcher import Launcher, Server
+from support.paths import APPS, WAIT
 
 
 @pytest.fixture(scope="module")
@@ -27,34 +28,34 @@ def dj(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def test_index(dj: Server) -> None:
-    r = requests.get(dj.url + "/", timeout=5)
+    r = requests.get(dj.url + "/", timeout=WAIT)
     assert r.status_code == 200 and r.text == "django ok"
 
 
 def test_csrf_token_flow(dj: Server) -> None:
     with requests.Session() as s:
-        token = s.get(dj.url + "/form/", timeout=5).json()["csrftoken"]
+        token = s.get(dj.url + "/form/", timeout=WAIT).json()["csrftoken"]
         assert s.cookies.get("csrftoken")
         r = s.post(
             dj.url + "/form/",
             data={"csrfmiddlewaretoken": token, "name": "Zoë", "tags": ["a", "b"]},
-            timeout=5,
+            timeout=WAIT,
         )
         assert r.status_code == 200, r.text[:300]
         assert r.json() == {"name": ["Zoë"], "tags": ["a", "b"]}
         header_ok = s.post(
-            dj.url + "/form/", data={"x": "1"}, headers={"X-CSRFToken": token}, timeout=5
+            dj.url + "/form/", data={"x": "1"}, headers={"X-CSRFToken": token}, timeout=WAIT
         )
         assert header_ok.status_code == 200
 
 
 def test_csrf_rejects_post_without_token(dj: Server) -> None:
-    r = requests.post(dj.url + "/form/", data={"name": "x"}, timeout=5)
+    r = requests.post(dj.url + "/form/", data={"name": "x"}, timeout=WAIT)
     assert r.status_code == 403
 
 
 def test_exempt_form_with_query(dj: Server) -> None:
-    r = requests.post(dj.url + "/exempt/?q=1&q=2", data={"a": "b c"}, timeout=5)
+    r = requests.post(dj.url + "/exempt/?q=1&q=2", data={"a": "b c"}, timeout=WAIT)
     assert r.json() == {
         "method": "POST",
         "post": {"a": ["b c"]},
@@ -71,7 +72,7 @@ def test_upload_via_request_files(dj: Server, size: int) -> None:
         dj.url + "/upload/",
         files={"file": ("up.bin", data, "application/octet-stream")},
         data={"note": "n"},
-        timeout=10,
+        timeout=WAIT,
     )
     assert r.status_code == 200, r.text[:300]
     assert r.json() == {
@@ -84,33 +85,33 @@ def test_upload_via_request_files(dj: Server, size: int) -> None:
 
 def test_cookies(dj: Server) -> None:
     with requests.Session() as s:
-        s.get(dj.url + "/cookie/set/", params={"k1": "v1", "k2": "v2"}, timeout=5)
-        assert s.get(dj.url + "/cookie/get/", timeout=5).json() == {"k1": "v1", "k2": "v2"}
+        s.get(dj.url + "/cookie/set/", params={"k1": "v1", "k2": "v2"}, timeout=WAIT)
+        assert s.get(dj.url + "/cookie/get/", timeout=WAIT).json() == {"k1": "v1", "k2": "v2"}
 
 
 def test_redirect(dj: Server) -> None:
-    r = requests.get(dj.url + "/redirect/", allow_redirects=False, timeout=5)
+    r = requests.get(dj.url + "/redirect/", allow_redirects=False, timeout=WAIT)
     assert r.status_code == 302
     assert r.headers["Location"] == "/target/?from=redirect"
-    assert requests.get(dj.url + "/redirect/", timeout=5).text == "target from=redirect"
+    assert requests.get(dj.url + "/redirect/", timeout=WAIT).text == "target from=redirect"
 
 
 def test_common_middleware_append_slash(dj: Server) -> None:
-    r = requests.get(dj.url + "/target", allow_redirects=False, timeout=5)
+    r = requests.get(dj.url + "/target", allow_redirects=False, timeout=WAIT)
     assert r.status_code == 301
     assert r.headers["Location"].endswith("/target/")
 
 
 def test_streaming_response(dj: Server) -> None:
-    r = requests.get(dj.url + "/stream/", params={"n": "40"}, timeout=5)
+    r = requests.get(dj.url + "/stream/", params={"n": "40"}, timeout=WAIT)
     assert r.status_code == 200
     assert r.headers.get("Transfer-Encoding") == "chunked"
     assert r.text == "".join(f"chunk {i}\n" for i in range(40))
 
 
 def test_404_and_still_serving(dj: Server) -> None:
-    assert requests.get(dj.url + "/nope/", timeout=5).status_code == 404
-    assert requests.get(dj.url + "/", timeout=5).text == "django ok"
+    assert requests.get(dj.url + "/nope/", timeout=WAIT).status_code == 404
+    assert requests.get(dj.url + "/", timeout=WAIT).text == "django ok"
 
 
 def test_django_under_route_prefix(launcher: Launcher, tmp_path: Path) -> None:
@@ -119,10 +120,10 @@ def test_django_under_route_prefix(launcher: Launcher, tmp_path: Path) -> None:
     srv = launcher.start(
         ["-c", str(cfg), "--pythonpath", str(APPS)], env={"WSRUN_TEST_DJANGO_TMP": str(tmp_path)}
     )
-    r = requests.post(srv.url + "/dj/exempt/", data={"a": "1"}, timeout=5)
+    r = requests.post(srv.url + "/dj/exempt/", data={"a": "1"}, timeout=WAIT)
     assert r.status_code == 200, r.text[:300]
     info = r.json()
     assert info["script_name"] == "/dj"
     assert info["path"] == "/dj/exempt/"
-    redir = requests.get(srv.url + "/dj/target", allow_redirects=False, timeout=5)
+    redir = requests.get(srv.url + "/dj/target", allow_redirects=False, timeout=WAIT)
     assert redir.headers["Location"].endswith("/dj/target/")

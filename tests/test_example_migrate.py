@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO, Launcher, Server
-from wasm_support import state_args
+from support.launcher import Launcher, Server
+from support.paths import REPO, WAIT
+from support.wasm import state_args
 
 EXAMPLE = REPO / "examples" / "migrate"
 CRATE = EXAMPLE / "api_v2"
@@ -54,7 +55,7 @@ def demo(launcher: Launcher, tmp_path: Path, component: Path) -> Server:
 
 
 def get(srv: Server, path: str) -> requests.Response:
-    return requests.get(srv.url + path, timeout=10)
+    return requests.get(srv.url + path, timeout=WAIT)
 
 
 def test_flask_keeps_the_rest_of_the_site(demo: Server) -> None:
@@ -99,7 +100,7 @@ def test_wasm_serves_the_new_api(demo: Server) -> None:
     assert (r.status_code, r.headers["x-served-by"]) == (404, "wsrun-wasm")
     assert r.json() == {"error": "no such endpoint", "path": "/api/v2/nope"}
 
-    r = requests.post(demo.url + "/api/v2/users", data=b"{}", timeout=10)
+    r = requests.post(demo.url + "/api/v2/users", data=b"{}", timeout=WAIT)
     assert r.status_code == 405
     assert r.headers["allow"] == "GET, HEAD"
     assert r.json()["method"] == "POST"
@@ -111,7 +112,7 @@ def test_health_shows_the_runtime_and_the_configured_env(demo: Server) -> None:
     assert r.json() == {"status": "ok", "runtime": "wasm", "api_version": "2"}
     assert '"runtime":"wasm"' in r.text
 
-    r = requests.head(demo.url + "/api/v2/health", timeout=10)
+    r = requests.head(demo.url + "/api/v2/health", timeout=WAIT)
     assert (r.status_code, r.content) == (200, b"")
 
 

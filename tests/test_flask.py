@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from conftest import APPS, Server
+from support.launcher import Server
+from support.paths import APPS, WAIT
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def flask_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def test_index(flask_srv: Server) -> None:
-    r = requests.get(flask_srv.url + "/", timeout=5)
+    r = requests.get(flask_srv.url + "/", timeout=WAIT)
     assert r.status_code == 200 and r.text == "flask ok"
 
 
@@ -29,7 +30,7 @@ def test_form_fields(flask_srv: Server) -> None:
     r = requests.post(
         flask_srv.url + "/form",
         data=[("name", "Zoë"), ("tag", "a"), ("tag", "b & c")],
-        timeout=5,
+        timeout=WAIT,
     )
     assert r.status_code == 200
     assert r.json() == {"name": ["Zoë"], "tag": ["a", "b & c"]}
@@ -42,7 +43,7 @@ def test_file_upload_sha256(flask_srv: Server, size: int) -> None:
         flask_srv.url + "/upload",
         files={"file": ("blob.bin", data, "application/octet-stream")},
         data={"note": "hi"},
-        timeout=10,
+        timeout=WAIT,
     )
     assert r.status_code == 200, r.text[:500]
     assert r.json() == {
@@ -54,39 +55,39 @@ def test_file_upload_sha256(flask_srv: Server, size: int) -> None:
 
 
 def test_json(flask_srv: Server) -> None:
-    r = requests.post(flask_srv.url + "/json", json={"a": [1, 2, {"b": None}]}, timeout=5)
+    r = requests.post(flask_srv.url + "/json", json={"a": [1, 2, {"b": None}]}, timeout=WAIT)
     assert r.json() == {"got": {"a": [1, 2, {"b": None}]}}
 
 
 def test_cookies_set_and_read(flask_srv: Server) -> None:
     with requests.Session() as s:
-        r = s.get(flask_srv.url + "/cookie/set", params={"flavour": "choc", "n": "2"}, timeout=5)
+        r = s.get(flask_srv.url + "/cookie/set", params={"flavour": "choc", "n": "2"}, timeout=WAIT)
         assert r.status_code == 200
         assert len(r.raw.headers.getlist("Set-Cookie")) == 2
         assert s.cookies.get("flavour") == "choc"
-        assert s.get(flask_srv.url + "/cookie/get", timeout=5).json() == {
+        assert s.get(flask_srv.url + "/cookie/get", timeout=WAIT).json() == {
             "flavour": "choc",
             "n": "2",
         }
 
 
 def test_redirect(flask_srv: Server) -> None:
-    r = requests.get(flask_srv.url + "/redirect", allow_redirects=False, timeout=5)
+    r = requests.get(flask_srv.url + "/redirect", allow_redirects=False, timeout=WAIT)
     assert r.status_code == 302
     assert r.headers["Location"].endswith("/target?x=1")
-    followed = requests.get(flask_srv.url + "/redirect", timeout=5)
+    followed = requests.get(flask_srv.url + "/redirect", timeout=WAIT)
     assert followed.text == "target x=1"
     assert [h.status_code for h in followed.history] == [302]
 
 
 def test_streaming_with_context(flask_srv: Server) -> None:
-    r = requests.get(flask_srv.url + "/stream", params={"n": "50", "who": "me"}, timeout=5)
+    r = requests.get(flask_srv.url + "/stream", params={"n": "50", "who": "me"}, timeout=WAIT)
     assert r.status_code == 200
     assert r.headers.get("Transfer-Encoding") == "chunked"
     assert r.text == "".join(f"line {i} for me\n" for i in range(50))
 
 
 def test_error_then_still_serving(flask_srv: Server) -> None:
-    assert requests.get(flask_srv.url + "/boom", timeout=5).status_code == 500
-    assert requests.get(flask_srv.url + "/missing", timeout=5).status_code == 404
-    assert requests.get(flask_srv.url + "/", timeout=5).text == "flask ok"
+    assert requests.get(flask_srv.url + "/boom", timeout=WAIT).status_code == 500
+    assert requests.get(flask_srv.url + "/missing", timeout=WAIT).status_code == 404
+    assert requests.get(flask_srv.url + "/", timeout=WAIT).text == "flask ok"

@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 import socket
 
-from conftest import (
-    Launcher,
-    Server,
+from support.http import (
     parse_response,
     parse_responses,
     raw_exchange,
     read_response,
     recv_until_closed,
 )
+from support.launcher import Launcher, Server
 
 
 def _env(body: bytes) -> dict[str, object]:

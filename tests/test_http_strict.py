@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Launcher, Server, parse_responses, raw_exchange, status_of
+from support.http import parse_responses, raw_exchange, status_of
+from support.launcher import Launcher, Server
 
 POST = b"POST /echo HTTP/1.1\r\nHost: x\r\n"
 CHUNKED = POST + b"Transfer-Encoding: chunked\r\n\r\n"

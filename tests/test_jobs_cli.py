@@ -15,7 +15,8 @@ from pathlib import Path
 
 import requests
 
-from conftest import APPS, Launcher, Server, wait_for, wsrun_bin
+from support.launcher import Launcher, Server
+from support.paths import APPS, WAIT, wait_for, wsrun_bin
 
 CONFIG = """
 [server]
@@ -65,7 +66,7 @@ def ok(cwd: Path, *args: str) -> str:
 
 
 def enqueue(srv: Server, query: str) -> int:
-    r = requests.get(f"{srv.url}/app/enqueue?{query}", timeout=10)
+    r = requests.get(f"{srv.url}/app/enqueue?{query}", timeout=WAIT)
     assert r.status_code == 200, r.text
     return int(r.text)
 
@@ -130,7 +131,7 @@ def test_list_show_retry_and_purge_a_real_journal(launcher: Launcher) -> None:
         rows, _, _ = parse_list(ok(tmp, "list", "--state-dir", "state"))
         return rows.get(dead_id, {}).get("STATE") == "dead"
 
-    assert wait_for(is_dead, 15, interval=0.2), srv.calls()
+    assert wait_for(is_dead, interval=0.2), srv.calls()
     assert fails(srv, dead_id) == 2
 
     # list: both jobs, the counts, the [[timer]] synced from the file.
@@ -182,12 +183,12 @@ def test_list_show_retry_and_purge_a_real_journal(launcher: Launcher) -> None:
     assert (
         out == f"job {dead_id}: moved from dead-letter to pending, attempts reset (0/2), due now\n"
     )
-    assert wait_for(lambda: fails(srv, dead_id) == 4 and is_dead(), 15, interval=0.2), srv.calls()
+    assert wait_for(lambda: fails(srv, dead_id) == 4 and is_dead(), interval=0.2), srv.calls()
     # retry of the pending job: due now, so the server delivers it at once.
     out = ok(tmp, "retry", str(pending_id), "--state-dir", "state")
     assert out == f"job {pending_id}: pending, now due\n"
     delivered = f"sink {pending_id} 1 "
-    assert wait_for(lambda: any(x.startswith(delivered) for x in srv.calls()), 10), srv.calls()
+    assert wait_for(lambda: any(x.startswith(delivered) for x in srv.calls())), srv.calls()
     assert "later" in next(x for x in srv.calls() if x.startswith(delivered))
 
     # unknown ids: a message and exit code 1.

@@ -27,7 +27,7 @@ import fapws4.views  # noqa: E402
 import wsrun  # noqa: E402
 import wsrun.headers  # noqa: E402
 import wsrun.views  # noqa: E402
-from package_unit_helpers import (  # noqa: E402
+from support.wsgi_unit import (  # noqa: E402
     HAVE_PROC_FD,
     Response,
     StartResponse,

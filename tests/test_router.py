@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import APPS, Server
+from support.launcher import Server
+from support.paths import APPS, WAIT
 
 ROUTES = """
 [[route]]
@@ -71,7 +72,7 @@ def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def test_longest_prefix_on_segment_boundary(
     routed: Server, path: str, script_name: str, path_info: str
 ) -> None:
-    r = requests.get(routed.url + path, timeout=5)
+    r = requests.get(routed.url + path, timeout=WAIT)
     assert r.status_code == 200
     env = r.json()
     assert env["SCRIPT_NAME"] == script_name
@@ -79,31 +80,31 @@ def test_longest_prefix_on_segment_boundary(
 
 
 def test_query_string_not_part_of_routing(routed: Server) -> None:
-    env = requests.get(routed.url + "/api?x=/v2", timeout=5).json()
+    env = requests.get(routed.url + "/api?x=/v2", timeout=WAIT).json()
     assert (env["SCRIPT_NAME"], env["PATH_INFO"], env["QUERY_STRING"]) == ("/api", "", "x=/v2")
 
 
 def test_per_route_body_limit(routed: Server) -> None:
     routed.reset_calls()
-    r = requests.post(routed.url + "/small/echo", data=b"z" * 200, timeout=5)
+    r = requests.post(routed.url + "/small/echo", data=b"z" * 200, timeout=WAIT)
     assert r.status_code == 413
     assert routed.calls() == []
-    ok = requests.post(routed.url + "/small/echo", data=b"z" * 50, timeout=5)
+    ok = requests.post(routed.url + "/small/echo", data=b"z" * 50, timeout=WAIT)
     assert ok.status_code == 200 and ok.content == b"z" * 50
-    big = requests.post(routed.url + "/echo", data=b"z" * 200, timeout=5)
+    big = requests.post(routed.url + "/echo", data=b"z" * 200, timeout=WAIT)
     assert big.status_code == 200 and big.content == b"z" * 200
 
 
 def test_404_when_no_route_matches(tmp_path: Path) -> None:
     srv = _start(tmp_path, "noroot", NO_ROOT)
     try:
-        r = requests.get(srv.url + "/elsewhere", timeout=5)
+        r = requests.get(srv.url + "/elsewhere", timeout=WAIT)
         assert r.status_code == 404
         assert r.headers["Content-Type"].startswith("text/plain")
         assert r.text
-        assert requests.get(srv.url + "/onlyx", timeout=5).status_code == 404
+        assert requests.get(srv.url + "/onlyx", timeout=WAIT).status_code == 404
         assert srv.calls() == []
-        env = requests.get(srv.url + "/only/y", timeout=5).json()
+        env = requests.get(srv.url + "/only/y", timeout=WAIT).json()
         assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/only", "/y")
     finally:
         srv.stop()

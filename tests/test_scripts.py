@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import APPS, REPO, Launcher, Server, port_open, wait_for
+from support.http import port_open
+from support.launcher import Launcher, Server
+from support.paths import APPS, REPO, WAIT, wait_for
 
 SCRIPT = APPS / "hello_script.py"
 
@@ -34,20 +36,20 @@ def script_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     ],
 )
 def test_return_types(script_srv: Server, path: str, body: bytes) -> None:
-    r = requests.get(script_srv.url + path, timeout=5)
+    r = requests.get(script_srv.url + path, timeout=WAIT)
     assert r.status_code == 200
     assert r.content == body
 
 
 def test_prefix_split(script_srv: Server) -> None:
-    assert requests.get(script_srv.url + "/where/x/y", timeout=5).text == "/where|/x/y"
-    assert requests.get(script_srv.url + "/nothing", timeout=5).text == "Hello World!!"
+    assert requests.get(script_srv.url + "/where/x/y", timeout=WAIT).text == "/where|/x/y"
+    assert requests.get(script_srv.url + "/nothing", timeout=WAIT).text == "Hello World!!"
 
 
 def test_max_body_size_from_script(script_srv: Server) -> None:
-    ok = requests.post(script_srv.url + "/upload", data=b"u" * 1000, timeout=5)
+    ok = requests.post(script_srv.url + "/upload", data=b"u" * 1000, timeout=WAIT)
     assert ok.status_code == 200 and ok.text == "got 1000 bytes"
-    too_big = requests.post(script_srv.url + "/upload", data=b"u" * 1001, timeout=5)
+    too_big = requests.post(script_srv.url + "/upload", data=b"u" * 1001, timeout=WAIT)
     assert too_big.status_code == 413
 
 
@@ -60,7 +62,7 @@ def test_server_variable_is_honoured(launcher: Launcher, tmp_path: Path) -> None
         SCRIPT.read_text().replace('SERVER = "127.0.0.1:1"', f'SERVER = "127.0.0.1:{port}"')
     )
     srv = launcher.start([str(script)], bind=False, port=port)
-    assert requests.get(srv.url + "/bytes", timeout=5).content == b"bytes body"
+    assert requests.get(srv.url + "/bytes", timeout=WAIT).content == b"bytes body"
 
 
 def test_default_bind_is_0_0_0_0_8888(launcher: Launcher, tmp_path: Path) -> None:
@@ -71,14 +73,14 @@ def test_default_bind_is_0_0_0_0_8888(launcher: Launcher, tmp_path: Path) -> Non
     assert "SERVER =" not in text
     script.write_text(text)
     srv = launcher.start([str(script)], bind=False, port=8888)
-    assert wait_for(lambda: port_open(8888), 5)
-    assert requests.get("http://127.0.0.1:8888/", timeout=5).text == "Hello World!!"
+    assert wait_for(lambda: port_open(8888))
+    assert requests.get("http://127.0.0.1:8888/", timeout=WAIT).text == "Hello World!!"
     srv.stop()
 
 
 def test_examples_hello(launcher: Launcher) -> None:
     """The README's first command: `wsrun examples/hello.py`."""
     srv = launcher.start(["examples/hello.py"], cwd=REPO)
-    r = requests.get(srv.url + "/", timeout=5)
+    r = requests.get(srv.url + "/", timeout=WAIT)
     assert r.status_code == 200
     assert r.content

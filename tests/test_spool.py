@@ -7,22 +7,16 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import (
-    Launcher,
-    Server,
-    deleted_fds,
-    parse_response,
-    recv_until_closed,
-    status_of,
-    wait_for,
-)
+from support.http import parse_response, recv_until_closed, status_of
+from support.launcher import Launcher, Server
+from support.paths import WAIT, wait_for
+from support.procfs import deleted_fds
 
 MiB = 1024 * 1024
 
@@ -51,7 +45,7 @@ def _spooled(srv: Server, spool_dir: Path) -> list[str]:
 
 
 def _assert_clean(srv: Server, spool_dir: Path) -> None:
-    assert wait_for(lambda: not _spooled(srv, spool_dir), 2.0), _spooled(srv, spool_dir)
+    assert wait_for(lambda: not _spooled(srv, spool_dir)), _spooled(srv, spool_dir)
     assert os.listdir(spool_dir) == []
 
 
@@ -62,7 +56,7 @@ def _chunks(data: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
 
 def test_small_body_in_memory(spooling: Server, spool_dir: Path) -> None:
     body = os.urandom(10_000)
-    r = requests.post(spooling.url + "/sha", data=body, timeout=5)
+    r = requests.post(spooling.url + "/sha", data=body, timeout=WAIT)
     assert r.status_code == 200
     info = r.json()
     assert info["len"] == len(body)
@@ -73,7 +67,7 @@ def test_small_body_in_memory(spooling: Server, spool_dir: Path) -> None:
 
 def test_large_body_spooled_to_unlinked_file(spooling: Server, spool_dir: Path) -> None:
     body = os.urandom(3 * MiB)
-    r = requests.post(spooling.url + "/sha", data=body, timeout=10)
+    r = requests.post(spooling.url + "/sha", data=body, timeout=WAIT)
     assert r.status_code == 200
     info = r.json()
     assert info["len"] == len(body)
@@ -86,7 +80,7 @@ def test_large_body_spooled_to_unlinked_file(spooling: Server, spool_dir: Path) 
 
 def test_large_chunked_body_spooled(spooling: Server, spool_dir: Path) -> None:
     body = os.urandom(3 * MiB + 123)
-    r = requests.post(spooling.url + "/sha", data=_chunks(body), timeout=10)
+    r = requests.post(spooling.url + "/sha", data=_chunks(body), timeout=WAIT)
     assert r.status_code == 200
     info = r.json()
     assert info["len"] == len(body)
@@ -98,15 +92,14 @@ def test_large_chunked_body_spooled(spooling: Server, spool_dir: Path) -> None:
 
 def test_413_from_content_length_without_reading_body(spooling: Server, spool_dir: Path) -> None:
     with socket.create_connection(("127.0.0.1", spooling.port), timeout=5) as s:
-        t0 = time.monotonic()
+        # Only the head is sent: the answer cannot wait for the body.
         s.sendall(f"POST /sha HTTP/1.1\r\nHost: x\r\nContent-Length: {5 * MiB}\r\n\r\n".encode())
-        data, _closed = recv_until_closed(s, 3)
-        elapsed = time.monotonic() - t0
+        data, closed = recv_until_closed(s, WAIT)
     r = parse_response(data)
     assert r.status == 413
     assert (r.header("content-type") or "").startswith("text/plain")
     assert r.body.strip(), "413 carries a plain-text reason"
-    assert elapsed < 2.5
+    assert closed, "the connection is closed after the 413 (the body is never read)"
     assert spooling.calls() == []
     _assert_clean(spooling, spool_dir)
 
@@ -136,7 +129,7 @@ def test_client_abort_mid_upload_removes_temp_file(spooling: Server, spool_dir: 
     try:
         s.sendall(f"POST /sha HTTP/1.1\r\nHost: x\r\nContent-Length: {3 * MiB}\r\n\r\n".encode())
         s.sendall(os.urandom(2 * MiB))
-        assert wait_for(lambda: bool(_spooled(spooling, spool_dir)), 2.0), (
+        assert wait_for(lambda: bool(_spooled(spooling, spool_dir))), (
             "2 MiB of a 3 MiB body must be spooling to a file in --spool-dir while it arrives"
         )
     finally:
@@ -144,30 +137,30 @@ def test_client_abort_mid_upload_removes_temp_file(spooling: Server, spool_dir: 
     _assert_clean(spooling, spool_dir)
     assert spooling.calls() == []
     # and the server is fine afterwards
-    assert requests.get(spooling.url + "/framing/cl", timeout=5).status_code == 200
+    assert requests.get(spooling.url + "/framing/cl", timeout=WAIT).status_code == 200
 
 
 def test_client_abort_with_workers(launcher: Launcher, spool_dir: Path) -> None:
     srv = launcher.probe(
         "--workers", "2", "--spool-dir", str(spool_dir), "--spool-threshold", "64KiB"
     )
-    assert wait_for(lambda: len(srv.worker_pids()) >= 2 and srv.worker_pids() != [srv.pid], 5)
+    assert wait_for(lambda: len(srv.worker_pids()) >= 2 and srv.worker_pids() != [srv.pid])
     for _ in range(4):
         s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
         try:
             s.sendall(f"POST /sha HTTP/1.1\r\nHost: x\r\nContent-Length: {MiB}\r\n\r\n".encode())
             s.sendall(os.urandom(256 * 1024))
-            assert wait_for(lambda: bool(_spooled(srv, spool_dir)), 2.0)
+            assert wait_for(lambda: bool(_spooled(srv, spool_dir)))
         finally:
             s.close()
         _assert_clean(srv, spool_dir)
     body = os.urandom(300_000)
-    r = requests.post(srv.url + "/sha", data=body, timeout=5)
+    r = requests.post(srv.url + "/sha", data=body, timeout=WAIT)
     assert r.json()["sha256"] == hashlib.sha256(body).hexdigest()
     _assert_clean(srv, spool_dir)
 
 
 def test_spool_cleanup_after_app_error(spooling: Server, spool_dir: Path) -> None:
-    r = requests.post(spooling.url + "/error/before", data=os.urandom(2 * MiB), timeout=10)
+    r = requests.post(spooling.url + "/error/before", data=os.urandom(2 * MiB), timeout=WAIT)
     assert r.status_code == 500
     _assert_clean(spooling, spool_dir)

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from conftest import APPS, Server, parse_response, raw_exchange, status_of
+from support.http import parse_response, raw_exchange, status_of
+from support.launcher import Server
+from support.paths import APPS, WAIT
 
 SECRET = b"TOP SECRET\n"
 
@@ -42,7 +44,7 @@ def static_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def test_serves_file_with_validators(static_srv: Server) -> None:
-    r = requests.get(static_srv.url + "/static/hello.txt", timeout=5)
+    r = requests.get(static_srv.url + "/static/hello.txt", timeout=WAIT)
     assert r.status_code == 200
     assert r.content == b"hello static\n"
     assert r.headers["Content-Type"].startswith("text/plain")
@@ -53,49 +55,49 @@ def test_serves_file_with_validators(static_srv: Server) -> None:
 
 
 def test_etag_304(static_srv: Server) -> None:
-    etag = requests.get(static_srv.url + "/static/hello.txt", timeout=5).headers["ETag"]
+    etag = requests.get(static_srv.url + "/static/hello.txt", timeout=WAIT).headers["ETag"]
     r = requests.get(
-        static_srv.url + "/static/hello.txt", headers={"If-None-Match": etag}, timeout=5
+        static_srv.url + "/static/hello.txt", headers={"If-None-Match": etag}, timeout=WAIT
     )
     assert r.status_code == 304
     assert r.content == b""
     other = requests.get(
-        static_srv.url + "/static/hello.txt", headers={"If-None-Match": '"nope"'}, timeout=5
+        static_srv.url + "/static/hello.txt", headers={"If-None-Match": '"nope"'}, timeout=WAIT
     )
     assert other.status_code == 200
 
 
 def test_if_modified_since_304(static_srv: Server) -> None:
-    lm = requests.get(static_srv.url + "/static/hello.txt", timeout=5).headers["Last-Modified"]
+    lm = requests.get(static_srv.url + "/static/hello.txt", timeout=WAIT).headers["Last-Modified"]
     r = requests.get(
-        static_srv.url + "/static/hello.txt", headers={"If-Modified-Since": lm}, timeout=5
+        static_srv.url + "/static/hello.txt", headers={"If-Modified-Since": lm}, timeout=WAIT
     )
     assert r.status_code == 304
 
 
 def test_maxage(static_srv: Server) -> None:
-    r = requests.get(static_srv.url + "/cached/sub/page.html", timeout=5)
+    r = requests.get(static_srv.url + "/cached/sub/page.html", timeout=WAIT)
     assert r.status_code == 200 and r.content == b"<p>page</p>\n"
     assert r.headers["Cache-Control"] == "max-age=3600"
     assert r.headers["Content-Type"].startswith("text/html")
 
 
 def test_head_and_method_not_allowed(static_srv: Server) -> None:
-    h = requests.head(static_srv.url + "/static/hello.txt", timeout=5)
+    h = requests.head(static_srv.url + "/static/hello.txt", timeout=WAIT)
     assert h.status_code == 200 and h.headers["Content-Length"] == "13" and h.content == b""
-    assert requests.post(static_srv.url + "/static/hello.txt", timeout=5).status_code == 405
+    assert requests.post(static_srv.url + "/static/hello.txt", timeout=WAIT).status_code == 405
 
 
 def test_big_file(static_srv: Server) -> None:
     data = (static_srv.tmp / "public" / "big.bin").read_bytes()
-    r = requests.get(static_srv.url + "/static/big.bin", timeout=10)
+    r = requests.get(static_srv.url + "/static/big.bin", timeout=WAIT)
     assert r.status_code == 200
     assert hashlib.sha256(r.content).hexdigest() == hashlib.sha256(data).hexdigest()
 
 
 def test_missing_and_directory_404(static_srv: Server) -> None:
-    assert requests.get(static_srv.url + "/static/nope.txt", timeout=5).status_code == 404
-    assert requests.get(static_srv.url + "/static/sub", timeout=5).status_code == 404
+    assert requests.get(static_srv.url + "/static/nope.txt", timeout=WAIT).status_code == 404
+    assert requests.get(static_srv.url + "/static/sub", timeout=WAIT).status_code == 404
 
 
 TRAVERSALS = [
@@ -125,9 +127,9 @@ def test_no_path_traversal(static_srv: Server, prefix: str, path: str) -> None:
 
 
 def test_redirect_helper(static_srv: Server) -> None:
-    r = requests.get(static_srv.url + "/go/", allow_redirects=False, timeout=5)
+    r = requests.get(static_srv.url + "/go/", allow_redirects=False, timeout=WAIT)
     assert r.status_code == 302 and r.headers["Location"] == "/target"
-    p = requests.get(static_srv.url + "/go/perm", allow_redirects=False, timeout=5)
+    p = requests.get(static_srv.url + "/go/perm", allow_redirects=False, timeout=WAIT)
     assert p.status_code == 301 and p.headers["Location"] == "/target"
     iri = parse_response(
         raw_exchange(

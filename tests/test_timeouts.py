@@ -8,7 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from conftest import Launcher, Server, parse_response, read_response, recv_until_closed, status_of
+from support.http import parse_response, read_response, recv_until_closed, status_of
+from support.launcher import Launcher, Server
+from support.paths import wait_for
 
 
 @pytest.fixture
@@ -114,8 +116,8 @@ def test_idle_keep_alive_connection_is_closed(timed: Server) -> None:
 
 
 def test_max_connections_per_worker(launcher: Launcher) -> None:
+    # The harness waits for the ready line, never connects: both slots are free.
     srv = launcher.probe("--max-connections", "2", "--keepalive-timeout", "10s")
-    time.sleep(0.5)  # let the server see the readiness probe's connection close
     a = _connect(srv)
     b = _connect(srv)
     try:
@@ -132,17 +134,17 @@ def test_max_connections_per_worker(launcher: Launcher) -> None:
         assert read_response(a).status == 200
     finally:
         a.close()
+
     # once one slot is free a new connection is served again
-    deadline = time.monotonic() + 3
-    ok = False
-    while time.monotonic() < deadline and not ok:
+    def served() -> bool:
         with _connect(srv) as d:
             d.sendall(b"GET /framing/cl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             data, _ = recv_until_closed(d, 2)
-            ok = status_of(data) == 200
-            if ok:
-                assert parse_response(data).body == b"0123456789"
-        if not ok:
-            time.sleep(0.1)
+        if status_of(data) != 200:
+            return False
+        assert parse_response(data).body == b"0123456789"
+        return True
+
+    ok = wait_for(served, interval=0.1)
     b.close()
     assert ok, "a freed connection slot must be reusable"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import APPS, wsrun_bin
+from support.paths import APPS, wsrun_bin
 
 ROUTE = '[[route]]\nprefix = "/app"\npython = "probe:app"\n'
 TIMER = '[[timer]]\nname = "a"\nevery = "30s"\npath = "/app/a"\n'

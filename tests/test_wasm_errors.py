@@ -4,14 +4,13 @@ say what is wrong; config errors name file:line: key."""
 from __future__ import annotations
 
 import re
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import Launcher, free_port, port_open, wsrun_bin
-from wasm_support import CORE_MODULE, EMPTY_COMPONENT, WASM_APPS, state_args, wasm_handler
+from support.http import free_port
+from support.launcher import Launcher, run_wsrun
+from support.wasm import CORE_MODULE, EMPTY_COMPONENT, WASM_APPS, state_args, wasm_handler
 
 #: (id, file content, what the error must say)
 BAD_FILES = [
@@ -31,21 +30,15 @@ BAD_FILES = [
 ]
 
 
-def _run(args: list[str], cwd: Path, timeout: float = 20) -> tuple[int, str]:
+#: Exit codes of src/cli.rs: 2 for a configuration error, 1 for a handler that fails to load.
+CONFIG_ERROR = 2
+LOAD_FAILED = 1
+
+
+def _run(args: list[str], cwd: Path) -> tuple[int, str]:
     """Runs wsrun to completion; returns (exit code, stderr+stdout)."""
-    try:
-        done = subprocess.run(
-            [wsrun_bin(), *args],
-            cwd=str(cwd),
-            capture_output=True,
-            stdin=subprocess.DEVNULL,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"wsrun {args} did not exit within {timeout}s")
-    return done.returncode, done.stderr.decode(errors="replace") + done.stdout.decode(
-        errors="replace"
-    )
+    done = run_wsrun(args, cwd=cwd)
+    return done.code, done.out
 
 
 @pytest.mark.parametrize(("kind", "data", "reason"), BAD_FILES, ids=[b[0] for b in BAD_FILES])
@@ -104,14 +97,9 @@ def test_start_with_bad_wasm_file_exits(
     srv = launcher.start(
         ["--wasm", f"/ok={wasm_handler('hello')}", "--wasm", f"/x={bad}", *state_args(tmp_path)],
         cwd=tmp_path,
-        wait=False,
+        wait="none",
     )
-    assert srv.proc is not None
-    try:
-        code = srv.proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"wsrun kept running with a bad handler file\n{srv.log()}")
-    assert code != 0
+    assert srv.wait_exit() == LOAD_FAILED, srv.log()
     log = srv.log()
     assert reason in log, log
     assert str(bad) in log, log
@@ -124,14 +112,14 @@ def test_start_with_bad_wasm_file_exits(
 )
 def test_bad_wasm_flag(tmp_path: Path, arg: str) -> None:
     code, out = _run(["check", "--wasm", arg, *state_args(tmp_path)], cwd=tmp_path)
-    assert code != 0
+    assert code == CONFIG_ERROR, out
     assert "--wasm" in out, out
 
 
 def test_watch_dir_must_exist(tmp_path: Path) -> None:
     missing = tmp_path / "missing"
     code, out = _run(["check", "--watch", str(missing), *state_args(tmp_path)], cwd=tmp_path)
-    assert code != 0
+    assert code == CONFIG_ERROR, out
     assert str(missing) in out, out
 
 
@@ -170,7 +158,7 @@ def test_wasm_config_errors_name_file_line_key(
     cfg = tmp_path / f"{case}.toml"
     cfg.write_text(f'[[route]]\nprefix = "/x"\nwasm = "{wasm_handler("hello")}"\n{line_text}\n')
     code, out = _run(["check", "-c", str(cfg), *state_args(tmp_path)], cwd=tmp_path)
-    assert code != 0
+    assert code == CONFIG_ERROR, out
     assert re.search(rf"{re.escape(cfg.name)}:{line}\b", out), out
     assert f"key `{key}`" in out, out
     assert message in out, out
@@ -194,7 +182,7 @@ def test_wasm_keys_and_tenants_config_errors(
         ["check", "-c", str(cfg), "--pythonpath", str(WASM_APPS), *state_args(tmp_path)],
         cwd=tmp_path,
     )
-    assert code != 0
+    assert code == CONFIG_ERROR, out
     assert re.search(rf"{re.escape(name)}:{line}: key `{re.escape(key)}`", out), out
     assert message in out, out
 
@@ -203,7 +191,7 @@ def test_missing_wasm_file_in_config(tmp_path: Path) -> None:
     cfg = tmp_path / "wsrun.toml"
     cfg.write_text('[[route]]\nprefix = "/x"\nwasm = "nope.wasm"\n')
     code, out = _run(["check", "-c", str(cfg), *state_args(tmp_path)], cwd=tmp_path)
-    assert code != 0
+    assert code == CONFIG_ERROR, out
     assert re.search(r"wsrun\.toml:3: key `route\[1\]\.wasm`", out), out
     assert str(tmp_path / "nope.wasm") in out, out
 
@@ -212,22 +200,36 @@ def test_serving_bad_wasm_config_fails_before_binding(tmp_path: Path) -> None:
     cfg = tmp_path / "wsrun.toml"
     cfg.write_text(f'[[route]]\nprefix = "/x"\nwasm = "{wasm_handler("hello")}"\nmemory = "0"\n')
     port = free_port()
-    proc = subprocess.Popen(
-        [wsrun_bin(), "-c", str(cfg), *state_args(tmp_path), "--bind", f"127.0.0.1:{port}"],
-        cwd=str(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
+    done = run_wsrun(
+        ["-c", str(cfg), *state_args(tmp_path), "--bind", f"127.0.0.1:{port}"],
+        cwd=tmp_path,
+        port=port,
     )
-    seen_open = False
-    deadline = time.monotonic() + 15
-    while proc.poll() is None and time.monotonic() < deadline:
-        seen_open = seen_open or port_open(port)
-        time.sleep(0.02)
-    if proc.poll() is None:
-        proc.kill()
-    out, err = proc.communicate(timeout=5)
-    assert proc.returncode not in (0, None)
-    assert not seen_open
-    text = err.decode() + out.decode()
+    assert done.code == CONFIG_ERROR, done.out
+    assert not done.seen_open
+    text = done.out
     assert "wsrun.toml:4: key `route[1].memory`" in text, text
+
+
+#: An interface the host provides (`wasi:cli`), renamed to one it does not; same length, so
+#: the patched component stays well-formed.
+PROVIDED = b"wasi:cli/environment@"
+LACKING = b"wasi:cli/xnvironment@"
+
+
+def test_component_importing_what_the_host_lacks_is_refused(tmp_path: Path) -> None:
+    """README: a component that imports what the host does not provide stops the start-up
+    with a message naming the file (and the import); `wsrun check` reports the same."""
+    data = wasm_handler("hello").read_bytes()
+    assert PROVIDED in data, "hello.wasm no longer imports wasi:cli/environment"
+    lacks = tmp_path / "lacks.wasm"
+    lacks.write_bytes(data.replace(PROVIDED, LACKING))
+    port = free_port()
+    args = ["--wasm", f"/x={lacks}", *state_args(tmp_path)]
+    done = run_wsrun([*args, "--bind", f"127.0.0.1:{port}"], cwd=tmp_path, port=port)
+    assert done.code == LOAD_FAILED, done.out
+    assert "listening on" not in done.out, "no worker may start serving"
+    assert str(lacks) in done.out and LACKING.decode() in done.out, done.out
+    checked = run_wsrun(["check", *args], cwd=tmp_path)
+    assert checked.code == LOAD_FAILED, checked.out
+    assert str(lacks) in checked.out and LACKING.decode() in checked.out, checked.out

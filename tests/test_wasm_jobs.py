@@ -20,8 +20,9 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from conftest import APPS, REPO, Launcher, Server, wait_for, wsrun_bin
-from wasm_support import hello_body, state_args, wasm_handler
+from support.launcher import Launcher, Server
+from support.paths import APPS, REPO, WAIT, wait_for, wsrun_bin
+from support.wasm import hello_body, state_args, wasm_handler
 
 _MARKS = itertools.count(1)
 
@@ -78,12 +79,12 @@ hosts = ["b.test"]
         server.start(["-c", str(cfg), "--pythonpath", str(APPS), *state_args(tmp)], cwd=tmp)
         yield server
     finally:
-        server.stop(timeout=5)
+        server.stop()
 
 
 def call(srv: Server, path: str, body: str = "", host: str | None = None) -> requests.Response:
     headers = {"Host": host} if host else {}
-    return requests.post(srv.url + path, data=body.encode(), headers=headers, timeout=10)
+    return requests.post(srv.url + path, data=body.encode(), headers=headers, timeout=WAIT)
 
 
 def sinks(srv: Server, body: str) -> list[list[str]]:
@@ -103,7 +104,7 @@ def test_job_from_wasm_reaches_python(srv: Server) -> None:
     assert r.status_code == 200, r.text
     job_id = r.text
     assert job_id.isdigit() and r.headers["x-job-id"] == job_id
-    assert wait_for(lambda: sinks(srv, mark), 10), srv.log()[-2000:]
+    assert wait_for(lambda: sinks(srv, mark)), srv.log()[-2000:]
     [[_, seen_id, attempt, _pid, _at, method, _body]] = sinks(srv, mark)
     # The Python route got the job's id and attempt in wsrun-job-id / wsrun-job-attempt.
     assert (seen_id, attempt, method) == (job_id, "1", "POST")
@@ -114,7 +115,7 @@ def test_wasm_job_method_headers_and_delay(srv: Server) -> None:
     started = time.time()
     r = call(srv, "/jobs/defer?to=/app/sink&method=PUT&delay=400&max_attempts=1", mark)
     assert r.status_code == 200, r.text
-    assert wait_for(lambda: sinks(srv, mark), 10)
+    assert wait_for(lambda: sinks(srv, mark))
     [[_, _, _, _, at, method, _]] = sinks(srv, mark)
     assert method == "PUT"
     assert float(at) >= started + 0.4, float(at) - started
@@ -123,9 +124,17 @@ def test_wasm_job_method_headers_and_delay(srv: Server) -> None:
 def enqueue_from_python(srv: Server, path: str, mark: str, extra: str = "") -> str:
     """Has the Python app enqueue a job for `path` with body `mark`; returns the job's id."""
     target = quote(path, safe="")
-    r = requests.get(f"{srv.url}/app/enqueue?path={target}&body={mark}{extra}", timeout=10)
+    r = requests.get(f"{srv.url}/app/enqueue?path={target}&body={mark}{extra}", timeout=WAIT)
     assert r.status_code == 200, r.text
     return r.text
+
+
+def later_delivery(srv: Server, delay: float) -> None:
+    """Has a job delivered `delay` seconds from now and waits for it: the later event after
+    which an absence may be asserted."""
+    mark = marker("later")
+    enqueue_from_python(srv, "/app/sink", mark, f"&delay={delay}")
+    assert wait_for(lambda: sinks(srv, mark)), srv.log()[-2000:]
 
 
 def test_job_from_python_reaches_wasm_and_comes_back(srv: Server) -> None:
@@ -133,10 +142,10 @@ def test_job_from_python_reaches_wasm_and_comes_back(srv: Server) -> None:
     python_job = enqueue_from_python(srv, "/jobs/work?then=/app/sink", mark)
     # The WASM route ran as that job (its id and attempt in the request headers) ...
     expected = f"handler `jobs` on /jobs stdout: jobs: work job={python_job} attempt=1"
-    assert wait_for(lambda: any(expected in line for line in worked(srv, mark)), 10), srv.log()
+    assert wait_for(lambda: any(expected in line for line in worked(srv, mark))), srv.log()
     # ... and queued a job of its own back to Python, which carries what it saw.
     echoed = f"wasm-saw:job={python_job}:attempt=1:{mark}"
-    assert wait_for(lambda: sinks(srv, echoed), 10)
+    assert wait_for(lambda: sinks(srv, echoed))
     [[_, wasm_job, attempt, *_]] = sinks(srv, echoed)
     assert attempt == "1" and int(wasm_job) > int(python_job)
 
@@ -145,11 +154,11 @@ def test_failing_wasm_job_is_retried(srv: Server) -> None:
     mark = marker("retried")
     job_id = enqueue_from_python(srv, "/jobs/work?status=500", mark, "&max_attempts=2")
     # Two attempts of the same job (the retry after the default backoff of about a second).
-    assert wait_for(lambda: len(worked(srv, mark)) >= 2, 15), worked(srv, mark)
+    assert wait_for(lambda: len(worked(srv, mark)) >= 2), worked(srv, mark)
     attempts = [line.split("attempt=")[1].split()[0] for line in worked(srv, mark)]
     assert attempts == ["1", "2"]
     assert all(f"job={job_id} " in line for line in worked(srv, mark))
-    time.sleep(1.5)
+    later_delivery(srv, 2.5)  # past a third attempt's backoff (2 s, jittered)
     assert len(worked(srv, mark)) == 2, "max_attempts=2 allows no third delivery"
 
 
@@ -157,11 +166,11 @@ def test_wasm_timer_every_then_cancel(srv: Server) -> None:
     mark = marker("every")
     r = call(srv, f"/jobs/every?name={mark}&period=200&to=/app/sink", mark)
     assert (r.status_code, r.text) == (200, "set")
-    assert wait_for(lambda: len(sinks(srv, mark)) >= 3, 10), sinks(srv, mark)
+    assert wait_for(lambda: len(sinks(srv, mark)) >= 3), sinks(srv, mark)
     assert call(srv, f"/jobs/cancel?name={mark}").text == "true"
-    time.sleep(0.3)  # a job already queued may still arrive
+    later_delivery(srv, 0.3)  # a job already queued may still arrive
     settled = len(sinks(srv, mark))
-    time.sleep(0.8)
+    later_delivery(srv, 0.8)  # four periods
     assert len(sinks(srv, mark)) == settled, "the timer kept firing after cancel"
     # Every firing is its own job, delivered once.
     ids = [fields[1] for fields in sinks(srv, mark)]
@@ -174,8 +183,8 @@ def test_wasm_timer_once(srv: Server) -> None:
     started = time.time()
     r = call(srv, f"/jobs/once?name={mark}&delay=300&to=/app/sink", mark)
     assert (r.status_code, r.text) == (200, "set")
-    assert wait_for(lambda: sinks(srv, mark), 10)
-    time.sleep(0.8)
+    assert wait_for(lambda: sinks(srv, mark))
+    later_delivery(srv, 0.8)
     [[_, _, _, _, at, _, _]] = sinks(srv, mark)
     assert float(at) >= started + 0.3
     # A one-shot timer is gone once it has fired.
@@ -217,7 +226,7 @@ def test_tenant_reaches_its_own_routes_only(srv: Server) -> None:
     r = call(srv, "/jobs/defer?to=/alpha-work/x", mark, host="a.test")
     assert r.status_code == 200, r.text
     expected = f"tenant `alpha` handler `jobs` on /alpha-work stdout: jobs: work job={r.text} "
-    assert wait_for(lambda: any(expected in line for line in worked(srv, mark)), 10), srv.log()
+    assert wait_for(lambda: any(expected in line for line in worked(srv, mark))), srv.log()
     # Another host of the same tenant queues to the same tenant.
     r = call(srv, "/jobs/defer?to=/alpha-work", mark, host="www.a.test")
     assert r.status_code == 200, r.text
@@ -242,18 +251,18 @@ def test_tenant_timers_have_their_own_names(srv: Server) -> None:
     mark = marker("tenant-timer")
     r = call(srv, "/jobs/every?name=shared&period=200&to=/alpha-work", mark, host="a.test")
     assert r.status_code == 200, r.text
-    assert wait_for(lambda: worked(srv, mark), 10), srv.log()[-2000:]
+    assert wait_for(lambda: worked(srv, mark)), srv.log()[-2000:]
     # Neither another tenant nor a handler outside any tenant sees alpha's `shared` timer.
     assert call(srv, "/beta-work/cancel?name=shared", host="b.test").text == "false"
     assert call(srv, "/jobs/cancel?name=shared").text == "false"
     fired = len(worked(srv, mark))
-    assert wait_for(lambda: len(worked(srv, mark)) > fired, 5), "alpha's timer must keep firing"
+    assert wait_for(lambda: len(worked(srv, mark)) > fired), "alpha's timer must keep firing"
     assert call(srv, "/jobs/cancel?name=shared", host="www.a.test").text == "true"
 
 
 def test_handler_without_services_imports_still_runs(srv: Server) -> None:
     assert b"wsrun:services" not in wasm_handler("hello").read_bytes()
-    r = requests.get(srv.url + "/hello", timeout=10)
+    r = requests.get(srv.url + "/hello", timeout=WAIT)
     assert (r.status_code, r.text) == (200, hello_body(0))
 
 
@@ -291,14 +300,14 @@ def test_example_runs_both_ways(
     demo = launcher.start(
         ["-c", str(config), *state_args(tmp_path)], cwd=tmp_path, env={"DIGEST_EVERY": "0.5"}
     )
-    r = requests.post(demo.url + "/api/signup", data=b"Ada", timeout=10)
+    r = requests.post(demo.url + "/api/signup", data=b"Ada", timeout=WAIT)
     assert r.status_code == 202, r.text
     job_id = r.text.split()[-1]
 
     def events() -> str:
-        return requests.get(demo.url + "/py/", timeout=10).text
+        return requests.get(demo.url + "/py/", timeout=WAIT).text
 
     # WASM -> Python: the welcome mail job.
-    assert wait_for(lambda: f"welcome mail sent to Ada (job {job_id}, attempt 1)" in events(), 10)
+    assert wait_for(lambda: f"welcome mail sent to Ada (job {job_id}, attempt 1)" in events())
     # Python's durable timer -> WASM digest -> a job back to Python.
-    assert wait_for(lambda: "digest built by wasm for job" in events(), 10), events()
+    assert wait_for(lambda: "digest built by wasm for job" in events()), events()

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import Launcher, Server, free_port, wait_for
-from wasm_support import state_args, wasm_handler
+from support.http import free_port
+from support.launcher import Launcher, Server
+from support.paths import WAIT, wait_for
+from support.wasm import state_args, wasm_handler
 
 #: Paths the upstream origin was asked for.
 UPSTREAM_HITS: list[str] = []
@@ -125,15 +127,15 @@ allow_outbound = ["http://127.0.0.1:{_port(upstream)}"]
         )
         yield server
     finally:
-        server.stop(timeout=5)
+        server.stop()
 
 
-def _log_has(srv: Server, text: str, timeout: float = 5.0) -> bool:
-    return wait_for(lambda: text in srv.log(), timeout)
+def _log_has(srv: Server, text: str) -> bool:
+    return srv.wait_log(text)
 
 
 def _still_serving(srv: Server) -> None:
-    r = requests.get(srv.url + "/probe", timeout=10)
+    r = requests.get(srv.url + "/probe", timeout=WAIT)
     assert (r.status_code, r.text) == (200, "probe ok\n")
 
 
@@ -141,7 +143,7 @@ def _still_serving(srv: Server) -> None:
 
 
 def test_memory_bomb_gets_500_naming_the_limit(srv: Server) -> None:
-    r = requests.get(srv.url + "/bomb", timeout=20)
+    r = requests.get(srv.url + "/bomb", timeout=WAIT)
     assert r.status_code == 500
     assert r.text == (
         "Internal Server Error: handler `memory-bomb` on /bomb exceeded its memory limit of 32 MiB\n"
@@ -149,20 +151,20 @@ def test_memory_bomb_gets_500_naming_the_limit(srv: Server) -> None:
     assert _log_has(srv, "handler `memory-bomb` on /bomb: exceeded its memory limit of 32 MiB")
     _still_serving(srv)
     # And again: the limit holds for every instance, and the worker survives each one.
-    assert requests.get(srv.url + "/bomb", timeout=20).status_code == 500
+    assert requests.get(srv.url + "/bomb", timeout=WAIT).status_code == 500
     _still_serving(srv)
 
 
 def test_spin_loop_times_out_with_504(srv: Server) -> None:
     started = time.monotonic()
-    r = requests.get(srv.url + "/loop", timeout=20)
+    r = requests.get(srv.url + "/loop", timeout=WAIT)
     elapsed = time.monotonic() - started
     assert r.status_code == 504
     assert r.text == (
         "Gateway Timeout: handler `spin-loop` on /loop exceeded its timeout of 500ms\n"
     )
-    assert 0.45 <= elapsed <= 2.0, f"504 after {elapsed:.2f}s"
-    print(f"\nMEASURE spin_loop_504_seconds={elapsed:.3f}")
+    # Not before its timeout (how soon after it: bench/timings.py).
+    assert elapsed >= 0.45, f"504 after {elapsed:.2f}s"
     _still_serving(srv)
 
 
@@ -170,24 +172,24 @@ def test_max_concurrency_turns_the_third_away(srv: Server) -> None:
     results: dict[int, requests.Response] = {}
 
     def hit(i: int) -> None:
-        results[i] = requests.get(srv.url + "/busy", timeout=20)
+        results[i] = requests.get(srv.url + "/busy", timeout=WAIT)
 
     threads = [threading.Thread(target=hit, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     time.sleep(0.4)  # both are spinning now (their timeout is 1.5 s)
-    started = time.monotonic()
-    third = requests.get(srv.url + "/busy", timeout=20)
-    third_elapsed = time.monotonic() - started
+    third = requests.get(srv.url + "/busy", timeout=WAIT)
+    # The refusal is immediate, not queued: it came while both still ran to their 504.
+    answered_first = results == {}
     for t in threads:
-        t.join(timeout=20)
+        t.join(timeout=WAIT)
     assert third.status_code == 503, third.text
     assert third.headers.get("Retry-After") == "1"
     assert "max_concurrency of 2" in third.text
-    assert third_elapsed < 1.0, "the refusal must be immediate, not queued"
+    assert answered_first, "the refusal must be immediate, not queued behind a running one"
     assert sorted(r.status_code for r in results.values()) == [504, 504]
     # The slots are free again.
-    r = requests.get(srv.url + "/busy", timeout=20)
+    r = requests.get(srv.url + "/busy", timeout=WAIT)
     assert r.status_code == 504
 
 
@@ -204,10 +206,10 @@ def test_client_gone_mid_stream_frees_its_instance(srv: Server) -> None:
 
     # Slot still taken: an immediate 503. Freed: the next request streams in its turn.
     def second_is_served() -> bool:
-        r = requests.get(srv.url + "/solo?mb=1", timeout=10)
+        r = requests.get(srv.url + "/solo?mb=1", timeout=WAIT)
         return r.status_code == 200 and len(r.content) == 1 << 20
 
-    assert wait_for(second_is_served, 2.0), "the gone client's instance kept its slot"
+    assert wait_for(second_is_served), "the gone client's instance kept its slot"
     _still_serving(srv)
 
 
@@ -215,7 +217,7 @@ def test_timeout_cuts_a_started_stream(srv: Server) -> None:
     """Past its timeout a response that has started is cut: never a complete-looking body."""
     total = 4096 * 1024 * 1024
     received = 0
-    with requests.get(srv.url + "/huge?mb=4096", stream=True, timeout=20) as r:
+    with requests.get(srv.url + "/huge?mb=4096", stream=True, timeout=WAIT) as r:
         assert r.status_code == 200
         assert r.headers["content-length"] == str(total)
         with pytest.raises(requests.exceptions.ChunkedEncodingError):
@@ -228,9 +230,9 @@ def test_timeout_cuts_a_started_stream(srv: Server) -> None:
 
 
 def test_route_max_body_size(srv: Server) -> None:
-    ok = requests.post(srv.url + "/tiny", data=b"x" * 100, timeout=10)
+    ok = requests.post(srv.url + "/tiny", data=b"x" * 100, timeout=WAIT)
     assert (ok.status_code, ok.content) == (200, b"x" * 100)
-    big = requests.post(srv.url + "/tiny", data=b"x" * 101, timeout=10)
+    big = requests.post(srv.url + "/tiny", data=b"x" * 101, timeout=WAIT)
     assert big.status_code == 413
 
 
@@ -238,7 +240,7 @@ def test_route_max_body_size(srv: Server) -> None:
 
 
 def test_trap_hides_guest_details(srv: Server) -> None:
-    r = requests.get(srv.url + "/trap/some/where", timeout=10)
+    r = requests.get(srv.url + "/trap/some/where", timeout=WAIT)
     assert r.status_code == 500
     assert r.text == "Internal Server Error\n"
     assert "secret-internal-detail" not in r.text
@@ -252,7 +254,7 @@ def test_trap_hides_guest_details(srv: Server) -> None:
 
 
 def test_sdk_error_goes_to_the_log_only(srv: Server) -> None:
-    r = requests.get(srv.url + "/probe?fail=hush-hush-42", timeout=10)
+    r = requests.get(srv.url + "/probe?fail=hush-hush-42", timeout=WAIT)
     assert r.status_code == 500
     assert "hush-hush-42" not in r.text
     assert _log_has(srv, "hush-hush-42")
@@ -264,7 +266,9 @@ def test_sdk_error_goes_to_the_log_only(srv: Server) -> None:
 def test_outbound_refused_by_default(srv: Server, upstream: ThreadingHTTPServer) -> None:
     port = _port(upstream)
     before = len(UPSTREAM_HITS)
-    r = requests.get(srv.url + "/probe", params={"fetch": f"http://127.0.0.1:{port}/x"}, timeout=10)
+    r = requests.get(
+        srv.url + "/probe", params={"fetch": f"http://127.0.0.1:{port}/x"}, timeout=WAIT
+    )
     assert r.status_code == 502
     assert r.text.startswith("fetch error: ")
     assert "HttpRequestDenied" in r.text
@@ -279,17 +283,17 @@ def test_outbound_refused_by_default(srv: Server, upstream: ThreadingHTTPServer)
 def test_outbound_allowed_to_listed_origin_only(srv: Server, upstream: ThreadingHTTPServer) -> None:
     port = _port(upstream)
     r = requests.get(
-        srv.url + "/out", params={"fetch": f"http://127.0.0.1:{port}/hello?x=1"}, timeout=10
+        srv.url + "/out", params={"fetch": f"http://127.0.0.1:{port}/hello?x=1"}, timeout=WAIT
     )
     assert (r.status_code, r.text) == (200, "fetched 200")
     assert "/hello?x=1" in UPSTREAM_HITS
     # Same host, another port: a different origin.
     other = free_port()
-    r = requests.get(srv.url + "/out", params={"fetch": f"http://127.0.0.1:{other}/"}, timeout=10)
+    r = requests.get(srv.url + "/out", params={"fetch": f"http://127.0.0.1:{other}/"}, timeout=WAIT)
     assert r.status_code == 502 and "HttpRequestDenied" in r.text
     assert _log_has(srv, f"outgoing request to http://127.0.0.1:{other} refused")
     # Same port, another host name: also a different origin.
-    r = requests.get(srv.url + "/out", params={"fetch": f"http://localhost:{port}/"}, timeout=10)
+    r = requests.get(srv.url + "/out", params={"fetch": f"http://localhost:{port}/"}, timeout=WAIT)
     assert r.status_code == 502 and "HttpRequestDenied" in r.text
 
 
@@ -298,7 +302,7 @@ def test_outbound_allowed_to_listed_origin_only(srv: Server, upstream: Threading
 
 def test_env_is_the_routes_only(srv: Server) -> None:
     def env(prefix: str, name: str) -> str:
-        r = requests.get(srv.url + prefix, params={"env": name}, timeout=10)
+        r = requests.get(srv.url + prefix, params={"env": name}, timeout=WAIT)
         assert r.status_code == 200
         return r.text
 
@@ -314,13 +318,13 @@ def test_env_is_the_routes_only(srv: Server) -> None:
 
 
 def test_no_filesystem(srv: Server) -> None:
-    r = requests.get(srv.url + "/probe?files", timeout=10)
+    r = requests.get(srv.url + "/probe?files", timeout=WAIT)
     assert (r.status_code, r.text) == (200, "no filesystem")
 
 
 def test_guest_output_is_logged_with_the_route(srv: Server) -> None:
     marker = f"marker-{time.monotonic_ns()}"
-    r = requests.get(srv.url + "/envy", params={"log": marker}, timeout=10)
+    r = requests.get(srv.url + "/envy", params={"log": marker}, timeout=WAIT)
     assert (r.status_code, r.text) == (200, "logged")
     assert _log_has(srv, f"handler `probe` on /envy stdout: {marker}")
     assert _log_has(srv, f"handler `probe` on /envy stderr: stderr:{marker}")
@@ -333,16 +337,33 @@ def test_sleep_is_not_cpu(srv: Server) -> None:
     """A guest blocked on a clock pollable does not hold up other requests."""
     results: list[requests.Response] = []
     t = threading.Thread(
-        target=lambda: results.append(requests.get(srv.url + "/probe?sleep_ms=800", timeout=10))
+        target=lambda: results.append(requests.get(srv.url + "/probe?sleep_ms=3000", timeout=WAIT))
     )
     t.start()
     time.sleep(0.1)
-    started = time.monotonic()
     _still_serving(srv)
-    quick = time.monotonic() - started
-    t.join(timeout=10)
+    # Order, not time: the other requests were answered while the guest still slept.
+    assert results == [], "a request waited behind a sleeping guest"
+    t.join(timeout=WAIT)
     assert results and (results[0].status_code, results[0].text) == (200, "slept")
-    assert quick < 0.5, f"a request waited {quick:.2f}s behind a sleeping guest"
+
+
+def test_guest_log_lines_are_capped_at_4_kib(srv: Server) -> None:
+    """README: a guest's stdout/stderr lines go into the log capped at 4 KiB."""
+    marker = f"long-{time.monotonic_ns()}-"
+    text = marker + "x" * (6000 - len(marker))
+    r = requests.get(srv.url + "/envy", params={"log": text}, timeout=WAIT)
+    assert (r.status_code, r.text) == (200, "logged")
+    assert _log_has(srv, f"handler `probe` on /envy stderr: stderr:{marker}")
+    lines = [x for x in srv.log().splitlines() if marker in x]
+    assert lines, srv.log()[-2000:]
+    assert len(lines) == 2, lines  # one stdout, one stderr event: the rest is not a new line
+    for line in lines:
+        # The guest's text, after the tag, is cut at 4096 bytes and marked as cut.
+        logged = line.split(" stdout: ", 1)[-1].split(" stderr: ", 1)[-1]
+        assert logged.endswith(" [...]"), line[-200:]
+        assert len(logged.removesuffix(" [...]").encode()) == 4096, (len(logged), line[:200])
+    assert not any(text in x for x in lines), "a 6000-byte line must not be logged whole"
 
 
 # --------------------------------------------------------------------------- limit messages
@@ -364,10 +385,48 @@ timeout = "1.25s"
 """
     )
     srv = launcher.start(["-c", str(cfg), *state_args(tmp_path)], cwd=tmp_path)
-    r = requests.get(srv.url + "/loop", timeout=20)
+    r = requests.get(srv.url + "/loop", timeout=WAIT)
     assert r.status_code == 504
     assert re.search(r"exceeded its timeout of (1\.25s|1\.250s|1250ms)\n$", r.text), r.text
-    r = requests.get(srv.url + "/bomb", timeout=20)
+    r = requests.get(srv.url + "/bomb", timeout=WAIT)
     assert r.status_code == 500
     # 2560 KiB is 2.5 MiB: saying "2 MiB" names a limit the route does not have.
     assert re.search(r"exceeded its memory limit of (2560 ?KiB|2\.5 ?MiB)\n$", r.text), r.text
+
+
+# --------------------------------------------------------------------------- no sockets
+
+
+def test_guests_have_no_sockets(launcher: Launcher, tmp_path: Path) -> None:
+    """README: guests have no sockets (TCP, UDP and name lookup are off). The `sockets`
+    handler tries each through `std::net`; a TCP listener and a UDP socket of the test's own
+    are the targets, and nothing may reach them."""
+    cfg = tmp_path / "wsrun.toml"
+    cfg.write_text(f'[[route]]\nprefix = "/net"\nwasm = "{wasm_handler("sockets")}"\n')
+    srv = launcher.start(["-c", str(cfg), *state_args(tmp_path)], cwd=tmp_path)
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+    ):
+        tcp.bind(("127.0.0.1", 0))
+        tcp.listen(8)
+        udp.bind(("127.0.0.1", 0))
+        tcp_addr = f"127.0.0.1:{tcp.getsockname()[1]}"
+        udp_addr = f"127.0.0.1:{udp.getsockname()[1]}"
+        r = requests.get(
+            srv.url + "/net",
+            params={"tcp": tcp_addr, "udp": udp_addr, "lookup": "localhost"},
+            timeout=WAIT,
+        )
+        assert r.status_code == 200, r.text
+        lines = r.text.splitlines()
+        assert [x.split(" ")[0] for x in lines] == ["tcp", "udp", "lookup"], lines
+        assert all(" error: " in x for x in lines), lines
+        # The guest answered after its attempts ended: a connection or datagram that had
+        # got through would be waiting here now.
+        tcp.setblocking(False)
+        udp.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            tcp.accept()
+        with pytest.raises(BlockingIOError):
+            udp.recv(64)

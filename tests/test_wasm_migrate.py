@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import Launcher, Server
-from wasm_support import WASM_APPS, state_args, wasm_handler
+from support.launcher import Launcher, Server
+from support.paths import WAIT
+from support.wasm import WASM_APPS, state_args, wasm_handler
 
 
 def _from_flags(launcher: Launcher, tmp: Path) -> Server:
@@ -48,27 +49,27 @@ wasm = "{wasm_handler("echo")}"
 def test_python_and_wasm_side_by_side(launcher: Launcher, tmp_path: Path, how: str) -> None:
     srv = (_from_flags if how == "flags" else _from_toml)(launcher, tmp_path)
 
-    r = requests.get(srv.url + "/", timeout=10)
+    r = requests.get(srv.url + "/", timeout=WAIT)
     assert (r.status_code, r.text) == (200, "legacy home\n")
-    r = requests.get(srv.url + "/other", timeout=10)
+    r = requests.get(srv.url + "/other", timeout=WAIT)
     assert (r.status_code, r.text) == (200, "legacy other\n")
-    r = requests.get(srv.url + "/api/v1/items", timeout=10)
+    r = requests.get(srv.url + "/api/v1/items", timeout=WAIT)
     assert (r.status_code, r.json()) == (200, {"items": [1, 2, 3]})
     # A path that only shares a prefix string with the WASM route stays with Flask (404).
-    assert requests.get(srv.url + "/api/v2x", timeout=10).status_code == 404
+    assert requests.get(srv.url + "/api/v2x", timeout=WAIT).status_code == 404
 
     r = requests.post(
         srv.url + "/api/v2/orders/9?expand=1",
         data=b'{"qty": 2}',
         headers={"Content-Type": "application/json"},
-        timeout=10,
+        timeout=WAIT,
     )
     assert r.status_code == 200
     assert r.content == b'{"qty": 2}'
     assert r.headers["content-type"] == "application/json"
     assert r.headers["x-echo-script-name"] == "/api/v2"
     assert r.headers["x-echo-path"] == "/api/v2/orders/9?expand=1"
-    r = requests.get(srv.url + "/api/v2", timeout=10)
+    r = requests.get(srv.url + "/api/v2", timeout=WAIT)
     assert r.status_code == 200 and r.headers["x-echo-path"] == "/api/v2"
 
     # Python saw exactly its own requests, none of the WASM route's.

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from conftest import Launcher, Server
-from wasm_support import hello_body, percentile, state_args, wasm_handler
+from support.launcher import Launcher, Server
+from support.paths import WAIT
+from support.wasm import hello_body, percentile, state_args, wasm_handler
 
 HELLO = hello_body(0)
 
@@ -68,7 +69,7 @@ max_concurrency = 2
         server.start(["-c", str(cfg), *state_args(tmp)], cwd=tmp)
         yield server
     finally:
-        server.stop(timeout=5)
+        server.stop()
 
 
 def _get(srv: Server, host: str, path: str, timeout: float = 10) -> requests.Response:
@@ -109,16 +110,13 @@ def test_tenant_log_lines_name_the_tenant(srv: Server) -> None:
     marker = f"tenant-marker-{time.monotonic_ns()}"
     assert _get(srv, "b.test", f"/probe?log={marker}").text == "logged"
     expected = f"tenant `beta` handler `probe` on /probe stdout: {marker}"
-    deadline = time.monotonic() + 5
-    while expected not in srv.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert expected in srv.log()
+    assert srv.wait_log(expected), srv.log()[-2000:]
 
 
 def test_tenant_wide_max_concurrency(srv: Server) -> None:
     slow: list[requests.Response] = []
     threads = [
-        threading.Thread(target=lambda: slow.append(_get(srv, "b.test", "/slow", timeout=20)))
+        threading.Thread(target=lambda: slow.append(_get(srv, "b.test", "/slow", timeout=WAIT)))
         for _ in range(2)
     ]
     for t in threads:
@@ -185,7 +183,7 @@ hosts = ["good.test"]
         with requests.Session() as s:
             while not stop.is_set():
                 try:
-                    r = s.get(srv.url + path, headers={"Host": "bad.test"}, timeout=10)
+                    r = s.get(srv.url + path, headers={"Host": "bad.test"}, timeout=WAIT)
                     code = r.status_code
                 except requests.RequestException:
                     code = -1
@@ -197,7 +195,7 @@ hosts = ["good.test"]
             while not stop.is_set():
                 started = time.monotonic()
                 try:
-                    r = s.get(srv.url + "/hello", headers={"Host": "good.test"}, timeout=10)
+                    r = s.get(srv.url + "/hello", headers={"Host": "good.test"}, timeout=WAIT)
                     ok = r.status_code == 200 and r.text == HELLO
                     what = f"{r.status_code} {r.text[:200]!r}"
                 except requests.RequestException as exc:

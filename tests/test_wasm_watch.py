@@ -11,8 +11,9 @@ from pathlib import Path
 
 import requests
 
-from conftest import Launcher, Server, wait_for
-from wasm_support import (
+from support.launcher import Launcher, Server
+from support.paths import WAIT, wait_for
+from support.wasm import (
     CORE_MODULE,
     EMPTY_COMPONENT,
     hello_body,
@@ -20,9 +21,6 @@ from wasm_support import (
     state_args,
     wasm_handler,
 )
-
-#: Each new version must be served within this long of its write.
-RELOAD_BUDGET = 0.5
 
 
 def _watch(launcher: Launcher, tmp: Path, *files: str) -> tuple[Server, Path]:
@@ -36,13 +34,13 @@ def _watch(launcher: Launcher, tmp: Path, *files: str) -> tuple[Server, Path]:
 
 def _status(srv: Server, path: str) -> int:
     try:
-        return requests.get(srv.url + path, timeout=5).status_code
+        return requests.get(srv.url + path, timeout=WAIT).status_code
     except requests.RequestException:
         return -1
 
 
 def _text(srv: Server, path: str) -> str:
-    return requests.get(srv.url + path, timeout=5).text
+    return requests.get(srv.url + path, timeout=WAIT).text
 
 
 def _write_in_place(path: Path, data: bytes) -> None:
@@ -57,13 +55,12 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _log_count(srv: Server, text: str) -> int:
-    return srv.log().count(text)
-
-
-def _wait_log(srv: Server, text: str, count: int, timeout: float = 5.0) -> bool:
-    """Waits until `text` occurs at least `count` times in the log."""
-    return wait_for(lambda: _log_count(srv, text) >= count, timeout)
+def _add_later(srv: Server, watched: Path, name: str) -> None:
+    """Adds `NAME.wasm` and waits until the watcher has served it: every change written before
+    it has been seen by then (the watcher handles changes in order, each after 40 ms of quiet)."""
+    (watched / f"{name}.wasm").write_bytes(wasm_handler("raw-hello").read_bytes())
+    assert srv.wait_log(f"handler `{name}` on /{name}: added"), srv.log()[-2000:]
+    assert _text(srv, f"/{name}") == "raw wasi hello\n"
 
 
 def test_routes_follow_the_files(launcher: Launcher, tmp_path: Path) -> None:
@@ -72,35 +69,46 @@ def test_routes_follow_the_files(launcher: Launcher, tmp_path: Path) -> None:
     assert _status(srv, "/echo") == 404
 
     (watched / "echo.wasm").write_bytes(wasm_handler("echo").read_bytes())
-    assert wait_for(lambda: _status(srv, "/echo") == 200, 5), srv.log()[-2000:]
-    r = requests.post(srv.url + "/echo/x?y=1", data=b"ping", timeout=5)
+    assert wait_for(lambda: _status(srv, "/echo") == 200), srv.log()[-2000:]
+    r = requests.post(srv.url + "/echo/x?y=1", data=b"ping", timeout=WAIT)
     assert r.content == b"ping"
     assert r.headers["x-echo-script-name"] == "/echo"
     assert r.headers["x-echo-path"] == "/echo/x?y=1"
     assert "handler `echo` on /echo: added" in srv.log()
 
     (watched / "echo.wasm").unlink()
-    assert wait_for(lambda: _status(srv, "/echo") == 404, 5), srv.log()[-2000:]
-    assert _wait_log(srv, "handler `echo` on /echo: file removed; route removed", 1)
+    assert wait_for(lambda: _status(srv, "/echo") == 404), srv.log()[-2000:]
+    assert srv.wait_log("handler `echo` on /echo: file removed; route removed")
     assert _text(srv, "/hello") == hello_body(0)
 
     # Files that are not NAME.wasm are not routes.
     (watched / "notes.txt").write_text("hello")
     (watched / "probe.wasm.bak").write_bytes(wasm_handler("probe").read_bytes())
-    time.sleep(0.3)
+    _add_later(srv, watched, "later")
     assert _status(srv, "/notes") == 404
     assert _status(srv, "/probe") == 404
+    assert "handler `probe`" not in srv.log() and "notes" not in srv.log(), srv.log()[-2000:]
+
+
+def test_hidden_files_are_ignored(launcher: Launcher, tmp_path: Path) -> None:
+    """README: `--watch` ignores hidden files (a hidden NAME.wasm is never a route)."""
+    srv, watched = _watch(launcher, tmp_path, "hello")
+    (watched / ".x.wasm").write_bytes(wasm_handler("echo").read_bytes())
+    _add_later(srv, watched, "visible")
+    assert _status(srv, "/.x") == 404
+    assert _status(srv, "/x") == 404
+    assert "handler `.x`" not in srv.log() and "handler `x`" not in srv.log(), srv.log()[-2000:]
 
 
 def test_new_file_that_fails_to_load_is_not_served(launcher: Launcher, tmp_path: Path) -> None:
     srv, watched = _watch(launcher, tmp_path, "hello")
     (watched / "broken.wasm").write_bytes(b"definitely not wasm")
-    assert _wait_log(srv, "handler `broken` not served", 1), srv.log()[-2000:]
+    assert srv.wait_log("handler `broken` not served"), srv.log()[-2000:]
     assert "is not a WebAssembly file" in srv.log()
     assert _status(srv, "/broken") == 404
     # Fixing the file brings the route up.
     _write_atomically(watched / "broken.wasm", wasm_handler("raw-hello").read_bytes())
-    assert wait_for(lambda: _status(srv, "/broken") == 200, 5), srv.log()[-2000:]
+    assert wait_for(lambda: _status(srv, "/broken") == 200), srv.log()[-2000:]
     assert _text(srv, "/broken") == "raw wasi hello\n"
 
 
@@ -118,7 +126,7 @@ def test_hot_reload_under_load(launcher: Launcher, tmp_path: Path) -> None:
         with requests.Session() as s:
             while not stop.is_set():
                 try:
-                    r = s.get(srv.url + "/hello", timeout=10)
+                    r = s.get(srv.url + "/hello", timeout=WAIT)
                     with lock:
                         ok = r.status_code == 200 and r.text in allowed
                 except requests.RequestException as exc:
@@ -134,9 +142,8 @@ def test_hot_reload_under_load(launcher: Launcher, tmp_path: Path) -> None:
     for t in threads:
         t.start()
     latencies: list[float] = []
-    late: list[str] = []
     try:
-        time.sleep(0.2)
+        assert wait_for(lambda: served[0] > 0 or bool(failures)), "the load threads never ran"
         with requests.Session() as poll:
             for rev in range(1, versions + 1):
                 data = hello_rev(rev)
@@ -149,18 +156,16 @@ def test_hot_reload_under_load(launcher: Launcher, tmp_path: Path) -> None:
                 else:
                     _write_atomically(target, data)
                 written = time.monotonic()
-                deadline = written + 5.0
+                deadline = written + WAIT
                 seen = False
                 while time.monotonic() < deadline:
-                    if poll.get(srv.url + "/hello", timeout=10).text == want:
+                    if poll.get(srv.url + "/hello", timeout=WAIT).text == want:
                         seen = True
                         break
                     time.sleep(0.005)
                 latency = time.monotonic() - written
-                assert seen, f"rev {rev} ({how}) not served within 5 s\n{srv.log()[-3000:]}"
+                assert seen, f"rev {rev} ({how}) not served within {WAIT} s\n{srv.log()[-3000:]}"
                 latencies.append(latency)
-                if latency > RELOAD_BUDGET:
-                    late.append(f"rev {rev} ({how}): {latency * 1000:.0f} ms")
     finally:
         stop.set()
         for t in threads:
@@ -172,15 +177,17 @@ def test_hot_reload_under_load(launcher: Launcher, tmp_path: Path) -> None:
     )
     assert failures == [], failures[:10]
     assert served[0] > 100, "the load threads barely ran"
-    assert late == [], f"versions served later than {RELOAD_BUDGET * 1000:.0f} ms: {late}"
-    assert _log_count(srv, "handler `hello` on /hello: reloaded in") >= versions
+    # Every version was reloaded: the start-up scan ("added", once) was over before the first
+    # write. Each was served after its write (the latency: bench/timings.py).
+    assert srv.log_count("handler `hello` on /hello: reloaded in") >= versions, srv.log()[-3000:]
+    assert srv.log_count("handler `hello` on /hello: added") == 1, srv.log()[-3000:]
 
 
 def test_bad_versions_keep_the_previous_one_serving(launcher: Launcher, tmp_path: Path) -> None:
     srv, watched = _watch(launcher, tmp_path, "hello")
     target = watched / "hello.wasm"
     _write_atomically(target, hello_rev(1))
-    assert wait_for(lambda: _text(srv, "/hello") == hello_body(1), 5)
+    assert wait_for(lambda: _text(srv, "/hello") == hello_body(1))
 
     refused = "handler `hello` on /hello: new version not loaded, the previous one keeps serving"
     bad = [
@@ -189,33 +196,33 @@ def test_bad_versions_keep_the_previous_one_serving(launcher: Launcher, tmp_path
         (EMPTY_COMPONENT, "is not a wasi:http/proxy handler"),
     ]
     for n, (data, reason) in enumerate(bad, start=1):
-        before = _log_count(srv, reason)
+        before = srv.log_count(reason)
         _write_in_place(target, data)
-        assert _wait_log(srv, reason, before + 1), f"no {reason!r} in\n{srv.log()[-3000:]}"
+        assert srv.wait_log(reason, before + 1), f"no {reason!r} in\n{srv.log()[-3000:]}"
         lines = [x for x in srv.log().splitlines() if reason in x]
         assert refused in lines[-1] and str(target) in lines[-1], lines[-1]
-        assert _log_count(srv, refused) >= n
+        assert srv.log_count(refused) >= n
         for _ in range(5):
-            r = requests.get(srv.url + "/hello", timeout=5)
+            r = requests.get(srv.url + "/hello", timeout=WAIT)
             assert (r.status_code, r.text) == (200, hello_body(1)), reason
 
     _write_in_place(target, hello_rev(2))
-    assert wait_for(lambda: _text(srv, "/hello") == hello_body(2), 5), srv.log()[-3000:]
+    assert wait_for(lambda: _text(srv, "/hello") == hello_body(2)), srv.log()[-3000:]
 
 
 def test_unchanged_content_is_not_reloaded(launcher: Launcher, tmp_path: Path) -> None:
     srv, watched = _watch(launcher, tmp_path, "hello")
     target = watched / "hello.wasm"
     _write_in_place(target, hello_rev(3))
-    assert wait_for(lambda: _text(srv, "/hello") == hello_body(3), 5)
+    assert wait_for(lambda: _text(srv, "/hello") == hello_body(3))
     reloads = "handler `hello` on /hello: reloaded in"
-    assert _wait_log(srv, reloads, 1)
-    count = _log_count(srv, reloads)
+    assert srv.wait_log(reloads)
+    count = srv.log_count(reloads)
     _write_in_place(target, hello_rev(3))
     _write_atomically(target, hello_rev(3))
     os.utime(target)
-    time.sleep(0.5)
-    assert _log_count(srv, reloads) == count, srv.log()[-2000:]
+    _add_later(srv, watched, "later")
+    assert srv.log_count(reloads) == count, srv.log()[-2000:]
     assert _text(srv, "/hello") == hello_body(3)
 
 
@@ -227,7 +234,7 @@ def test_bad_file_at_start_does_not_stop_the_others(launcher: Launcher, tmp_path
     srv = launcher.start(["--watch", str(watched), *state_args(tmp_path)], cwd=tmp_path)
     assert _text(srv, "/hello") == hello_body(0)
     assert _status(srv, "/core") == 404
-    assert _wait_log(srv, "is a core WebAssembly module", 1), srv.log()[-2000:]
+    assert srv.wait_log("is a core WebAssembly module"), srv.log()[-2000:]
     line = next(x for x in srv.log().splitlines() if "is a core WebAssembly module" in x)
     assert str(watched / "core.wasm") in line, line
 
@@ -243,19 +250,19 @@ def test_watch_from_toml_resolves_against_the_file(launcher: Launcher, tmp_path:
     srv = launcher.start(["-c", str(cfg), *state_args(tmp_path)], cwd=elsewhere)
     assert _text(srv, "/raw-hello") == "raw wasi hello\n"
     (conf / "live" / "hello.wasm").write_bytes(wasm_handler("hello").read_bytes())
-    assert wait_for(lambda: _status(srv, "/hello") == 200, 5), srv.log()[-2000:]
+    assert wait_for(lambda: _status(srv, "/hello") == 200), srv.log()[-2000:]
 
 
 def test_rename_moves_the_route(launcher: Launcher, tmp_path: Path) -> None:
     srv, watched = _watch(launcher, tmp_path, "hello")
     os.rename(watched / "hello.wasm", watched / "greeting.wasm")
-    assert wait_for(lambda: _status(srv, "/greeting") == 200, 5), srv.log()[-2000:]
-    assert wait_for(lambda: _status(srv, "/hello") == 404, 5), srv.log()[-2000:]
+    assert wait_for(lambda: _status(srv, "/greeting") == 200), srv.log()[-2000:]
+    assert wait_for(lambda: _status(srv, "/hello") == 404), srv.log()[-2000:]
     assert _text(srv, "/greeting") == hello_body(0)
     # A subdirectory's files are not routes.
     (watched / "sub").mkdir()
     (watched / "sub" / "echo.wasm").write_bytes(wasm_handler("echo").read_bytes())
-    time.sleep(0.3)
+    _add_later(srv, watched, "later")
     assert _status(srv, "/echo") == 404
     assert _status(srv, "/sub") == 404
 
@@ -269,26 +276,26 @@ def test_swap_leaves_requests_in_flight_alone(launcher: Launcher, tmp_path: Path
     assert _text(srv, "/slot") == "probe ok\n"
     slow: list[requests.Response] = []
     t = threading.Thread(
-        target=lambda: slow.append(requests.get(srv.url + "/slot?sleep_ms=1500", timeout=10))
+        target=lambda: slow.append(requests.get(srv.url + "/slot?sleep_ms=1500", timeout=WAIT))
     )
     t.start()
     time.sleep(0.2)
     _write_atomically(slot, hello_rev(5))
-    assert wait_for(lambda: _text(srv, "/slot") == hello_body(5), 5), srv.log()[-2000:]
+    assert wait_for(lambda: _text(srv, "/slot") == hello_body(5)), srv.log()[-2000:]
     assert t.is_alive(), "the slow request should still be running on the old version"
     t.join(timeout=10)
     assert slow and (slow[0].status_code, slow[0].text) == (200, "slept")
 
     # Removing the file: the route goes, a request already running finishes.
     _write_atomically(slot, wasm_handler("probe").read_bytes())
-    assert wait_for(lambda: _text(srv, "/slot") == "probe ok\n", 5)
+    assert wait_for(lambda: _text(srv, "/slot") == "probe ok\n")
     slow.clear()
     t = threading.Thread(
-        target=lambda: slow.append(requests.get(srv.url + "/slot?sleep_ms=1000", timeout=10))
+        target=lambda: slow.append(requests.get(srv.url + "/slot?sleep_ms=1000", timeout=WAIT))
     )
     t.start()
     time.sleep(0.2)
     slot.unlink()
-    assert wait_for(lambda: _status(srv, "/slot") == 404, 5), srv.log()[-2000:]
+    assert wait_for(lambda: _status(srv, "/slot") == 404), srv.log()[-2000:]
     t.join(timeout=10)
     assert slow and (slow[0].status_code, slow[0].text) == (200, "slept")

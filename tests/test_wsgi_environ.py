@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 import requests
 
-from conftest import Launcher, Server, parse_response, raw_exchange, read_response
+from support.http import parse_response, raw_exchange, read_response
+from support.launcher import Launcher, Server
+from support.paths import WAIT
 
 
 def _environ(srv: Server, raw: bytes) -> dict[str, Any]:
@@ -123,7 +125,7 @@ def test_http10_protocol_and_host_missing(probe: Server) -> None:
 
 
 def test_chunked_request_content_length_is_spooled_length(probe: Server) -> None:
-    r = requests.post(probe.url + "/echo", data=iter([b"abc", b"defg"]), timeout=5)
+    r = requests.post(probe.url + "/echo", data=iter([b"abc", b"defg"]), timeout=WAIT)
     assert r.status_code == 200
     assert r.content == b"abcdefg"
     assert r.headers["X-Env-Content-Length"] == "'7'"
@@ -131,7 +133,7 @@ def test_chunked_request_content_length_is_spooled_length(probe: Server) -> None
 
 def test_methods_pass_through(probe: Server) -> None:
     for method in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
-        r = requests.request(method, probe.url + "/m", timeout=5)
+        r = requests.request(method, probe.url + "/m", timeout=WAIT)
         assert r.status_code == 200
         assert r.json()["REQUEST_METHOD"] == method
 
@@ -144,7 +146,7 @@ def test_multithread_multiprocess_flags(
     launcher: Launcher, flags: list[str], multithread: bool, multiprocess: bool
 ) -> None:
     srv = launcher.probe(*flags)
-    env = requests.get(srv.url + "/", timeout=5).json()
+    env = requests.get(srv.url + "/", timeout=WAIT).json()
     assert env["wsgi.multithread"] is multithread
     assert env["wsgi.multiprocess"] is multiprocess
 

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from conftest import APPS, Server
+from support.launcher import Server
+from support.paths import APPS, WAIT
 
 BODY = b"".join(f"line {i:04d} {'x' * (i % 50)}\n".encode() for i in range(300)) + b"tail-no-nl"
 LONG_LINE = b"L" * 200_000 + b"\nshort\n"
@@ -81,7 +82,7 @@ OPS = [
 
 @pytest.mark.parametrize("ops", OPS)
 def test_input_ops_match_file_semantics(input_server: Server, ops: str) -> None:
-    r = requests.post(input_server.url + "/input", params={"ops": ops}, data=BODY, timeout=10)
+    r = requests.post(input_server.url + "/input", params={"ops": ops}, data=BODY, timeout=WAIT)
     assert r.status_code == 200, r.text
     assert r.json() == expected(BODY, ops)
 
@@ -90,7 +91,7 @@ def test_input_ops_match_file_semantics(input_server: Server, ops: str) -> None:
 def test_input_ops_chunked_request(input_server: Server, ops: str) -> None:
     chunks = [BODY[i : i + 777] for i in range(0, len(BODY), 777)]
     r = requests.post(
-        input_server.url + "/input", params={"ops": ops}, data=iter(chunks), timeout=10
+        input_server.url + "/input", params={"ops": ops}, data=iter(chunks), timeout=WAIT
     )
     assert r.status_code == 200, r.text
     assert r.json() == expected(BODY, ops)
@@ -98,7 +99,9 @@ def test_input_ops_chunked_request(input_server: Server, ops: str) -> None:
 
 def test_readline_of_a_very_long_line(input_server: Server) -> None:
     ops = "readline,readline,readline"
-    r = requests.post(input_server.url + "/input", params={"ops": ops}, data=LONG_LINE, timeout=10)
+    r = requests.post(
+        input_server.url + "/input", params={"ops": ops}, data=LONG_LINE, timeout=WAIT
+    )
     assert r.json() == expected(LONG_LINE, ops)
 
 
@@ -106,7 +109,7 @@ def test_readlines_hint(input_server: Server) -> None:
     """readlines(hint) returns whole lines, at least one, and stops once `hint` bytes are
     reached; what it leaves is what read() returns next."""
     r = requests.post(
-        input_server.url + "/input", params={"ops": "readlines:100,read"}, data=BODY, timeout=10
+        input_server.url + "/input", params={"ops": "readlines:100,read"}, data=BODY, timeout=WAIT
     )
     lines, rest = r.json()
     assert lines, "readlines(hint) returns at least one line"
@@ -119,16 +122,16 @@ def test_readlines_hint(input_server: Server) -> None:
 
 def test_empty_body(input_server: Server) -> None:
     ops = "read,readline,readlines,iter,read:10"
-    r = requests.post(input_server.url + "/input", params={"ops": ops}, data=b"", timeout=10)
+    r = requests.post(input_server.url + "/input", params={"ops": ops}, data=b"", timeout=WAIT)
     assert r.json() == ["", "", [], [], ""]
 
 
 def test_get_has_empty_input(input_server: Server) -> None:
-    r = requests.get(input_server.url + "/input", params={"ops": "read,readline"}, timeout=10)
+    r = requests.get(input_server.url + "/input", params={"ops": "read,readline"}, timeout=WAIT)
     assert r.json() == ["", ""]
 
 
 def test_binary_body_roundtrip(input_server: Server) -> None:
     body = bytes(range(256)) * 40
-    r = requests.post(input_server.url + "/echo", data=body, timeout=10)
+    r = requests.post(input_server.url + "/echo", data=body, timeout=WAIT)
     assert r.content == body

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import socket
-import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import APPS, Server, parse_response, parse_responses, raw_exchange, wait_for
+from support.http import parse_response, parse_responses, raw_exchange
+from support.launcher import Server
+from support.paths import APPS, WAIT, wait_for
 
 
 @pytest.fixture(scope="module", params=["inline", "threads"])
@@ -24,7 +26,7 @@ def probe(
         srv.start(["probe:app", "--pythonpath", str(APPS), *extra])
         yield srv
     finally:
-        srv.stop(timeout=5)
+        srv.stop()
 
 
 PROBE_SRC = (APPS / "probe.py").read_bytes()
@@ -38,7 +40,7 @@ def _raw_get(srv: Server, path: str, version: str = "HTTP/1.1") -> tuple[bytes, 
 
 
 def _still_serving(srv: Server) -> None:
-    r = requests.get(srv.url + "/framing/cl", timeout=5)
+    r = requests.get(srv.url + "/framing/cl", timeout=WAIT)
     assert r.status_code == 200 and r.content == b"0123456789"
 
 
@@ -46,13 +48,13 @@ def _still_serving(srv: Server) -> None:
 
 
 def test_second_start_response_without_exc_info_raises(probe: Server) -> None:
-    r = requests.get(probe.url + "/sr/double", timeout=5)
+    r = requests.get(probe.url + "/sr/double", timeout=WAIT)
     assert r.status_code == 200
     assert r.text.startswith("raised "), r.text
 
 
 def test_start_response_with_exc_info_before_body_replaces(probe: Server) -> None:
-    r = requests.get(probe.url + "/sr/replace", timeout=5)
+    r = requests.get(probe.url + "/sr/replace", timeout=WAIT)
     assert r.status_code == 503
     assert r.headers.get("X-Replaced") == "1"
     assert "X-First" not in r.headers
@@ -60,13 +62,13 @@ def test_start_response_with_exc_info_before_body_replaces(probe: Server) -> Non
 
 
 def test_start_response_with_exc_info_after_headers_reraises(probe: Server) -> None:
-    r = requests.get(probe.url + "/sr/after", timeout=5)
+    r = requests.get(probe.url + "/sr/after", timeout=WAIT)
     assert r.status_code == 200
     assert r.text == "first;reraised"
 
 
 def test_app_never_calling_start_response_is_500(probe: Server) -> None:
-    r = requests.get(probe.url + "/sr/none", timeout=5)
+    r = requests.get(probe.url + "/sr/none", timeout=WAIT)
     assert r.status_code == 500
     _still_serving(probe)
 
@@ -75,12 +77,12 @@ def test_app_never_calling_start_response_is_500(probe: Server) -> None:
 
 
 def test_write_callable_then_iterable(probe: Server) -> None:
-    r = requests.get(probe.url + "/write", timeout=5)
+    r = requests.get(probe.url + "/write", timeout=WAIT)
     assert r.status_code == 200 and r.text == "one,two,three"
 
 
 def test_write_callable_only(probe: Server) -> None:
-    r = requests.get(probe.url + "/write-only", timeout=5)
+    r = requests.get(probe.url + "/write-only", timeout=WAIT)
     assert r.status_code == 200 and r.text == "only-write"
 
 
@@ -99,16 +101,16 @@ def test_write_callable_only(probe: Server) -> None:
     ],
 )
 def test_iterable_kinds(probe: Server, kind: str, body: str) -> None:
-    r = requests.get(probe.url + f"/iter/{kind}", timeout=5)
+    r = requests.get(probe.url + f"/iter/{kind}", timeout=WAIT)
     assert r.status_code == 200
     assert r.text == body
 
 
 def test_close_called_on_custom_iterable(probe: Server) -> None:
     token = uuid.uuid4().hex
-    r = requests.get(probe.url + "/iter/custom", params={"token": token}, timeout=5)
+    r = requests.get(probe.url + "/iter/custom", params={"token": token}, timeout=WAIT)
     assert r.text == "abc"
-    assert wait_for(lambda: f"close {token}" in probe.closes(), 2.0)
+    assert wait_for(lambda: f"close {token}" in probe.closes())
     assert probe.closes().count(f"close {token}") == 1
 
 
@@ -118,7 +120,7 @@ def test_close_called_when_iteration_raises(probe: Server) -> None:
         probe.port,
         f"GET /close/error?token={token} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
     )
-    assert wait_for(lambda: f"close {token}" in probe.closes(), 2.0)
+    assert wait_for(lambda: f"close {token}" in probe.closes())
     _still_serving(probe)
 
 
@@ -134,21 +136,34 @@ def test_close_called_when_client_disconnects_mid_stream(probe: Server) -> None:
         assert first.startswith(b"HTTP/1.1 200")
     finally:
         s.close()
-    assert wait_for(lambda: f"close {token}" in probe.closes(), 4.0), (
+    assert wait_for(lambda: f"close {token}" in probe.closes()), (
         "close() must be called when the client goes away mid-stream"
     )
     _still_serving(probe)
 
 
-def test_streaming_response_arrives_progressively(probe: Server) -> None:
-    with socket.create_connection(("127.0.0.1", probe.port), timeout=5) as s:
-        t0 = time.monotonic()
-        s.sendall(b"GET /stream?n=20&delay=0.1&size=10 HTTP/1.1\r\nHost: x\r\n\r\n")
-        first = s.recv(4096)
-        first_at = time.monotonic() - t0
+def test_streaming_response_arrives_progressively(probe: Server, tmp_path: Path) -> None:
+    gate = tmp_path / "stream-gate"
+    with socket.create_connection(("127.0.0.1", probe.port), timeout=WAIT) as s:
+        # The generator yields its first chunk, then waits for the gate, which the test opens
+        # only once that chunk has arrived: a server that buffered the body never sends it.
+        s.sendall(
+            f"GET /stream?n=20&delay=0&size=10&gate={gate} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        )
+        first = b""
+        while b"000000" not in first:
+            chunk = s.recv(4096)
+            assert chunk, f"closed early: {first!r}"
+            first += chunk
         assert first.startswith(b"HTTP/1.1 200")
-        assert first_at < 1.0, "the first chunk must not wait for the whole generator (2 s)"
-        assert b"0\r\n\r\n" not in first
+        assert b"000001" not in first and b"0\r\n\r\n" not in first
+        gate.touch()
+        whole = first
+        while not whole.endswith(b"0\r\n\r\n"):
+            chunk = s.recv(65536)
+            assert chunk, f"closed before the last chunk: {whole[-200:]!r}"
+            whole += chunk
+        assert b"000019" in whole
 
 
 # --------------------------------------------------------------------------- file_wrapper
@@ -160,16 +175,16 @@ def test_file_wrapper_real_file(probe: Server, with_cl: bool) -> None:
     params = {"token": token}
     if with_cl:
         params["cl"] = "1"
-    r = requests.get(probe.url + "/file", params=params, timeout=5)
+    r = requests.get(probe.url + "/file", params=params, timeout=WAIT)
     assert r.status_code == 200
     assert r.content == PROBE_SRC
     if with_cl:
         assert r.headers["Content-Length"] == str(len(PROBE_SRC))
-    assert wait_for(lambda: f"close file {token}" in probe.closes(), 2.0), "file must be closed"
+    assert wait_for(lambda: f"close file {token}" in probe.closes()), "file must be closed"
 
 
 def test_file_wrapper_file_like_without_fileno(probe: Server) -> None:
-    r = requests.get(probe.url + "/filelike", timeout=5)
+    r = requests.get(probe.url + "/filelike", timeout=WAIT)
     assert r.status_code == 200
     assert r.content == b"file-like-object:" + b"x" * 20000
 
@@ -222,10 +237,10 @@ def test_framing_generator_close_delimited_on_http10(probe: Server) -> None:
 
 
 def test_exception_before_start_is_500_with_traceback(probe: Server) -> None:
-    r = requests.get(probe.url + "/error/before", timeout=5)
+    r = requests.get(probe.url + "/error/before", timeout=WAIT)
     assert r.status_code == 500
     assert "probe-boom-before" not in r.text, "no traceback to the client without --debug"
-    assert wait_for(lambda: "probe-boom-before" in probe.log(), 2.0)
+    assert wait_for(lambda: "probe-boom-before" in probe.log())
     assert "Traceback" in probe.log()
     _still_serving(probe)
 
@@ -239,8 +254,8 @@ def test_exception_after_start_cuts_connection(probe: Server) -> None:
     assert r.chunked
     assert not r.complete, "the client must see an incomplete chunked body"
     assert r.body.startswith(b"partial-body")
-    assert wait_for(lambda: "probe-boom-after" in probe.log(), 2.0)
-    assert wait_for(lambda: f"close {token}" in probe.closes(), 2.0)
+    assert wait_for(lambda: "probe-boom-after" in probe.log())
+    assert wait_for(lambda: f"close {token}" in probe.closes())
     _still_serving(probe)
 
 
@@ -250,16 +265,16 @@ def test_exception_after_start_with_content_length_cuts_connection(probe: Server
     r = parse_response(data)
     assert r.status == 200
     assert not r.complete and r.body == b"0123456789"
-    assert wait_for(lambda: "probe-boom-after-cl" in probe.log(), 2.0)
+    assert wait_for(lambda: "probe-boom-after-cl" in probe.log())
     _still_serving(probe)
 
 
 def test_wsgi_errors_go_to_log(probe: Server) -> None:
     mark = uuid.uuid4().hex
-    r = requests.get(probe.url + "/errors", params={"mark": mark}, timeout=5)
+    r = requests.get(probe.url + "/errors", params={"mark": mark}, timeout=WAIT)
     assert r.text == "logged"
     expected = [
         f"{x} {mark}"
         for x in ("probe-errors-write", "probe-errors-lines-a", "probe-errors-lines-b")
     ]
-    assert wait_for(lambda: all(x in probe.stderr() for x in expected), 2.0), probe.stderr()[-2000:]
+    assert wait_for(lambda: all(x in probe.stderr() for x in expected)), probe.stderr()[-2000:]

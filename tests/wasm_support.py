@@ -1,65 +1,30 @@
-"""Helpers of the WebAssembly tests: the built handler components and small utilities."""
+"""The old name of `support.wasm` (and `support.procfs.proc_status_kib`), kept so test files
+written against it still import; new code imports from `support` directly."""
 
-from __future__ import annotations
+from support.procfs import proc_status_kib
+from support.wasm import (
+    CORE_MODULE,
+    EMPTY_COMPONENT,
+    HANDLERS,
+    REV_MARKER,
+    WASM_APPS,
+    hello_body,
+    hello_rev,
+    percentile,
+    state_args,
+    wasm_handler,
+)
 
-import os
-from collections.abc import Sequence
-from pathlib import Path
-
-import pytest
-
-from conftest import APPS, REPO
-
-#: The built handler components (`bash handlers/build.sh`); `tests/run` exports the variable.
-HANDLERS = Path(os.environ.get("WSRUN_HANDLERS", str(REPO / "handlers")))
-#: Configs and small apps of the WASM tests.
-WASM_APPS = APPS / "wasm"
-#: The marker `hello.wasm` carries exactly once; patch its digits for a new version.
-REV_MARKER = b"wsrun-rev:0000"
-#: A valid component with no imports and no exports (not a `wasi:http/proxy` handler).
-EMPTY_COMPONENT = b"\0asm\x0d\x00\x01\x00"
-#: A valid, empty core WebAssembly module (not a component).
-CORE_MODULE = b"\0asm\x01\x00\x00\x00"
-
-
-def wasm_handler(name: str) -> Path:
-    """`handlers/NAME.wasm`, failing clearly when the handlers are not built."""
-    path = HANDLERS / f"{name}.wasm"
-    if not path.is_file():
-        pytest.fail(f"{path} not found: run `bash handlers/build.sh`")
-    return path
-
-
-def hello_rev(rev: int) -> bytes:
-    """`hello.wasm` with its marker patched to `wsrun-rev:NNNN` (same length)."""
-    data = wasm_handler("hello").read_bytes()
-    assert data.count(REV_MARKER) == 1, "hello.wasm must carry its marker exactly once"
-    return data.replace(REV_MARKER, f"wsrun-rev:{rev:04d}".encode())
-
-
-def hello_body(rev: int) -> str:
-    """What the `hello` handler patched to `rev` answers."""
-    return f"Hello from WebAssembly! (wsrun-rev:{rev:04d})\n"
-
-
-def proc_status_kib(pid: int, key: str) -> int:
-    """A `kB` field of /proc/PID/status (`VmRSS`, `VmHWM`, ...), in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name == key:
-            return int(value.split()[0])
-    raise KeyError(f"{key} not in /proc/{pid}/status")
-
-
-def state_args(tmp: Path) -> list[str]:
-    """Keeps the compiled-code cache and spooled bodies in the test's temp dir."""
-    spool = tmp / "spool"
-    spool.mkdir(exist_ok=True)
-    return ["--state-dir", str(tmp / "state"), "--spool-dir", str(spool)]
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile of `values` (which must not be empty)."""
-    ordered = sorted(values)
-    rank = int(-(-pct * len(ordered) // 100))  # ceil(pct% of n)
-    return ordered[max(1, min(len(ordered), rank)) - 1]
+__all__ = [
+    "CORE_MODULE",
+    "EMPTY_COMPONENT",
+    "HANDLERS",
+    "REV_MARKER",
+    "WASM_APPS",
+    "hello_body",
+    "hello_rev",
+    "percentile",
+    "proc_status_kib",
+    "state_args",
+    "wasm_handler",
+]

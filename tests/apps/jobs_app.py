@@ -6,9 +6,12 @@ Routes (under the mount):
   /slow?ms=M like /sink, after sleeping M ms, 20 by default (the worker's loop is blocked)
   /fail      a job target that appends `fail ID ATTEMPT TIME` and answers 500
   /every?name=N&seconds=S&path=P    a durable timer;   /cancel?name=N   remove it
-  /timer?seconds=S&repeat=0|1       an in-process timer appending `timer PID TIME`
+  /timer?seconds=S&repeat=0|1&label=L   an in-process timer appending `timer PID TIME L`
   /untimer   cancel the last in-process timer
-  /defer     defers a call that sleeps 0.3 s, then appends `deferred TIME SIZE`
+  /defer?gate=F   defers a call that waits for the file F (or sleeps 0.3 s without F), then
+             appends `deferred one TIME SIZE`
+  /hold?gate=F    a job target: appends `enter ID N` (N: deliveries in the app, this one
+             included), waits for the file F (at most a minute), appends `leave ID`
   /pid       this worker's pid
 The call log is $WSRUN_TEST_CALL_LOG (one line per event, appended atomically).
 """
@@ -16,6 +19,7 @@ The call log is $WSRUN_TEST_CALL_LOG (one line per event, appended atomically).
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -25,6 +29,8 @@ import wsrun
 
 LOG = os.environ.get("WSRUN_TEST_CALL_LOG", "/dev/null")
 TIMERS: list[wsrun.Timer] = []
+IN_APP = [0]
+IN_APP_LOCK = threading.Lock()
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -61,6 +67,26 @@ def fail(environ: Environ, start_response: StartResponse) -> list[bytes]:
     return answer(start_response, "500 Internal Server Error", "failing on purpose")
 
 
+def wait_for_file(path: str) -> None:
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def hold(environ: Environ, q: dict[str, str], start_response: StartResponse) -> list[bytes]:
+    job = environ.get("HTTP_WSRUN_JOB_ID", "-")
+    with IN_APP_LOCK:
+        IN_APP[0] += 1
+        log(f"enter {job} {IN_APP[0]}")
+    try:
+        wait_for_file(q["gate"])
+    finally:
+        with IN_APP_LOCK:
+            IN_APP[0] -= 1
+            log(f"leave {job}")
+    return answer(start_response, "200 OK", "held")
+
+
 def enqueue(q: dict[str, str], start_response: StartResponse) -> list[bytes]:
     ids = []
     attempts = int(q["max_attempts"]) if "max_attempts" in q else None
@@ -79,20 +105,27 @@ def enqueue(q: dict[str, str], start_response: StartResponse) -> list[bytes]:
 
 
 def add_timer(q: dict[str, str], start_response: StartResponse) -> list[bytes]:
+    label = q.get("label", "-")
+
     def tick() -> None:
-        log(f"timer {os.getpid()} {time.time():.3f}")
+        log(f"timer {os.getpid()} {time.time():.3f} {label}")
 
     repeat = q.get("repeat", "1") == "1"
     TIMERS.append(wsrun.add_timer(float(q["seconds"]), tick, repeat=repeat))
     return answer(start_response, "200 OK", f"{time.time():.3f}")
 
 
-def defer(start_response: StartResponse) -> list[bytes]:
-    def later(label: str, pause: float = 0.0) -> None:
+def defer(q: dict[str, str], start_response: StartResponse) -> list[bytes]:
+    def later(label: str, pause: float = 0.0, gate: str = "") -> None:
+        if gate:
+            wait_for_file(gate)
         time.sleep(pause)
         log(f"deferred {label} {time.time():.3f} {wsrun.defer_queue_size()}")
 
-    wsrun.defer(later, "one", pause=0.3)
+    if "gate" in q:
+        wsrun.defer(later, "one", gate=q["gate"])
+    else:
+        wsrun.defer(later, "one", pause=0.3)
     queued = wsrun.defer_queue_size()
     return answer(start_response, "200 OK", f"{time.time():.3f} {queued}")
 
@@ -106,6 +139,8 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if path == "/slow":
             time.sleep(float(q.get("ms", "20")) / 1000)
             return sink(environ, start_response)
+        if path == "/hold":
+            return hold(environ, q, start_response)
         if path == "/fail":
             return fail(environ, start_response)
         if path == "/enqueue":
@@ -120,7 +155,7 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if path == "/untimer":
             return answer(start_response, "200 OK", str(TIMERS.pop().cancel()))
         if path == "/defer":
-            return defer(start_response)
+            return defer(q, start_response)
         if path == "/pid":
             return answer(start_response, "200 OK", str(os.getpid()))
     except wsrun.UnknownRouteError as err:

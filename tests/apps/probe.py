@@ -217,6 +217,15 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     if path == "/sleep":
         time.sleep(float(q.get("s", "1")))
         return _text(start_response, "slept")
+    if path == "/gate":
+        # Blocks until the file `?file=` exists (at most a minute), then logs `done /gate PID`
+        # after its `GET /gate PID` call line: tests read the order of starts and ends.
+        gate = q.get("file", "")
+        deadline = time.monotonic() + 60
+        while not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        _append("WSRUN_TEST_CALL_LOG", f"done {path} {os.getpid()}")
+        return _text(start_response, "opened")
     if path == "/count":
         log = os.environ.get("WSRUN_TEST_CALL_LOG")
         n = 0
@@ -311,8 +320,14 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         delay = float(q.get("delay", "0.05"))
         size = int(q.get("size", "16"))
 
+        gate = q.get("gate", "")
+
         def slow() -> Iterator[bytes]:
             for i in range(n):
+                if gate and i == 1:  # the rest waits for the test's gate (at most a minute)
+                    deadline = time.monotonic() + 60
+                    while not os.path.exists(gate) and time.monotonic() < deadline:
+                        time.sleep(0.005)
                 yield (f"{i:06d}".encode() * (size // 6 + 1))[:size]
                 time.sleep(delay)
 

@@ -1,5 +1,9 @@
 """Helpers for the unit tests of the embedded Python package: a recording start_response,
-environ construction, and a call() that checks every file opened for a request is closed."""
+environ construction, and a call() that checks every file opened for a request is closed.
+
+Owns: in-process fakes of a WSGI server for the package's unit tests.
+Must not touch: the wsrun binary (these tests run without it).
+"""
 
 import os
 from collections.abc import Callable, Iterable

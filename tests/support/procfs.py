@@ -1,0 +1,71 @@
+"""/proc readers: the processes of a server and what they hold open.
+
+Owns: reading /proc (children, file descriptors, memory counters).
+Must not touch: starting or signalling processes (see `launcher`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of `pid` (the worker processes of a supervisor)."""
+    kids: list[int] = []
+    task_dir = Path(f"/proc/{pid}/task")
+    try:
+        tasks = list(task_dir.iterdir())
+    except OSError:
+        return kids
+    for task in tasks:
+        try:
+            text = (task / "children").read_text()
+        except OSError:
+            continue
+        kids.extend(int(x) for x in text.split())
+    return sorted(set(kids))
+
+
+def pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def fd_links(pid: int) -> list[str]:
+    links: list[str] = []
+    fd_dir = Path(f"/proc/{pid}/fd")
+    try:
+        entries = list(fd_dir.iterdir())
+    except OSError:
+        return links
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            links.append(os.readlink(entry))
+    return links
+
+
+def deleted_fds(pids: Sequence[int], under: str | Path | None = None) -> list[str]:
+    """Open-but-unlinked files of the given processes, optionally only those under a directory."""
+    prefix = str(under) if under is not None else ""
+    out: list[str] = []
+    for pid in pids:
+        for link in fd_links(pid):
+            if link.endswith("(deleted)") and link.startswith(prefix):
+                out.append(f"{pid}:{link}")
+    return out
+
+
+def proc_status_kib(pid: int, key: str) -> int:
+    """A `kB` field of /proc/PID/status (`VmRSS`, `VmHWM`, ...), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name == key:
+            return int(value.split()[0])
+    raise KeyError(f"{key} not in /proc/{pid}/status")
