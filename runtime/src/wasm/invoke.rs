@@ -25,6 +25,7 @@ use super::lanes::{run_in_lanes, GuestClock, SlowLane};
 use super::registry::{Admission, HandlerVersion, RouteInfo, WasmRoute};
 use super::state::GuestState;
 use crate::body::{plain, ResponseBody};
+use crate::services::Services;
 
 type GuestResponse = Result<hyper::Response<HyperOutgoingBody>, ErrorCode>;
 
@@ -45,6 +46,8 @@ enum Outcome {
 pub struct HostParts<'h> {
     pub engine: &'h WasmEngine,
     pub slow_lane: &'h SlowLane,
+    /// The worker's services, for guests that import `wsrun:services`.
+    pub services: Option<&'h Services>,
 }
 
 /// Runs `request` on a fresh instance of the route's current handler version.
@@ -106,7 +109,10 @@ fn start(
     sender: oneshot::Sender<GuestResponse>,
     cancel: oneshot::Receiver<()>,
 ) -> wasmtime::Result<oneshot::Receiver<Outcome>> {
-    let mut store = Store::new(&host.engine.engine, GuestState::new(info));
+    let mut store = Store::new(
+        &host.engine.engine,
+        GuestState::new(info, host.services.cloned()),
+    );
     store.limiter(|state| &mut state.limiter);
     let clock = GuestClock::new();
     let ticks = clock.clone();
