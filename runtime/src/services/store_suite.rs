@@ -227,15 +227,13 @@ fn a_due_timer_fires_once_for_two_claimers<S: JobStore>(make: &dyn Fn(&str) -> S
     let (one, two) = (make("s"), make("s"));
     let due = now_ms() - 10;
     one.set_timer_blocking(timer("tick", due)).expect("set");
-    let poll = |store: &S, owner| {
-        store.poll(Claim {
-            owner,
-            limit: 10,
-            lease: HOUR,
-            timer_attempts: 3,
-        })
+    let claim_of = |owner| Claim {
+        owner,
+        limit: 10,
+        lease: HOUR,
+        timer_attempts: 3,
     };
-    let (a, b) = block_on(async { tokio::join!(poll(&one, A), poll(&two, B)) });
+    let (a, b) = block_on(async { tokio::join!(one.poll(claim_of(A)), two.poll(claim_of(B))) });
     let fired: Vec<_> = [a.expect("poll A"), b.expect("poll B")]
         .into_iter()
         .flat_map(|p| p.jobs)
