@@ -235,7 +235,7 @@ pub struct Tx<'a> {
 
 impl Tx<'_> {
     fn fail(&self, e: rusqlite::Error) -> StoreError {
-        StoreError::sqlite(&self.path, e)
+        StoreError::sqlite(self.path, e)
     }
 
     /// Adds a job; returns its id.

@@ -20,11 +20,16 @@ const B: i64 = 2;
 /// An owner no live process has (for the sweep).
 const GONE: i64 = -7;
 
+/// Opens a store by name (see `suite`).
+type Make<'a, S> = &'a dyn Fn(&str) -> S;
+/// One case of the suite.
+type Case<S> = fn(Make<'_, S>);
+
 /// Runs every case. `make(name)` opens the store called `name`: a new name gives an empty
 /// store, the same name again gives another connection to the same store (as a second
 /// worker, or the same one after a restart, would have).
 pub fn suite<S: JobStore>(make: &dyn Fn(&str) -> S) {
-    let cases: [(&str, fn(&dyn Fn(&str) -> S)); 11] = [
+    let cases: [(&str, Case<S>); 11] = [
         ("enqueue_then_claim", enqueue_then_claim),
         ("delayed_jobs_wait", delayed_jobs_wait),
         (
