@@ -11,10 +11,11 @@ use std::sync::Arc;
 use clap::Parser;
 
 use crate::config::{self, Cli, Config};
+use crate::python::services as python_services;
 use crate::python::{interpreter, loader};
 use crate::router::Router;
 use crate::server::{self, Handler};
-use crate::services;
+use crate::services::{self, StartupServices};
 use crate::wasm::{self, WasmHost};
 
 pub fn main() -> ExitCode {
@@ -31,14 +32,16 @@ pub fn main() -> ExitCode {
     };
     init_logging(&config.server.log_level);
     match prepare(&cli, &mut config) {
-        Ok(router) if cli.is_check() => {
+        Ok(Prepared::Checked(router)) => {
             println!(
                 "wsrun: configuration OK ({} route(s))",
                 router.routes().count()
             );
             ExitCode::SUCCESS
         }
-        Ok(router) => exit_code(server::run(Arc::new(config), router)),
+        Ok(Prepared::Ready(router, startup)) => {
+            exit_code(server::run(Arc::new(config), router, startup))
+        }
         Err(message) => {
             eprintln!("wsrun: error: {message}");
             ExitCode::from(1)
@@ -50,8 +53,15 @@ fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
+/// What `prepare` leaves: a checked configuration, or a router and the master's start-up
+/// services, which `server::run` stops before it forks.
+enum Prepared {
+    Checked(Router<Handler>),
+    Ready(Router<Handler>, StartupServices),
+}
+
 /// Interpreter, apps and router: everything that must work before anything is bound.
-fn prepare(cli: &Cli, config: &mut Config) -> Result<Router<Handler>, String> {
+fn prepare(cli: &Cli, config: &mut Config) -> Result<Prepared, String> {
     if let Some(dir) = &config.server.chdir {
         std::env::set_current_dir(dir).map_err(|e| format!("--chdir {}: {e}", dir.display()))?;
     }
@@ -71,23 +81,45 @@ fn prepare(cli: &Cli, config: &mut Config) -> Result<Router<Handler>, String> {
     let startup_dir = scratch
         .as_ref()
         .map_or(config.server.state_dir.clone(), |d| d.path().to_path_buf());
-    let startup_calls = services::begin_startup(&startup_dir, &config.jobs);
+    // Calls the apps make while they are imported go to the master's start-up services.
+    let startup = StartupServices::start(&startup_dir, &config.jobs)?;
+    python_services::install(startup.services())?;
+    let router = match load_and_route(config, fixed, &startup) {
+        Ok(router) => router,
+        Err(message) => {
+            startup.stop();
+            return Err(message);
+        }
+    };
+    if cli.is_check() {
+        startup.stop(); // before the scratch directory goes
+        check_wasm(config)?;
+        return Ok(Prepared::Checked(router));
+    }
+    if let Err(message) = startup.sync_config_timers(&config.timers) {
+        startup.stop();
+        return Err(message);
+    }
+    Ok(Prepared::Ready(router, startup))
+}
+
+/// Imports the apps, builds the router, and checks the routes that timers and the calls
+/// made during the imports name.
+fn load_and_route(
+    config: &mut Config,
+    fixed: loader::CommandLineFixed,
+    startup: &StartupServices,
+) -> Result<Router<Handler>, String> {
     let apps = loader::load_apps(config, fixed)?;
     let router = server::build_router(config, &apps)?;
     config::check_timer_routes(config, |path| router.serves("", path))
         .map_err(|e| e.to_string())?;
-    let unrouted = startup_calls.unrouted(&RouterCheck(router.shape()));
+    let unrouted = startup.unrouted(&RouterCheck(router.shape()));
     if !unrouted.is_empty() {
         return Err(format!(
             "jobs or timers queued while importing the apps: {}",
             unrouted.join("; ")
         ));
-    }
-    if cli.is_check() {
-        services::close_before_fork(); // stop the scratch journal's threads before it goes
-        check_wasm(config)?;
-    } else {
-        services::sync_config_timers(&config.server.state_dir, &config.timers)?;
     }
     Ok(router)
 }

@@ -1,13 +1,17 @@
 //! The Python face of the shared services: the native module `wsrun._services`.
 //!
-//! Owns: in-process timers and deferred calls (Fapws3 semantics: they run Python callables on
-//! the worker's event loop, are not durable, and each worker runs its own), holding back the
-//! calls a request defers until its response has been sent, and the adapters from Python
+//! Owns: the module's state (`ModuleState`, stored on the module as `_state`: the process's
+//! `Services`, installed by the start-up code and replaced by each worker, and its in-process
+//! tasks), in-process timers and deferred calls (Fapws3 semantics: they run Python callables
+//! on the worker's event loop, are not durable, and each worker runs its own), holding back
+//! the calls a request defers until its response has been sent, and the adapters from Python
 //! arguments to the durable `services` API (`enqueue`, `every`, `cancel`) with their
-//! exceptions. Must not touch: the journal or delivery (`services`), the WASM host.
+//! exceptions. Must not touch: the store or delivery (`services`), the WASM host.
 //!
-//! Timers and defers made while apps are imported (in the master, before the fork) wait in a
-//! list that every worker copies and starts, so each worker runs them.
+//! Timers and defers made while apps are imported (in the master, before the fork) wait in
+//! the state's `early` list, which every forked worker inherits and starts, so each worker
+//! runs them. Nothing here is a Rust `static`: a request's deferred calls are held in a
+//! thread-local only for the length of that request on its Python thread.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -23,7 +27,7 @@ use tokio::sync::watch;
 
 use super::errors::format_exception;
 use crate::config::Schedule;
-use crate::services::{self, JobRequest, ServiceError, TimerRequest};
+use crate::services::{JobRequest, ServiceError, Services, TimerRequest};
 
 pyo3::create_exception!(
     _services,
@@ -37,6 +41,10 @@ pyo3::create_exception!(
     PyServiceError,
     "No route of this server serves the path."
 );
+
+/// Where the module lives in `sys.modules`, and its state attribute.
+const MODULE: &str = "wsrun._services";
+const STATE: &str = "_state";
 
 /// A Python callable and its arguments.
 struct Call {
@@ -59,90 +67,173 @@ enum Task {
     StartTimer(Arc<PyTimer>),
 }
 
-/// The worker's task channel, once its runner is up; tasks made before wait in `early`.
-static RUNNER: Mutex<Option<UnboundedSender<Task>>> = Mutex::new(None);
-static EARLY: Mutex<Vec<Task>> = Mutex::new(Vec::new());
-static TIMERS: Mutex<Option<HashMap<u64, Arc<PyTimer>>>> = Mutex::new(None);
-static NEXT_TIMER: AtomicU64 = AtomicU64::new(1);
-/// Deferred calls not yet run (held back by a request, queued, or waiting for the runner).
-static DEFERRED: AtomicUsize = AtomicUsize::new(0);
+/// The in-process timers and deferred calls of this process.
+#[derive(Default)]
+struct Tasks {
+    /// The worker's task channel, once its runner is up; tasks made before wait in `early`.
+    runner: Mutex<Option<UnboundedSender<Task>>>,
+    early: Mutex<Vec<Task>>,
+    timers: Mutex<HashMap<u64, Arc<PyTimer>>>,
+    next_timer: AtomicU64,
+    /// Deferred calls not yet run (held back by a request, queued, or waiting for the runner).
+    deferred: AtomicUsize,
+}
+
+impl Tasks {
+    fn submit(&self, task: Task) {
+        let sender = self.runner.lock().ok().and_then(|slot| slot.clone());
+        let task = match sender {
+            Some(sender) => match sender.send(task) {
+                Ok(()) => return,
+                Err(failed) => failed.0,
+            },
+            None => task,
+        };
+        if let Ok(mut early) = self.early.lock() {
+            early.push(task);
+        }
+    }
+
+    fn forget_timer(&self, id: u64) {
+        if let Ok(mut timers) = self.timers.lock() {
+            timers.remove(&id);
+        }
+    }
+}
+
+/// The state of `wsrun._services` in this process.
+#[pyclass(frozen)]
+struct ModuleState {
+    /// The services calls go to: the master's while apps are imported, then the worker's.
+    services: Mutex<Option<Services>>,
+    tasks: Arc<Tasks>,
+}
+
+impl ModuleState {
+    fn of<'py>(module: &Bound<'py, PyModule>) -> PyResult<Bound<'py, ModuleState>> {
+        Ok(module.getattr(STATE)?.cast_into::<ModuleState>()?)
+    }
+
+    fn services(&self) -> PyResult<Services> {
+        let services = self.services.lock().ok().and_then(|s| s.clone());
+        services.ok_or_else(|| {
+            PyServiceError::new_err("the wsrun services are not running in this process")
+        })
+    }
+}
+
+/// The module's state, found through `sys.modules` (registered before any app is imported).
+fn module_state(py: Python<'_>) -> PyResult<Bound<'_, ModuleState>> {
+    let module = py
+        .import("sys")?
+        .getattr("modules")?
+        .get_item(MODULE)?
+        .cast_into::<PyModule>()?;
+    ModuleState::of(&module)
+}
+
+/// Makes `services` the ones `wsrun._services` calls go to in this process (the start-up
+/// code's during imports, then each worker's own); returns the process's in-process tasks,
+/// for a worker to run.
+pub fn install(services: Services) -> Result<PyTasks, String> {
+    Python::attach(|py| {
+        let state = module_state(py).map_err(|e| format_exception(py, &e))?;
+        let state = state.get();
+        if let Ok(mut slot) = state.services.lock() {
+            *slot = Some(services);
+        }
+        Ok(PyTasks(state.tasks.clone()))
+    })
+}
+
+/// A request's deferred calls while it runs on this thread (`None`: no request is running).
+struct Held {
+    calls: Vec<Call>,
+    tasks: Option<Arc<Tasks>>,
+}
 
 thread_local! {
     /// While an app handles a request on this thread: the calls it deferred.
-    static REQUEST_DEFERS: RefCell<Option<Vec<Call>>> = const { RefCell::new(None) };
-}
-
-fn submit(task: Task) {
-    let sender = RUNNER.lock().ok().and_then(|slot| slot.clone());
-    let task = match sender {
-        Some(sender) => match sender.send(task) {
-            Ok(()) => return,
-            Err(failed) => failed.0,
-        },
-        None => task,
-    };
-    if let Ok(mut early) = EARLY.lock() {
-        early.push(task);
-    }
+    static REQUEST_DEFERS: RefCell<Option<Held>> = const { RefCell::new(None) };
 }
 
 /// Marks the start of a request on this thread: calls deferred until `end_request` are held.
 pub fn begin_request() {
-    REQUEST_DEFERS.with(|slot| *slot.borrow_mut() = Some(Vec::new()));
+    REQUEST_DEFERS.with(|slot| {
+        *slot.borrow_mut() = Some(Held {
+            calls: Vec::new(),
+            tasks: None,
+        })
+    });
 }
 
 /// Ends the request scope; what it deferred is released when the returned guard drops (the
 /// front end drops it with the response body, once the body has been sent).
 pub fn end_request() -> Option<DeferredUntilSent> {
-    let calls = REQUEST_DEFERS.with(|slot| slot.borrow_mut().take())?;
-    (!calls.is_empty()).then_some(DeferredUntilSent(calls))
+    let held = REQUEST_DEFERS.with(|slot| slot.borrow_mut().take())?;
+    let tasks = held.tasks?;
+    (!held.calls.is_empty()).then_some(DeferredUntilSent {
+        calls: held.calls,
+        tasks,
+    })
 }
 
 /// Calls a request deferred; queued for the runner when dropped.
-pub struct DeferredUntilSent(Vec<Call>);
+pub struct DeferredUntilSent {
+    calls: Vec<Call>,
+    tasks: Arc<Tasks>,
+}
 
 impl Drop for DeferredUntilSent {
     fn drop(&mut self) {
-        for call in self.0.drain(..) {
-            submit(Task::Defer(call));
+        for call in self.calls.drain(..) {
+            self.tasks.submit(Task::Defer(call));
         }
     }
 }
 
-/// The worker's runner: starts the timers made before it, then runs deferred calls one at a
-/// time (yielding between them so requests go on) until the worker drains.
-pub async fn run_worker_tasks(mut draining: watch::Receiver<bool>) {
-    let (sender, mut tasks) = unbounded_channel();
-    let early = EARLY
-        .lock()
-        .map(|mut e| std::mem::take(&mut *e))
-        .unwrap_or_default();
-    for task in early {
-        let _ = sender.send(task);
-    }
-    if let Ok(mut slot) = RUNNER.lock() {
-        *slot = Some(sender);
-    }
-    loop {
-        let task = tokio::select! {
-            task = tasks.recv() => task,
-            _ = draining.changed() => None,
-        };
-        match task {
-            Some(Task::Defer(call)) => {
-                DEFERRED.fetch_sub(1, Ordering::Relaxed);
-                Python::attach(|py| run_call(py, &call, "deferred call"));
-                tokio::task::yield_now().await;
+/// The in-process timers and deferred calls of this process, for its worker to run.
+pub struct PyTasks(Arc<Tasks>);
+
+impl PyTasks {
+    /// The worker's runner: starts the timers made before it, then runs deferred calls one at
+    /// a time (yielding between them so requests go on) until the worker drains.
+    pub async fn run(self, mut draining: watch::Receiver<bool>) {
+        let tasks = self.0;
+        let (sender, mut queue) = unbounded_channel();
+        let early = tasks
+            .early
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default();
+        for task in early {
+            let _ = sender.send(task);
+        }
+        if let Ok(mut slot) = tasks.runner.lock() {
+            *slot = Some(sender);
+        }
+        loop {
+            let task = tokio::select! {
+                task = queue.recv() => task,
+                _ = draining.changed() => None,
+            };
+            match task {
+                Some(Task::Defer(call)) => {
+                    tasks.deferred.fetch_sub(1, Ordering::Relaxed);
+                    Python::attach(|py| run_call(py, &call, "deferred call"));
+                    tokio::task::yield_now().await;
+                }
+                Some(Task::StartTimer(timer)) => {
+                    let run = run_timer(tasks.clone(), timer, draining.clone());
+                    tokio::task::spawn_local(run);
+                }
+                None => return,
             }
-            Some(Task::StartTimer(timer)) => {
-                tokio::task::spawn_local(run_timer(timer, draining.clone()));
-            }
-            None => return,
         }
     }
 }
 
-async fn run_timer(timer: Arc<PyTimer>, mut draining: watch::Receiver<bool>) {
+async fn run_timer(tasks: Arc<Tasks>, timer: Arc<PyTimer>, mut draining: watch::Receiver<bool>) {
     let start = tokio::time::Instant::now() + timer.period;
     let mut ticks = tokio::time::interval_at(start, timer.period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -161,7 +252,7 @@ async fn run_timer(timer: Arc<PyTimer>, mut draining: watch::Receiver<bool>) {
             }
         });
         if !timer.repeat {
-            forget_timer(timer.id);
+            tasks.forget_timer(timer.id);
             return;
         }
     }
@@ -184,14 +275,6 @@ fn callable_name(py: Python<'_>, callable: &Py<PyAny>) -> String {
         .unwrap_or_else(|_| "<callable>".to_string())
 }
 
-fn forget_timer(id: u64) {
-    if let Ok(mut timers) = TIMERS.lock() {
-        if let Some(map) = timers.as_mut() {
-            map.remove(&id);
-        }
-    }
-}
-
 fn seconds(value: f64, what: &str) -> PyResult<Duration> {
     Duration::try_from_secs_f64(value)
         .ok()
@@ -200,48 +283,59 @@ fn seconds(value: f64, what: &str) -> PyResult<Duration> {
 }
 
 #[pyfunction]
-fn add_timer(seconds_: f64, callable: Py<PyAny>, repeat: bool, py: Python<'_>) -> PyResult<u64> {
-    if !callable.bind(py).is_callable() {
+#[pyo3(pass_module)]
+fn add_timer(
+    module: &Bound<'_, PyModule>,
+    seconds_: f64,
+    callable: Py<PyAny>,
+    repeat: bool,
+) -> PyResult<u64> {
+    if !callable.bind(module.py()).is_callable() {
         return Err(PyValueError::new_err("add_timer needs a callable"));
     }
+    let state = ModuleState::of(module)?;
+    let tasks = &state.get().tasks;
     let timer = Arc::new(PyTimer {
-        id: NEXT_TIMER.fetch_add(1, Ordering::Relaxed),
+        id: tasks.next_timer.fetch_add(1, Ordering::Relaxed) + 1,
         period: seconds(seconds_, "a timer's period")?,
         repeat,
         callable,
         cancelled: AtomicBool::new(false),
     });
-    if let Ok(mut timers) = TIMERS.lock() {
-        timers
-            .get_or_insert_with(HashMap::new)
-            .insert(timer.id, timer.clone());
+    if let Ok(mut timers) = tasks.timers.lock() {
+        timers.insert(timer.id, timer.clone());
     }
     let id = timer.id;
-    submit(Task::StartTimer(timer));
+    tasks.submit(Task::StartTimer(timer));
     Ok(id)
 }
 
 #[pyfunction]
-fn cancel_timer(id: u64) -> bool {
-    let timer = TIMERS
+#[pyo3(pass_module)]
+fn cancel_timer(module: &Bound<'_, PyModule>, id: u64) -> PyResult<bool> {
+    let state = ModuleState::of(module)?;
+    let timer = state
+        .get()
+        .tasks
+        .timers
         .lock()
         .ok()
-        .and_then(|mut t| t.as_mut().and_then(|map| map.remove(&id)));
-    match timer {
+        .and_then(|mut map| map.remove(&id));
+    Ok(match timer {
         Some(timer) => !timer.cancelled.swap(true, Ordering::Relaxed),
         None => false,
-    }
+    })
 }
 
 #[pyfunction]
-#[pyo3(signature = (callable, args, kwargs=None))]
+#[pyo3(pass_module, signature = (callable, args, kwargs=None))]
 fn defer(
+    module: &Bound<'_, PyModule>,
     callable: Py<PyAny>,
     args: Py<PyTuple>,
     kwargs: Option<Py<PyDict>>,
-    py: Python<'_>,
 ) -> PyResult<()> {
-    if !callable.bind(py).is_callable() {
+    if !callable.bind(module.py()).is_callable() {
         return Err(PyValueError::new_err("defer needs a callable"));
     }
     let call = Call {
@@ -249,39 +343,42 @@ fn defer(
         args,
         kwargs,
     };
-    DEFERRED.fetch_add(1, Ordering::Relaxed);
-    let held = REQUEST_DEFERS.with(|slot| match slot.borrow_mut().as_mut() {
+    let state = ModuleState::of(module)?;
+    let tasks = &state.get().tasks;
+    tasks.deferred.fetch_add(1, Ordering::Relaxed);
+    let not_held = REQUEST_DEFERS.with(|slot| match slot.borrow_mut().as_mut() {
         Some(held) => {
-            held.push(call);
+            held.calls.push(call);
+            held.tasks.get_or_insert_with(|| tasks.clone());
             None
         }
         None => Some(call),
     });
-    if let Some(call) = held {
-        submit(Task::Defer(call));
+    if let Some(call) = not_held {
+        tasks.submit(Task::Defer(call));
     }
     Ok(())
 }
 
 #[pyfunction]
-fn defer_queue_size() -> usize {
-    DEFERRED.load(Ordering::Relaxed)
+#[pyo3(pass_module)]
+fn defer_queue_size(module: &Bound<'_, PyModule>) -> PyResult<usize> {
+    let state = ModuleState::of(module)?;
+    Ok(state.get().tasks.deferred.load(Ordering::Relaxed))
 }
 
 fn to_py_error(err: ServiceError) -> PyErr {
     match err {
         ServiceError::NoRoute { .. } => PyUnknownRouteError::new_err(err.to_string()),
         ServiceError::Invalid(message) => PyValueError::new_err(message),
-        ServiceError::Journal(_) | ServiceError::Unavailable(_) => {
+        ServiceError::Store(_) | ServiceError::Unavailable(_) => {
             PyServiceError::new_err(err.to_string())
         }
     }
 }
 
-fn running() -> PyResult<services::Services> {
-    services::current().ok_or_else(|| {
-        PyServiceError::new_err("the wsrun services are not running in this process")
-    })
+fn running(module: &Bound<'_, PyModule>) -> PyResult<Services> {
+    ModuleState::of(module)?.get().services()
 }
 
 fn job_request(
@@ -291,23 +388,18 @@ fn job_request(
     headers: Vec<(String, String)>,
     host: Option<String>,
 ) -> JobRequest {
-    JobRequest {
-        method: method.to_ascii_uppercase(),
-        host: host.unwrap_or_default().to_ascii_lowercase(),
-        path,
-        headers: headers
-            .into_iter()
-            .map(|(name, value)| (name, value.into_bytes()))
-            .collect(),
-        body,
-    }
+    let headers = headers
+        .into_iter()
+        .map(|(name, value)| (name, value.into_bytes()))
+        .collect();
+    JobRequest::new(&method, host.as_deref().unwrap_or(""), path, headers, body)
 }
 
 #[pyfunction]
-#[pyo3(signature = (path, body, method, headers, delay, max_attempts=None, host=None))]
+#[pyo3(pass_module, signature = (path, body, method, headers, delay, max_attempts=None, host=None))]
 #[allow(clippy::too_many_arguments)] // mirrors the keyword arguments of wsrun.enqueue
 fn enqueue(
-    py: Python<'_>,
+    module: &Bound<'_, PyModule>,
     path: String,
     body: Vec<u8>,
     method: String,
@@ -322,16 +414,18 @@ fn enqueue(
             .map_err(|_| PyValueError::new_err("delay must be a number of seconds, 0 or more"))?,
     };
     let request = job_request(path, body, method, headers, host);
-    let services = running()?;
-    py.detach(|| services.enqueue_blocking(request, delay, max_attempts, "python"))
+    let services = running(module)?;
+    module
+        .py()
+        .detach(|| services.enqueue_blocking(request, delay, max_attempts, "python"))
         .map_err(to_py_error)
 }
 
 #[pyfunction]
-#[pyo3(signature = (name, seconds_, path, body, method, headers, host=None))]
+#[pyo3(pass_module, signature = (name, seconds_, path, body, method, headers, host=None))]
 #[allow(clippy::too_many_arguments)] // mirrors the keyword arguments of wsrun.every
 fn every(
-    py: Python<'_>,
+    module: &Bound<'_, PyModule>,
     name: String,
     seconds_: f64,
     path: String,
@@ -346,15 +440,20 @@ fn every(
         delay: Duration::ZERO,
         request: job_request(path, body, method, headers, host),
     };
-    let services = running()?;
-    py.detach(|| services.set_timer_blocking(timer))
+    let services = running(module)?;
+    module
+        .py()
+        .detach(|| services.set_timer_blocking(timer))
         .map_err(to_py_error)
 }
 
 #[pyfunction]
-fn cancel(py: Python<'_>, name: String) -> PyResult<bool> {
-    let services = running()?;
-    py.detach(|| services.cancel_timer_blocking(&name))
+#[pyo3(pass_module)]
+fn cancel(module: &Bound<'_, PyModule>, name: String) -> PyResult<bool> {
+    let services = running(module)?;
+    module
+        .py()
+        .detach(|| services.cancel_timer_blocking(&name))
         .map_err(to_py_error)
 }
 
@@ -370,7 +469,12 @@ pub fn register(py: Python<'_>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(cancel, &module)?)?;
     module.add("ServiceError", py.get_type::<PyServiceError>())?;
     module.add("UnknownRouteError", py.get_type::<PyUnknownRouteError>())?;
+    let state = ModuleState {
+        services: Mutex::new(None),
+        tasks: Arc::new(Tasks::default()),
+    };
+    module.add(STATE, Bound::new(py, state)?)?;
     let modules = py.import("sys")?.getattr("modules")?;
-    modules.set_item("wsrun._services", module)?;
+    modules.set_item(MODULE, module)?;
     Ok(())
 }

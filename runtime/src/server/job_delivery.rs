@@ -1,7 +1,7 @@
 //! Job delivery: a durable job becomes an in-process request through this worker's router.
 //!
-//! Owns: the worker's `Deliver` implementation — building the request head from a journal
-//! record (with `wsrun-job-id`, `wsrun-job-attempt`, `Host`, `Content-Length`), routing it,
+//! Owns: the worker's `Deliver` implementation — building the request head from a stored
+//! record (with the delivery headers `services::job` names, `Host`, `Content-Length`), routing it,
 //! running the route's handler exactly as for a client, and reading the response to its end
 //! so the handler finishes (a Python iterable's `close()`, a WASM instance's last write).
 //! Must not touch: sockets, the journal, or the retry policy (`services::dispatch`).
@@ -17,9 +17,10 @@ use http_body_util::BodyExt;
 
 use super::context::WorkerContext;
 use super::peer::Peer;
-use super::service::{run_handler, Target, JOB_ATTEMPT_HEADER, JOB_ID_HEADER};
+use super::service::{run_handler, Target};
 use crate::http_path::percent_decode;
 use crate::services::dispatch::{Deliver, Delivered};
+use crate::services::job::{JOB_ATTEMPT_HEADER, JOB_ID_HEADER};
 use crate::services::JobRecord;
 use crate::spool::SpooledBody;
 

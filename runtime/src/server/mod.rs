@@ -37,13 +37,16 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::python::interpreter;
 use crate::router::Router;
+use crate::services::StartupServices;
 use supervisor::{supervise, ForkHooks, SupervisorSettings};
 
-/// Serves `config` with `router` until stopped; returns the process exit code.
-pub fn run(config: Arc<Config>, router: Router<Handler>) -> i32 {
+/// Serves `config` with `router` until stopped; returns the process exit code. `startup`, the
+/// master's services while the apps were imported, is stopped before the workers fork.
+pub fn run(config: Arc<Config>, router: Router<Handler>, startup: StartupServices) -> i32 {
     for addr in config.server.bind_addrs() {
         if let Err(err) = listener::check_bindable(addr) {
             tracing::error!("{err}"); // names the address and the reason
+            startup.stop();
             return 1;
         }
     }
@@ -74,8 +77,5 @@ pub fn run(config: Arc<Config>, router: Router<Handler>) -> i32 {
             None => supervisor::WORKER_BOOT_FAILED,
         }
     };
-    // The master's journal thread (apps may have queued jobs while being imported) must be
-    // gone before the fork: each worker opens its own connection.
-    crate::services::close_before_fork();
-    supervise(&settings, hooks, &mut worker_main)
+    supervise(&settings, startup, hooks, &mut worker_main)
 }

@@ -120,14 +120,10 @@ pub async fn run_handler(
 /// Only a job delivery carries `wsrun-job-id`/`wsrun-job-attempt`; a client's copies are
 /// dropped so an app can trust them.
 fn strip_job_headers(headers: &mut http::HeaderMap) {
-    for name in [JOB_ID_HEADER, JOB_ATTEMPT_HEADER] {
+    for name in crate::services::job::DELIVERY_HEADERS {
         headers.remove(name);
     }
 }
-
-/// Headers a job delivery carries.
-pub const JOB_ID_HEADER: &str = "wsrun-job-id";
-pub const JOB_ATTEMPT_HEADER: &str = "wsrun-job-attempt";
 
 /// SERVER_NAME (the router matches it without regard to case): from an absolute-form target,
 /// else the Host header, else the local address. The port is dropped.

@@ -29,7 +29,7 @@ use super::supervisor::WORKER_BOOT_FAILED;
 use crate::config::Config;
 use crate::python::services as python_services;
 use crate::router::Router;
-use crate::services::{self, dispatch, Services};
+use crate::services::{dispatch, Services};
 use crate::wasm::WatchChange;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -154,27 +154,32 @@ async fn apply_watch_changes(ctx: Rc<WorkerContext>, mut changes: UnboundedRecei
     }
 }
 
-/// Starts this worker's share of the shared services: its journal thread, the dispatcher
-/// that delivers due jobs through this worker's router, and the runner of in-process Python
-/// timers and deferred calls.
+/// Starts this worker's share of the shared services: its own `Services` (its own store
+/// connection and journal thread), handed to the Python module and the WASM host, the
+/// dispatcher that delivers due jobs through this worker's router, and the runner of
+/// in-process Python timers and deferred calls.
 fn start_services(
     config: &Config,
     ctx: &Rc<WorkerContext>,
     local: Option<SocketAddr>,
     draining: &watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let services = Services::start(
+    let services = Services::open(
         &config.server.state_dir,
         config.jobs.clone(),
         ctx.router.shape(),
-    )?;
-    services::install(Some(services.clone()));
+    )
+    .map_err(|e| e.to_string())?;
+    let python_tasks = python_services::install(services.clone())?;
+    if let Some(wasm) = &ctx.wasm {
+        wasm.set_services(services.clone());
+    }
     let delivery = Rc::new(JobDelivery {
         ctx: ctx.clone(),
         local: local.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
     });
     tokio::task::spawn_local(dispatch::run(services, delivery, draining.clone()));
-    tokio::task::spawn_local(python_services::run_worker_tasks(draining.clone()));
+    tokio::task::spawn_local(python_tasks.run(draining.clone()));
     Ok(())
 }
 

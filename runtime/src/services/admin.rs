@@ -1,7 +1,7 @@
 //! `wsrun jobs`: list, show, retry and purge the jobs of a state directory's journal, from the
 //! command line, while a server may be running on it (SQLite locking keeps both consistent).
 //!
-//! Owns: what each action does to the journal (through `journal::Journal` only), how jobs and
+//! Owns: what each action does to the store (through the `JobStore` trait only), how jobs and
 //! timers are printed (stable, parseable: fixed columns, UTC ISO-8601 times) and the exit codes
 //! (0 done, 1 unknown id or no journal, 2 a bad `-c` file). Must not touch: the schema or SQL
 //! (`journal`), delivery (`dispatch`), or any server state; it never starts Python or wasmtime.
@@ -11,8 +11,11 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::job::{JobRecord, TimerRecord};
-use super::journal::{now_ms, JobState, Journal, JOURNAL_FILE};
+use super::error::StoreError;
+use super::job::{JobRecord, JobState};
+use super::job_store::{JobStore, Listing};
+use super::journal::JOURNAL_FILE;
+use super::store::SqliteStore;
 use crate::config::{JobsAction, JobsArgs, Schedule};
 
 /// Widest `last error` shown by `list` (`show` prints it whole).
@@ -43,38 +46,51 @@ pub fn main(args: &JobsArgs) -> ExitCode {
 
 /// One action against the journal in `state_dir`; the text to print, or the error.
 pub fn run(action: &JobsAction, state_dir: &Path) -> Result<String, String> {
-    let mut journal = Journal::open_existing(state_dir)?;
+    let store = SqliteStore::open_existing(state_dir).map_err(|e| e.to_string())?;
     let file = state_dir.join(JOURNAL_FILE);
+    let out = act(&store, action, &file.display().to_string()).map_err(|e| e.to_string());
+    store.shutdown();
+    out
+}
+
+/// Why an action failed: the store's error, or an unknown or busy job.
+#[derive(Debug, thiserror::Error)]
+enum ActionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no job {id} in {file}")]
+    NoJob { id: i64, file: String },
+    #[error("job {0} is being delivered right now; not changed (try again later)")]
+    Busy(i64),
+}
+
+/// One action against `store` (named `file` in messages).
+fn act(store: &dyn JobStore, action: &JobsAction, file: &str) -> Result<String, ActionError> {
+    let no_job = |id: i64| ActionError::NoJob {
+        id,
+        file: file.to_string(),
+    };
     match action {
-        JobsAction::List { limit } => {
-            let jobs = journal.list(*limit)?;
-            let counts = journal.counts()?;
-            let timers = journal.timers()?;
-            Ok(render_list(&jobs, counts, *limit, &timers))
-        }
-        JobsAction::Show { id } => match journal.show(*id)? {
+        JobsAction::List { limit } => Ok(render_list(&store.list(*limit)?, *limit)),
+        JobsAction::Show { id } => match store.show(*id)? {
             Some((state, job)) => Ok(render_show(state, &job)),
-            None => Err(format!("no job {id} in {}", file.display())),
+            None => Err(no_job(*id)),
         },
         JobsAction::Retry { id } => {
-            let Some((state, job)) = journal.show(*id)? else {
-                return Err(format!("no job {id} in {}", file.display()));
+            let Some((state, job)) = store.show(*id)? else {
+                return Err(no_job(*id));
             };
-            let now = now_ms();
-            let done = journal.transaction(|tx| tx.retry(*id, now))?;
-            match (state, done) {
+            match (state, store.retry(*id)?) {
                 (JobState::Dead, true) => Ok(format!(
                     "job {id}: moved from dead-letter to pending, attempts reset (0/{}), due now\n",
                     job.max_attempts
                 )),
                 (JobState::Pending, true) => Ok(format!("job {id}: pending, now due\n")),
-                (_, false) => Err(format!(
-                    "job {id} is being delivered right now; not changed (try again later)"
-                )),
+                (_, false) => Err(ActionError::Busy(*id)),
             }
         }
         JobsAction::Purge { pending } => {
-            let gone = journal.transaction(|tx| tx.purge(*pending))?;
+            let gone = store.purge(*pending)?;
             let what = match pending {
                 true => "job(s), dead-letter and pending",
                 false => "dead-letter job(s)",
@@ -163,12 +179,14 @@ fn or_dash(text: &str) -> String {
 }
 
 /// `wsrun jobs list`: the jobs table, the counts line, then the timers table.
-pub fn render_list(
-    jobs: &[(JobState, JobRecord)],
-    (pending, dead): (u64, u64),
-    limit: usize,
-    timers: &[TimerRecord],
-) -> String {
+pub fn render_list(listing: &Listing, limit: usize) -> String {
+    let Listing {
+        jobs,
+        pending,
+        dead,
+        timers,
+    } = listing;
+    let (pending, dead) = (*pending, *dead);
     let mut out = String::new();
     if jobs.is_empty() {
         out.push_str("no jobs\n");
@@ -308,7 +326,8 @@ pub fn render_show(state: JobState, job: &JobRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::job::{JobRequest, NewJob};
+    use crate::services::job::{JobRequest, NewJob, TimerRecord};
+    use crate::services::journal::{now_ms, Journal};
 
     fn job(id: i64, body: &[u8], error: Option<&str>) -> JobRecord {
         JobRecord {
@@ -346,7 +365,13 @@ mod tests {
             source: "config".into(),
             next_due: 0,
         }];
-        let out = render_list(&jobs, (1, 1), 100, &timers);
+        let listing = Listing {
+            jobs,
+            pending: 1,
+            dead: 1,
+            timers,
+        };
+        let out = render_list(&listing, 100);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
             lines[0],
@@ -367,9 +392,13 @@ mod tests {
             lines[7],
             "tick  every 1h  POST    /work?x=1  config  1970-01-01T00:00:00.000Z"
         );
-        let empty = render_list(&[], (0, 0), 100, &[]);
+        let empty = render_list(&Listing::default(), 100);
         assert_eq!(empty, "no jobs\njobs: 0 pending, 0 dead\n\ntimers: none\n");
-        assert!(render_list(&[], (5, 0), 2, &[]).contains("showing at most 2 of each"));
+        let five = Listing {
+            pending: 5,
+            ..Listing::default()
+        };
+        assert!(render_list(&five, 2).contains("showing at most 2 of each"));
     }
 
     #[test]

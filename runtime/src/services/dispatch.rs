@@ -16,8 +16,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::job::JobRecord;
+use super::job_store::{Claim, Outcome};
 use super::journal::now_ms;
-use super::store::Outcome;
 use super::Services;
 use crate::config::JobsConfig;
 
@@ -48,9 +48,9 @@ pub async fn run(
     mut draining: watch::Receiver<bool>,
 ) {
     let owner = i64::from(std::process::id());
-    let settings = services.settings.clone();
+    let settings = services.settings().clone();
     let in_flight = Rc::new(Cell::new(0usize));
-    let store = services.store().clone();
+    let store = services.store();
     loop {
         if *draining.borrow() {
             return;
@@ -59,14 +59,18 @@ pub async fn run(
         if free == 0 {
             // The budget is spent: nothing to ask the journal until a delivery ends.
             tokio::select! {
-                _ = store.wake.notified() => {}
+                _ = store.wake().notified() => {}
                 _ = draining.changed() => {}
             }
             continue;
         }
-        let polled = store
-            .poll(owner, free, settings.lease, settings.max_attempts)
-            .await;
+        let claim = Claim {
+            owner,
+            limit: free,
+            lease: settings.lease,
+            timer_attempts: settings.max_attempts,
+        };
+        let polled = store.poll(claim).await;
         let next_due = match polled {
             Ok(polled) => {
                 for job in polled.jobs {
@@ -76,7 +80,7 @@ pub async fn run(
                     tokio::task::spawn_local(async move {
                         deliver_one(&services, deliver.as_ref(), job).await;
                         in_flight.set(in_flight.get().saturating_sub(1));
-                        services.store().wake.notify_one();
+                        services.store().wake().notify_one();
                     });
                 }
                 polled.next_due
@@ -89,7 +93,7 @@ pub async fn run(
         let wait = until(next_due).min(POLL_EVERY);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = store.wake.notified() => {}
+            _ = store.wake().notified() => {}
             _ = draining.changed() => {}
         }
     }
@@ -106,7 +110,7 @@ async fn deliver_one(services: &Services, deliver: &dyn Deliver, job: JobRecord)
     let (id, attempts, max_attempts) = (job.id, job.attempts, job.max_attempts);
     let target = format!("{} {}", job.request.method, job.request.path);
     let delivered = deliver.deliver(job).await;
-    let outcome = decide(&delivered, attempts, max_attempts, &services.settings);
+    let outcome = decide(&delivered, attempts, max_attempts, services.settings());
     match &outcome {
         Outcome::Done => tracing::debug!("job {id} ({target}): delivered"),
         Outcome::Retry { at, error } => tracing::warn!(
@@ -117,7 +121,10 @@ async fn deliver_one(services: &Services, deliver: &dyn Deliver, job: JobRecord)
             "job {id} ({target}): {error}; moved to the dead-letter table after {attempts} attempt(s)"
         ),
     }
-    services.store().record(id, outcome);
+    // The lease covers a record that fails: the job is delivered again once it runs out.
+    if let Err(err) = services.store().record(id, outcome).await {
+        tracing::error!("job {id} ({target}): its outcome was not recorded: {err}");
+    }
 }
 
 /// The retry policy.

@@ -1,12 +1,14 @@
 //! What a job is: a request to a route of this server, and the records the journal keeps.
 //!
 //! Owns: `JobRequest` (method, host, path, headers, body), `NewJob`, the stored records, the
-//! validation every caller's input goes through (Python and WASM alike), and the compact
-//! header encoding the journal stores. Must not touch: SQL (`journal`) or delivery.
+//! rules every caller's input goes through (Python, WASM and `[[timer]]` alike: method case,
+//! host case, the host a handler's jobs go to, validation), the names of the headers a
+//! delivery carries, `ServiceError`, and the compact header encoding the journal stores.
+//! Must not touch: SQL (`journal`) or delivery.
 
-use std::fmt;
 use std::time::Duration;
 
+use super::error::StoreError;
 use crate::config::Schedule;
 
 /// A request that a job delivers in-process through the router.
@@ -46,6 +48,13 @@ pub struct JobRecord {
     pub last_error: Option<String>,
 }
 
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Pending,
+    Dead,
+}
+
 /// A durable timer as the journal holds it.
 #[derive(Debug, Clone)]
 pub struct TimerRecord {
@@ -58,40 +67,64 @@ pub struct TimerRecord {
 }
 
 /// Why a service call was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {
     /// No route of this server serves the path (for this host).
+    #[error("no route serves {path:?}{}", for_host(host))]
     NoRoute { host: String, path: String },
     /// An argument is out of its domain; the message says which and why.
+    #[error("{0}")]
     Invalid(String),
-    /// The journal could not be written; the message names the file.
-    Journal(String),
+    /// The store could not do it; the error says which kind of failure and where.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// The services are not running in this process (e.g. after shutdown began).
+    #[error("{0}")]
     Unavailable(String),
 }
 
-impl fmt::Display for ServiceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServiceError::NoRoute { host, path } if host.is_empty() => {
-                write!(f, "no route serves {path:?}")
-            }
-            ServiceError::NoRoute { host, path } => {
-                write!(f, "no route serves {path:?} for host {host:?}")
-            }
-            ServiceError::Invalid(message)
-            | ServiceError::Journal(message)
-            | ServiceError::Unavailable(message) => f.write_str(message),
-        }
+fn for_host(host: &str) -> String {
+    match host {
+        "" => String::new(),
+        host => format!(" for host {host:?}"),
     }
 }
 
-impl std::error::Error for ServiceError {}
-
+/// The header a delivery carries with the job's id.
+pub const JOB_ID_HEADER: &str = "wsrun-job-id";
+/// The header a delivery carries with the attempt number (1 for the first).
+pub const JOB_ATTEMPT_HEADER: &str = "wsrun-job-attempt";
+/// The headers only a job delivery carries: a client's copies are dropped on the way in.
+pub const DELIVERY_HEADERS: [&str; 2] = [JOB_ID_HEADER, JOB_ATTEMPT_HEADER];
 /// Header names a caller may not set: the server writes them on delivery.
-pub const RESERVED_HEADERS: &[&str] = &["wsrun-job-id", "wsrun-job-attempt", "host"];
+pub const RESERVED_HEADERS: &[&str] = &[JOB_ID_HEADER, JOB_ATTEMPT_HEADER, "host"];
+
+/// The Host a job queued by a route's handler goes to: the route's first host (for a tenant,
+/// the tenant's first), so it reaches the routes the handler's own requests can; empty for a
+/// route without hosts (the routes that list no hosts).
+pub fn route_job_host(route_hosts: &[String]) -> &str {
+    route_hosts.first().map_or("", String::as_str)
+}
 
 impl JobRequest {
+    /// A job request as every caller (Python, WASM, `[[timer]]`) makes one: the method in
+    /// upper case, the host in lower case (as the router matches it); `validate` checks the rest.
+    pub fn new(
+        method: &str,
+        host: &str,
+        path: String,
+        headers: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    ) -> JobRequest {
+        JobRequest {
+            method: method.to_ascii_uppercase(),
+            host: host.to_ascii_lowercase(),
+            path,
+            headers,
+            body,
+        }
+    }
+
     /// Checks method, path, headers and (through `routes`) that a route serves the path.
     pub fn validate(&self) -> Result<(), ServiceError> {
         let invalid = |m: String| Err(ServiceError::Invalid(m));
@@ -209,5 +242,30 @@ mod tests {
             );
         }
         assert_eq!(request("GET", "/a/b?x#y", &[]).route_path(), "/a/b");
+    }
+
+    #[test]
+    fn every_caller_gets_the_same_method_and_host_rule() {
+        let r = JobRequest::new("post", "Acme.Example", "/a".into(), Vec::new(), Vec::new());
+        assert_eq!(
+            (r.method.as_str(), r.host.as_str()),
+            ("POST", "acme.example")
+        );
+        assert_eq!(route_job_host(&[]), "");
+        let hosts = vec!["a.example".to_string(), "b.example".to_string()];
+        assert_eq!(route_job_host(&hosts), "a.example");
+        let no_route = ServiceError::NoRoute {
+            host: "h".into(),
+            path: "/p".into(),
+        };
+        assert_eq!(
+            no_route.to_string(),
+            "no route serves \"/p\" for host \"h\""
+        );
+        let no_route = ServiceError::NoRoute {
+            host: String::new(),
+            path: "/p".into(),
+        };
+        assert_eq!(no_route.to_string(), "no route serves \"/p\"");
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Owns: the schema (pending `jobs`, `dead_jobs`, durable `timers`) and every SQL statement
 //! that reads or changes it — inserting jobs, claiming due jobs under a lease, recording an
-//! outcome, firing due timers exactly once across workers. Must not touch: threads or
-//! channels (see `store`), delivery (see `dispatch`) or the router.
+//! outcome, firing due timers exactly once across workers — for the SQLite store.
+//! Must not touch: threads or channels (`store`, `journal_thread`), delivery (`dispatch`),
+//! the router, or what kind an error is (`error` maps SQLite's codes).
 //!
 //! Every worker process opens its own connection; SQLite's locking makes claims and timer
 //! firings atomic between them. `synchronous = NORMAL` in WAL mode: a committed job survives
@@ -15,7 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::job::{encode_headers, JobRecord, JobRequest, NewJob, TimerRecord};
+use super::error::{StoreError, StoreResult};
+use super::job::{encode_headers, JobRecord, JobRequest, JobState, NewJob, TimerRecord};
 use crate::config::Schedule;
 
 /// The journal's file name inside the state directory.
@@ -95,8 +97,8 @@ fn wait_for_lock(attempt: i32) -> bool {
     true
 }
 
-/// A journal error, with the file it concerns.
-pub type JournalResult<T> = Result<T, String>;
+/// A journal call's result; the error names the file and says what kind of failure it was.
+pub type JournalResult<T> = StoreResult<T>;
 
 /// One open connection to the journal.
 pub struct Journal {
@@ -107,10 +109,14 @@ pub struct Journal {
 impl Journal {
     /// Opens (creating if needed) the journal in `state_dir`.
     pub fn open(state_dir: &Path) -> JournalResult<Journal> {
-        std::fs::create_dir_all(state_dir)
-            .map_err(|e| format!("cannot create state directory {}: {e}", state_dir.display()))?;
+        std::fs::create_dir_all(state_dir).map_err(|e| {
+            StoreError::other(
+                format!("cannot create state directory {}", state_dir.display()),
+                e,
+            )
+        })?;
         let path = state_dir.join(JOURNAL_FILE);
-        let fail = |e: rusqlite::Error| format!("job journal {}: {e}", path.display());
+        let fail = |e: rusqlite::Error| StoreError::sqlite(&path, e);
         let conn = Connection::open(&path).map_err(fail)?;
         conn.busy_handler(Some(wait_for_lock)).map_err(fail)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -137,20 +143,8 @@ impl Journal {
             .map_err(|e| self.fail(e))
     }
 
-    /// Opens an existing journal for inspection; an error if there is none yet.
-    pub fn open_existing(state_dir: &Path) -> JournalResult<Journal> {
-        let path = state_dir.join(JOURNAL_FILE);
-        if !path.exists() {
-            return Err(format!(
-                "no job journal at {} (has the server run with this state_dir?)",
-                path.display()
-            ));
-        }
-        Journal::open(state_dir)
-    }
-
-    fn fail(&self, e: rusqlite::Error) -> String {
-        format!("job journal {}: {e}", self.path.display())
+    fn fail(&self, e: rusqlite::Error) -> StoreError {
+        StoreError::sqlite(&self.path, e)
     }
 
     /// Runs `work` in one transaction (a group commit for everything it does).
@@ -159,8 +153,14 @@ impl Journal {
         work: impl FnOnce(&Tx<'_>) -> JournalResult<T>,
     ) -> JournalResult<T> {
         let path = self.path.clone();
-        let fail = |e: rusqlite::Error| format!("job journal {}: {e}", path.display());
-        let tx = self.conn.transaction().map_err(fail)?;
+        let fail = |e: rusqlite::Error| StoreError::sqlite(&path, e);
+        // IMMEDIATE: the write lock is taken (waiting in the busy handler) before anything
+        // is read, so a read-then-write (a timer's compare-and-set) never has to be upgraded
+        // after another connection wrote, which WAL refuses at once with SQLITE_BUSY.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(fail)?;
         let out = work(&Tx {
             tx: &tx,
             path: &path,
@@ -227,13 +227,6 @@ impl Journal {
     }
 }
 
-/// Where a job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobState {
-    Pending,
-    Dead,
-}
-
 /// The statements that run inside a transaction.
 pub struct Tx<'a> {
     tx: &'a rusqlite::Transaction<'a>,
@@ -241,8 +234,8 @@ pub struct Tx<'a> {
 }
 
 impl Tx<'_> {
-    fn fail(&self, e: rusqlite::Error) -> String {
-        format!("job journal {}: {e}", self.path.display())
+    fn fail(&self, e: rusqlite::Error) -> StoreError {
+        StoreError::sqlite(self.path, e)
     }
 
     /// Adds a job; returns its id.
@@ -421,6 +414,24 @@ impl Tx<'_> {
             .query_map([source], |r| r.get(0))
             .map_err(|e| self.fail(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
+    }
+
+    /// Makes the timers of `source` exactly `wanted`; an unchanged one keeps its next due.
+    pub fn sync_timers(&self, source: &str, wanted: &[TimerRecord]) -> JournalResult<()> {
+        for name in self.timer_names(source)? {
+            if !wanted.iter().any(|t| t.name == name) {
+                self.cancel_timer(&name)?;
+            }
+        }
+        for timer in wanted {
+            let unchanged = self.timer(&timer.name)?.is_some_and(|t| {
+                t.source == source && t.schedule == timer.schedule && t.request == timer.request
+            });
+            if !unchanged {
+                self.set_timer(timer)?;
+            }
+        }
+        Ok(())
     }
 
     /// Fires every timer that is due: each becomes one job. A timer's `next_due` moves with a

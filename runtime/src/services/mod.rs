@@ -6,41 +6,62 @@
 //! after its last attempt. A durable timer turns into one such job per period, fired by
 //! exactly one worker.
 //!
-//! Owns: `Services` (the facade the Python and WASM hosts call), the process's current
-//! instance, and start-up checks of calls made while apps were being imported.
-//! Must not touch: the router or handlers (delivery goes through the narrow `Deliver` trait
-//! in `dispatch`), Python or wasmtime types — those hosts adapt their callers to this API.
+//! Owns: `Services` (the value the Python and WASM hosts call: built by start-up code and
+//! handed down, one per process, never a global), the choice of store (`open_store`), and the
+//! `[[timer]]` tables as stored timers. Must not touch: the router or handlers (delivery goes
+//! through the narrow `Deliver` trait in `dispatch`), Python or wasmtime types — those hosts
+//! adapt their callers to this API — or any storage detail (behind `JobStore`).
 //!
-//! Layout: `job` (what a job is, validation), `journal` (SQL), `store` (the journal thread,
-//! group commit), `dispatch` (claiming due jobs and delivering them), `admin` (`wsrun jobs`).
+//! Layout: `job` (what a job is, its rules), `error` (store errors by kind), `job_store` (the
+//! `JobStore` trait), `store` + `journal_thread` + `journal` (the SQLite store: handle, group
+//! commit thread, SQL), `startup` (the master's services before the fork), `dispatch`
+//! (claiming due jobs and delivering them), `admin` (`wsrun jobs`), `store_suite` (the
+//! behaviour tests every store runs).
 
 pub mod admin;
 pub mod dispatch;
+pub mod error;
 pub mod job;
+pub mod job_store;
 pub mod journal;
+mod journal_thread;
+mod startup;
 pub mod store;
+#[cfg(test)]
+mod store_suite;
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+pub use error::{StoreError, StoreResult};
 pub use job::{JobRecord, JobRequest, NewJob, ServiceError, TimerRecord};
-pub use store::Store;
+pub use job_store::JobStore;
+pub use startup::{StartupCalls, StartupServices};
+pub use store::SqliteStore;
 
 use crate::config::{JobsConfig, Schedule, TimerConfig};
-use journal::{now_ms, Journal};
+use journal::now_ms;
 
 /// Answers "does a route serve this (host, path)?" — the services' only view of routing.
 pub trait RouteCheck: Send + Sync {
     fn serves(&self, host: &str, path: &str) -> bool;
 }
 
-/// The services of this process; cheap to clone, usable from any thread.
+/// The services of one process (the master while apps are imported, then each worker's
+/// own): a store, the routes jobs may go to, the `[jobs]` settings. Cheap to clone (one
+/// `Arc`), usable from any thread; built by start-up code and handed down, never global.
 #[derive(Clone)]
-pub struct Services {
-    store: Store,
+pub struct Services(Arc<Shared>);
+
+struct Shared {
+    store: Arc<dyn JobStore>,
     routes: Arc<dyn RouteCheck>,
-    pub settings: Arc<JobsConfig>,
+    settings: JobsConfig,
+}
+
+/// Opens the job store of `state_dir`: the one place that picks the store implementation.
+pub fn open_store(state_dir: &std::path::Path) -> StoreResult<Arc<dyn JobStore>> {
+    Ok(Arc::new(SqliteStore::start(state_dir)?))
 }
 
 /// A durable timer as a caller asks for it.
@@ -54,27 +75,41 @@ pub struct TimerRequest {
 }
 
 impl Services {
-    /// Starts the journal thread for this process.
-    pub fn start(
+    /// Services over `store`, for jobs to the routes `routes` serves.
+    pub fn new(
+        store: Arc<dyn JobStore>,
+        routes: Arc<dyn RouteCheck>,
+        settings: JobsConfig,
+    ) -> Services {
+        Services(Arc::new(Shared {
+            store,
+            routes,
+            settings,
+        }))
+    }
+
+    /// Opens the store of `state_dir` (starting its threads) for this process.
+    pub fn open(
         state_dir: &std::path::Path,
         settings: JobsConfig,
         routes: Arc<dyn RouteCheck>,
-    ) -> Result<Services, String> {
-        Ok(Services {
-            store: Store::start(state_dir)?,
-            routes,
-            settings: Arc::new(settings),
-        })
+    ) -> StoreResult<Services> {
+        Ok(Services::new(open_store(state_dir)?, routes, settings))
     }
 
-    /// The journal thread's handle (for the dispatcher).
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The store (for the dispatcher).
+    pub fn store(&self) -> &dyn JobStore {
+        self.0.store.as_ref()
+    }
+
+    /// The `[jobs]` settings.
+    pub fn settings(&self) -> &JobsConfig {
+        &self.0.settings
     }
 
     fn check(&self, request: &JobRequest) -> Result<(), ServiceError> {
         request.validate()?;
-        if !self.routes.serves(&request.host, request.route_path()) {
+        if !self.0.routes.serves(&request.host, request.route_path()) {
             return Err(ServiceError::NoRoute {
                 host: request.host.clone(),
                 path: request.route_path().to_string(),
@@ -91,7 +126,7 @@ impl Services {
         origin: &str,
     ) -> Result<NewJob, ServiceError> {
         self.check(&request)?;
-        let max_attempts = max_attempts.unwrap_or(self.settings.max_attempts);
+        let max_attempts = max_attempts.unwrap_or(self.0.settings.max_attempts);
         if max_attempts == 0 {
             return Err(ServiceError::Invalid(
                 "max_attempts must be at least 1".into(),
@@ -114,7 +149,7 @@ impl Services {
         origin: &str,
     ) -> Result<i64, ServiceError> {
         let job = self.new_job(request, delay, max_attempts, origin)?;
-        self.store.enqueue_blocking(job)
+        Ok(self.store().enqueue_blocking(job)?)
     }
 
     /// Queues a job; resolves once it is committed, to its id.
@@ -126,7 +161,7 @@ impl Services {
         origin: &str,
     ) -> Result<i64, ServiceError> {
         let job = self.new_job(request, delay, max_attempts, origin)?;
-        self.store.enqueue(job).await
+        Ok(self.store().enqueue(job).await?)
     }
 
     fn timer_record(&self, timer: TimerRequest) -> Result<TimerRecord, ServiceError> {
@@ -152,23 +187,23 @@ impl Services {
     /// Creates or replaces the durable timer `timer.name` (blocking until committed).
     pub fn set_timer_blocking(&self, timer: TimerRequest) -> Result<(), ServiceError> {
         let record = self.timer_record(timer)?;
-        self.store.set_timer_blocking(record)
+        Ok(self.store().set_timer_blocking(record)?)
     }
 
     pub async fn set_timer(&self, timer: TimerRequest) -> Result<(), ServiceError> {
         let record = self.timer_record(timer)?;
-        self.store.set_timer(record).await
+        Ok(self.store().set_timer(record).await?)
     }
 
     /// Removes a durable timer; false if none had that name.
     pub fn cancel_timer_blocking(&self, name: &str) -> Result<bool, ServiceError> {
         check_timer_name(name)?;
-        self.store.cancel_timer_blocking(name.to_string())
+        Ok(self.store().cancel_timer_blocking(name.to_string())?)
     }
 
     pub async fn cancel_timer(&self, name: &str) -> Result<bool, ServiceError> {
         check_timer_name(name)?;
-        self.store.cancel_timer(name.to_string()).await
+        Ok(self.store().cancel_timer(name.to_string()).await?)
     }
 }
 
@@ -182,137 +217,26 @@ fn check_timer_name(name: &str) -> Result<(), ServiceError> {
     }
 }
 
-static CURRENT: RwLock<Option<Services>> = RwLock::new(None);
-
-/// Set while apps are imported in the master: where calls made then go.
-static STARTUP: Mutex<Option<(PathBuf, JobsConfig, Arc<StartupCalls>)>> = Mutex::new(None);
-
-/// The services of this process: the worker's, or — while apps are being imported before
-/// the fork — a start-up instance whose route checks wait until the router exists.
-pub fn current() -> Option<Services> {
-    if let Some(services) = CURRENT.read().ok().and_then(|slot| slot.clone()) {
-        return Some(services);
-    }
-    let startup = STARTUP.lock().ok()?.clone()?;
-    let (state_dir, settings, calls) = startup;
-    match Services::start(&state_dir, settings, calls) {
-        Ok(services) => {
-            install(Some(services.clone()));
-            Some(services)
-        }
-        Err(message) => {
-            tracing::error!("{message}");
-            None
-        }
-    }
+/// The `[[timer]]` tables as the store keeps them (source `config`).
+pub fn config_timers(timers: &[TimerConfig]) -> Vec<TimerRecord> {
+    let now = now_ms();
+    timers
+        .iter()
+        .map(|timer| TimerRecord {
+            name: timer.name.clone(),
+            next_due: timer.schedule.first_due(now, Duration::ZERO),
+            schedule: timer.schedule.clone(),
+            request: JobRequest::new(
+                &timer.method,
+                "",
+                timer.path.clone(),
+                Vec::new(),
+                timer.body.clone(),
+            ),
+            source: CONFIG_SOURCE.to_string(),
+        })
+        .collect()
 }
 
-/// Lets apps call the services while they are imported (before routes exist); returns the
-/// record of what they asked for, to check once the router is built.
-pub fn begin_startup(state_dir: &std::path::Path, settings: &JobsConfig) -> Arc<StartupCalls> {
-    let calls = StartupCalls::recorder();
-    if let Ok(mut slot) = STARTUP.lock() {
-        *slot = Some((state_dir.to_path_buf(), settings.clone(), calls.clone()));
-    }
-    calls
-}
-
-/// Makes `services` this process's current instance (replacing any previous one).
-pub fn install(services: Option<Services>) {
-    if let Ok(mut slot) = CURRENT.write() {
-        *slot = services;
-    }
-}
-
-/// Before workers fork: the master's journal thread is dropped (a SQLite connection must not
-/// cross a fork), so each worker opens its own.
-pub fn close_before_fork() {
-    if let Ok(mut slot) = STARTUP.lock() {
-        *slot = None;
-    }
-    let services = CURRENT.write().ok().and_then(|mut slot| slot.take());
-    if let Some(services) = services {
-        services.store.shutdown();
-    }
-}
-
-/// Calls made while apps were imported (before the router existed), checked once it does.
-#[derive(Default)]
-pub struct StartupCalls {
-    seen: Mutex<Vec<(String, String)>>,
-}
-
-impl StartupCalls {
-    /// A check that accepts everything and remembers what it was asked.
-    pub fn recorder() -> Arc<StartupCalls> {
-        Arc::new(StartupCalls::default())
-    }
-
-    /// Every (host, path) asked about that `routes` does not serve, as error lines.
-    pub fn unrouted(&self, routes: &dyn RouteCheck) -> Vec<String> {
-        let seen = self.seen.lock().map(|s| s.clone()).unwrap_or_default();
-        seen.iter()
-            .filter(|(host, path)| !routes.serves(host, path))
-            .map(|(host, path)| {
-                ServiceError::NoRoute {
-                    host: host.clone(),
-                    path: path.clone(),
-                }
-                .to_string()
-            })
-            .collect()
-    }
-}
-
-impl RouteCheck for StartupCalls {
-    fn serves(&self, host: &str, path: &str) -> bool {
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.push((host.to_string(), path.to_string()));
-        }
-        true
-    }
-}
-
-/// Brings the journal's `[[timer]]`-sourced timers in step with the config: new ones are
-/// added, changed ones replaced, removed ones deleted; an unchanged timer keeps its rhythm.
-pub fn sync_config_timers(
-    state_dir: &std::path::Path,
-    timers: &[TimerConfig],
-) -> Result<(), String> {
-    if timers.is_empty() && !state_dir.join(journal::JOURNAL_FILE).exists() {
-        return Ok(()); // nothing to add, nothing to remove: no journal file is created
-    }
-    let mut journal = Journal::open(state_dir)?;
-    journal.transaction(|tx| {
-        let now = now_ms();
-        for name in tx.timer_names("config")? {
-            if !timers.iter().any(|t| t.name == name) {
-                tx.cancel_timer(&name)?;
-            }
-        }
-        for timer in timers {
-            let request = JobRequest {
-                method: timer.method.clone(),
-                host: String::new(),
-                path: timer.path.clone(),
-                headers: Vec::new(),
-                body: timer.body.clone(),
-            };
-            let existing = tx.timer(&timer.name)?;
-            let unchanged = existing.as_ref().is_some_and(|t| {
-                t.source == "config" && t.schedule == timer.schedule && t.request == request
-            });
-            if unchanged {
-                continue;
-            }
-            tx.set_timer(&TimerRecord {
-                name: timer.name.clone(),
-                next_due: timer.schedule.first_due(now, Duration::ZERO),
-                schedule: timer.schedule.clone(),
-                request,
-                source: "config".to_string(),
-            })?;
-        }
-        Ok(())
-    })
-}
+/// The source of timers that come from `[[timer]]` tables (kept in step with the file).
+pub const CONFIG_SOURCE: &str = "config";

@@ -26,6 +26,7 @@ use super::registry::{Admission, HandlerVersion, WasmRoute};
 use super::route_info::RouteInfo;
 use super::state::GuestState;
 use crate::body::{plain, ResponseBody};
+use crate::services::Services;
 
 type GuestResponse = Result<hyper::Response<HyperOutgoingBody>, ErrorCode>;
 
@@ -46,6 +47,8 @@ enum Outcome {
 pub struct HostParts<'h> {
     pub engine: &'h WasmEngine,
     pub slow_lane: &'h SlowLane,
+    /// The worker's services, for guests that import `wsrun:services`.
+    pub services: Option<&'h Services>,
 }
 
 /// Runs `request` on a fresh instance of the route's current handler version.
@@ -107,7 +110,10 @@ fn start(
     sender: oneshot::Sender<GuestResponse>,
     cancel: oneshot::Receiver<()>,
 ) -> wasmtime::Result<oneshot::Receiver<Outcome>> {
-    let mut store = Store::new(&host.engine.engine, GuestState::new(info));
+    let mut store = Store::new(
+        &host.engine.engine,
+        GuestState::new(info, host.services.cloned()),
+    );
     store.limiter(|state| &mut state.limiter);
     let clock = GuestClock::new();
     let ticks = clock.clone();

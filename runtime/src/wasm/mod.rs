@@ -42,6 +42,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::body::ResponseBody;
 use crate::config::WasmLimits;
+use crate::services::Services;
 use crate::spool::SpooledBody;
 use compile::Compiler;
 use engine::WasmEngine;
@@ -55,6 +56,8 @@ pub struct WasmHost {
     engine: WasmEngine,
     compiler: Compiler,
     slow_lane: SlowLane,
+    /// The worker's services (set once they are up), handed to each guest that may call them.
+    services: std::sync::OnceLock<Services>,
 }
 
 impl WasmHost {
@@ -69,7 +72,14 @@ impl WasmHost {
             engine,
             compiler,
             slow_lane,
+            services: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Gives guests the worker's services (the first call wins; guests that run before get
+    /// `unavailable` from `wsrun:services`).
+    pub fn set_services(&self, services: Services) {
+        let _ = self.services.set(services);
     }
 
     /// Loads the first version of every fixed route; any failure is returned (boot fails).
@@ -119,6 +129,7 @@ impl WasmHost {
         let host = invoke::HostParts {
             engine: &self.engine,
             slow_lane: &self.slow_lane,
+            services: self.services.get(),
         };
         invoke::invoke(host, route, request).await
     }

@@ -22,13 +22,6 @@ pub struct RouteInfo {
 }
 
 impl RouteInfo {
-    /// The Host a job queued by this route's handler goes to: the route's first host (for a
-    /// tenant, the tenant's first), so it reaches the routes the handler's own requests can;
-    /// empty for a route without hosts (the routes that list no hosts).
-    pub fn job_host(&self) -> &str {
-        self.hosts.first().map_or("", String::as_str)
-    }
-
     /// `handler `hello` on /hello` (with the tenant when there is one), for logs and errors.
     pub fn label(&self) -> String {
         match &self.tenant {

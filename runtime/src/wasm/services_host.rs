@@ -1,9 +1,10 @@
 //! The `wsrun:services` imports of a guest: `defer.enqueue` and `timers.every/once/cancel`.
 //!
 //! Owns: the host bindings of the `services` world (`runtime/wit/services.wit`), the per-
-//! instance `ServicesHost` that turns a guest's call into a `services::Services` call, and the
-//! rules a guest cannot bend: a job goes to the host of the route that runs the handler (the
-//! tenant's first host, none for routes without hosts), never one the guest names; its origin
+//! instance `ServicesHost` that turns a guest's call into a call on the worker's `Services`
+//! (handed to it through `GuestState`), and the rules a guest cannot bend: a job goes to the
+//! host of the route that runs the handler (`services::job::route_job_host`), never one the
+//! guest names; its origin
 //! says which handler queued it; every refusal comes back as the WIT `error` variant, never a
 //! trap. Must not touch: the journal or delivery (`services`), the wasi:http plumbing, or the
 //! route's other limits (`state`). A component that imports nothing of `wsrun:services` never
@@ -16,7 +17,8 @@ use wasmtime::component::{HasData, Linker};
 
 use super::route_info::RouteInfo;
 use crate::config::Schedule;
-use crate::services::{self, JobRequest, ServiceError, TimerRequest};
+use crate::services::job::route_job_host;
+use crate::services::{JobRequest, ServiceError, Services, TimerRequest};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -30,25 +32,30 @@ mod bindings {
 use bindings::wsrun::services::types::{Error as WitError, Job};
 use bindings::wsrun::services::{defer, timers, types};
 
-/// The services state of one instance: which route it runs for.
+/// The services state of one instance: which route it runs for, and the worker's services.
 pub struct ServicesHost {
     route: Arc<RouteInfo>,
+    services: Option<Services>,
 }
 
 impl ServicesHost {
-    pub fn new(route: Arc<RouteInfo>) -> ServicesHost {
-        ServicesHost { route }
+    pub fn new(route: Arc<RouteInfo>, services: Option<Services>) -> ServicesHost {
+        ServicesHost { route, services }
     }
 
     /// The request a guest's job becomes: on the route's own host, whatever the guest wrote.
     fn request(&self, job: Job) -> JobRequest {
-        JobRequest {
-            method: job.method,
-            host: self.route.job_host().to_string(),
-            path: job.path,
-            headers: job.headers,
-            body: job.body,
-        }
+        let host = route_job_host(&self.route.hosts);
+        JobRequest::new(&job.method, host, job.path, job.headers, job.body)
+    }
+
+    /// The worker's services, or the `unavailable` error a guest gets without them.
+    fn services(&self) -> Result<Services, ServiceError> {
+        self.services.clone().ok_or_else(|| {
+            ServiceError::Unavailable(
+                "wsrun's job services are not running in this process".to_string(),
+            )
+        })
     }
 
     fn origin(&self) -> String {
@@ -64,7 +71,7 @@ impl ServicesHost {
     /// Logs a refusal (the guest gets it too) at a level that fits whose fault it is.
     fn refused(&self, call: &str, err: ServiceError) -> WitError {
         match &err {
-            ServiceError::Journal(_) | ServiceError::Unavailable(_) => {
+            ServiceError::Store(_) | ServiceError::Unavailable(_) => {
                 tracing::error!("{}: {call}: {err}", self.route.label())
             }
             ServiceError::NoRoute { .. } | ServiceError::Invalid(_) => {
@@ -81,17 +88,8 @@ fn to_wit(err: ServiceError) -> WitError {
     match err {
         ServiceError::NoRoute { .. } => WitError::NoRoute(message),
         ServiceError::Invalid(_) => WitError::Invalid(message),
-        ServiceError::Journal(_) | ServiceError::Unavailable(_) => WitError::Unavailable(message),
+        ServiceError::Store(_) | ServiceError::Unavailable(_) => WitError::Unavailable(message),
     }
-}
-
-/// The process's services, or the `unavailable` error a guest gets without them.
-fn current() -> Result<services::Services, ServiceError> {
-    services::current().ok_or_else(|| {
-        ServiceError::Unavailable(
-            "wsrun's job services are not running in this process".to_string(),
-        )
-    })
 }
 
 fn millis(ms: u64) -> Duration {
@@ -109,7 +107,7 @@ impl defer::Host for ServicesHost {
     ) -> Result<u64, WitError> {
         let request = self.request(job);
         let origin = self.origin();
-        let queued = match current() {
+        let queued = match self.services() {
             Ok(services) => {
                 services
                     .enqueue(request, millis(delay_ms), max_attempts, &origin)
@@ -119,8 +117,9 @@ impl defer::Host for ServicesHost {
         };
         queued
             .and_then(|id| {
-                u64::try_from(id)
-                    .map_err(|_| ServiceError::Journal(format!("the journal gave job id {id}")))
+                u64::try_from(id).map_err(|_| {
+                    ServiceError::Unavailable(format!("the job store gave job id {id}"))
+                })
             })
             .map_err(|err| self.refused("defer.enqueue", err))
     }
@@ -151,7 +150,7 @@ impl ServicesHost {
             delay,
             request: self.request(job),
         };
-        let set = match current() {
+        let set = match self.services() {
             Ok(services) => services.set_timer(timer).await,
             Err(err) => Err(err),
         };
@@ -172,7 +171,7 @@ impl timers::Host for ServicesHost {
     }
 
     async fn cancel(&mut self, name: String) -> Result<bool, WitError> {
-        let cancelled = match current() {
+        let cancelled = match self.services() {
             Ok(services) => services.cancel_timer(&self.timer_name(name)).await,
             Err(err) => Err(err),
         };
@@ -215,9 +214,13 @@ mod tests {
             to_wit(ServiceError::Invalid("bad".into())),
             WitError::Invalid("bad".into())
         );
+        let full = crate::services::StoreError::Full {
+            store: "/s/jobs.sqlite3".into(),
+            detail: "disk full".into(),
+        };
         assert_eq!(
-            to_wit(ServiceError::Journal("disk".into())),
-            WitError::Unavailable("disk".into())
+            to_wit(ServiceError::Store(full)),
+            WitError::Unavailable("job journal /s/jobs.sqlite3: disk full".into())
         );
     }
 }

@@ -3,8 +3,8 @@
 //! Owns: `GuestState` (WASI context with the route's environment and nothing else: no
 //! preopened directories, no sockets, stdout/stderr into the log; the wasi:http context; the
 //! resource table), the memory limiter that enforces the route's `memory`, and the hooks that
-//! refuse outgoing requests to origins the route does not allow, and the route the guest's
-//! `wsrun:services` calls act for (`services_host`). Must not touch: the engine,
+//! refuse outgoing requests to origins the route does not allow, and the route and worker
+//! services the guest's `wsrun:services` calls act for (`services_host`). Must not touch: the engine,
 //! the request/response plumbing (`invoke`) or other instances — each request gets its own.
 
 use std::future::Future;
@@ -22,6 +22,7 @@ use super::guest_log::GuestLog;
 use super::route_info::RouteInfo;
 use super::services_host::ServicesHost;
 use crate::config::{default_port, Origin};
+use crate::services::Services;
 
 /// The data of one instance's `Store`.
 pub struct GuestState {
@@ -35,7 +36,7 @@ pub struct GuestState {
 }
 
 impl GuestState {
-    pub fn new(route: &Arc<RouteInfo>) -> GuestState {
+    pub fn new(route: &Arc<RouteInfo>, services: Option<Services>) -> GuestState {
         let mut wasi = WasiCtx::builder();
         wasi.envs(&route.limits.env)
             .stdout(GuestLog::stdout(route.clone()))
@@ -54,7 +55,7 @@ impl GuestState {
                 limit: usize::try_from(route.limits.memory).unwrap_or(usize::MAX),
                 refused: false,
             },
-            services: ServicesHost::new(route.clone()),
+            services: ServicesHost::new(route.clone(), services),
         }
     }
 }

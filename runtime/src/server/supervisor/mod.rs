@@ -2,7 +2,8 @@
 //! restarts them all on `SIGHUP` and stops them on `SIGTERM` / `SIGINT` / `SIGQUIT`.
 //!
 //! This module owns process management only: it never touches sockets, Python or HTTP. The
-//! caller loads the configuration and the application *before* calling [`supervise`]; every
+//! caller loads the configuration and the application *before* calling [`supervise`], which
+//! takes the master's start-up services by value and stops them before forking; every
 //! worker is a `fork()` of that state and runs the caller's `worker_main` (which binds its own
 //! `SO_REUSEPORT` listener and builds its own runtime). Python's fork bookkeeping is the
 //! caller's business too, through [`ForkHooks`].
@@ -27,6 +28,8 @@ use std::time::{Duration, Instant};
 
 use libc::{c_int, pid_t, SIGCHLD, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM};
 use tracing::{debug, error, info, warn};
+
+use crate::services::StartupServices;
 
 /// Callbacks run around every `fork()`; the Python host uses them for
 /// `PyOS_BeforeFork` / `PyOS_AfterFork_Parent` / `PyOS_AfterFork_Child`.
@@ -79,15 +82,20 @@ const SIGNALS: [c_int; 5] = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD];
 /// with code 101). Returns 0 after a stop by signal, 1 when a worker exited with
 /// [`WORKER_BOOT_FAILED`] or the master could not set itself up.
 ///
-/// Preconditions: the calling process has no other threads (they would not survive `fork()`
-/// and could receive the signals meant for the master), and it has no other children whose
+/// Preconditions: apart from the threads of `startup` (stopped here, before the first fork),
+/// the calling process has no other threads (they would not survive `fork()` and could
+/// receive the signals meant for the master), and it has no other children whose
 /// exit status it cares about (`waitpid(-1)` reaps them). The signals above stay blocked when
 /// this returns: the caller is expected to exit with the returned code.
 pub fn supervise(
     settings: &SupervisorSettings,
+    startup: StartupServices,
     hooks: ForkHooks<'_>,
     worker_main: &mut dyn FnMut(usize) -> i32,
 ) -> i32 {
+    // The master's service threads end here, before the first fork: `startup` is consumed,
+    // so nothing of it is left to cross a fork (each worker opens its own services).
+    startup.stop();
     if settings.workers == 0 {
         error!("the number of workers must be at least 1");
         return 1;
