@@ -452,7 +452,7 @@ mod tests {
 
     #[test]
     fn bind_errors() {
-        let err = |s: &str| parse_bind(s).expect_err(s);
+        let err = |s: &str| parse_bind(s).expect_err(s).to_string();
         assert!(err("").contains("empty"));
         assert!(err("example.com:80").contains("not an IP address"));
         assert!(err("127.0.0.1:70000").contains("out of range"));
@@ -471,7 +471,7 @@ mod tests {
         assert_eq!(normalize_prefix("/api/"), Ok("/api".to_string()));
         assert_eq!(normalize_prefix("/api/v2"), Ok("/api/v2".to_string()));
         assert_eq!(normalize_prefix("/a.b/..c"), Ok("/a.b/..c".to_string()));
-        let err = |s: &str| normalize_prefix(s).expect_err(s);
+        let err = |s: &str| normalize_prefix(s).expect_err(s).to_string();
         assert!(err("api").contains("start with `/`"));
         assert!(err("").contains("start with `/`"));
         assert!(err("//").contains("`//`"));
@@ -494,7 +494,7 @@ mod tests {
             Ok("acme.localhost".to_string())
         );
         assert_eq!(normalize_host("[::1]"), Ok("[::1]".to_string()));
-        let err = |s: &str| normalize_host(s).expect_err(s);
+        let err = |s: &str| normalize_host(s).expect_err(s).to_string();
         assert!(err("example.com:8080").contains("has a port"));
         assert!(err("[::1]:80").contains("IPv6"));
         assert!(err("").contains("empty"));
@@ -527,7 +527,7 @@ mod tests {
             }
         );
         assert!(parse_python_target("_p2:app").is_ok());
-        let err = |s: &str| parse_python_target(s).expect_err(s);
+        let err = |s: &str| parse_python_target(s).expect_err(s).to_string();
         assert!(err("app").contains("not `module:attr`"));
         assert!(err(":app").contains("module name"));
         assert!(err("pkg..mod:app").contains("module name"));
