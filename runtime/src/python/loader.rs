@@ -7,6 +7,7 @@
 //! Must not touch: requests, sockets, or the order of config precedence beyond "a setting given
 //! on the command line wins over the script".
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::ToSocketAddrs;
 use std::path::Path;
@@ -60,9 +61,8 @@ pub fn load_apps(config: &mut Config, fixed: CommandLineFixed) -> Result<PythonA
         for route in &config.routes {
             if let RouteTarget::Python { module, attr } = &route.target {
                 let key = (module.clone(), attr.clone());
-                if !apps.imported.contains_key(&key) {
-                    let app = import_app(py, module, attr)?;
-                    apps.imported.insert(key, app);
+                if let Entry::Vacant(slot) = apps.imported.entry(key) {
+                    slot.insert(import_app(py, module, attr)?);
                 }
             }
         }
