@@ -9,8 +9,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::facade::{config_timers, RouteCheck, Services, CONFIG_SOURCE};
 use super::job::ServiceError;
-use super::{config_timers, RouteCheck, Services, CONFIG_SOURCE};
 use crate::config::{JobsConfig, TimerConfig};
 
 /// The services of the master before the fork. Not `Clone`: one owner, consumed by `stop`.

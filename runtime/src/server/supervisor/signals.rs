@@ -9,10 +9,11 @@ use std::mem::MaybeUninit;
 use std::ptr;
 use std::time::Duration;
 
-use libc::{c_int, pid_t, SIGCHLD};
+use libc::{c_int, pid_t, SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use tracing::warn;
 
-use super::SIGNALS;
+/// The signals the master blocks and waits for.
+pub(super) const SIGNALS: [c_int; 5] = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD];
 
 /// How a child process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
