@@ -19,7 +19,7 @@ use super::job::JobRecord;
 use super::job_store::{Claim, Outcome};
 use super::journal::now_ms;
 use super::Services;
-use crate::config::JobsConfig;
+use crate::config::{format_duration, JobsConfig};
 
 /// How a delivery ended, as seen by the worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,8 +114,8 @@ async fn deliver_one(services: &Services, deliver: &dyn Deliver, job: JobRecord)
     match &outcome {
         Outcome::Done => tracing::debug!("job {id} ({target}): delivered"),
         Outcome::Retry { at, error } => tracing::warn!(
-            "job {id} ({target}): attempt {attempts} of {max_attempts} failed ({error}); retrying in {} ms",
-            at - now_ms()
+            "job {id} ({target}): attempt {attempts} of {max_attempts} failed ({error}); retrying in {}",
+            format_duration(Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)))
         ),
         Outcome::Dead { error } => tracing::error!(
             "job {id} ({target}): {error}; moved to the dead-letter table after {attempts} attempt(s)"

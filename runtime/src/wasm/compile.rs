@@ -36,7 +36,7 @@ pub struct Compiler {
 pub struct Loaded {
     pub version: HandlerVersion,
     pub from_cache: bool,
-    pub millis: u128,
+    pub elapsed: std::time::Duration,
 }
 
 impl Compiler {
@@ -72,7 +72,7 @@ impl Compiler {
         Ok(Loaded {
             version: HandlerVersion { pre, digest },
             from_cache,
-            millis: started.elapsed().as_millis(),
+            elapsed: started.elapsed(),
         })
     }
 

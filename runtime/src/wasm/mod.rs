@@ -41,7 +41,7 @@ use http::{header, HeaderName, HeaderValue, Request, Response};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::body::ResponseBody;
-use crate::config::WasmLimits;
+use crate::config::{format_duration, WasmLimits};
 use crate::services::Services;
 use crate::spool::SpooledBody;
 use compile::Compiler;
@@ -90,10 +90,10 @@ impl WasmHost {
                 .load(&route.info.file)
                 .map_err(|e| format!("{}: {e}", route.info.label()))?;
             tracing::debug!(
-                "{}: loaded {} in {} ms{}",
+                "{}: loaded {} in {}{}",
                 route.info.label(),
                 route.info.file.display(),
-                loaded.millis,
+                format_duration(loaded.elapsed),
                 if loaded.from_cache {
                     " (cached code)"
                 } else {

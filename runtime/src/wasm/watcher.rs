@@ -21,7 +21,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use super::compile::Compiler;
 use super::registry::WasmRoute;
 use super::route_info::{handler_name, RouteInfo};
-use crate::config::WasmLimits;
+use crate::config::{format_duration, WasmLimits};
 
 /// Quiet time after the last event on a file before it is compiled.
 const DEBOUNCE: Duration = Duration::from_millis(40);
@@ -167,7 +167,11 @@ impl DirWatch {
                 .is_none_or(|v| v.digest != loaded.version.digest)
             {
                 route.swap(loaded.version);
-                tracing::info!("{}: reloaded in {} ms", route.info.label(), loaded.millis);
+                tracing::info!(
+                    "{}: reloaded in {}",
+                    route.info.label(),
+                    format_duration(loaded.elapsed)
+                );
             }
             return None;
         }
@@ -181,7 +185,11 @@ impl DirWatch {
         };
         let route = Arc::new(WasmRoute::new(info, None));
         route.swap(loaded.version);
-        tracing::info!("{}: added ({} ms)", route.info.label(), loaded.millis);
+        tracing::info!(
+            "{}: added ({})",
+            route.info.label(),
+            format_duration(loaded.elapsed)
+        );
         self.routes.insert(name, route.clone());
         Some(WatchChange::Added(route))
     }

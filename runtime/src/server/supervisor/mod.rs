@@ -26,9 +26,10 @@ use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use libc::{c_int, pid_t, SIGCHLD, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM};
+use libc::{c_int, pid_t, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM};
 use tracing::{debug, error, info, warn};
 
+use crate::config::format_duration;
 use crate::services::StartupServices;
 
 /// Callbacks run around every `fork()`; the Python host uses them for
@@ -72,8 +73,6 @@ const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Exit code of a worker whose `worker_main` (or `after_in_child`) panicked.
 const PANIC_EXIT: i32 = 101;
-/// The signals the master blocks and waits for.
-const SIGNALS: [c_int; 5] = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD];
 
 /// Runs the master loop until shutdown; returns the process exit code.
 ///
@@ -333,7 +332,9 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
         if !delay.is_zero() {
             warn!(
                 index,
-                "worker {index} failed {} times in a row; next start in {delay:?}", slot.failures
+                "worker {index} failed {} times in a row; next start in {}",
+                slot.failures,
+                format_duration(delay)
             );
         }
         slot.restart_at = Some(Instant::now() + delay);
@@ -510,7 +511,8 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
                 let delay = backoff(rolling.fork_failures + 1);
                 error!(
                     index,
-                    "cannot fork a replacement for worker {index}: {e}; retrying in {delay:?}"
+                    "cannot fork a replacement for worker {index}: {e}; retrying in {}",
+                    format_duration(delay)
                 );
                 rolling.not_before = Instant::now() + delay;
                 return false;
