@@ -69,8 +69,8 @@ fn prepare(cli: &Cli, config: &mut Config) -> Result<Prepared, String> {
     let args = cli.run_args();
     let fixed = loader::CommandLineFixed {
         bind: config.server.bind.is_some(),
-        max_body_size: args.max_body_size.is_some(),
-        debug: args.debug,
+        max_body_size: args.server.max_body_size.is_some(),
+        debug: args.server.debug,
     };
     // `wsrun check` imports the apps too; what they queue then goes to a scratch journal, so
     // checking a configuration never changes the real one.

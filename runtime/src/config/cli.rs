@@ -83,15 +83,6 @@ pub struct RunArgs {
     pub watch: Option<PathBuf>,
 }
 
-/// Transitional, so `runtime/src/cli.rs` keeps reading `args.max_body_size` and `args.debug`
-/// while the `[server]` flags moved into `args.server`; drop it once it reads `args.server.*`.
-impl std::ops::Deref for RunArgs {
-    type Target = ServerFlags;
-    fn deref(&self) -> &ServerFlags {
-        &self.server
-    }
-}
-
 /// Defaults, then the `-c` file, then flags, then the TARGET; see the module docs.
 pub(crate) fn build_config(cli: &Cli) -> Result<Config, ConfigError> {
     let cwd = std::env::current_dir().map_err(|e| {
