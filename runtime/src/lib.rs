@@ -13,6 +13,9 @@
 //!   they never import each other
 //! - `services`: jobs, timers, the journal -> `config`; routes only through its `RouteCheck`
 //!   and `Deliver` traits, which `server` implements
+//!   Services are values: `cli` builds the master's `StartupServices`, which `server::run`
+//!   consumes before any fork; each worker builds its own `Services` and hands it to the
+//!   Python module and the WASM host.
 //! - `config`: the validated `Config`; `static_files`, `spool`, `body`, `http_path`: leaves
 
 pub mod body;
