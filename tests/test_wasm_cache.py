@@ -25,7 +25,9 @@ def _args(tmp: Path, files: list[Path]) -> list[str]:
 
 
 def _loaded_lines(srv: Server) -> list[str]:
-    return [x for x in srv.log().splitlines() if re.search(r"on /h\d+: loaded .* in [\d.]+m?s\b", x)]
+    return [
+        x for x in srv.log().splitlines() if re.search(r"on /h\d+: loaded .* in [\d.]+m?s\b", x)
+    ]
 
 
 def _all_served(srv: Server) -> None:

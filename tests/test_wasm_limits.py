@@ -18,7 +18,7 @@ import requests
 from support.http import free_port
 from support.launcher import Launcher, Server
 from support.paths import WAIT, wait_for
-from support.wasm import state_args, wasm_handler
+from support.wasm import SPINNING, state_args, wasm_handler
 
 #: Paths the upstream origin was asked for.
 UPSTREAM_HITS: list[str] = []
@@ -174,10 +174,11 @@ def test_max_concurrency_turns_the_third_away(srv: Server) -> None:
     def hit(i: int) -> None:
         results[i] = requests.get(srv.url + "/busy", timeout=WAIT)
 
+    spinning = srv.log_count(SPINNING)
     threads = [threading.Thread(target=hit, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
-    time.sleep(0.4)  # both are spinning now (their timeout is 1.5 s)
+    assert srv.wait_log(SPINNING, count=spinning + 2), "both instances must be running"
     third = requests.get(srv.url + "/busy", timeout=WAIT)
     # The refusal is immediate, not queued: it came while both still ran to their 504.
     answered_first = results == {}
@@ -336,11 +337,12 @@ def test_guest_output_is_logged_with_the_route(srv: Server) -> None:
 def test_sleep_is_not_cpu(srv: Server) -> None:
     """A guest blocked on a clock pollable does not hold up other requests."""
     results: list[requests.Response] = []
+    sleeping = srv.log_count("probe: sleeping 3000 ms")
     t = threading.Thread(
         target=lambda: results.append(requests.get(srv.url + "/probe?sleep_ms=3000", timeout=WAIT))
     )
     t.start()
-    time.sleep(0.1)
+    assert srv.wait_log("probe: sleeping 3000 ms", count=sleeping + 1), "the guest must be asleep"
     _still_serving(srv)
     # Order, not time: the other requests were answered while the guest still slept.
     assert results == [], "a request waited behind a sleeping guest"

@@ -13,7 +13,7 @@ import requests
 
 from support.launcher import Launcher, Server
 from support.paths import WAIT
-from support.wasm import hello_body, percentile, state_args, wasm_handler
+from support.wasm import SPINNING, hello_body, percentile, state_args, wasm_handler
 
 HELLO = hello_body(0)
 
@@ -119,9 +119,11 @@ def test_tenant_wide_max_concurrency(srv: Server) -> None:
         threading.Thread(target=lambda: slow.append(_get(srv, "b.test", "/slow", timeout=WAIT)))
         for _ in range(2)
     ]
+    spinning = srv.log_count(SPINNING)
     for t in threads:
         t.start()
-    time.sleep(0.4)  # two beta instances are spinning: the tenant's cap is reached
+    # Two beta instances are spinning: the tenant's cap is reached.
+    assert srv.wait_log(SPINNING, count=spinning + 2), "both instances must be running"
     # Another route of the same tenant is turned away ...
     busy = _get(srv, "b.test", "/probe")
     # ... while another tenant is not affected.

@@ -24,6 +24,8 @@ REV_MARKER = b"wsrun-rev:0000"
 EMPTY_COMPONENT = b"\0asm\x0d\x00\x01\x00"
 #: A valid, empty core WebAssembly module (not a component).
 CORE_MODULE = b"\0asm\x01\x00\x00\x00"
+#: What `spin-loop.wasm` writes to stderr (so to the server log) when an instance starts.
+SPINNING = "spin-loop: spinning"
 
 
 def wasm_handler(name: str) -> Path:

@@ -81,6 +81,7 @@ fn sleep(millis: &str) -> Result<Response, Error> {
     let Ok(millis) = millis.parse::<u64>() else {
         return Ok(text(400, format!("bad sleep_ms {millis:?}\n")));
     };
+    eprintln!("probe: sleeping {millis} ms");
     let pollable = monotonic_clock::subscribe_duration(millis.saturating_mul(1_000_000));
     pollable.block();
     Ok(text(200, "slept".into()))
