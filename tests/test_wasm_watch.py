@@ -276,10 +276,12 @@ def test_swap_leaves_requests_in_flight_alone(launcher: Launcher, tmp_path: Path
     assert _text(srv, "/slot") == "probe ok\n"
     slow: list[requests.Response] = []
     t = threading.Thread(
-        target=lambda: slow.append(requests.get(srv.url + "/slot?sleep_ms=1500", timeout=WAIT))
+        target=lambda: slow.append(requests.get(srv.url + "/slot?sleep_ms=4000", timeout=WAIT))
     )
     t.start()
-    time.sleep(0.2)
+    # The slow request runs on the old version (probe says so before it sleeps) ...
+    assert srv.wait_log("probe: sleeping 4000 ms"), srv.log()[-2000:]
+    # ... when the new one is swapped in.
     _write_atomically(slot, hello_rev(5))
     assert wait_for(lambda: _text(srv, "/slot") == hello_body(5)), srv.log()[-2000:]
     assert t.is_alive(), "the slow request should still be running on the old version"
@@ -291,10 +293,10 @@ def test_swap_leaves_requests_in_flight_alone(launcher: Launcher, tmp_path: Path
     assert wait_for(lambda: _text(srv, "/slot") == "probe ok\n")
     slow.clear()
     t = threading.Thread(
-        target=lambda: slow.append(requests.get(srv.url + "/slot?sleep_ms=1000", timeout=WAIT))
+        target=lambda: slow.append(requests.get(srv.url + "/slot?sleep_ms=3000", timeout=WAIT))
     )
     t.start()
-    time.sleep(0.2)
+    assert srv.wait_log("probe: sleeping 3000 ms"), srv.log()[-2000:]
     slot.unlink()
     assert wait_for(lambda: _status(srv, "/slot") == 404), srv.log()[-2000:]
     t.join(timeout=10)
