@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# bench/ab.sh — A/B two wsrun binaries on the same scenario, rounds interleaved (A B A B ...),
+# so that this noisy machine's drift lands on both sides. Use it to tell a regression from noise
+# after a change on the request path: build the old commit in a worktree, then
+#
+#   bash bench/ab.sh OLD_BIN NEW_BIN [hello|echo|wasm]
+#
+# One worker each, server pinned to CPU 0 and wrk to CPU 1 (`wrk -t1 -c64`), as in core.sh and
+# wasm.sh. Prints each round's req/s and the median ratio NEW/OLD.
+# Environment: ROUNDS [6]  DURATION [8]  WARMUP [2]  CONNECTIONS [64]  PORT [18380]
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH_DIR")
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$BENCH_DIR/lib.sh"
+
+OLD_BIN=${1:?usage: bash bench/ab.sh OLD_BIN NEW_BIN [hello|echo|wasm]}
+NEW_BIN=${2:?usage: bash bench/ab.sh OLD_BIN NEW_BIN [hello|echo|wasm]}
+SCENARIO=${3:-hello}
+ROUNDS=${ROUNDS:-6}
+DURATION=${DURATION:-8}
+WARMUP=${WARMUP:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+PORT=${PORT:-18380}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+
+case $SCENARIO in
+    hello) ARGS=(hello:app --pythonpath "$BENCH_DIR/apps") WRK_ARGS=() ;;
+    echo) ARGS=(echo:app --pythonpath "$BENCH_DIR/apps") WRK_ARGS=(-s "$BENCH_DIR/post10k.lua") ;;
+    wasm) ARGS=(--wasm "/=$ROOT/handlers/hello.wasm") WRK_ARGS=() ;;
+    *) die "unknown scenario $SCENARIO (hello, echo or wasm)" ;;
+esac
+command -v wrk >/dev/null || die "wrk is not installed"
+make_work wsrun-ab
+setup_pinning wrk
+
+# Runs binary $1 for one round; prints its req/s.
+one_round() {
+    local bin=$1 pid rps
+    start_group "$WORK/server.log" "${PIN_SERVER[@]}" "$bin" "${ARGS[@]}" \
+        --bind "127.0.0.1:$PORT" --workers 1
+    pid=$STARTED_PID
+    wait_port "$pid" "$PORT" || die "server did not start: $(tail -n 5 "$WORK/server.log")"
+    "${PIN_CLIENT[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "${WRK_ARGS[@]}" \
+        "http://127.0.0.1:$PORT/" >/dev/null
+    rps=$("${PIN_CLIENT[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${WRK_ARGS[@]}" \
+        "http://127.0.0.1:$PORT/" | awk '/^Requests\/sec/ { print $2 }')
+    stop_server "$pid"
+    echo "${rps:-0}"
+}
+
+ratios=()
+for round in $(seq 1 "$ROUNDS"); do
+    old=$(one_round "$OLD_BIN")
+    new=$(one_round "$NEW_BIN")
+    ratio=$(awk -v a="$old" -v b="$new" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
+    ratios+=("$ratio")
+    log "round $round  $SCENARIO  old $old  new $new  new/old $ratio"
+done
+median=$(printf '%s\n' "${ratios[@]}" | median 3)
+echo "$SCENARIO: median new/old over $ROUNDS interleaved rounds: $median"
