@@ -144,6 +144,8 @@ CONFIG_ERRORS = [
     ("env-value", "env = { A = 1 }", 4, "route[1].env.A", "expected a string"),
     ("typo", 'memroy = "1MiB"', 4, "route[1].memroy", "did you mean `memory`"),
     ("two-targets", 'python = "legacy_app:app"', 4, "route[1].python", "exactly one of"),
+    ("resources-few", "max_resources = 8", 4, "route[1].max_resources", "between 16 and"),
+    ("memory-total-route", 'memory_total = "1GiB"', 4, "route[1].memory_total", "unknown key"),
 ]
 
 

@@ -150,7 +150,7 @@ fn check_wasm(config: &Config) -> Result<(), String> {
     if files.is_empty() {
         return Ok(());
     }
-    let host = WasmHost::start(config.max_wasm_memory(), None)?;
+    let host = WasmHost::start(config.max_wasm_memory(), None, u64::MAX)?;
     let errors: Vec<String> = files
         .iter()
         .filter_map(|file| host.check_file(file).err())

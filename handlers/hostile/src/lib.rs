@@ -3,7 +3,8 @@
 //! (how far it went, which call was refused), so a test can check both that the host held
 //! and that the guest saw a clear refusal.
 //!
-//! - `memory`: host memory outside linear memory (`fields`, `resources`, `outgoing-bodies`);
+//! - `memory`: host memory outside linear memory (`fields`, `resources`, `outgoing-bodies`),
+//!   the guest stack (`stack`), shared memory budgets (`grow`);
 //! - `outbound`: outgoing requests (`sockets`, `rebind`, `userinfo`);
 //! - `services`: jobs and timers (`jobs`, `big-jobs`, `timers`, `fast-timer`, `attempts`);
 //! - `log`: guest log volume (`log`);
@@ -26,7 +27,7 @@ impl StreamingHandler for Hostile {
     fn handle_streaming(request: Request, responder: Responder) -> Result<(), Error> {
         let attack = request.query_param("attack").unwrap_or_default();
         let response = match attack.as_str() {
-            "fields" | "resources" | "outgoing-bodies" => memory::run(&attack, &request),
+            "fields" | "resources" | "outgoing-bodies" | "stack" | "grow" => memory::run(&attack, &request),
             "sockets" | "rebind" | "userinfo" => outbound::run(&attack, &request),
             "jobs" | "big-jobs" | "timers" | "fast-timer" | "attempts" => {
                 services::run(&attack, &request)

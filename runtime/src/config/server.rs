@@ -94,9 +94,31 @@ settings_table! {
     chdir: Option<PathBuf> = None, read ExistingDir, flag Option<PathBuf>;
     /// Debug mode: tracebacks in error responses
     debug: bool = false, read Switch, flag bool;
+    /// WebAssembly linear memory all instances of one worker may hold at once (0: auto)
+    /// 0 means three quarters of the machine's RAM, shared by the workers; a growth past it
+    /// fails inside the guest, as past its route's `memory`.
+    #[arg(value_name = "SIZE")]
+    wasm_memory: u64 = 0, read Size, flag Option<String>;
 }
 
 impl ServerConfig {
+    /// `wasm_memory` as a worker enforces it: the value given, or three quarters of the
+    /// machine's RAM divided by the workers.
+    pub fn wasm_memory_budget(&self) -> u64 {
+        if self.wasm_memory > 0 {
+            return self.wasm_memory;
+        }
+        // SAFETY: sysconf only reads system constants.
+        let (pages, page_size) =
+            unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+        let ram = u64::try_from(pages).unwrap_or(0) * u64::try_from(page_size).unwrap_or(0);
+        let workers = self.workers.max(1) as u64;
+        match ram {
+            0 => u64::MAX,
+            ram => ram / 4 * 3 / workers,
+        }
+    }
+
     /// The addresses to listen on, falling back to the default.
     pub fn bind_addrs(&self) -> Vec<SocketAddr> {
         match &self.bind {

@@ -16,7 +16,7 @@ use super::route::{RouteConfig, RouteTarget, TenantConfig};
 use super::toml_values::{in_order, At, Doc, Key, Res, Value};
 use super::units::{normalize_host, normalize_prefix, parse_python_target};
 use super::wasm_settings::WasmSettings;
-use super::wasm_settings::{check_env_name, parse_origin, MAX_MEMORY};
+use super::wasm_settings::{check_env_name, parse_origin, MAX_MEMORY, MAX_RESOURCES};
 
 const ROUTE_KEYS: &[&str] = &[
     "prefix",
@@ -30,6 +30,7 @@ const ROUTE_KEYS: &[&str] = &[
     "max_concurrency",
     "allow_outbound",
     "env",
+    "max_resources",
 ];
 const WASM_KEYS: &[&str] = &[
     "memory",
@@ -37,7 +38,10 @@ const WASM_KEYS: &[&str] = &[
     "max_concurrency",
     "allow_outbound",
     "env",
+    "max_resources",
 ];
+/// WASM keys a `[[tenant]]` takes and its routes do not (tenant-wide budgets).
+const TENANT_ONLY_KEYS: &[&str] = &["memory_total"];
 const TENANT_KEYS: &[&str] = &[
     "name",
     "hosts",
@@ -47,6 +51,8 @@ const TENANT_KEYS: &[&str] = &[
     "max_concurrency",
     "allow_outbound",
     "env",
+    "max_resources",
+    "memory_total",
 ];
 
 /// Where a route table sits: top level, or inside tenant `index`.
@@ -247,7 +253,9 @@ impl Doc<'_> {
                 "name" => name = Some(self.tenant_name(&at, config)?),
                 "hosts" => hosts = self.tenant_hosts(&at, config)?,
                 "route" => routes_entry = Some((k, v)),
-                _ if WASM_KEYS.contains(&key) => wasm_key(&at, key, &mut defaults)?,
+                _ if WASM_KEYS.contains(&key) || TENANT_ONLY_KEYS.contains(&key) => {
+                    wasm_key(&at, key, &mut defaults)?
+                }
                 _ => return Err(at.unknown(k, TENANT_KEYS, &[])),
             }
         }
@@ -328,6 +336,20 @@ fn wasm_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
             settings.timeout = Some(timeout);
         }
         "max_concurrency" => settings.max_concurrency = Some(at.count()?),
+        "memory_total" => {
+            let bytes = at.size()?;
+            if bytes < 64 * 1024 {
+                return Err(at.err("must be at least 64KiB"));
+            }
+            settings.memory_total = Some(bytes);
+        }
+        "max_resources" => {
+            let n = at.count()?;
+            if !(16..=MAX_RESOURCES).contains(&n) {
+                return Err(at.err(format!("must be between 16 and {MAX_RESOURCES}")));
+            }
+            settings.max_resources = Some(n);
+        }
         "allow_outbound" => {
             let mut origins = Vec::new();
             for (s, span) in at.strings()? {

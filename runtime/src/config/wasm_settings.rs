@@ -20,6 +20,17 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONCURRENCY: usize = 100;
 /// The largest `memory` accepted: the guest address space of wasm32.
 pub const MAX_MEMORY: u64 = 4 * 1024 * 1024 * 1024;
+/// The most host memory one guest resource may hold (a `Fields` at the field-size limit, or an
+/// outgoing body's buffered chunks): what `max_resources` is sized against.
+pub const RESOURCE_WORST_BYTES: u64 = 128 * 1024;
+/// Bounds of the derived `max_resources` default (a hello-world handler uses about 10).
+pub const MIN_DEFAULT_RESOURCES: usize = 64;
+pub const MAX_DEFAULT_RESOURCES: usize = 1024;
+/// Linear memory all of one tenant's instances in one worker may hold at once, when the
+/// tenant does not say (`memory_total`): a tenant cannot take the whole worker.
+pub const DEFAULT_TENANT_MEMORY_TOTAL: u64 = 2 * 1024 * 1024 * 1024;
+/// The largest `max_resources` accepted.
+pub const MAX_RESOURCES: usize = 1 << 20;
 
 /// WASM keys as written in one table; `None` means "not said here".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +40,9 @@ pub struct WasmSettings {
     pub max_concurrency: Option<usize>,
     pub allow_outbound: Option<Vec<Origin>>,
     pub env: Option<Vec<(String, String)>>,
+    pub max_resources: Option<usize>,
+    /// Tenant only: the tenant's shared memory budget per worker (not inherited by routes).
+    pub memory_total: Option<u64>,
 }
 
 impl WasmSettings {
@@ -41,8 +55,9 @@ impl WasmSettings {
     /// A tenant's `max_concurrency` is its own cap and is not inherited by its routes.
     pub fn resolve(&self, tenant: Option<&WasmSettings>) -> WasmLimits {
         let fallback = tenant.cloned().unwrap_or_default();
+        let memory = self.memory.or(fallback.memory).unwrap_or(DEFAULT_MEMORY);
         WasmLimits {
-            memory: self.memory.or(fallback.memory).unwrap_or(DEFAULT_MEMORY),
+            memory,
             timeout: self.timeout.or(fallback.timeout).unwrap_or(DEFAULT_TIMEOUT),
             max_concurrency: self.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY),
             allow_outbound: self
@@ -51,8 +66,20 @@ impl WasmSettings {
                 .or(fallback.allow_outbound)
                 .unwrap_or_default(),
             env: self.env.clone().or(fallback.env).unwrap_or_default(),
+            max_resources: self
+                .max_resources
+                .or(fallback.max_resources)
+                .unwrap_or_else(|| default_resources(memory)),
         }
     }
+}
+
+/// `max_resources` when nothing says otherwise: as many worst-case resources as fit in the
+/// route's `memory`, so host-side memory is bounded by the same budget as linear memory
+/// (16 MiB -> 128 resources, 128 MiB -> 1024), within 64..=1024.
+pub fn default_resources(memory: u64) -> usize {
+    let fit = usize::try_from(memory / RESOURCE_WORST_BYTES).unwrap_or(usize::MAX);
+    fit.clamp(MIN_DEFAULT_RESOURCES, MAX_DEFAULT_RESOURCES)
 }
 
 /// What one WASM route runs with.
@@ -68,6 +95,9 @@ pub struct WasmLimits {
     pub allow_outbound: Vec<Origin>,
     /// The guest's whole environment.
     pub env: Vec<(String, String)>,
+    /// Host resources (fields, requests, bodies, streams, ...) an instance may hold at once;
+    /// with the per-resource caps this bounds the host memory a guest can make the worker hold.
+    pub max_resources: usize,
 }
 
 impl Default for WasmLimits {
@@ -216,5 +246,9 @@ mod tests {
         assert_eq!(limits.env, vec![("A".to_string(), "1".to_string())]);
         assert!(limits.allow_outbound.is_empty());
         assert_eq!(WasmLimits::default().memory, DEFAULT_MEMORY);
+        assert_eq!(limits.max_resources, 256);
+        assert_eq!(WasmLimits::default().max_resources, 1024);
+        assert_eq!(default_resources(16 << 20), 128);
+        assert_eq!(default_resources(64 << 10), MIN_DEFAULT_RESOURCES);
     }
 }

@@ -102,7 +102,8 @@ pub fn start_wasm(
         return Ok(None);
     }
     let cache_dir = config.server.state_dir.join("wasm-cache");
-    let host = WasmHost::start(config.max_wasm_memory(), Some(cache_dir))?;
+    let budget = config.server.wasm_memory_budget();
+    let host = WasmHost::start(config.max_wasm_memory(), Some(cache_dir), budget)?;
     host.load_routes(&fixed)?;
     let Some(dir) = &config.watch else {
         return Ok(Some(WasmBoot {
@@ -149,6 +150,7 @@ mod tests {
             tenant: None,
             hosts: Vec::new(),
             limits: WasmLimits::default(),
+            tenant_memory: None,
         };
         Arc::new(WasmRoute::new(info, None))
     }

@@ -24,6 +24,9 @@ use super::registry::HandlerVersion;
 /// The component-model layer/version bytes that follow `\0asm`.
 const COMPONENT_VERSION: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
 const CORE_VERSION: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
+/// The largest handler file read: a bigger one is refused before it is read or compiled
+/// (the largest component in this repository is ~0.2 MiB; componentize-py's are ~40 MiB).
+pub const MAX_COMPONENT_SIZE: u64 = 128 * 1024 * 1024;
 
 /// Compiles handler files for one engine, through the cache when there is one.
 #[derive(Clone)]
@@ -60,6 +63,16 @@ impl Compiler {
     pub fn load(&self, file: &Path) -> Result<Loaded, String> {
         let started = Instant::now();
         let shown = file.display();
+        let len = std::fs::metadata(file)
+            .map_err(|e| format!("{shown}: cannot read: {e}"))?
+            .len();
+        if len > MAX_COMPONENT_SIZE {
+            return Err(format!(
+                "{shown}: is {} bytes, more than the {} MiB a handler file may have",
+                len,
+                MAX_COMPONENT_SIZE >> 20
+            ));
+        }
         let bytes = std::fs::read(file).map_err(|e| format!("{shown}: cannot read: {e}"))?;
         check_kind(&bytes).map_err(|why| format!("{shown}: {why}"))?;
         let digest = hex(&Sha256::digest(&bytes));

@@ -98,6 +98,10 @@ fn config(max_memory: u64) -> Config {
         .async_stack_keep_resident(1 << 20);
     let mut config = Config::new();
     config
+        // Compile on the calling thread only: a `--watch` compile runs on the watcher's
+        // low-priority thread, and must not fan out to full-priority threads on every core
+        // (a hostile file would then take CPU from the requests being served).
+        .parallel_compilation(false)
         .epoch_interruption(true)
         .wasm_component_model(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

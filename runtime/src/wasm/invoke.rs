@@ -14,17 +14,19 @@ use std::time::Duration;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Body as _;
 use tokio::sync::oneshot;
+use wasmtime::component::ResourceTableError;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::{FieldMapError, WasiHttpView};
 
 use super::body::{GuestRequestBody, GuestResponseBody};
 use super::engine::WasmEngine;
 use super::lanes::{run_in_lanes, GuestClock, SlowLane};
+use super::memory_budget::{MemoryAccount, Refusal};
 use super::registry::{Admission, HandlerVersion, WasmRoute};
 use super::route_info::RouteInfo;
-use super::state::GuestState;
+use super::state::{GuestState, FIELD_SIZE_LIMIT};
 use crate::body::{plain, ResponseBody};
 use crate::services::Services;
 
@@ -34,9 +36,9 @@ type GuestResponse = Result<hyper::Response<HyperOutgoingBody>, ErrorCode>;
 enum Outcome {
     /// `handle` returned (the response may or may not have been set).
     Returned,
-    /// The guest trapped; `memory` says the memory limit had refused a growth first.
+    /// The guest trapped; `limit` says which limit refused it first, if one did.
     Trapped {
-        memory: bool,
+        limit: Option<TrapLimit>,
     },
     TimedOut,
     /// The client went away first.
@@ -49,6 +51,10 @@ pub struct HostParts<'h> {
     pub slow_lane: &'h SlowLane,
     /// The worker's services, for guests that import `wsrun:services`.
     pub services: Option<&'h Services>,
+    /// The worker's `wasm_memory` account, charged by every instance.
+    pub memory: &'h Arc<MemoryAccount>,
+    /// The worker's instance-pool slots (`engine::POOL_INSTANCES`).
+    pub pool: &'h Arc<tokio::sync::Semaphore>,
 }
 
 /// Runs `request` on a fresh instance of the route's current handler version.
@@ -62,7 +68,7 @@ pub async fn invoke(
         let text = format!("Service Unavailable: {} is not loaded\n", info.label());
         return retry_later(plain(StatusCode::SERVICE_UNAVAILABLE, text));
     };
-    let admission = match route.admit() {
+    let admission = match route.admit(host.pool) {
         Ok(admission) => admission,
         Err(busy) => {
             tracing::warn!("{}: 503, {busy}", info.label());
@@ -112,7 +118,7 @@ fn start(
 ) -> wasmtime::Result<oneshot::Receiver<Outcome>> {
     let mut store = Store::new(
         &host.engine.engine,
-        GuestState::new(info, host.services.cloned()),
+        GuestState::new(info, host.services.cloned(), host.memory),
     );
     store.limiter(|state| &mut state.limiter);
     let clock = GuestClock::new();
@@ -154,9 +160,9 @@ fn start(
         match result {
             Ok(Ok(())) => Outcome::Returned,
             Ok(Err(err)) => {
-                let memory = store.data().limiter.refused;
-                log_trap(&info, &err, memory);
-                Outcome::Trapped { memory }
+                let limit = TrapLimit::of(&err, store.data().limiter.refused.clone());
+                log_trap(&info, &err, limit.as_ref());
+                Outcome::Trapped { limit }
             }
             Err(_) => {
                 tracing::error!(
@@ -174,15 +180,67 @@ fn start(
     Ok(outcome)
 }
 
-fn log_trap(info: &RouteInfo, err: &wasmtime::Error, memory: bool) {
-    if memory {
-        tracing::error!(
-            "{}: exceeded its memory limit of {} and trapped: {err:?}",
+fn log_trap(info: &RouteInfo, err: &wasmtime::Error, limit: Option<&TrapLimit>) {
+    match limit {
+        Some(limit) => tracing::error!(
+            "{}: exceeded {} and trapped: {err:?}",
             info.label(),
-            size(info.limits.memory)
-        );
-    } else {
-        tracing::error!("{}: trapped: {err:?}", info.label());
+            limit.describe(info)
+        ),
+        None => tracing::error!("{}: trapped: {err:?}", info.label()),
+    }
+}
+
+/// A limit whose refusal made the guest trap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TrapLimit {
+    /// The memory limiter refused a growth (linear memory or a table): the instance's own
+    /// limit or a shared account.
+    Memory(Refusal),
+    /// The instance's resource table was full (`max_resources`).
+    Resources,
+    /// A `Fields` resource would have passed the field-size cap.
+    FieldSize,
+}
+
+impl TrapLimit {
+    fn of(err: &wasmtime::Error, memory_refused: Option<Refusal>) -> Option<TrapLimit> {
+        let table_full = err.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<ResourceTableError>(),
+                Some(ResourceTableError::Full)
+            )
+        });
+        let fields_too_big = err.chain().any(|cause| {
+            cause.downcast_ref::<FieldMapError>() == Some(&FieldMapError::TotalSizeTooBig)
+        });
+        if let Some(refusal) = memory_refused {
+            Some(TrapLimit::Memory(refusal))
+        } else if table_full {
+            Some(TrapLimit::Resources)
+        } else if fields_too_big {
+            Some(TrapLimit::FieldSize)
+        } else {
+            None
+        }
+    }
+
+    /// `its memory limit of 16 MiB`, `its max_resources of 128`, `tenant `a`'s memory_total
+    /// of 2 GiB`.
+    fn describe(&self, info: &RouteInfo) -> String {
+        match self {
+            TrapLimit::Memory(Refusal::Instance) => {
+                format!("its memory limit of {}", size(info.limits.memory))
+            }
+            TrapLimit::Memory(Refusal::Shared(account)) => account.clone(),
+            TrapLimit::Resources => {
+                format!("its max_resources of {}", info.limits.max_resources)
+            }
+            TrapLimit::FieldSize => format!(
+                "the header fields size limit of {}",
+                size(FIELD_SIZE_LIMIT as u64)
+            ),
+        }
     }
 }
 
@@ -197,14 +255,14 @@ fn failure(info: &RouteInfo, outcome: Outcome) -> Response<ResponseBody> {
                 seconds(info.limits.timeout)
             ),
         ),
-        Outcome::Trapped { memory: true } => plain(
+        Outcome::Trapped { limit: Some(limit) } => plain(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!(
-                "Internal Server Error: {label} exceeded its memory limit of {}\n",
-                size(info.limits.memory)
+                "Internal Server Error: {label} exceeded {}\n",
+                limit.describe(info)
             ),
         ),
-        Outcome::Trapped { memory: false } => internal_error(),
+        Outcome::Trapped { limit: None } => internal_error(),
         Outcome::Cancelled => plain(StatusCode::BAD_REQUEST, "Client Closed Request\n"),
         Outcome::Returned => {
             tracing::error!("{label}: returned without setting a response");

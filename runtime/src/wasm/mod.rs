@@ -7,7 +7,8 @@
 //! bottom layer the others read), `registry` (routes, their current version, concurrency permits), `state`
 //! (what an instance may see: env, log, memory limit, outbound policy), `invoke` (one
 //! request), `lanes` (event loop first, low-priority thread for guests that keep computing),
-//! `body` (bodies both ways), `guest_log` (guest stdout/stderr), `services_host` (the
+//! `memory_budget` (the worker's and each tenant's shared memory accounts), `body` (bodies
+//! both ways), `guest_log` (guest stdout/stderr), `services_host` (the
 //! `wsrun:services` imports: jobs and timers), `watcher` (`--watch DIR`). Must not touch: the
 //! Python host, the front end's connection handling, or the router's matching (the worker
 //! rebuilds its router from `WatchChange`s).
@@ -22,6 +23,7 @@ mod engine;
 mod guest_log;
 mod invoke;
 mod lanes;
+mod memory_budget;
 mod registry;
 mod route_info;
 mod services_host;
@@ -29,6 +31,7 @@ mod state;
 mod watcher;
 
 pub use body::GuestRequestBody;
+pub use memory_budget::MemoryAccount;
 pub use registry::{WasmRoute, WasmRouteBuilder};
 pub use route_info::{handler_name, RouteInfo};
 pub use watcher::{handler_files, WatchChange};
@@ -58,12 +61,21 @@ pub struct WasmHost {
     slow_lane: SlowLane,
     /// The worker's services (set once they are up), handed to each guest that may call them.
     services: std::sync::OnceLock<Services>,
+    /// `wasm_memory`: the linear memory all of this worker's instances may hold at once.
+    memory: Arc<MemoryAccount>,
+    /// One permit per slot of the instance pool: a full pool answers 503 like a full route.
+    pool: Arc<tokio::sync::Semaphore>,
 }
 
 impl WasmHost {
     /// Builds the engine for guests of up to `max_memory` bytes, starts the epoch ticker, and
-    /// keeps compiled code under `cache_dir` (no cache when `None`).
-    pub fn start(max_memory: u64, cache_dir: Option<PathBuf>) -> Result<WasmHost, String> {
+    /// keeps compiled code under `cache_dir` (no cache when `None`); all instances together
+    /// may hold `memory_budget` bytes of linear memory.
+    pub fn start(
+        max_memory: u64,
+        cache_dir: Option<PathBuf>,
+        memory_budget: u64,
+    ) -> Result<WasmHost, String> {
         let engine = WasmEngine::new(max_memory)?;
         engine.start_ticker()?;
         let compiler = Compiler::new(engine.clone(), cache_dir);
@@ -73,6 +85,8 @@ impl WasmHost {
             compiler,
             slow_lane,
             services: std::sync::OnceLock::new(),
+            memory: MemoryAccount::worker(memory_budget),
+            pool: Arc::new(tokio::sync::Semaphore::new(engine::POOL_INSTANCES as usize)),
         })
     }
 
@@ -130,6 +144,8 @@ impl WasmHost {
             engine: &self.engine,
             slow_lane: &self.slow_lane,
             services: self.services.get(),
+            memory: &self.memory,
+            pool: &self.pool,
         };
         invoke::invoke(host, route, request).await
     }

@@ -14,9 +14,10 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use super::memory_budget::MemoryAccount;
 use super::route_info::{handler_name, RouteInfo};
 use super::state::GuestState;
-use crate::config::{Config, RouteConfig};
+use crate::config::{Config, RouteConfig, DEFAULT_TENANT_MEMORY_TOTAL};
 
 /// One compiled, linked version of a handler, ready to instantiate.
 pub struct HandlerVersion {
@@ -36,6 +37,7 @@ pub struct WasmRoute {
 
 /// Permits held by a running instance; dropping them frees the slot.
 pub struct Admission {
+    _pool: OwnedSemaphorePermit,
     _route: OwnedSemaphorePermit,
     _tenant: Option<OwnedSemaphorePermit>,
 }
@@ -43,6 +45,8 @@ pub struct Admission {
 /// Which `max_concurrency` turned a request away.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Busy {
+    /// Every slot of the worker's instance pool is taken.
+    Pool(usize),
     Route(usize),
     Tenant(String, usize),
 }
@@ -50,6 +54,7 @@ pub enum Busy {
 impl fmt::Display for Busy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Busy::Pool(n) => write!(f, "the worker's {n} WebAssembly instance slots are taken"),
             Busy::Route(n) => write!(f, "the route's max_concurrency of {n} is reached"),
             Busy::Tenant(t, n) => write!(f, "tenant `{t}`'s max_concurrency of {n} is reached"),
         }
@@ -76,8 +81,9 @@ impl WasmRoute {
         self.current.store(Some(Arc::new(version)));
     }
 
-    /// Takes a slot under the route's and the tenant's `max_concurrency`, or says which is full.
-    pub fn admit(&self) -> Result<Admission, Busy> {
+    /// Takes a slot under the route's and the tenant's `max_concurrency` and one of the
+    /// worker's instance `pool` slots, or says which is full.
+    pub fn admit(&self, pool: &Arc<Semaphore>) -> Result<Admission, Busy> {
         let route = self
             .route_permits
             .clone()
@@ -91,7 +97,14 @@ impl WasmRoute {
             }
             None => None,
         };
+        // Last, so a request its route or tenant refuses never holds a pool slot.
+        let pool_size = crate::wasm::engine::POOL_INSTANCES as usize;
+        let pool = pool
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Busy::Pool(pool_size))?;
         Ok(Admission {
+            _pool: pool,
             _route: route,
             _tenant: tenant,
         })
@@ -103,6 +116,8 @@ impl WasmRoute {
 pub struct WasmRouteBuilder {
     /// Per `config.tenants` entry: its shared permits and cap, when it sets `max_concurrency`.
     tenant_permits: Vec<Option<(Arc<Semaphore>, usize)>>,
+    /// Per `config.tenants` entry: its `memory_total` account in this worker.
+    tenant_memory: Vec<Arc<MemoryAccount>>,
 }
 
 impl WasmRouteBuilder {
@@ -116,7 +131,18 @@ impl WasmRouteBuilder {
                     .map(|n| (Arc::new(Semaphore::new(n)), n))
             })
             .collect();
-        WasmRouteBuilder { tenant_permits }
+        let tenant_memory = config
+            .tenants
+            .iter()
+            .map(|t| {
+                let budget = t.defaults.memory_total.unwrap_or(DEFAULT_TENANT_MEMORY_TOTAL);
+                MemoryAccount::tenant(&t.name, budget)
+            })
+            .collect();
+        WasmRouteBuilder {
+            tenant_permits,
+            tenant_memory,
+        }
     }
 
     /// The (not yet loaded) route for `route`, which serves the component `file`.
@@ -134,6 +160,9 @@ impl WasmRouteBuilder {
                 .map(|t| t.name.clone()),
             hosts: route.hosts.clone(),
             limits: config.wasm_limits(route),
+            tenant_memory: route
+                .tenant
+                .and_then(|i| self.tenant_memory.get(i).cloned()),
         };
         Arc::new(WasmRoute::new(info, permits))
     }

@@ -6,6 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use super::memory_budget::MemoryAccount;
 use crate::config::WasmLimits;
 
 /// What a route is, shared with every instance it runs (for limits and log labels).
@@ -19,6 +22,8 @@ pub struct RouteInfo {
     /// The Host names the route answers (a tenant's hosts for a tenant route); empty: any.
     pub hosts: Vec<String>,
     pub limits: WasmLimits,
+    /// The tenant's `memory_total` account in this worker, shared by all its routes.
+    pub tenant_memory: Option<Arc<MemoryAccount>>,
 }
 
 impl RouteInfo {

@@ -2,7 +2,8 @@
 //!
 //! Owns: `GuestState` (WASI context with the route's environment and nothing else: no
 //! preopened directories, no sockets, stdout/stderr into the log; the wasi:http context; the
-//! resource table), the memory limiter that enforces the route's `memory`, and the hooks that
+//! resource table, capped at the route's `max_resources`; the per-resource size caps), the
+//! memory limiter (`memory_budget`) that enforces the route's `memory`, and the hooks that
 //! refuse outgoing requests to origins the route does not allow, and the route and worker
 //! services the guest's `wsrun:services` calls act for (`services_host`). Must not touch: the engine,
 //! the request/response plumbing (`invoke`) or other instances — each request gets its own.
@@ -11,7 +12,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{
     Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
@@ -19,10 +19,24 @@ use wasmtime_wasi_http::{
 };
 
 use super::guest_log::GuestLog;
+use super::memory_budget::{MemoryAccount, MemoryLimiter};
 use super::route_info::RouteInfo;
 use super::services_host::ServicesHost;
-use crate::config::{default_port, Origin};
+use crate::config::{default_port, Origin, RESOURCE_WORST_BYTES};
 use crate::services::Services;
+
+/// The in-memory size one `Fields` resource may reach (names, values and the map around them;
+/// about half of it on the wire). wasi-http's default is 128 KiB.
+pub const FIELD_SIZE_LIMIT: usize = 64 * 1024;
+/// The most bytes one write to an outgoing body may carry; wasi-http buffers at most
+/// `OUTGOING_BODY_BUFFER_CHUNKS + 1` of them per body until the reader takes them (its default
+/// is 1 MiB, which let one unsent body hold 2 MiB of host memory).
+const OUTGOING_BODY_CHUNK: usize = 64 * 1024;
+const OUTGOING_BODY_BUFFER_CHUNKS: usize = 1;
+const _: () = assert!(
+    FIELD_SIZE_LIMIT as u64 <= RESOURCE_WORST_BYTES
+        && ((OUTGOING_BODY_BUFFER_CHUNKS + 1) * OUTGOING_BODY_CHUNK) as u64 <= RESOURCE_WORST_BYTES
+);
 
 /// The data of one instance's `Store`.
 pub struct GuestState {
@@ -36,7 +50,13 @@ pub struct GuestState {
 }
 
 impl GuestState {
-    pub fn new(route: &Arc<RouteInfo>, services: Option<Services>) -> GuestState {
+    /// The state of one instance of `route`; its memory is charged to the route's tenant
+    /// and to `worker_memory`.
+    pub fn new(
+        route: &Arc<RouteInfo>,
+        services: Option<Services>,
+        worker_memory: &Arc<MemoryAccount>,
+    ) -> GuestState {
         let mut wasi = WasiCtx::builder();
         wasi.envs(&route.limits.env)
             .stdout(GuestLog::stdout(route.clone()))
@@ -44,20 +64,31 @@ impl GuestState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(FIELD_SIZE_LIMIT);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(route.limits.max_resources);
         GuestState {
             wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
+            http,
+            table,
             hooks: OutboundPolicy {
                 route: route.clone(),
             },
-            limiter: MemoryLimiter {
-                limit: usize::try_from(route.limits.memory).unwrap_or(usize::MAX),
-                refused: false,
-            },
+            limiter: MemoryLimiter::new(route.limits.memory, memory_accounts(route, worker_memory)),
             services: ServicesHost::new(route.clone(), services),
         }
     }
+}
+
+/// The shared accounts an instance of `route` is charged to: its tenant's, then the worker's.
+fn memory_accounts(route: &RouteInfo, worker: &Arc<MemoryAccount>) -> Vec<Arc<MemoryAccount>> {
+    route
+        .tenant_memory
+        .iter()
+        .cloned()
+        .chain(std::iter::once(worker.clone()))
+        .collect()
 }
 
 impl WasiView for GuestState {
@@ -79,38 +110,6 @@ impl WasiHttpView for GuestState {
     }
 }
 
-/// Caps linear memory (and tables) at the route's limit; remembers whether it had to refuse.
-pub struct MemoryLimiter {
-    limit: usize,
-    /// Set when a growth was refused: a trap that follows is reported as the memory limit.
-    pub refused: bool,
-}
-
-impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.limit;
-        self.refused |= !allowed;
-        Ok(allowed)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        // A table element is a pointer; the same budget keeps tables from dodging the limit.
-        let allowed = desired.saturating_mul(size_of::<usize>()) <= self.limit;
-        self.refused |= !allowed;
-        Ok(allowed)
-    }
-}
-
 /// wasi:http hooks: outgoing requests only to the route's `allow_outbound` origins.
 struct OutboundPolicy {
     route: Arc<RouteInfo>,
@@ -125,6 +124,14 @@ type SendResult = Result<
 >;
 
 impl WasiHttpHooks for OutboundPolicy {
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        OUTGOING_BODY_CHUNK
+    }
+
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        OUTGOING_BODY_BUFFER_CHUNKS
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,

@@ -42,6 +42,9 @@ struct DirWatch {
     changes: UnboundedSender<WatchChange>,
 }
 
+/// The watcher thread's nice value: it compiles, which is background work next to serving.
+const WATCH_NICE: libc::c_int = 10;
+
 /// Scans `dir`, loads what is there, and starts the watcher thread.
 pub fn start(
     dir: &Path,
@@ -76,6 +79,12 @@ pub fn start(
         .spawn(move || {
             // The notifier lives as long as this thread; dropping it stops the events.
             let _notifier = notifier;
+            // Compiling a new version (seconds for a big or hostile file) must not take CPU
+            // from the requests the worker serves meanwhile.
+            // SAFETY: setpriority on this thread's own id only changes its nice value.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, WATCH_NICE);
+            }
             watch.run(events);
         })
         .map_err(|e| format!("--watch {shown}: cannot start the watcher thread: {e}"))?;
@@ -182,6 +191,7 @@ impl DirWatch {
             hosts: Vec::new(),
             limits: self.limits.clone(),
             name: name.clone(),
+            tenant_memory: None,
         };
         let route = Arc::new(WasmRoute::new(info, None));
         route.swap(loaded.version);
