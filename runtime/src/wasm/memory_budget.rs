@@ -41,7 +41,10 @@ impl MemoryAccount {
 
     /// One tenant's account: `memory_total` bytes for all its instances in this worker.
     pub fn tenant(tenant: &str, budget: u64) -> Arc<MemoryAccount> {
-        let name = format!("tenant `{tenant}`'s memory_total of {}", format_size(budget));
+        let name = format!(
+            "tenant `{tenant}`'s memory_total of {}",
+            format_size(budget)
+        );
         MemoryAccount::new(name, budget)
     }
 
@@ -49,7 +52,8 @@ impl MemoryAccount {
     fn try_charge(&self, bytes: u64) -> bool {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|total| *total <= self.budget)
+                used.checked_add(bytes)
+                    .filter(|total| *total <= self.budget)
             })
             .is_ok()
     }

@@ -135,7 +135,10 @@ impl WasmRouteBuilder {
             .tenants
             .iter()
             .map(|t| {
-                let budget = t.defaults.memory_total.unwrap_or(DEFAULT_TENANT_MEMORY_TOTAL);
+                let budget = t
+                    .defaults
+                    .memory_total
+                    .unwrap_or(DEFAULT_TENANT_MEMORY_TOTAL);
                 MemoryAccount::tenant(&t.name, budget)
             })
             .collect();
