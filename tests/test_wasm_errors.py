@@ -144,6 +144,18 @@ CONFIG_ERRORS = [
     ("env-value", "env = { A = 1 }", 4, "route[1].env.A", "expected a string"),
     ("typo", 'memroy = "1MiB"', 4, "route[1].memroy", "did you mean `memory`"),
     ("two-targets", 'python = "legacy_app:app"', 4, "route[1].python", "exactly one of"),
+    ("max-jobs-zero", "max_jobs = 0", 4, "route[1].max_jobs", "at least 1"),
+    ("max-job-bytes-zero", "max_job_bytes = 0", 4, "route[1].max_job_bytes", "more than zero"),
+    ("max-job-bytes-bad", 'max_job_bytes = "big"', 4, "route[1].max_job_bytes", "is not a size"),
+    ("max-timers-neg", "max_timers = -1", 4, "route[1].max_timers", "at least 1"),
+    (
+        "min-period-bad",
+        'min_timer_period = "soon"',
+        4,
+        "route[1].min_timer_period",
+        "is not a duration",
+    ),
+    ("attempts-zero", "max_attempts = 0", 4, "route[1].max_attempts", "at least 1"),
 ]
 
 
