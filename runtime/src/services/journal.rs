@@ -99,6 +99,18 @@ impl Journal {
         journal_schema::reclaim(&self.conn).map_err(|e| self.fail(e))
     }
 
+    /// Truncates the WAL when it has grown past `journal_schema::WAL_SIZE_LIMIT` (a burst
+    /// of writes, a purge) and nothing has written since to cut it back (call it after a
+    /// checkpoint that copied everything: then it waits for no one but a reader).
+    pub fn trim_wal(&self) -> JournalResult<()> {
+        let wal = self.path.with_extension("sqlite3-wal");
+        let size = std::fs::metadata(wal).map_or(0, |m| m.len());
+        if size > journal_schema::WAL_SIZE_LIMIT.unsigned_abs() {
+            journal_schema::truncate_wal(&self.conn).map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+
     /// Pages deleted rows left free in the file.
     pub fn free_pages(&self) -> JournalResult<i64> {
         journal_schema::free_pages(&self.conn).map_err(|e| self.fail(e))
@@ -113,10 +125,14 @@ impl Journal {
         Ok(self)
     }
 
-    /// Copies what it can of the WAL into the database without waiting for anyone.
-    pub fn checkpoint(&self) -> JournalResult<()> {
+    /// Copies what it can of the WAL into the database without waiting for anyone; true
+    /// when all of it was copied (nothing was written meanwhile).
+    pub fn checkpoint(&self) -> JournalResult<bool> {
         self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                let (log, copied): (i64, i64) = (r.get(1)?, r.get(2)?);
+                Ok(log == copied)
+            })
             .map_err(|e| self.fail(e))
     }
 

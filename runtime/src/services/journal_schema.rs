@@ -106,8 +106,9 @@ INSERT INTO timers (owner, name, schedule, method, host, path, headers, body, so
 DROP TABLE timers_before_owner;
 ";
 
-/// A WAL larger than this is cut back to it once a checkpoint has emptied it.
-const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
+/// A WAL larger than this is cut back to it once a checkpoint has emptied it (by the next
+/// write), or truncated by the checkpointer (when nothing writes).
+pub const WAL_SIZE_LIMIT: i64 = 4 * 1024 * 1024;
 
 /// `PRAGMA auto_vacuum` value of INCREMENTAL.
 const INCREMENTAL: i64 = 2;
@@ -179,6 +180,14 @@ pub fn free_pages(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))
 }
 
+/// Copies the whole WAL into the database and truncates it to nothing (waiting, through the
+/// busy handler, for readers of older snapshots; commits wait meanwhile, so only when the
+/// WAL is large). Another checkpoint in progress makes it a no-op: that one's owner, or the
+/// checkpointer's next round, does it.
+pub fn truncate_wal(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+}
+
 /// Gives freed pages back to the file system and truncates the WAL as far as readers allow.
 pub fn reclaim(conn: &Connection) -> rusqlite::Result<()> {
     // The pragma frees pages as it is stepped: run it to its end, not one step.
@@ -186,5 +195,5 @@ pub fn reclaim(conn: &Connection) -> rusqlite::Result<()> {
     let mut rows = vacuum.query([])?;
     while rows.next()?.is_some() {}
     drop(rows);
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+    truncate_wal(conn)
 }

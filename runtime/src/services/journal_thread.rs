@@ -139,11 +139,13 @@ impl Checkpointer {
 }
 
 /// One checkpointer round: the WAL into the database, then free pages back to the file
-/// system when there are many.
+/// system when there are many, and a WAL that grew large truncated.
 fn checkpoint(journal: &Journal) -> JournalResult<()> {
-    journal.checkpoint()?;
+    let all_copied = journal.checkpoint()?;
     if journal.free_pages()? > RECLAIM_FREE_PAGES {
         journal.reclaim()?;
+    } else if all_copied {
+        journal.trim_wal()?;
     }
     Ok(())
 }
