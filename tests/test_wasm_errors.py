@@ -146,6 +146,18 @@ CONFIG_ERRORS = [
     ("two-targets", 'python = "legacy_app:app"', 4, "route[1].python", "exactly one of"),
     ("resources-few", "max_resources = 8", 4, "route[1].max_resources", "between 16 and"),
     ("memory-total-route", 'memory_total = "1GiB"', 4, "route[1].memory_total", "unknown key"),
+    ("max-jobs-zero", "max_jobs = 0", 4, "route[1].max_jobs", "at least 1"),
+    ("max-job-bytes-zero", "max_job_bytes = 0", 4, "route[1].max_job_bytes", "more than zero"),
+    ("max-job-bytes-bad", 'max_job_bytes = "big"', 4, "route[1].max_job_bytes", "is not a size"),
+    ("max-timers-neg", "max_timers = -1", 4, "route[1].max_timers", "at least 1"),
+    (
+        "min-period-bad",
+        'min_timer_period = "soon"',
+        4,
+        "route[1].min_timer_period",
+        "is not a duration",
+    ),
+    ("attempts-zero", "max_attempts = 0", 4, "route[1].max_attempts", "at least 1"),
 ]
 
 

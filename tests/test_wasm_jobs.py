@@ -48,6 +48,7 @@ python = "jobs_app:app"
 [[route]]
 prefix = "/jobs"
 wasm = "{jobs}"
+min_timer_period = "100ms"
 
 [[route]]
 prefix = "/hello"
@@ -56,6 +57,7 @@ wasm = "{hello}"
 [[tenant]]
 name = "alpha"
 hosts = ["a.test", "www.a.test"]
+min_timer_period = "100ms"
 
   [[tenant.route]]
   prefix = "/jobs"

@@ -169,7 +169,8 @@ def enqueue(
     max_attempts``), then the job moves to the dead-letter table.
 
     Raises UnknownRouteError if no route serves ``path`` (for ``host``, when
-    given), ValueError for a bad method, path, header or delay, and
+    given), ValueError for a bad method, path, header or delay or a body over the
+    target route's max_body_size, and
     ServiceError if the journal cannot be written.
     """
     wait = _number(delay, "delay")

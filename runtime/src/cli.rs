@@ -132,6 +132,10 @@ impl services::RouteCheck for RouterCheck {
     fn serves(&self, host: &str, path: &str) -> bool {
         self.0.serves(host, path)
     }
+
+    fn max_body_size(&self, host: &str, path: &str) -> Option<u64> {
+        self.0.max_body_size(host, path)
+    }
 }
 
 /// `wsrun check`: compiles and links every wasm route's file (and the watched directory's).

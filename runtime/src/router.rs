@@ -172,6 +172,12 @@ impl<H> Router<H> {
         self.find(host, &route_path(path)).is_some()
     }
 
+    /// The `max_body_size` of the route `serves` finds, if any.
+    pub fn max_body_size(&self, host: &str, path: &str) -> Option<u64> {
+        self.find(host, &route_path(path))
+            .map(|m| m.route.max_body_size)
+    }
+
     /// Every route, host groups first.
     pub fn routes(&self) -> impl Iterator<Item = &Arc<Route<H>>> {
         self.host_groups

@@ -45,7 +45,7 @@ pub use units::{
     format_duration, format_size, normalize_prefix, parse_bind, parse_duration, parse_size,
 };
 pub use wasm_settings::{
-    default_port, Origin, WasmLimits, WasmSettings, DEFAULT_TENANT_MEMORY_TOTAL,
+    default_port, JobQuotas, Origin, WasmLimits, WasmSettings, DEFAULT_TENANT_MEMORY_TOTAL,
     RESOURCE_WORST_BYTES,
 };
 

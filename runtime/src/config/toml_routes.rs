@@ -31,6 +31,11 @@ const ROUTE_KEYS: &[&str] = &[
     "allow_outbound",
     "env",
     "max_resources",
+    "max_jobs",
+    "max_job_bytes",
+    "max_timers",
+    "min_timer_period",
+    "max_attempts",
 ];
 const WASM_KEYS: &[&str] = &[
     "memory",
@@ -39,6 +44,19 @@ const WASM_KEYS: &[&str] = &[
     "allow_outbound",
     "env",
     "max_resources",
+    "max_jobs",
+    "max_job_bytes",
+    "max_timers",
+    "min_timer_period",
+    "max_attempts",
+];
+/// The job and timer quotas: a tenant's (on `[[tenant]]`, not its routes) or a plain route's.
+const QUOTA_KEYS: &[&str] = &[
+    "max_jobs",
+    "max_job_bytes",
+    "max_timers",
+    "min_timer_period",
+    "max_attempts",
 ];
 /// WASM keys a `[[tenant]]` takes and its routes do not (tenant-wide budgets).
 const TENANT_ONLY_KEYS: &[&str] = &["memory_total"];
@@ -53,6 +71,11 @@ const TENANT_KEYS: &[&str] = &[
     "env",
     "max_resources",
     "memory_total",
+    "max_jobs",
+    "max_job_bytes",
+    "max_timers",
+    "min_timer_period",
+    "max_attempts",
 ];
 
 /// Where a route table sits: top level, or inside tenant `index`.
@@ -175,6 +198,10 @@ impl Doc<'_> {
                     target = Some((t, name));
                 }
                 "max_body_size" => max_body_size = Some(at.size()?),
+                _ if QUOTA_KEYS.contains(&name) && scope.tenant.is_some() => {
+                    let msg = "a tenant's job and timer quotas are set on its [[tenant]] table";
+                    return Err(at.err_at(k.span(), msg));
+                }
                 _ if WASM_KEYS.contains(&name) => {
                     wasm_key(&at, name, &mut wasm)?;
                     first_wasm_key.get_or_insert((at.key.clone(), k.span()));
@@ -289,6 +316,13 @@ impl Doc<'_> {
         if name.is_empty() {
             return Err(at.err("is empty"));
         }
+        // The name is part of the tenant's timer keys and log lines: no `/` or spaces.
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if let Some(bad) = name.chars().find(|&c| !allowed(c)) {
+            return Err(at.err(format!(
+                "tenant name `{name}` has {bad:?}: use letters, digits, `.`, `_` and `-` only"
+            )));
+        }
         if config.tenants.iter().any(|t| t.name == name) {
             return Err(at.err(format!("tenant `{name}` is declared twice")));
         }
@@ -356,6 +390,20 @@ fn wasm_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
                 origins.push(parse_origin(s).map_err(|m| at.err_at(span, m))?);
             }
             settings.allow_outbound = Some(origins);
+        }
+        "max_jobs" => settings.max_jobs = Some(at.count()? as u64),
+        "max_job_bytes" => {
+            let bytes = at.size()?;
+            if bytes == 0 {
+                return Err(at.err("must be more than zero"));
+            }
+            settings.max_job_bytes = Some(bytes);
+        }
+        "max_timers" => settings.max_timers = Some(at.count()? as u64),
+        "min_timer_period" => settings.min_timer_period = Some(at.duration()?),
+        "max_attempts" => {
+            let max = u32::try_from(at.count()?).map_err(|_| at.err("is too large"))?;
+            settings.max_attempts = Some(max);
         }
         _ => {
             let mut env = Vec::new();

@@ -32,6 +32,18 @@ pub const DEFAULT_TENANT_MEMORY_TOTAL: u64 = 2 * 1024 * 1024 * 1024;
 /// The largest `max_resources` accepted.
 pub const MAX_RESOURCES: usize = 1 << 20;
 
+// Job and timer quotas (issue 11, finding 4): per tenant, or per route outside any tenant.
+/// Jobs a tenant may hold in the journal (pending or dead-lettered) when nothing says otherwise.
+pub const DEFAULT_MAX_JOBS: u64 = 1000;
+/// Bytes of those jobs (method, path, headers and body) when nothing says otherwise.
+pub const DEFAULT_MAX_JOB_BYTES: u64 = 64 * 1024 * 1024;
+/// Durable timers a tenant may have set when nothing says otherwise.
+pub const DEFAULT_MAX_TIMERS: u64 = 100;
+/// The shortest period a tenant's `every` timer may have when nothing says otherwise.
+pub const DEFAULT_MIN_TIMER_PERIOD: Duration = Duration::from_secs(1);
+/// The most attempts a tenant's job may ask for when nothing says otherwise (more is refused).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+
 /// WASM keys as written in one table; `None` means "not said here".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WasmSettings {
@@ -43,6 +55,12 @@ pub struct WasmSettings {
     pub max_resources: Option<usize>,
     /// Tenant only: the tenant's shared memory budget per worker (not inherited by routes).
     pub memory_total: Option<u64>,
+    // Job and timer quotas: on a `[[tenant]]` or a plain wasm `[[route]]`.
+    pub max_jobs: Option<u64>,
+    pub max_job_bytes: Option<u64>,
+    pub max_timers: Option<u64>,
+    pub min_timer_period: Option<Duration>,
+    pub max_attempts: Option<u32>,
 }
 
 impl WasmSettings {
@@ -70,6 +88,28 @@ impl WasmSettings {
                 .max_resources
                 .or(fallback.max_resources)
                 .unwrap_or_else(|| default_resources(memory)),
+            quotas: JobQuotas {
+                max_jobs: self
+                    .max_jobs
+                    .or(fallback.max_jobs)
+                    .unwrap_or(DEFAULT_MAX_JOBS),
+                max_job_bytes: self
+                    .max_job_bytes
+                    .or(fallback.max_job_bytes)
+                    .unwrap_or(DEFAULT_MAX_JOB_BYTES),
+                max_timers: self
+                    .max_timers
+                    .or(fallback.max_timers)
+                    .unwrap_or(DEFAULT_MAX_TIMERS),
+                min_timer_period: self
+                    .min_timer_period
+                    .or(fallback.min_timer_period)
+                    .unwrap_or(DEFAULT_MIN_TIMER_PERIOD),
+                max_attempts: self
+                    .max_attempts
+                    .or(fallback.max_attempts)
+                    .unwrap_or(DEFAULT_MAX_ATTEMPTS),
+            },
         }
     }
 }
@@ -80,6 +120,21 @@ impl WasmSettings {
 pub fn default_resources(memory: u64) -> usize {
     let fit = usize::try_from(memory / RESOURCE_WORST_BYTES).unwrap_or(usize::MAX);
     fit.clamp(MIN_DEFAULT_RESOURCES, MAX_DEFAULT_RESOURCES)
+}
+
+/// What a tenant's (or a plain wasm route's) handlers may keep in the job journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobQuotas {
+    /// Jobs held in the journal, pending or dead-lettered; past it `enqueue` is refused.
+    pub max_jobs: u64,
+    /// Stored bytes of those jobs (method, path, headers and body).
+    pub max_job_bytes: u64,
+    /// Durable timers set at once.
+    pub max_timers: u64,
+    /// Shortest period of an `every` timer.
+    pub min_timer_period: Duration,
+    /// Highest `max_attempts` a job may ask for; a higher one is refused.
+    pub max_attempts: u32,
 }
 
 /// What one WASM route runs with.
@@ -98,6 +153,8 @@ pub struct WasmLimits {
     /// Host resources (fields, requests, bodies, streams, ...) an instance may hold at once;
     /// with the per-resource caps this bounds the host memory a guest can make the worker hold.
     pub max_resources: usize,
+    /// Job and timer quotas of the route's tenant (or of the route, outside any tenant).
+    pub quotas: JobQuotas,
 }
 
 impl Default for WasmLimits {
@@ -250,5 +307,20 @@ mod tests {
         assert_eq!(WasmLimits::default().max_resources, 1024);
         assert_eq!(default_resources(16 << 20), 128);
         assert_eq!(default_resources(64 << 10), MIN_DEFAULT_RESOURCES);
+    }
+
+    #[test]
+    fn quotas_come_from_the_tenant_else_the_defaults() {
+        let tenant = WasmSettings {
+            max_jobs: Some(5),
+            min_timer_period: Some(Duration::from_millis(100)),
+            ..WasmSettings::default()
+        };
+        let quotas = WasmSettings::default().resolve(Some(&tenant)).quotas;
+        assert_eq!(quotas.max_jobs, 5);
+        assert_eq!(quotas.min_timer_period, Duration::from_millis(100));
+        assert_eq!(quotas.max_job_bytes, DEFAULT_MAX_JOB_BYTES);
+        assert_eq!(quotas.max_timers, DEFAULT_MAX_TIMERS);
+        assert_eq!(quotas.max_attempts, DEFAULT_MAX_ATTEMPTS);
     }
 }

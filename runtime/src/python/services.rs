@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 use super::errors::format_exception;
 use crate::config::Schedule;
-use crate::services::{JobRequest, ServiceError, Services, TimerRequest};
+use crate::services::{Caller, JobRequest, ServiceError, Services, TimerRequest};
 
 pyo3::create_exception!(
     _services,
@@ -370,8 +370,10 @@ fn defer_queue_size(module: &Bound<'_, PyModule>) -> PyResult<usize> {
 fn to_py_error(err: ServiceError) -> PyErr {
     match err {
         ServiceError::NoRoute { .. } => PyUnknownRouteError::new_err(err.to_string()),
-        ServiceError::Invalid(message) => PyValueError::new_err(message),
-        ServiceError::Store(_) | ServiceError::Unavailable(_) => {
+        ServiceError::Invalid(message) | ServiceError::OverLimit(message) => {
+            PyValueError::new_err(message)
+        }
+        ServiceError::Store(_) | ServiceError::Unavailable(_) | ServiceError::OverQuota(_) => {
             PyServiceError::new_err(err.to_string())
         }
     }
@@ -417,7 +419,9 @@ fn enqueue(
     let services = running(module)?;
     module
         .py()
-        .detach(|| services.enqueue_blocking(request, delay, max_attempts, "python"))
+        .detach(|| {
+            services.enqueue_blocking(request, delay, max_attempts, "python", &Caller::operator())
+        })
         .map_err(to_py_error)
 }
 
@@ -443,7 +447,7 @@ fn every(
     let services = running(module)?;
     module
         .py()
-        .detach(|| services.set_timer_blocking(timer))
+        .detach(|| services.set_timer_blocking(timer, &Caller::operator()))
         .map_err(to_py_error)
 }
 
@@ -453,7 +457,7 @@ fn cancel(module: &Bound<'_, PyModule>, name: String) -> PyResult<bool> {
     let services = running(module)?;
     module
         .py()
-        .detach(|| services.cancel_timer_blocking(&name))
+        .detach(|| services.cancel_timer_blocking(&name, &Caller::operator()))
         .map_err(to_py_error)
 }
 

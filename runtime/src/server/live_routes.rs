@@ -33,6 +33,10 @@ impl RouteCheck for RouteShape {
     fn serves(&self, host: &str, path: &str) -> bool {
         self.0.load().serves(host, path)
     }
+
+    fn max_body_size(&self, host: &str, path: &str) -> Option<u64> {
+        self.0.load().max_body_size(host, path)
+    }
 }
 
 impl LiveRouter {

@@ -236,7 +236,7 @@ pub fn render_list(listing: &Listing, limit: usize) -> String {
         .iter()
         .map(|t| {
             vec![
-                one_line(&t.name, 200),
+                one_line(&super::journal::display_key(&t.owner, &t.name), 200),
                 schedule_text(&t.schedule),
                 t.request.method.clone(),
                 one_line(&t.request.path, 200),
@@ -345,6 +345,7 @@ mod tests {
             created_at: 1_700_000_000_000,
             run_at: 1_700_000_000_250,
             last_error: error.map(str::to_string),
+            account: String::new(),
         }
     }
 
@@ -359,6 +360,8 @@ mod tests {
             ),
         ];
         let timers = vec![TimerRecord {
+            owner: String::new(),
+            quota: Default::default(),
             name: "tick".into(),
             schedule: Schedule::Every(Duration::from_secs(3600)),
             request: job(0, b"", None).request,
@@ -441,12 +444,13 @@ mod tests {
             delay: Duration::from_secs(3600),
             max_attempts: 1,
             origin: "test".into(),
+            quota: Default::default(),
         };
         let now = now_ms();
         let (a, b) = journal
             .transaction(|tx| {
-                let a = tx.insert(&new("/a"), now)?;
-                let b = tx.insert(&new("/b"), now)?;
+                let a = tx.enqueue(&new("/a"), now)?;
+                let b = tx.enqueue(&new("/b"), now)?;
                 tx.bury(b, "HTTP 500", now)?;
                 Ok((a, b))
             })

@@ -1,13 +1,15 @@
 //! The dispatcher: one task per worker that claims due jobs and delivers them.
 //!
 //! Owns: the loop that asks the journal for due work (firing due timers on the way), the
-//! per-worker job concurrency budget, delivery through the `Deliver` trait, and the retry
+//! per-worker job concurrency budget and each account's share of it (`per_account`: what
+//! the worker has in flight by account goes with each claim), delivery through the `Deliver` trait, and the retry
 //! policy — 2xx/3xx done; 5xx, trap or timeout retried with exponential backoff and jitter
 //! up to `max_attempts`, then dead-letter; 4xx (except 408/429) and "no route" go to the
 //! dead-letter table at once, since repeating them cannot help. Must not touch: routing or
 //! handlers (the worker implements `Deliver`), SQL (`journal`).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -41,6 +43,47 @@ pub trait Deliver {
 /// they set, are noticed at least this often.
 const POLL_EVERY: Duration = Duration::from_millis(100);
 
+/// The jobs one account (a tenant, or a wasm route outside tenants) may have in delivery at
+/// once in one worker: half the worker's `[jobs] concurrency`, at least one, so another
+/// tenant's job always finds a free slot however slow the first tenant's jobs are.
+pub fn per_account(concurrency: usize) -> usize {
+    (concurrency / 2).max(1)
+}
+
+/// This worker's deliveries in flight, in total and by account.
+#[derive(Default)]
+struct InFlight {
+    total: Cell<usize>,
+    by_account: RefCell<HashMap<String, usize>>,
+}
+
+impl InFlight {
+    fn start(&self, account: &str) {
+        self.total.set(self.total.get() + 1);
+        *self
+            .by_account
+            .borrow_mut()
+            .entry(account.to_string())
+            .or_default() += 1;
+    }
+
+    fn end(&self, account: &str) {
+        self.total.set(self.total.get().saturating_sub(1));
+        let mut by_account = self.by_account.borrow_mut();
+        if let Some(n) = by_account.get_mut(account) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                by_account.remove(account);
+            }
+        }
+    }
+
+    fn busy(&self) -> Vec<(String, usize)> {
+        let by_account = self.by_account.borrow();
+        by_account.iter().map(|(a, n)| (a.clone(), *n)).collect()
+    }
+}
+
 /// Runs until `draining` turns true; deliveries in flight then finish on their own tasks.
 pub async fn run(
     services: Services,
@@ -49,13 +92,13 @@ pub async fn run(
 ) {
     let owner = i64::from(std::process::id());
     let settings = services.settings().clone();
-    let in_flight = Rc::new(Cell::new(0usize));
+    let in_flight = Rc::new(InFlight::default());
     let store = services.store();
     loop {
         if *draining.borrow() {
             return;
         }
-        let free = settings.concurrency.saturating_sub(in_flight.get());
+        let free = settings.concurrency.saturating_sub(in_flight.total.get());
         if free == 0 {
             // The budget is spent: nothing to ask the journal until a delivery ends.
             tokio::select! {
@@ -69,17 +112,20 @@ pub async fn run(
             limit: free,
             lease: settings.lease,
             timer_attempts: settings.max_attempts,
+            per_account: per_account(settings.concurrency),
+            busy: in_flight.busy(),
         };
         let polled = store.poll(claim).await;
         let next_due = match polled {
             Ok(polled) => {
                 for job in polled.jobs {
-                    in_flight.set(in_flight.get() + 1);
+                    let account = job.account.clone();
+                    in_flight.start(&account);
                     let (deliver, services, in_flight) =
                         (deliver.clone(), services.clone(), in_flight.clone());
                     tokio::task::spawn_local(async move {
                         deliver_one(&services, deliver.as_ref(), job).await;
-                        in_flight.set(in_flight.get().saturating_sub(1));
+                        in_flight.end(&account);
                         services.store().wake().notify_one();
                     });
                 }

@@ -25,6 +25,9 @@ pub enum StoreError {
     /// There is no store yet (`wsrun jobs` on a state directory no server has used).
     #[error("no job journal at {store} (has the server run with this state_dir?)")]
     Missing { store: String },
+    /// Storing it would pass a quota of its account (`job::Quota`); the message names it.
+    #[error("{0}")]
+    OverQuota(String),
     /// The store has been shut down (e.g. the master's, before the fork).
     #[error("the job journal is closed")]
     Closed,

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::error::StoreError;
-use crate::config::Schedule;
+use crate::config::{JobQuotas, Schedule};
 
 /// A request that a job delivers in-process through the router.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,36 @@ pub struct NewJob {
     pub max_attempts: u32,
     /// Who queued it, for `wsrun jobs` (`python`, `wasm /api/v2`, `timer cleanup`).
     pub origin: String,
+    /// Whose journal space it takes, and the quotas checked before it is stored.
+    pub quota: Quota,
+}
+
+/// Whose journal space a job or timer takes, and the quotas that bound it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Quota {
+    /// `tenant NAME`, or `route HOST/PREFIX` for a wasm route outside any tenant; empty for
+    /// the operator's own jobs and timers (Python, `[[timer]]`), which are not counted.
+    pub account: String,
+    /// The limits checked when a job or timer is stored; `None`: not checked.
+    pub limits: Option<JobQuotas>,
+}
+
+impl Quota {
+    /// The operator's: not counted, not limited.
+    pub fn operator() -> Quota {
+        Quota::default()
+    }
+}
+
+/// The bytes a job takes in the journal, as `max_job_bytes` counts them.
+pub fn stored_size(request: &JobRequest) -> u64 {
+    let headers: usize = request
+        .headers
+        .iter()
+        .map(|(name, value)| name.len() + value.len() + 3)
+        .sum();
+    let total = request.method.len() + request.path.len() + headers + request.body.len();
+    u64::try_from(total).unwrap_or(u64::MAX)
 }
 
 /// A job as the journal holds it.
@@ -39,6 +69,8 @@ pub struct JobRecord {
     pub id: i64,
     pub request: JobRequest,
     pub origin: String,
+    /// Whose journal space it takes (`Quota::account`; empty for the operator's).
+    pub account: String,
     /// Deliveries started so far (the one in progress included).
     pub attempts: u32,
     pub max_attempts: u32,
@@ -58,12 +90,18 @@ pub enum JobState {
 /// A durable timer as the journal holds it.
 #[derive(Debug, Clone)]
 pub struct TimerRecord {
+    /// Whose name space the name is in: a tenant's name, or empty for everyone else (the
+    /// operator's and routes outside tenants). Kept apart from `name`, so no two tenants'
+    /// names can meet whatever they are called.
+    pub owner: String,
     pub name: String,
     pub schedule: Schedule,
     pub request: JobRequest,
     /// `config` for `[[timer]]` tables (kept in step with the file), `api` otherwise.
     pub source: String,
     pub next_due: i64,
+    /// Whose journal space it and its jobs take (read back without `limits`).
+    pub quota: Quota,
 }
 
 /// Why a service call was refused.
@@ -75,12 +113,29 @@ pub enum ServiceError {
     /// An argument is out of its domain; the message says which and why.
     #[error("{0}")]
     Invalid(String),
+    /// A quota of the caller's tenant (or route) is used up for now; the message names it.
+    #[error("{0}")]
+    OverQuota(String),
+    /// An argument passes a limit that is set for the caller (`max_attempts`,
+    /// `min_timer_period`) or for the target (`max_body_size`); the message names it.
+    #[error("{0}")]
+    OverLimit(String),
     /// The store could not do it; the error says which kind of failure and where.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// The services are not running in this process (e.g. after shutdown began).
     #[error("{0}")]
     Unavailable(String),
+}
+
+impl From<StoreError> for ServiceError {
+    /// A store's quota refusal is the caller's `OverQuota`; anything else is a store failure.
+    fn from(err: StoreError) -> ServiceError {
+        match err {
+            StoreError::OverQuota(message) => ServiceError::OverQuota(message),
+            err => ServiceError::Store(err),
+        }
+    }
 }
 
 fn for_host(host: &str) -> String {

@@ -42,7 +42,7 @@ pub enum Outcome {
 }
 
 /// What one dispatcher round asks for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Claim {
     /// Who holds the lease (a worker's pid for SQLite).
     pub owner: i64,
@@ -52,6 +52,32 @@ pub struct Claim {
     pub lease: Duration,
     /// `max_attempts` of the jobs that due timers turn into.
     pub timer_attempts: u32,
+    /// Fair shares: at most this many jobs of one account (a tenant, or a wasm route outside
+    /// tenants; not the operator's) in delivery at once for this owner ...
+    pub per_account: usize,
+    /// ... counting the ones this owner delivers now, by account (absent: none).
+    pub busy: Vec<(String, usize)>,
+}
+
+impl Claim {
+    /// Jobs of `account` this owner has in delivery now.
+    pub fn busy(&self, account: &str) -> usize {
+        self.busy
+            .iter()
+            .find(|(a, _)| a == account)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// How many more jobs of `account` this round may take.
+    pub fn room(&self, account: &str) -> usize {
+        match account {
+            "" => self.limit,
+            _ => self
+                .per_account
+                .saturating_sub(self.busy(account))
+                .min(self.limit),
+        }
+    }
 }
 
 /// What a dispatcher round gets back.
@@ -80,13 +106,13 @@ pub trait JobStore: Send + Sync {
     fn enqueue_blocking(&self, job: NewJob) -> StoreResult<i64>;
     fn enqueue(&self, job: NewJob) -> StoreFuture<'_, i64>;
 
-    /// Creates or replaces the timer `timer.name`; it first fires at `timer.next_due`.
+    /// Creates or replaces `timer.owner`'s timer `timer.name`; it first fires at `timer.next_due`.
     fn set_timer_blocking(&self, timer: TimerRecord) -> StoreResult<()>;
     fn set_timer(&self, timer: TimerRecord) -> StoreFuture<'_, ()>;
 
-    /// Removes a timer; false if none had that name.
-    fn cancel_timer_blocking(&self, name: String) -> StoreResult<bool>;
-    fn cancel_timer(&self, name: String) -> StoreFuture<'_, bool>;
+    /// Removes `owner`'s timer `name`; false if it had none by that name.
+    fn cancel_timer_blocking(&self, owner: String, name: String) -> StoreResult<bool>;
+    fn cancel_timer(&self, owner: String, name: String) -> StoreFuture<'_, bool>;
 
     /// Fires due timers (one job per timer and period, whoever else polls), then claims up
     /// to `claim.limit` due jobs for `claim.owner`, counting an attempt on each.
@@ -113,7 +139,8 @@ pub trait JobStore: Send + Sync {
     /// A dead job back to pending with its attempts reset, or a pending one due now; false
     /// if no such job, or it is leased right now.
     fn retry(&self, id: i64) -> StoreResult<bool>;
-    /// Deletes dead jobs (and pending ones too when `pending`); returns how many went.
+    /// Deletes dead jobs (and pending ones too when `pending`), then gives the space back to
+    /// the file system; returns how many went.
     fn purge(&self, pending: bool) -> StoreResult<usize>;
 
     /// Stops the store's threads and closes its connections; later calls fail with

@@ -1,10 +1,12 @@
 //! The durable journal: an embedded SQLite database (WAL) in the state directory.
 //!
-//! Owns: the schema (pending `jobs`, `dead_jobs`, durable `timers`) and every SQL statement
-//! that reads or changes it — inserting jobs, claiming due jobs under a lease, recording an
-//! outcome, firing due timers exactly once across workers — for the SQLite store.
-//! Must not touch: threads or channels (`store`, `journal_thread`), delivery (`dispatch`),
-//! the router, or what kind an error is (`error` maps SQLite's codes).
+//! Owns: opening a connection, and the SQL statements that read or change the journal —
+//! inserting jobs, recording an outcome, firing due timers exactly once across workers (and
+//! not while a timer's last job is pending), timers by (owner, name), listing and repair —
+//! for the SQLite store. The tables and their upgrades are `journal_schema`'s; quotas and the
+//! fair claim of due jobs are `journal_quota`'s (both extend `Tx`). Must not touch: threads
+//! or channels (`store`, `journal_thread`), delivery (`dispatch`), the router, or what kind
+//! an error is (`error` maps SQLite's codes).
 //!
 //! Every worker process opens its own connection; SQLite's locking makes claims and timer
 //! firings atomic between them. `synchronous = NORMAL` in WAL mode: a committed job survives
@@ -17,61 +19,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::error::{StoreError, StoreResult};
-use super::job::{encode_headers, JobRecord, JobRequest, JobState, NewJob, TimerRecord};
+use super::job::TimerRecord;
+use super::job::{encode_headers, stored_size, JobRecord, JobRequest, JobState, NewJob, Quota};
+use super::journal_schema;
 use crate::config::Schedule;
 
 /// The journal's file name inside the state directory.
 pub const JOURNAL_FILE: &str = "jobs.sqlite3";
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS jobs (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    method       TEXT    NOT NULL,
-    host         TEXT    NOT NULL,
-    path         TEXT    NOT NULL,
-    headers      BLOB    NOT NULL,
-    body         BLOB    NOT NULL,
-    origin       TEXT    NOT NULL,
-    attempts     INTEGER NOT NULL DEFAULT 0,
-    max_attempts INTEGER NOT NULL,
-    created_at   INTEGER NOT NULL,
-    run_at       INTEGER NOT NULL,
-    lease_owner  INTEGER,
-    lease_until  INTEGER,
-    last_error   TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_by_run_at ON jobs (run_at);
-CREATE INDEX IF NOT EXISTS jobs_by_lease ON jobs (lease_until);
-CREATE TABLE IF NOT EXISTS dead_jobs (
-    id           INTEGER PRIMARY KEY,
-    method       TEXT    NOT NULL,
-    host         TEXT    NOT NULL,
-    path         TEXT    NOT NULL,
-    headers      BLOB    NOT NULL,
-    body         BLOB    NOT NULL,
-    origin       TEXT    NOT NULL,
-    attempts     INTEGER NOT NULL,
-    max_attempts INTEGER NOT NULL,
-    created_at   INTEGER NOT NULL,
-    failed_at    INTEGER NOT NULL,
-    last_error   TEXT
-);
-CREATE TABLE IF NOT EXISTS timers (
-    name     TEXT    PRIMARY KEY,
-    schedule TEXT    NOT NULL,
-    method   TEXT    NOT NULL,
-    host     TEXT    NOT NULL,
-    path     TEXT    NOT NULL,
-    headers  BLOB    NOT NULL,
-    body     BLOB    NOT NULL,
-    source   TEXT    NOT NULL,
-    next_due INTEGER NOT NULL
-);
-";
-
 /// Columns of a job row, in the order `job_record` reads them.
-const JOB_COLUMNS: &str = "id, method, host, path, headers, body, origin, attempts, \
-     max_attempts, created_at, run_at, last_error";
+pub(super) const JOB_COLUMNS: &str = "id, method, host, path, headers, body, origin, attempts, \
+     max_attempts, created_at, run_at, last_error, account";
+
+/// Columns of a timer row, in the order `timer_record` reads them.
+const TIMER_COLUMNS: &str =
+    "owner, name, schedule, method, host, path, headers, body, source, next_due, account";
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -81,7 +43,7 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn ms(duration: Duration) -> i64 {
+pub(super) fn ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -117,14 +79,41 @@ impl Journal {
         })?;
         let path = state_dir.join(JOURNAL_FILE);
         let fail = |e: rusqlite::Error| StoreError::sqlite(&path, e);
-        let conn = Connection::open(&path).map_err(fail)?;
+        let mut conn = Connection::open(&path).map_err(fail)?;
         conn.busy_handler(Some(wait_for_lock)).map_err(fail)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(fail)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(fail)?;
-        conn.execute_batch(SCHEMA).map_err(fail)?;
+        journal_schema::configure(&conn).map_err(fail)?;
+        journal_schema::create(&mut conn).map_err(fail)?;
+        if let Err(err) = journal_schema::ensure_incremental_vacuum(&conn) {
+            // The journal works without it; only purges do not give space back.
+            tracing::warn!(
+                "job journal {}: cannot switch on incremental vacuum yet: {err}",
+                path.display()
+            );
+        }
         Ok(Journal { conn, path })
+    }
+
+    /// Gives the space of deleted jobs back to the file system and truncates the WAL (after
+    /// `wsrun jobs purge`, and from the checkpointer once enough pages are free).
+    pub fn reclaim(&self) -> JournalResult<()> {
+        journal_schema::reclaim(&self.conn).map_err(|e| self.fail(e))
+    }
+
+    /// Truncates the WAL when it has grown past `journal_schema::WAL_SIZE_LIMIT` (a burst
+    /// of writes, a purge) and nothing has written since to cut it back (call it after a
+    /// checkpoint that copied everything: then it waits for no one but a reader).
+    pub fn trim_wal(&self) -> JournalResult<()> {
+        let wal = self.path.with_extension("sqlite3-wal");
+        let size = std::fs::metadata(wal).map_or(0, |m| m.len());
+        if size > journal_schema::WAL_SIZE_LIMIT.unsigned_abs() {
+            journal_schema::truncate_wal(&self.conn).map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+
+    /// Pages deleted rows left free in the file.
+    pub fn free_pages(&self) -> JournalResult<i64> {
+        journal_schema::free_pages(&self.conn).map_err(|e| self.fail(e))
     }
 
     /// Leaves checkpoints (copying the WAL back into the database, with an fsync) to
@@ -136,10 +125,14 @@ impl Journal {
         Ok(self)
     }
 
-    /// Copies what it can of the WAL into the database without waiting for anyone.
-    pub fn checkpoint(&self) -> JournalResult<()> {
+    /// Copies what it can of the WAL into the database without waiting for anyone; true
+    /// when all of it was copied (nothing was written meanwhile).
+    pub fn checkpoint(&self) -> JournalResult<bool> {
         self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                let (log, copied): (i64, i64) = (r.get(1)?, r.get(2)?);
+                Ok(log == copied)
+            })
             .map_err(|e| self.fail(e))
     }
 
@@ -220,7 +213,9 @@ impl Journal {
     pub fn timers(&self) -> JournalResult<Vec<TimerRecord>> {
         let mut stmt = self
             .conn
-            .prepare("SELECT name, schedule, method, host, path, headers, body, source, next_due FROM timers ORDER BY name")
+            .prepare(&format!(
+                "SELECT {TIMER_COLUMNS} FROM timers ORDER BY owner, name"
+            ))
             .map_err(|e| self.fail(e))?;
         let rows = stmt.query_map([], timer_record).map_err(|e| self.fail(e))?;
         rows.map(|r| r.map_err(|e| self.fail(e))).collect()
@@ -229,22 +224,29 @@ impl Journal {
 
 /// The statements that run inside a transaction.
 pub struct Tx<'a> {
-    tx: &'a rusqlite::Transaction<'a>,
-    path: &'a Path,
+    pub(super) tx: &'a rusqlite::Transaction<'a>,
+    pub(super) path: &'a Path,
 }
 
 impl Tx<'_> {
-    fn fail(&self, e: rusqlite::Error) -> StoreError {
+    pub(super) fn fail(&self, e: rusqlite::Error) -> StoreError {
         StoreError::sqlite(self.path, e)
     }
 
-    /// Adds a job; returns its id.
-    pub fn insert(&self, job: &NewJob, now: i64) -> JournalResult<i64> {
+    /// Adds a job within its account's quota (`journal_quota`); returns its id.
+    pub fn enqueue(&self, job: &NewJob, now: i64) -> JournalResult<i64> {
+        self.check_job_quota(job)?;
+        self.insert(job, now, None)
+    }
+
+    /// Adds a job (`timer`: the key of the timer that fired it); returns its id.
+    fn insert(&self, job: &NewJob, now: i64, timer: Option<&str>) -> JournalResult<i64> {
         let r = &job.request;
         self.tx
             .execute(
-                "INSERT INTO jobs (method, host, path, headers, body, origin, max_attempts, created_at, run_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO jobs (method, host, path, headers, body, origin, max_attempts,
+                     created_at, run_at, account, size, timer)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     r.method,
                     r.host,
@@ -255,39 +257,13 @@ impl Tx<'_> {
                     job.max_attempts,
                     now,
                     now.saturating_add(ms(job.delay)),
+                    job.quota.account,
+                    i64::try_from(stored_size(r)).unwrap_or(i64::MAX),
+                    timer,
                 ],
             )
             .map_err(|e| self.fail(e))?;
         Ok(self.tx.last_insert_rowid())
-    }
-
-    /// Claims up to `limit` due jobs for `owner` until `now + lease`, counting the attempt.
-    pub fn claim(
-        &self,
-        owner: i64,
-        now: i64,
-        limit: usize,
-        lease: Duration,
-    ) -> JournalResult<Vec<JobRecord>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "UPDATE jobs SET lease_owner = ?1, lease_until = ?2, attempts = attempts + 1
-             WHERE id IN (SELECT id FROM jobs WHERE run_at <= ?3
-                          AND (lease_until IS NULL OR lease_until <= ?3)
-                          ORDER BY run_at, id LIMIT ?4)
-             RETURNING {JOB_COLUMNS}"
-        );
-        let mut stmt = self.tx.prepare(&sql).map_err(|e| self.fail(e))?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let until = now.saturating_add(ms(lease));
-        let rows = stmt
-            .query_map(params![owner, until, now, limit], job_record)
-            .map_err(|e| self.fail(e))?;
-        let mut jobs: Vec<JobRecord> = rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))?;
-        jobs.sort_by_key(|j| (j.run_at, j.id));
-        Ok(jobs)
     }
 
     /// A delivered job leaves the journal.
@@ -315,9 +291,9 @@ impl Tx<'_> {
         self.tx
             .execute(
                 "INSERT OR REPLACE INTO dead_jobs (id, method, host, path, headers, body, origin,
-                     attempts, max_attempts, created_at, failed_at, last_error)
+                     attempts, max_attempts, created_at, failed_at, last_error, account, size)
                  SELECT id, method, host, path, headers, body, origin, attempts, max_attempts,
-                     created_at, ?2, ?3 FROM jobs WHERE id = ?1",
+                     created_at, ?2, ?3, account, size FROM jobs WHERE id = ?1",
                 params![id, now, error],
             )
             .map_err(|e| self.fail(e))?;
@@ -361,13 +337,16 @@ impl Tx<'_> {
             .map_err(|e| self.fail(e))
     }
 
-    /// Creates or replaces a durable timer; the first firing is at `next_due`.
+    /// Creates or replaces a durable timer within its account's quota; the first firing is
+    /// at `next_due`.
     pub fn set_timer(&self, timer: &TimerRecord) -> JournalResult<()> {
+        self.check_timer_quota(timer)?;
         let r = &timer.request;
         self.tx
             .execute(
-                "INSERT OR REPLACE INTO timers (name, schedule, method, host, path, headers, body, source, next_due)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT OR REPLACE INTO timers (owner, name, schedule, method, host, path, headers,
+                     body, source, next_due, account)
+                 VALUES (?10, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11)",
                 params![
                     timer.name,
                     timer.schedule.to_string(),
@@ -378,37 +357,42 @@ impl Tx<'_> {
                     r.body,
                     timer.source,
                     timer.next_due,
+                    timer.owner,
+                    timer.quota.account,
                 ],
             )
             .map(drop)
             .map_err(|e| self.fail(e))
     }
 
-    /// Removes a durable timer; false if there was none by that name.
-    pub fn cancel_timer(&self, name: &str) -> JournalResult<bool> {
+    /// Removes `owner`'s durable timer `name`; false if there was none.
+    pub fn cancel_timer(&self, owner: &str, name: &str) -> JournalResult<bool> {
         self.tx
-            .execute("DELETE FROM timers WHERE name = ?1", [name])
+            .execute(
+                "DELETE FROM timers WHERE owner = ?1 AND name = ?2",
+                [owner, name],
+            )
             .map(|n| n > 0)
             .map_err(|e| self.fail(e))
     }
 
-    /// A timer by name.
-    pub fn timer(&self, name: &str) -> JournalResult<Option<TimerRecord>> {
+    /// `owner`'s timer `name`.
+    pub fn timer(&self, owner: &str, name: &str) -> JournalResult<Option<TimerRecord>> {
         self.tx
             .query_row(
-                "SELECT name, schedule, method, host, path, headers, body, source, next_due FROM timers WHERE name = ?1",
-                [name],
+                &format!("SELECT {TIMER_COLUMNS} FROM timers WHERE owner = ?1 AND name = ?2"),
+                [owner, name],
                 timer_record,
             )
             .optional()
             .map_err(|e| self.fail(e))
     }
 
-    /// Names of the timers that came from `source`.
+    /// Names of the operator's timers that came from `source`.
     pub fn timer_names(&self, source: &str) -> JournalResult<Vec<String>> {
         let mut stmt = self
             .tx
-            .prepare("SELECT name FROM timers WHERE source = ?1")
+            .prepare("SELECT name FROM timers WHERE source = ?1 AND owner = ''")
             .map_err(|e| self.fail(e))?;
         let rows = stmt
             .query_map([source], |r| r.get(0))
@@ -420,11 +404,11 @@ impl Tx<'_> {
     pub fn sync_timers(&self, source: &str, wanted: &[TimerRecord]) -> JournalResult<()> {
         for name in self.timer_names(source)? {
             if !wanted.iter().any(|t| t.name == name) {
-                self.cancel_timer(&name)?;
+                self.cancel_timer("", &name)?;
             }
         }
         for timer in wanted {
-            let unchanged = self.timer(&timer.name)?.is_some_and(|t| {
+            let unchanged = self.timer(&timer.owner, &timer.name)?.is_some_and(|t| {
                 t.source == source && t.schedule == timer.schedule && t.request == timer.request
             });
             if !unchanged {
@@ -435,13 +419,13 @@ impl Tx<'_> {
     }
 
     /// Fires every timer that is due: each becomes one job. A timer's `next_due` moves with a
-    /// compare-and-set, so when several workers race, exactly one fires each period.
+    /// compare-and-set, so when several workers race, exactly one fires each period. A timer
+    /// whose last job is still pending does not fire again: a period is skipped (a one-shot
+    /// waits), so a slow target never piles up jobs of one timer.
     pub fn fire_due_timers(&self, now: i64, max_attempts: u32) -> JournalResult<usize> {
         let due: Vec<TimerRecord> = {
-            let mut stmt = self
-                .tx
-                .prepare("SELECT name, schedule, method, host, path, headers, body, source, next_due FROM timers WHERE next_due <= ?1")
-                .map_err(|e| self.fail(e))?;
+            let sql = format!("SELECT {TIMER_COLUMNS} FROM timers WHERE next_due <= ?1");
+            let mut stmt = self.tx.prepare(&sql).map_err(|e| self.fail(e))?;
             let rows = stmt
                 .query_map([now], timer_record)
                 .map_err(|e| self.fail(e))?;
@@ -449,29 +433,47 @@ impl Tx<'_> {
         };
         let mut fired = 0;
         for timer in due {
-            let moved = match timer.schedule.next_after(timer.next_due, now) {
+            let key = timer_key(&timer.owner, &timer.name);
+            let busy = self.timer_job_pending(&key)?;
+            let next = match (busy, timer.schedule.next_after(timer.next_due, now)) {
+                (true, None) => Some(now.saturating_add(ONE_SHOT_RETRY_MS)),
+                (_, next) => next,
+            };
+            let moved = match next {
                 Some(next) => self.tx.execute(
-                    "UPDATE timers SET next_due = ?3 WHERE name = ?1 AND next_due = ?2",
-                    params![timer.name, timer.next_due, next],
+                    "UPDATE timers SET next_due = ?4 WHERE owner = ?1 AND name = ?2 AND next_due = ?3",
+                    params![timer.owner, timer.name, timer.next_due, next],
                 ),
                 None => self.tx.execute(
-                    "DELETE FROM timers WHERE name = ?1 AND next_due = ?2",
-                    params![timer.name, timer.next_due],
+                    "DELETE FROM timers WHERE owner = ?1 AND name = ?2 AND next_due = ?3",
+                    params![timer.owner, timer.name, timer.next_due],
                 ),
             }
             .map_err(|e| self.fail(e))?;
-            if moved == 1 {
+            if moved == 1 && !busy {
                 let job = NewJob {
                     request: timer.request,
                     delay: Duration::ZERO,
                     max_attempts,
-                    origin: format!("timer {}", timer.name),
+                    origin: format!("timer {}", display_key(&timer.owner, &timer.name)),
+                    quota: timer.quota,
                 };
-                self.insert(&job, now)?;
+                self.insert(&job, now, Some(&key))?;
                 fired += 1;
             }
         }
         Ok(fired)
+    }
+
+    /// Whether a job fired by the timer `key` is still pending (queued or in delivery).
+    fn timer_job_pending(&self, key: &str) -> JournalResult<bool> {
+        self.tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM jobs WHERE timer = ?1)",
+                [key],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.fail(e))
     }
 
     /// Moves a dead job back to pending, due now, with its attempts reset. False if no dead
@@ -481,9 +483,9 @@ impl Tx<'_> {
             .tx
             .execute(
                 "INSERT INTO jobs (id, method, host, path, headers, body, origin, attempts,
-                     max_attempts, created_at, run_at, last_error)
+                     max_attempts, created_at, run_at, last_error, account, size)
                  SELECT id, method, host, path, headers, body, origin, 0, max_attempts,
-                     created_at, ?2, last_error FROM dead_jobs WHERE id = ?1",
+                     created_at, ?2, last_error, account, size FROM dead_jobs WHERE id = ?1",
                 params![id, now],
             )
             .map_err(|e| self.fail(e))?;
@@ -518,6 +520,23 @@ impl Tx<'_> {
     }
 }
 
+/// A one-shot timer whose job is still pending looks again this much later.
+const ONE_SHOT_RETRY_MS: i64 = 1000;
+
+/// How jobs name the timer that fired them: owner and name apart (a timer name holds no
+/// control character, so the unit separator cannot occur in either).
+fn timer_key(owner: &str, name: &str) -> String {
+    format!("{owner}\u{1f}{name}")
+}
+
+/// A timer as `wsrun jobs` and origins show it: `NAME`, or `tenant OWNER: NAME`.
+pub fn display_key(owner: &str, name: &str) -> String {
+    match owner {
+        "" => name.to_string(),
+        owner => format!("{name} (tenant {owner})"),
+    }
+}
+
 fn job_columns_of(table: &str) -> String {
     match table {
         // The dead table has no run_at: the time it failed stands in its place.
@@ -539,7 +558,7 @@ fn request_at(row: &Row<'_>, first: usize) -> rusqlite::Result<JobRequest> {
     })
 }
 
-fn job_record(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
+pub(super) fn job_record(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
     Ok(JobRecord {
         id: row.get(0)?,
         request: request_at(row, 1)?,
@@ -549,19 +568,25 @@ fn job_record(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
         created_at: row.get(9)?,
         run_at: row.get(10)?,
         last_error: row.get(11)?,
+        account: row.get(12)?,
     })
 }
 
 fn timer_record(row: &Row<'_>) -> rusqlite::Result<TimerRecord> {
-    let schedule: String = row.get(1)?;
+    let schedule: String = row.get(2)?;
     let schedule = schedule.parse::<Schedule>().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into())
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
     })?;
     Ok(TimerRecord {
-        name: row.get(0)?,
+        owner: row.get(0)?,
+        name: row.get(1)?,
         schedule,
-        request: request_at(row, 2)?,
-        source: row.get(7)?,
-        next_due: row.get(8)?,
+        request: request_at(row, 3)?,
+        source: row.get(8)?,
+        next_due: row.get(9)?,
+        quota: Quota {
+            account: row.get(10)?,
+            limits: None,
+        },
     })
 }

@@ -32,7 +32,8 @@ type AfterCommit = Box<dyn FnOnce(Option<&StoreError>)>;
 pub enum Command {
     Enqueue(NewJob, Reply<i64>),
     SetTimer(TimerRecord, Reply<()>),
-    CancelTimer(String, Reply<bool>),
+    /// Owner and name.
+    CancelTimer(String, String, Reply<bool>),
     Poll(Claim, Reply<Polled>),
     Record(i64, Outcome, Reply<()>),
     /// Ends the thread (after answering what came before).
@@ -102,6 +103,9 @@ impl Drop for LazyJournal {
 
 /// How often the WAL is copied back into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// Free pages (4 KiB each) in the file past which the checkpointer gives them back to the
+/// file system: a backlog that was delivered or purged does not keep its disk space.
+const RECLAIM_FREE_PAGES: i64 = 1024;
 
 /// A thread with its own connection that checkpoints the WAL, so the fsync a checkpoint
 /// needs never sits inside a commit that a caller is waiting for.
@@ -119,7 +123,7 @@ impl Checkpointer {
                 while let Err(std_mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(CHECKPOINT_EVERY)
                 {
-                    if let Err(err) = journal.checkpoint() {
+                    if let Err(err) = checkpoint(&journal) {
                         tracing::warn!("{err}");
                     }
                 }
@@ -132,6 +136,18 @@ impl Checkpointer {
         let _ = self.stop.send(());
         let _ = self.thread.join();
     }
+}
+
+/// One checkpointer round: the WAL into the database, then free pages back to the file
+/// system when there are many, and a WAL that grew large truncated.
+fn checkpoint(journal: &Journal) -> JournalResult<()> {
+    let all_copied = journal.checkpoint()?;
+    if journal.free_pages()? > RECLAIM_FREE_PAGES {
+        journal.reclaim()?;
+    } else if all_copied {
+        journal.trim_wal()?;
+    }
+    Ok(())
 }
 
 /// The thread's body: wait for a command, take every other one waiting, run them all in one
@@ -212,7 +228,7 @@ fn execute_failed(command: Command, err: &StoreError) {
     match command {
         Command::Enqueue(_, reply) => reply(Err(err.clone())),
         Command::SetTimer(_, reply) => reply(Err(err.clone())),
-        Command::CancelTimer(_, reply) => reply(Err(err.clone())),
+        Command::CancelTimer(_, _, reply) => reply(Err(err.clone())),
         Command::Poll(_, reply) => reply(Err(err.clone())),
         Command::Record(id, _, reply) => {
             tracing::error!("job {id}: {err}");
@@ -228,17 +244,17 @@ fn execute(tx: &Tx<'_>, command: Command, now: i64, due_now: &mut bool) -> After
     match command {
         Command::Enqueue(job, reply) => {
             *due_now |= job.delay.is_zero();
-            answer(tx.insert(&job, now), reply)
+            answer(tx.enqueue(&job, now), reply)
         }
         Command::SetTimer(timer, reply) => {
             *due_now |= timer.next_due <= now;
             answer(tx.set_timer(&timer), reply)
         }
-        Command::CancelTimer(name, reply) => answer(tx.cancel_timer(&name), reply),
+        Command::CancelTimer(owner, name, reply) => answer(tx.cancel_timer(&owner, &name), reply),
         Command::Poll(claim, reply) => {
             let polled = tx
                 .fire_due_timers(now, claim.timer_attempts)
-                .and_then(|_| tx.claim(claim.owner, now, claim.limit, claim.lease))
+                .and_then(|_| tx.claim(&claim, now))
                 .and_then(|jobs| {
                     let next_due = tx.next_due()?;
                     Ok(Polled { jobs, next_due })

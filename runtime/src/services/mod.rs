@@ -14,7 +14,8 @@
 //!
 //! Layout: `job` (what a job is, its rules), `error` (store errors by kind), `job_store` (the
 //! `JobStore` trait), `store` + `journal_thread` + `journal` (the SQLite store: handle, group
-//! commit thread, SQL), `facade` (the `Services` value and its checks), `startup` (the master's services before
+//! commit thread, SQL; `journal_schema`: tables, upgrades, space; `journal_quota`: quotas and
+//! fair claims), `facade` (the `Services` value and its checks), `startup` (the master's services before
 //! the fork), `dispatch`
 //! (claiming due jobs and delivering them), `admin` (`wsrun jobs`), `store_suite` (the
 //! behaviour tests every store runs).
@@ -26,6 +27,8 @@ mod facade;
 pub mod job;
 pub mod job_store;
 pub mod journal;
+mod journal_quota;
+mod journal_schema;
 mod journal_thread;
 mod startup;
 pub mod store;
@@ -33,8 +36,10 @@ pub mod store;
 mod store_suite;
 
 pub use error::{StoreError, StoreResult};
-pub use facade::{config_timers, open_store, RouteCheck, Services, TimerRequest, CONFIG_SOURCE};
-pub use job::{JobRecord, JobRequest, NewJob, ServiceError, TimerRecord};
+pub use facade::{
+    config_timers, open_store, Caller, RouteCheck, Services, TimerRequest, CONFIG_SOURCE,
+};
+pub use job::{JobRecord, JobRequest, NewJob, Quota, ServiceError, TimerRecord};
 pub use job_store::JobStore;
 pub use startup::{StartupCalls, StartupServices};
 pub use store::SqliteStore;

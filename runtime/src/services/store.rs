@@ -116,7 +116,7 @@ impl JobStore for SqliteStore {
         };
         let due_now = job.delay.is_zero();
         let id = match direct.get(true)? {
-            Some(journal) => journal.transaction(|tx| tx.insert(&job, now_ms()))?,
+            Some(journal) => journal.transaction(|tx| tx.enqueue(&job, now_ms()))?,
             None => return Err(StoreError::Closed),
         };
         drop(direct);
@@ -138,12 +138,12 @@ impl JobStore for SqliteStore {
         self.call(|reply| Command::SetTimer(timer, reply))
     }
 
-    fn cancel_timer_blocking(&self, name: String) -> StoreResult<bool> {
-        self.call_blocking(|reply| Command::CancelTimer(name, reply))
+    fn cancel_timer_blocking(&self, owner: String, name: String) -> StoreResult<bool> {
+        self.call_blocking(|reply| Command::CancelTimer(owner, name, reply))
     }
 
-    fn cancel_timer(&self, name: String) -> StoreFuture<'_, bool> {
-        self.call(|reply| Command::CancelTimer(name, reply))
+    fn cancel_timer(&self, owner: String, name: String) -> StoreFuture<'_, bool> {
+        self.call(|reply| Command::CancelTimer(owner, name, reply))
     }
 
     fn poll(&self, claim: Claim) -> StoreFuture<'_, Polled> {
@@ -194,7 +194,11 @@ impl JobStore for SqliteStore {
     }
 
     fn purge(&self, pending: bool) -> StoreResult<usize> {
-        self.on_direct(|journal| journal.transaction(|tx| tx.purge(pending)))
+        self.on_direct(|journal| {
+            let gone = journal.transaction(|tx| tx.purge(pending))?;
+            journal.reclaim()?;
+            Ok(gone)
+        })
     }
 
     /// Stops the thread and waits for it: its connection is closed when this returns (a

@@ -1,7 +1,8 @@
 //! The behaviour every `JobStore` must show, written once against the trait.
 //!
 //! Owns: `suite`, which runs each case on fresh stores from a factory, and the SQLite run of
-//! it. A new store (PostgreSQL) adds one `#[test]` that calls `suite` with its own factory.
+//! it (the cases about accounts — quotas, timer owners, fair claims — are in
+//! `store_suite_accounts.rs`). A new store (PostgreSQL) adds one `#[test]` that calls `suite` with its own factory.
 //! Must not touch: any store's internals — only the trait is used.
 
 use std::future::Future;
@@ -9,16 +10,19 @@ use std::time::Duration;
 
 use super::dispatch::{decide, Delivered};
 use super::error::StoreError;
-use super::job::{JobRequest, JobState, NewJob, TimerRecord};
+use super::job::{JobRequest, JobState, NewJob, Quota, TimerRecord};
 use super::job_store::{Claim, JobStore, Outcome};
 use super::journal::now_ms;
 use crate::config::{JobsConfig, Schedule};
 
-const HOUR: Duration = Duration::from_secs(3600);
-const A: i64 = 1;
+pub(super) const HOUR: Duration = Duration::from_secs(3600);
+pub(super) const A: i64 = 1;
 const B: i64 = 2;
 /// An owner no live process has (for the sweep).
 const GONE: i64 = -7;
+
+#[path = "store_suite_accounts.rs"]
+mod accounts;
 
 /// Opens a store by name (see `suite`).
 type Make<'a, S> = &'a dyn Fn(&str) -> S;
@@ -29,7 +33,7 @@ type Case<S> = fn(Make<'_, S>);
 /// store, the same name again gives another connection to the same store (as a second
 /// worker, or the same one after a restart, would have).
 pub fn suite<S: JobStore>(make: &dyn Fn(&str) -> S) {
-    let cases: [(&str, Case<S>); 11] = [
+    let cases: [(&str, Case<S>); 16] = [
         ("enqueue_then_claim", enqueue_then_claim),
         ("delayed_jobs_wait", delayed_jobs_wait),
         (
@@ -56,6 +60,23 @@ pub fn suite<S: JobStore>(make: &dyn Fn(&str) -> S) {
             "gone_owners_lose_their_leases",
             gone_owners_lose_their_leases,
         ),
+        (
+            "quotas_count_jobs_and_bytes",
+            accounts::quotas_count_jobs_and_bytes,
+        ),
+        ("quotas_count_timers", accounts::quotas_count_timers),
+        (
+            "owners_keep_timers_apart",
+            accounts::owners_keep_timers_apart,
+        ),
+        (
+            "claims_are_fair_across_accounts",
+            accounts::claims_are_fair_across_accounts,
+        ),
+        (
+            "a_timer_does_not_pile_up",
+            accounts::a_timer_does_not_pile_up,
+        ),
     ];
     for (name, case) in cases {
         eprintln!("store suite: {name}");
@@ -63,7 +84,7 @@ pub fn suite<S: JobStore>(make: &dyn Fn(&str) -> S) {
     }
 }
 
-fn block_on<T>(future: impl Future<Output = T>) -> T {
+pub(super) fn block_on<T>(future: impl Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -71,27 +92,30 @@ fn block_on<T>(future: impl Future<Output = T>) -> T {
         .block_on(future)
 }
 
-fn job(path: &str, delay: Duration, max_attempts: u32) -> NewJob {
+pub(super) fn job(path: &str, delay: Duration, max_attempts: u32) -> NewJob {
     let headers = vec![("X-Trace".to_string(), b"t1".to_vec())];
     NewJob {
         request: JobRequest::new("post", "", path.to_string(), headers, b"body".to_vec()),
         delay,
         max_attempts,
         origin: "suite".to_string(),
+        quota: Quota::operator(),
     }
 }
 
-fn claim(store: &dyn JobStore, owner: i64, lease: Duration) -> Vec<super::JobRecord> {
+pub(super) fn claim(store: &dyn JobStore, owner: i64, lease: Duration) -> Vec<super::JobRecord> {
     let claim = Claim {
         owner,
         limit: 10,
         lease,
         timer_attempts: 3,
+        per_account: 10,
+        busy: Vec::new(),
     };
     block_on(store.poll(claim)).expect("poll").jobs
 }
 
-fn record(store: &dyn JobStore, id: i64, outcome: Outcome) {
+pub(super) fn record(store: &dyn JobStore, id: i64, outcome: Outcome) {
     block_on(store.record(id, outcome)).expect("record");
 }
 
@@ -218,8 +242,10 @@ fn retry_with_backoff_then_dead_letter<S: JobStore>(make: &dyn Fn(&str) -> S) {
     store.shutdown();
 }
 
-fn timer(name: &str, next_due: i64) -> TimerRecord {
+pub(super) fn timer(name: &str, next_due: i64) -> TimerRecord {
     TimerRecord {
+        owner: String::new(),
+        quota: Quota::operator(),
         name: name.to_string(),
         schedule: Schedule::Every(HOUR),
         request: job("/tick", Duration::ZERO, 1).request,
@@ -237,6 +263,8 @@ fn a_due_timer_fires_once_for_two_claimers<S: JobStore>(make: &dyn Fn(&str) -> S
         limit: 10,
         lease: HOUR,
         timer_attempts: 3,
+        per_account: 10,
+        busy: Vec::new(),
     };
     let (a, b) = block_on(async { tokio::join!(one.poll(claim_of(A)), two.poll(claim_of(B))) });
     let fired: Vec<_> = [a.expect("poll A"), b.expect("poll B")]
@@ -280,9 +308,9 @@ fn timers_are_set_and_cancelled<S: JobStore>(make: &dyn Fn(&str) -> S) {
         names(&store),
         vec![("a".into(), later), ("b".into(), later + 5)]
     );
-    assert!(block_on(store.cancel_timer("a".into())).expect("cancel"));
+    assert!(block_on(store.cancel_timer(String::new(), "a".into())).expect("cancel"));
     assert!(!store
-        .cancel_timer_blocking("a".into())
+        .cancel_timer_blocking(String::new(), "a".into())
         .expect("cancel again"));
     assert_eq!(names(&store), vec![("b".into(), later + 5)]);
     store.shutdown();
@@ -401,6 +429,8 @@ fn gone_owners_lose_their_leases<S: JobStore>(make: &dyn Fn(&str) -> S) {
             limit: 1,
             lease: HOUR,
             timer_attempts: 3,
+            per_account: 10,
+            busy: Vec::new(),
         }))
         .expect("poll")
         .jobs

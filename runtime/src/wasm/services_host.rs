@@ -5,8 +5,9 @@
 //! (handed to it through `GuestState`), and the rules a guest cannot bend: a job goes to the
 //! host of the route that runs the handler (`services::job::route_job_host`), never one the
 //! guest names; its origin
-//! says which handler queued it; every refusal comes back as the WIT `error` variant, never a
-//! trap. Must not touch: the journal or delivery (`services`), the wasi:http plumbing, or the
+//! says which handler queued it; its tenant's (or, outside tenants, its route's) quotas
+//! apply (`Caller`); every refusal comes back as the WIT `error` variant, never a trap, and
+//! a limit's refusal is logged once per instance with the tenant and the limit. Must not touch: the journal or delivery (`services`), the wasi:http plumbing, or the
 //! route's other limits (`state`). A component that imports nothing of `wsrun:services` never
 //! reaches this code.
 
@@ -18,7 +19,7 @@ use wasmtime::component::{HasData, Linker};
 use super::route_info::RouteInfo;
 use crate::config::Schedule;
 use crate::services::job::route_job_host;
-use crate::services::{JobRequest, ServiceError, Services, TimerRequest};
+use crate::services::{Caller, JobRequest, Quota, ServiceError, Services, TimerRequest};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -32,15 +33,45 @@ mod bindings {
 use bindings::wsrun::services::types::{Error as WitError, Job};
 use bindings::wsrun::services::{defer, timers, types};
 
-/// The services state of one instance: which route it runs for, and the worker's services.
+/// The services state of one instance: which route it runs for, the worker's services, and
+/// how many of its calls a limit refused (only the first is logged; `Drop` counts the rest).
 pub struct ServicesHost {
     route: Arc<RouteInfo>,
     services: Option<Services>,
+    over_limit: u32,
 }
 
 impl ServicesHost {
     pub fn new(route: Arc<RouteInfo>, services: Option<Services>) -> ServicesHost {
-        ServicesHost { route, services }
+        ServicesHost {
+            route,
+            services,
+            over_limit: 0,
+        }
+    }
+
+    /// Whose name space and quotas this instance's calls come under: its tenant's (timer
+    /// names in the tenant's own space), or, outside tenants, its route's quotas in the
+    /// operator's name space.
+    fn caller(&self) -> Caller {
+        let (owner, account) = match &self.route.tenant {
+            Some(tenant) => (tenant.clone(), format!("tenant {tenant}")),
+            None => (
+                String::new(),
+                format!(
+                    "route {}{}",
+                    route_job_host(&self.route.hosts),
+                    self.route.prefix
+                ),
+            ),
+        };
+        Caller {
+            owner,
+            quota: Quota {
+                account,
+                limits: Some(self.route.limits.quotas),
+            },
+        }
     }
 
     /// The request a guest's job becomes: on the route's own host, whatever the guest wrote.
@@ -68,11 +99,19 @@ impl ServicesHost {
         }
     }
 
-    /// Logs a refusal (the guest gets it too) at a level that fits whose fault it is.
-    fn refused(&self, call: &str, err: ServiceError) -> WitError {
+    /// Logs a refusal (the guest gets it too) at a level that fits whose fault it is. A
+    /// limit's refusal is a warning naming the tenant (or route) and the limit, once per
+    /// instance: a guest that calls in a loop does not flood the log.
+    fn refused(&mut self, call: &str, err: ServiceError) -> WitError {
         match &err {
             ServiceError::Store(_) | ServiceError::Unavailable(_) => {
                 tracing::error!("{}: {call}: {err}", self.route.label())
+            }
+            ServiceError::OverQuota(_) | ServiceError::OverLimit(_) => {
+                if self.over_limit == 0 {
+                    tracing::warn!("{}: {call} refused: {err}", self.route.label());
+                }
+                self.over_limit = self.over_limit.saturating_add(1);
             }
             ServiceError::NoRoute { .. } | ServiceError::Invalid(_) => {
                 tracing::debug!("{}: {call} refused: {err}", self.route.label())
@@ -82,13 +121,28 @@ impl ServicesHost {
     }
 }
 
-/// The WIT form of a refusal; a journal failure is `unavailable` to the guest.
+impl Drop for ServicesHost {
+    fn drop(&mut self) {
+        if self.over_limit > 1 {
+            tracing::warn!(
+                "{}: {} service calls in all were refused by a limit in this request",
+                self.route.label(),
+                self.over_limit
+            );
+        }
+    }
+}
+
+/// The WIT form of a refusal; a journal failure or a used-up quota is `unavailable` to the
+/// guest (later may work), an argument over a limit is `invalid`.
 fn to_wit(err: ServiceError) -> WitError {
     let message = err.to_string();
     match err {
         ServiceError::NoRoute { .. } => WitError::NoRoute(message),
-        ServiceError::Invalid(_) => WitError::Invalid(message),
-        ServiceError::Store(_) | ServiceError::Unavailable(_) => WitError::Unavailable(message),
+        ServiceError::Invalid(_) | ServiceError::OverLimit(_) => WitError::Invalid(message),
+        ServiceError::Store(_) | ServiceError::Unavailable(_) | ServiceError::OverQuota(_) => {
+            WitError::Unavailable(message)
+        }
     }
 }
 
@@ -107,10 +161,12 @@ impl defer::Host for ServicesHost {
     ) -> Result<u64, WitError> {
         let request = self.request(job);
         let origin = self.origin();
+        let caller = self.caller();
         let queued = match self.services() {
             Ok(services) => {
+                let delay = millis(delay_ms);
                 services
-                    .enqueue(request, millis(delay_ms), max_attempts, &origin)
+                    .enqueue(request, delay, max_attempts, &origin, &caller)
                     .await
             }
             Err(err) => Err(err),
@@ -126,16 +182,9 @@ impl defer::Host for ServicesHost {
 }
 
 impl ServicesHost {
-    /// Timer names are one namespace per server, except that a tenant's handlers get their
-    /// own (`TENANT/NAME` in the journal): a tenant can neither see, replace nor cancel
-    /// another tenant's timers, nor the operator's.
-    fn timer_name(&self, name: String) -> String {
-        match &self.route.tenant {
-            Some(tenant) if !name.is_empty() => format!("{tenant}/{name}"),
-            _ => name,
-        }
-    }
-
+    /// Timer names are one name space per server, except that a tenant's handlers get their
+    /// own (the tenant is the timer's owner in the journal, apart from its name): a tenant
+    /// can neither see, replace nor cancel another tenant's timers, nor the operator's.
     async fn set_timer(
         &mut self,
         call: &str,
@@ -145,13 +194,14 @@ impl ServicesHost {
         job: Job,
     ) -> Result<(), WitError> {
         let timer = TimerRequest {
-            name: self.timer_name(name),
+            name,
             schedule,
             delay,
             request: self.request(job),
         };
+        let caller = self.caller();
         let set = match self.services() {
-            Ok(services) => services.set_timer(timer).await,
+            Ok(services) => services.set_timer(timer, &caller).await,
             Err(err) => Err(err),
         };
         set.map_err(|err| self.refused(call, err))
@@ -171,8 +221,9 @@ impl timers::Host for ServicesHost {
     }
 
     async fn cancel(&mut self, name: String) -> Result<bool, WitError> {
+        let caller = self.caller();
         let cancelled = match self.services() {
-            Ok(services) => services.cancel_timer(&self.timer_name(name)).await,
+            Ok(services) => services.cancel_timer(&name, &caller).await,
             Err(err) => Err(err),
         };
         cancelled.map_err(|err| self.refused("timers.cancel", err))
