@@ -144,6 +144,11 @@ CONFIG_ERRORS = [
     ("env-value", "env = { A = 1 }", 4, "route[1].env.A", "expected a string"),
     ("typo", 'memroy = "1MiB"', 4, "route[1].memroy", "did you mean `memory`"),
     ("two-targets", 'python = "legacy_app:app"', 4, "route[1].python", "exactly one of"),
+    ("cpu-time-zero", 'cpu_time = "0s"', 4, "route[1].cpu_time", "must be more than zero"),
+    ("cpu-time-bad", 'cpu_time = "lots"', 4, "route[1].cpu_time", "is not a duration"),
+    ("log-bytes-bad", 'log_bytes = "much"', 4, "route[1].log_bytes", "is not a size"),
+    ("log-lines-zero", "log_lines = 0", 4, "route[1].log_lines", "at least 1"),
+    ("log-rate-bad", 'log_rate = "fast"', 4, "route[1].log_rate", "a whole number"),
 ]
 
 

@@ -149,6 +149,7 @@ mod tests {
             tenant: None,
             hosts: Vec::new(),
             limits: WasmLimits::default(),
+            log_rate: Default::default(),
         };
         Arc::new(WasmRoute::new(info, None))
     }

@@ -182,6 +182,7 @@ impl DirWatch {
             hosts: Vec::new(),
             limits: self.limits.clone(),
             name: name.clone(),
+            log_rate: Default::default(),
         };
         let route = Arc::new(WasmRoute::new(info, None));
         route.swap(loaded.version);
