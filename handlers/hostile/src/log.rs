@@ -19,7 +19,10 @@ pub fn run(request: &Request) -> Response {
     long.push(b'\n');
     let mut written = 0u64;
     let mut failed = None;
-    for out in [&mut std::io::stdout() as &mut dyn Write, &mut std::io::stderr()] {
+    for out in [
+        &mut std::io::stdout() as &mut dyn Write,
+        &mut std::io::stderr(),
+    ] {
         let result = newline_flood(out, &newlines, bytes)
             .and_then(|()| (0..lines).try_for_each(|_| out.write_all(&long)))
             .and_then(|()| out.flush());
@@ -30,7 +33,10 @@ pub fn run(request: &Request) -> Response {
     }
     match failed {
         None => Response::text(200, format!("wrote {written} bytes\n")),
-        Some(err) => Response::text(200, format!("wrote {written} bytes; a write failed: {err}\n")),
+        Some(err) => Response::text(
+            200,
+            format!("wrote {written} bytes; a write failed: {err}\n"),
+        ),
     }
 }
 

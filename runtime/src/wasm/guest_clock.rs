@@ -6,9 +6,11 @@
 //! the instance ended with its response body unfinished (so the body is cut, not ended).
 //! Must not touch: scheduling, stores or responses; it only counts and remembers.
 //!
-//! Running time is the time from each resumption to the next epoch callback, each such stretch
-//! counted up to `MAX_STRETCH`: waiting for a turn after a yield never counts, and a stretch
-//! that also waited on the host (a body write, an outgoing request) counts at most two ticks.
+//! Running time is the thread's CPU time from each poll of the guest to its next epoch
+//! callback: waiting for a turn, for the host (a body write, an outgoing request) or for the
+//! kernel (a loaded machine) never counts. Quick handlers, which never reach a callback, never
+//! read the CPU clock: it is read only once a guest has run through a tick (the first stretch,
+//! before that, counts its wall time up to one tick).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -16,8 +18,6 @@ use std::time::{Duration, Instant};
 
 /// One epoch tick, in nanoseconds; a slice counts when the guest ran at least this long.
 const TICK_NANOS: u64 = super::engine::TICK.as_nanos() as u64;
-/// The most one stretch (resumption to epoch callback) adds to the running time.
-const MAX_STRETCH: u64 = 2 * TICK_NANOS;
 
 /// The instance is still running.
 const RUNNING: u8 = 0;
@@ -37,6 +37,9 @@ pub struct GuestClock {
     resumed_at: AtomicU64,
     /// Running time so far, in nanoseconds.
     ran: AtomicU64,
+    /// The thread's CPU time when the guest was last polled, once it has reached a callback
+    /// (0 before: the CPU clock is not read for quick handlers).
+    cpu_mark: AtomicU64,
     /// The route's `cpu_time`, in nanoseconds.
     budget: u64,
     end: AtomicU8,
@@ -49,6 +52,7 @@ impl GuestClock {
             slices: AtomicU32::new(0),
             resumed_at: AtomicU64::new(0),
             ran: AtomicU64::new(0),
+            cpu_mark: AtomicU64::new(0),
             budget: u64::try_from(cpu_time.as_nanos()).unwrap_or(u64::MAX),
             end: AtomicU8::new(RUNNING),
         })
@@ -67,10 +71,23 @@ impl GuestClock {
         if stretch >= TICK_NANOS {
             self.slices.fetch_add(1, Ordering::Relaxed);
         }
-        let ran = self
-            .ran
-            .fetch_add(stretch.min(MAX_STRETCH), Ordering::Relaxed);
-        ran.saturating_add(stretch.min(MAX_STRETCH)) <= self.budget
+        let cpu = thread_cpu_nanos();
+        let mark = self.cpu_mark.swap(cpu, Ordering::Relaxed);
+        let used = if mark == 0 {
+            stretch.min(TICK_NANOS)
+        } else {
+            cpu.saturating_sub(mark)
+        };
+        let ran = self.ran.fetch_add(used, Ordering::Relaxed);
+        ran.saturating_add(used) <= self.budget
+    }
+
+    /// Called each time the guest future is about to be polled (on whichever thread): the
+    /// CPU time it uses from here to its next callback is its own.
+    pub fn polled(&self) {
+        if self.cpu_mark.load(Ordering::Relaxed) != 0 {
+            self.cpu_mark.store(thread_cpu_nanos(), Ordering::Relaxed);
+        }
     }
 
     /// Called when the guest runs again after a yield.
@@ -106,24 +123,45 @@ impl GuestClock {
     }
 }
 
+/// The calling thread's CPU time in nanoseconds (at least 1, so 0 can mean "not read").
+fn thread_cpu_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    let nanos = (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64);
+    nanos.max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn budget_counts_running_stretches_capped() {
-        let clock = GuestClock::new(Duration::from_millis(10));
+    fn budget_counts_cpu_time_not_waits() {
+        let clock = GuestClock::new(Duration::from_millis(30));
         clock.resumed();
+        clock.polled();
         std::thread::sleep(Duration::from_millis(3));
-        assert!(clock.tick(), "about 3 ms of a 10 ms budget");
+        // The first callback counts the wall time, up to a tick.
+        assert!(clock.tick());
         assert_eq!(clock.slices(), 1);
-        // A long stretch (a wait on the host) counts two ticks at most: 3 + 4 ms.
-        std::thread::sleep(Duration::from_millis(30));
+        // Then CPU time only: a wait (a sleep) costs nothing.
+        clock.polled();
+        std::thread::sleep(Duration::from_millis(50));
         assert!(clock.tick());
         assert!(!clock.over_budget());
-        clock.resumed();
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(!clock.tick(), "3 + 4 + 4 ms is past 10 ms");
+        clock.polled();
+        let start = std::time::Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < Duration::from_millis(60) {
+            n = std::hint::black_box(n.wrapping_add(1));
+        }
+        assert!(!clock.tick(), "60 ms of computing is past 30 ms");
         assert!(clock.over_budget());
     }
 

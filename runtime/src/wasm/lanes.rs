@@ -277,10 +277,13 @@ pub async fn run_in_lanes<T: Send + 'static>(
     share: Arc<LaneShare>,
     done: tokio::sync::oneshot::Sender<T>,
 ) {
-    let finished = poll_fn(|cx| match guest.as_mut().poll(cx) {
-        Poll::Ready(output) => Poll::Ready(Some(output)),
-        Poll::Pending if clock.slices() >= FAST_SLICES => Poll::Ready(None),
-        Poll::Pending => Poll::Pending,
+    let finished = poll_fn(|cx| {
+        clock.polled();
+        match guest.as_mut().poll(cx) {
+            Poll::Ready(output) => Poll::Ready(Some(output)),
+            Poll::Pending if clock.slices() >= FAST_SLICES => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
     })
     .await;
     if let Some(output) = finished {
@@ -288,7 +291,11 @@ pub async fn run_in_lanes<T: Send + 'static>(
         return;
     }
     let job: Job = Box::pin(async move {
-        let output = guest.await;
+        let output = poll_fn(|cx| {
+            clock.polled();
+            guest.as_mut().poll(cx)
+        })
+        .await;
         let _ = done.send(output);
     });
     lane.take(&share, job).await;
