@@ -158,6 +158,11 @@ CONFIG_ERRORS = [
         "is not a duration",
     ),
     ("attempts-zero", "max_attempts = 0", 4, "route[1].max_attempts", "at least 1"),
+    ("cpu-time-zero", 'cpu_time = "0s"', 4, "route[1].cpu_time", "must be more than zero"),
+    ("cpu-time-bad", 'cpu_time = "lots"', 4, "route[1].cpu_time", "is not a duration"),
+    ("log-bytes-bad", 'log_bytes = "much"', 4, "route[1].log_bytes", "is not a size"),
+    ("log-lines-zero", "log_lines = 0", 4, "route[1].log_lines", "at least 1"),
+    ("log-rate-bad", 'log_rate = "fast"', 4, "route[1].log_rate", "a whole number"),
 ]
 
 

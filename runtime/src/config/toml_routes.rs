@@ -2,7 +2,7 @@
 //!
 //! Owns: which keys a route or tenant table takes, the one-target rule (`python`, `static` or
 //! `wasm`), the WASM keys (`memory`, `timeout`, `max_concurrency`, `allow_outbound`, `env`,
-//! allowed on wasm routes and tenants only), duplicate prefixes, and tenant host ownership (a
+//! `cpu_time`, `log_bytes`, `log_lines`, `log_rate`, allowed on wasm routes and tenants only), duplicate prefixes, and tenant host ownership (a
 //! host belongs to one tenant and no plain route). Must not touch: `[server]` (`toml_file`) or
 //! the typed readers (`toml_values`). Routes are named `route[N]`, tenant routes
 //! `tenant[T].route[N]`, both counted from 1 in file order.
@@ -36,6 +36,10 @@ const ROUTE_KEYS: &[&str] = &[
     "max_timers",
     "min_timer_period",
     "max_attempts",
+    "cpu_time",
+    "log_bytes",
+    "log_lines",
+    "log_rate",
 ];
 const WASM_KEYS: &[&str] = &[
     "memory",
@@ -49,6 +53,10 @@ const WASM_KEYS: &[&str] = &[
     "max_timers",
     "min_timer_period",
     "max_attempts",
+    "cpu_time",
+    "log_bytes",
+    "log_lines",
+    "log_rate",
 ];
 /// The job and timer quotas: a tenant's (on `[[tenant]]`, not its routes) or a plain route's.
 const QUOTA_KEYS: &[&str] = &[
@@ -76,6 +84,10 @@ const TENANT_KEYS: &[&str] = &[
     "max_timers",
     "min_timer_period",
     "max_attempts",
+    "cpu_time",
+    "log_bytes",
+    "log_lines",
+    "log_rate",
 ];
 
 /// Where a route table sits: top level, or inside tenant `index`.
@@ -405,6 +417,16 @@ fn wasm_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
             let max = u32::try_from(at.count()?).map_err(|_| at.err("is too large"))?;
             settings.max_attempts = Some(max);
         }
+        "cpu_time" => {
+            let cpu_time = at.duration()?;
+            if cpu_time.is_zero() {
+                return Err(at.err("must be more than zero"));
+            }
+            settings.cpu_time = Some(cpu_time);
+        }
+        "log_bytes" => settings.log_bytes = Some(at.size()?),
+        "log_lines" => settings.log_lines = Some(at.count()? as u64),
+        "log_rate" => settings.log_rate = Some(at.count()? as u64),
         _ => {
             let mut env = Vec::new();
             for (key, value) in at.string_table()? {

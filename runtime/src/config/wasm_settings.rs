@@ -5,8 +5,10 @@
 //! defaults, and the grammar of `allow_outbound` origins and `env` names. Must not touch: the
 //! TOML reader or the command line (they call in here), or anything at run time.
 //!
-//! Defaults are for untrusted code: 128 MiB of linear memory, 30 s of wall-clock time,
-//! 100 instances at once per route and worker, no outbound HTTP, an empty environment.
+//! Defaults are for untrusted code: 128 MiB of linear memory, 30 s of wall-clock time and
+//! 10 s of running time, 100 instances at once per route and per tenant and worker, no
+//! outbound HTTP, an empty environment, 64 KiB / 1000 lines of log per request and 100 log
+//! lines a second per route.
 
 use std::time::Duration;
 
@@ -18,6 +20,19 @@ pub const DEFAULT_MEMORY: u64 = 128 * 1024 * 1024;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Instances of one route running at once in one worker when nothing says otherwise.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 100;
+/// Running time (computing, not waiting) of one instance when nothing says otherwise; the
+/// budget in effect is never above the route's `timeout`.
+pub const DEFAULT_CPU_TIME: Duration = Duration::from_secs(10);
+/// Instances of all of one tenant's routes running at once in one worker when the tenant does
+/// not set `max_concurrency` (the worker's instance pool has 1000 slots for everyone).
+pub const DEFAULT_TENANT_MAX_CONCURRENCY: usize = 100;
+/// Bytes of stdout/stderr lines one instance may log when nothing says otherwise.
+pub const DEFAULT_LOG_BYTES: u64 = 64 * 1024;
+/// Stdout/stderr lines (empty ones too) one instance may log when nothing says otherwise.
+pub const DEFAULT_LOG_LINES: u64 = 1000;
+/// Log lines a second all instances of a route may log when nothing says otherwise (with a
+/// burst of twice as many).
+pub const DEFAULT_LOG_RATE: u64 = 100;
 /// The largest `memory` accepted: the guest address space of wasm32.
 pub const MAX_MEMORY: u64 = 4 * 1024 * 1024 * 1024;
 /// The most host memory one guest resource may hold (a `Fields` at the field-size limit, or an
@@ -61,6 +76,10 @@ pub struct WasmSettings {
     pub max_timers: Option<u64>,
     pub min_timer_period: Option<Duration>,
     pub max_attempts: Option<u32>,
+    pub cpu_time: Option<Duration>,
+    pub log_bytes: Option<u64>,
+    pub log_lines: Option<u64>,
+    pub log_rate: Option<u64>,
 }
 
 impl WasmSettings {
@@ -77,6 +96,10 @@ impl WasmSettings {
         WasmLimits {
             memory,
             timeout: self.timeout.or(fallback.timeout).unwrap_or(DEFAULT_TIMEOUT),
+        let timeout = self.timeout.or(fallback.timeout).unwrap_or(DEFAULT_TIMEOUT);
+        WasmLimits {
+            memory: self.memory.or(fallback.memory).unwrap_or(DEFAULT_MEMORY),
+            timeout,
             max_concurrency: self.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY),
             allow_outbound: self
                 .allow_outbound
@@ -110,6 +133,23 @@ impl WasmSettings {
                     .or(fallback.max_attempts)
                     .unwrap_or(DEFAULT_MAX_ATTEMPTS),
             },
+            cpu_time: self
+                .cpu_time
+                .or(fallback.cpu_time)
+                .unwrap_or(DEFAULT_CPU_TIME)
+                .min(timeout),
+            log_bytes: self
+                .log_bytes
+                .or(fallback.log_bytes)
+                .unwrap_or(DEFAULT_LOG_BYTES),
+            log_lines: self
+                .log_lines
+                .or(fallback.log_lines)
+                .unwrap_or(DEFAULT_LOG_LINES),
+            log_rate: self
+                .log_rate
+                .or(fallback.log_rate)
+                .unwrap_or(DEFAULT_LOG_RATE),
         }
     }
 }
@@ -155,6 +195,15 @@ pub struct WasmLimits {
     pub max_resources: usize,
     /// Job and timer quotas of the route's tenant (or of the route, outside any tenant).
     pub quotas: JobQuotas,
+    /// Running time of one instance (at most `timeout`); past it the instance is stopped and
+    /// the request gets 500 naming the budget (or is cut if streaming).
+    pub cpu_time: Duration,
+    /// Bytes of log lines one instance may write; the rest is dropped and counted.
+    pub log_bytes: u64,
+    /// Log lines one instance may write; the rest is dropped and counted.
+    pub log_lines: u64,
+    /// Log lines a second for all instances of the route (burst: twice as many).
+    pub log_rate: u64,
 }
 
 impl Default for WasmLimits {
@@ -322,5 +371,23 @@ mod tests {
         assert_eq!(quotas.max_job_bytes, DEFAULT_MAX_JOB_BYTES);
         assert_eq!(quotas.max_timers, DEFAULT_MAX_TIMERS);
         assert_eq!(quotas.max_attempts, DEFAULT_MAX_ATTEMPTS);
+        assert_eq!(
+            limits.cpu_time,
+            Duration::from_secs(1),
+            "not above the timeout"
+        );
+        assert_eq!(WasmLimits::default().cpu_time, DEFAULT_CPU_TIME);
+        let logs = WasmSettings {
+            log_lines: Some(5),
+            ..WasmSettings::default()
+        };
+        let tenant_logs = WasmSettings {
+            log_lines: Some(7),
+            log_rate: Some(3),
+            ..WasmSettings::default()
+        };
+        let limits = logs.resolve(Some(&tenant_logs));
+        assert_eq!((limits.log_lines, limits.log_rate), (5, 3));
+        assert_eq!(limits.log_bytes, DEFAULT_LOG_BYTES);
     }
 }

@@ -155,6 +155,7 @@ mod tests {
             hosts: Vec::new(),
             limits: WasmLimits::default(),
             tenant_memory: None,
+            log_rate: Default::default(),
         };
         Arc::new(WasmRoute::new(info, None))
     }

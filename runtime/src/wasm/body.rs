@@ -3,16 +3,19 @@
 //! Owns: `GuestRequestBody` (a spooled request body — memory or temp file — as the
 //! `http_body::Body` wasi:http reads the guest's `incoming-body` from, file bodies read
 //! 64 KiB at a time) and `GuestResponseBody` (the guest's `outgoing-body` as the server's
-//! `ChunkSource`, so its chunks go to the socket as the guest writes them, with backpressure).
-//! Must not touch: instances, limits or headers.
+//! `ChunkSource`, so its chunks go to the socket as the guest writes them, with backpressure,
+//! and an error — a cut connection, not an end — when its instance ended without finishing
+//! it). Must not touch: instances, limits or headers.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use super::guest_clock::GuestClock;
 use crate::body::{BoxError, ChunkSource};
 use crate::spool::SpooledBody;
 
@@ -81,20 +84,26 @@ fn internal(message: &str) -> wasmtime_wasi_http::Error {
 }
 
 /// The guest's response body, as the server streams it. Dropping it (sent, or the client
-/// gone) drops `_keep_running`, which lets the instance be stopped.
+/// gone) drops `_keep_running`, which lets the instance be stopped. wasi:http ends the stream
+/// the same way whether the guest finished the body or its instance was dropped half-way;
+/// `clock` says which (set before the instance's store is dropped), and a body whose instance
+/// ended mid-body ends with an error, so the client sees a cut, not a complete response.
 pub struct GuestResponseBody {
     body: HyperOutgoingBody,
     _keep_running: tokio::sync::oneshot::Sender<()>,
+    clock: Arc<GuestClock>,
 }
 
 impl GuestResponseBody {
     pub fn new(
         body: HyperOutgoingBody,
         keep_running: tokio::sync::oneshot::Sender<()>,
+        clock: Arc<GuestClock>,
     ) -> GuestResponseBody {
         GuestResponseBody {
             body,
             _keep_running: keep_running,
+            clock,
         }
     }
 }
@@ -104,6 +113,9 @@ impl ChunkSource for GuestResponseBody {
         loop {
             return match Pin::new(&mut self.body).poll_frame(cx) {
                 Poll::Pending => Poll::Pending,
+                Poll::Ready(None) if self.clock.body_cut() => Poll::Ready(Some(Err(
+                    "the instance ended before finishing its response body".into(),
+                ))),
                 Poll::Ready(None) => Poll::Ready(None),
                 Poll::Ready(Some(Err(err))) => {
                     Poll::Ready(Some(Err(format!("guest response body: {err:?}").into())))

@@ -1,11 +1,13 @@
 //! One request through one fresh guest instance.
 //!
 //! Owns: admission (`max_concurrency` -> 503 with Retry-After), the per-request `Store` (the
-//! route's memory limit, an epoch deadline that yields to the event loop every tick and
-//! counts the ticks for `lanes`), stopping the instance when the client goes away, the
-//! wall-clock `timeout` (504 before the response starts; a cut stream after), and turning
-//! what the guest did into a response: its own response streamed back, or a plain error that
-//! names the handler, route and limit but never the guest's internals (those go to the log).
+//! route's memory limit, an epoch deadline that yields to the event loop every tick, counts
+//! the ticks for `lanes` and stops the guest past its `cpu_time`), stopping the instance when
+//! the client goes away, the wall-clock `timeout` (504 before the response starts), the CPU
+//! budget (500 naming it), a cut stream (no terminator) when the instance ends before
+//! finishing a started body, and turning what the guest did into a response: its own response
+//! streamed back, or a plain error that names the handler, route and limit but never the
+//! guest's internals (those go to the log).
 //! Must not touch: compiling or swapping versions, the router, or how bodies are framed.
 
 use std::sync::Arc;
@@ -17,12 +19,13 @@ use tokio::sync::oneshot;
 use wasmtime::component::ResourceTableError;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::body::{HostOutgoingBody, HyperOutgoingBody};
 use wasmtime_wasi_http::{FieldMapError, WasiHttpView};
 
 use super::body::{GuestRequestBody, GuestResponseBody};
 use super::engine::WasmEngine;
-use super::lanes::{run_in_lanes, GuestClock, SlowLane};
+use super::guest_clock::GuestClock;
+use super::lanes::{run_in_lanes, LaneShare, SlowLane};
 use super::memory_budget::{MemoryAccount, Refusal};
 use super::registry::{Admission, HandlerVersion, WasmRoute};
 use super::route_info::RouteInfo;
@@ -41,6 +44,8 @@ enum Outcome {
         limit: Option<TrapLimit>,
     },
     TimedOut,
+    /// The guest ran past its `cpu_time`.
+    CpuBudget,
     /// The client went away first.
     Cancelled,
 }
@@ -80,7 +85,14 @@ pub async fn invoke(
     // Held by the response body: when the body (or this future) is dropped — the response
     // abandoned, e.g. the client gone mid-stream — the instance is stopped.
     let (keep_running, cancel) = oneshot::channel::<()>();
-    let outcome = match start(&host, info, version, admission, request, sender, cancel) {
+    let clock = GuestClock::new(info.limits.cpu_time);
+    let run = Run {
+        version,
+        admission,
+        clock: clock.clone(),
+        share: route.lane_share.clone(),
+    };
+    let outcome = match start(&host, info, run, request, sender, cancel) {
         Ok(outcome) => outcome,
         Err(err) => {
             tracing::error!("{}: cannot start an instance: {err:#}", info.label());
@@ -88,7 +100,7 @@ pub async fn invoke(
         }
     };
     match receiver.await {
-        Ok(Ok(response)) => guest_response(response, keep_running),
+        Ok(Ok(response)) => guest_response(response, keep_running, clock),
         Ok(Err(code)) => {
             tracing::error!("{}: the handler answered with error {code:?}", info.label());
             internal_error()
@@ -104,14 +116,22 @@ pub async fn invoke(
     }
 }
 
+/// What one instance runs with, besides its route.
+struct Run {
+    version: Arc<HandlerVersion>,
+    admission: Admission,
+    clock: Arc<GuestClock>,
+    /// The route's tenant's turn in the slow lane.
+    share: Arc<LaneShare>,
+}
+
 /// Creates the store and starts the instance's run in the lanes; its outcome arrives on the
 /// returned receiver, its response (if it sets one) on `sender`. Dropping `cancel`'s sender
 /// stops the instance (the client is gone).
 fn start(
     host: &HostParts<'_>,
     info: &Arc<RouteInfo>,
-    version: Arc<HandlerVersion>,
-    admission: Admission,
+    run: Run,
     request: Request<GuestRequestBody>,
     sender: oneshot::Sender<GuestResponse>,
     cancel: oneshot::Receiver<()>,
@@ -121,10 +141,17 @@ fn start(
         GuestState::new(info, host.services.cloned(), host.memory),
     );
     store.limiter(|state| &mut state.limiter);
-    let clock = GuestClock::new();
+    let Run {
+        version,
+        admission,
+        clock,
+        share,
+    } = run;
     let ticks = clock.clone();
     store.epoch_deadline_callback(move |_| {
-        ticks.tick();
+        if !ticks.tick() {
+            return Err(wasmtime::Error::msg("the guest ran past its cpu_time"));
+        }
         let clock = ticks.clone();
         Ok(UpdateDeadline::YieldCustom(
             1,
@@ -154,17 +181,17 @@ fn start(
                 .await
         };
         let result = tokio::select! {
-            result = tokio::time::timeout(info.limits.timeout, run) => result,
-            _ = cancel => return Outcome::Cancelled,
+            result = tokio::time::timeout(info.limits.timeout, run) => Some(result),
+            _ = cancel => None,
         };
-        match result {
-            Ok(Ok(())) => Outcome::Returned,
-            Ok(Err(err)) => {
-                let limit = TrapLimit::of(&err, store.data().limiter.refused.clone());
-                log_trap(&info, &err, limit.as_ref());
-                Outcome::Trapped { limit }
+        let outcome = match result {
+            None => Outcome::Cancelled,
+            Some(Ok(Ok(()))) => Outcome::Returned,
+            Some(Ok(Err(err))) => {
+                let refused = store.data().limiter.refused.clone();
+                trapped(&info, &err, refused, &started)
             }
-            Err(_) => {
+            Some(Err(_)) => {
                 tracing::error!(
                     "{}: exceeded its timeout of {}; instance stopped",
                     info.label(),
@@ -172,12 +199,47 @@ fn start(
                 );
                 Outcome::TimedOut
             }
-        }
+        };
+        // Before the store (and an unfinished body's sender with it) is dropped.
+        started.instance_ended(has_unfinished_body(&mut store));
+        outcome
     });
     let (done, outcome) = oneshot::channel();
     let lane = host.slow_lane.clone();
-    tokio::spawn(run_in_lanes(guest, clock, lane, done));
+    tokio::spawn(run_in_lanes(guest, clock, lane, share, done));
     Ok(outcome)
+}
+
+/// Does the instance still hold an `outgoing-body` it never finished (its response's, once
+/// started)? Finishing one takes it out of the table; a guest stopped mid-body leaves it.
+fn has_unfinished_body(store: &mut Store<GuestState>) -> bool {
+    store
+        .data_mut()
+        .http()
+        .table
+        .iter_mut()
+        .any(|entry| entry.is::<HostOutgoingBody>())
+}
+
+/// The outcome of a run that failed: past its CPU budget, or a trap (`refused`: the memory
+/// limit that refused a growth first, if one did).
+fn trapped(
+    info: &RouteInfo,
+    err: &wasmtime::Error,
+    refused: Option<Refusal>,
+    clock: &GuestClock,
+) -> Outcome {
+    if clock.over_budget() {
+        tracing::error!(
+            "{}: exceeded its CPU budget of {} (cpu_time); instance stopped",
+            info.label(),
+            seconds(info.limits.cpu_time)
+        );
+        return Outcome::CpuBudget;
+    }
+    let limit = TrapLimit::of(err, refused);
+    log_trap(info, err, limit.as_ref());
+    Outcome::Trapped { limit }
 }
 
 fn log_trap(info: &RouteInfo, err: &wasmtime::Error, limit: Option<&TrapLimit>) {
@@ -263,6 +325,13 @@ fn failure(info: &RouteInfo, outcome: Outcome) -> Response<ResponseBody> {
             ),
         ),
         Outcome::Trapped { limit: None } => internal_error(),
+        Outcome::CpuBudget => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "Internal Server Error: {label} exceeded its CPU budget of {}\n",
+                seconds(info.limits.cpu_time)
+            ),
+        ),
         Outcome::Cancelled => plain(StatusCode::BAD_REQUEST, "Client Closed Request\n"),
         Outcome::Returned => {
             tracing::error!("{label}: returned without setting a response");
@@ -276,12 +345,13 @@ fn failure(info: &RouteInfo, outcome: Outcome) -> Response<ResponseBody> {
 fn guest_response(
     response: hyper::Response<HyperOutgoingBody>,
     keep_running: oneshot::Sender<()>,
+    clock: Arc<GuestClock>,
 ) -> Response<ResponseBody> {
     let (parts, body) = response.into_parts();
     let body = if body.is_end_stream() {
         ResponseBody::Empty
     } else {
-        ResponseBody::Stream(Box::new(GuestResponseBody::new(body, keep_running)))
+        ResponseBody::Stream(Box::new(GuestResponseBody::new(body, keep_running, clock)))
     };
     Response::from_parts(parts, body)
 }

@@ -6,9 +6,10 @@
 //! cache, linking), `route_info` (what a route is: name, prefix, file, limits; the
 //! bottom layer the others read), `registry` (routes, their current version, concurrency permits), `state`
 //! (what an instance may see: env, log, memory limit, outbound policy), `invoke` (one
-//! request), `lanes` (event loop first, low-priority thread for guests that keep computing),
-//! `memory_budget` (the worker's and each tenant's shared memory accounts), `body` (bodies
-//! both ways), `guest_log` (guest stdout/stderr), `services_host` (the
+//! request), `memory_budget` (the worker's and each tenant's shared memory accounts), `lanes` (event loop first, low-priority thread for guests that keep computing,
+//! taken in turns per tenant), `guest_clock` (a guest's running time against `cpu_time`, and
+//! how its instance ended), `body` (bodies both ways), `guest_log` (guest stdout/stderr) and
+//! `log_budget` (its per-instance budget and per-route rate), `services_host` (the
 //! `wsrun:services` imports: jobs and timers), `watcher` (`--watch DIR`). Must not touch: the
 //! Python host, the front end's connection handling, or the router's matching (the worker
 //! rebuilds its router from `WatchChange`s).
@@ -20,10 +21,12 @@
 mod body;
 mod compile;
 mod engine;
+mod guest_clock;
 mod guest_log;
 mod invoke;
 mod lanes;
 mod memory_budget;
+mod log_budget;
 mod registry;
 mod route_info;
 mod services_host;

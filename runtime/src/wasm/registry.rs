@@ -1,8 +1,10 @@
 //! WASM routes and the handler version each one serves right now.
 //!
 //! Owns: `WasmRoute` (a route's `RouteInfo`, its current `HandlerVersion` behind an atomic
-//! pointer, and the permits that enforce `max_concurrency` per route and per tenant) and
-//! `WasmRouteBuilder`, which makes them from the config. A request takes the version that is current when it starts and keeps it to the end,
+//! pointer, the permits that enforce `max_concurrency` per route and per tenant — 100 for a
+//! tenant that sets none — and its tenant's share of the slow lane) and `WasmRouteBuilder`,
+//! which makes them from the config. A request takes the version that is current when it
+//! starts and keeps it to the end,
 //! so a swap never disturbs requests in flight. Must not touch: compiling (`compile`), running
 //! (`invoke`) or watching files (`watcher`).
 
@@ -14,10 +16,13 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use super::lanes::LaneShare;
 use super::memory_budget::MemoryAccount;
 use super::route_info::{handler_name, RouteInfo};
 use super::state::GuestState;
-use crate::config::{Config, RouteConfig, DEFAULT_TENANT_MEMORY_TOTAL};
+use crate::config::{
+    Config, RouteConfig, DEFAULT_TENANT_MAX_CONCURRENCY, DEFAULT_TENANT_MEMORY_TOTAL,
+};
 
 /// One compiled, linked version of a handler, ready to instantiate.
 pub struct HandlerVersion {
@@ -26,13 +31,34 @@ pub struct HandlerVersion {
     pub digest: String,
 }
 
-/// A WASM route: its description, its current version and its concurrency permits.
+/// A WASM route: its description, its current version, its concurrency permits and its turn
+/// in the slow lane.
 pub struct WasmRoute {
     pub info: Arc<RouteInfo>,
     current: ArcSwapOption<HandlerVersion>,
     route_permits: Arc<Semaphore>,
-    /// The tenant-wide cap, shared by all of the tenant's routes, when the tenant sets one.
+    /// The tenant-wide cap, shared by all of the tenant's routes (tenant routes only).
     tenant_permits: Option<(Arc<Semaphore>, usize)>,
+    /// The tenant's share of the slow lane (shared by its routes), or the route's own.
+    pub lane_share: Arc<LaneShare>,
+}
+
+/// What the routes of one tenant share: its `max_concurrency` permits and its slow-lane turn.
+#[derive(Clone)]
+pub struct TenantShare {
+    permits: Arc<Semaphore>,
+    cap: usize,
+    lane: Arc<LaneShare>,
+}
+
+impl TenantShare {
+    fn new(cap: usize) -> TenantShare {
+        TenantShare {
+            permits: Arc::new(Semaphore::new(cap)),
+            cap,
+            lane: LaneShare::new(),
+        }
+    }
 }
 
 /// Permits held by a running instance; dropping them frees the slot.
@@ -62,12 +88,18 @@ impl fmt::Display for Busy {
 }
 
 impl WasmRoute {
-    pub fn new(info: RouteInfo, tenant_permits: Option<(Arc<Semaphore>, usize)>) -> WasmRoute {
+    /// A route of `tenant` (`None`: an untenanted route, its own share of the slow lane).
+    pub fn new(info: RouteInfo, tenant: Option<TenantShare>) -> WasmRoute {
+        let (tenant_permits, lane_share) = match tenant {
+            Some(t) => (Some((t.permits, t.cap)), t.lane),
+            None => (None, LaneShare::new()),
+        };
         WasmRoute {
             route_permits: Arc::new(Semaphore::new(info.limits.max_concurrency)),
             info: Arc::new(info),
             current: ArcSwapOption::empty(),
             tenant_permits,
+            lane_share,
         }
     }
 
@@ -112,23 +144,23 @@ impl WasmRoute {
 }
 
 /// Makes the `WasmRoute` of each configured wasm route; routes of one tenant share the
-/// tenant's `max_concurrency` permits, so one builder serves a whole configuration.
+/// tenant's `max_concurrency` permits (`DEFAULT_TENANT_MAX_CONCURRENCY` when it sets none) and
+/// its slow-lane share, so one builder serves a whole configuration.
 pub struct WasmRouteBuilder {
-    /// Per `config.tenants` entry: its shared permits and cap, when it sets `max_concurrency`.
-    tenant_permits: Vec<Option<(Arc<Semaphore>, usize)>>,
+    /// Per `config.tenants` entry: what its routes share.
+    tenants: Vec<TenantShare>,
     /// Per `config.tenants` entry: its `memory_total` account in this worker.
     tenant_memory: Vec<Arc<MemoryAccount>>,
 }
 
 impl WasmRouteBuilder {
     pub fn new(config: &Config) -> WasmRouteBuilder {
-        let tenant_permits = config
+        let tenants = config
             .tenants
             .iter()
             .map(|t| {
-                t.defaults
-                    .max_concurrency
-                    .map(|n| (Arc::new(Semaphore::new(n)), n))
+                let cap = t.defaults.max_concurrency;
+                TenantShare::new(cap.unwrap_or(DEFAULT_TENANT_MAX_CONCURRENCY))
             })
             .collect();
         let tenant_memory = config
@@ -143,16 +175,14 @@ impl WasmRouteBuilder {
             })
             .collect();
         WasmRouteBuilder {
-            tenant_permits,
+            tenants,
             tenant_memory,
         }
     }
 
     /// The (not yet loaded) route for `route`, which serves the component `file`.
     pub fn route(&self, config: &Config, route: &RouteConfig, file: &Path) -> Arc<WasmRoute> {
-        let permits = route
-            .tenant
-            .and_then(|i| self.tenant_permits.get(i).cloned().flatten());
+        let tenant = route.tenant.and_then(|i| self.tenants.get(i).cloned());
         let info = RouteInfo {
             name: handler_name(file),
             prefix: route.prefix.clone(),
@@ -166,7 +196,8 @@ impl WasmRouteBuilder {
             tenant_memory: route
                 .tenant
                 .and_then(|i| self.tenant_memory.get(i).cloned()),
+            log_rate: Default::default(),
         };
-        Arc::new(WasmRoute::new(info, permits))
+        Arc::new(WasmRoute::new(info, tenant))
     }
 }

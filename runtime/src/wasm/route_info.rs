@@ -1,7 +1,7 @@
 //! What a WASM route is, for everything that runs or logs for it.
 //!
 //! Owns: `RouteInfo` (a route's handler name, prefix, file, tenant, hosts and limits, shared by
-//! every instance it runs) and `handler_name`. It sits below `registry`, `state`, `guest_log`
+//! every instance it runs, and its guest-log rate bucket) and `handler_name`. It sits below `registry`, `state`, `guest_log`
 //! and `services_host`, which all read it. Must not touch: versions, permits or instances.
 
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::memory_budget::MemoryAccount;
+use super::log_budget::LogRate;
 use crate::config::WasmLimits;
 
 /// What a route is, shared with every instance it runs (for limits and log labels).
@@ -24,6 +25,8 @@ pub struct RouteInfo {
     pub limits: WasmLimits,
     /// The tenant's `memory_total` account in this worker, shared by all its routes.
     pub tenant_memory: Option<Arc<MemoryAccount>>,
+    /// The route's `log_rate` bucket, shared by its instances (`LogRate::default()`).
+    pub log_rate: LogRate,
 }
 
 impl RouteInfo {

@@ -58,9 +58,10 @@ impl GuestState {
         worker_memory: &Arc<MemoryAccount>,
     ) -> GuestState {
         let mut wasi = WasiCtx::builder();
+        let (stdout, stderr) = GuestLog::pair(route);
         wasi.envs(&route.limits.env)
-            .stdout(GuestLog::stdout(route.clone()))
-            .stderr(GuestLog::stderr(route.clone()))
+            .stdout(stdout)
+            .stderr(stderr)
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);

@@ -192,6 +192,7 @@ impl DirWatch {
             limits: self.limits.clone(),
             name: name.clone(),
             tenant_memory: None,
+            log_rate: Default::default(),
         };
         let route = Arc::new(WasmRoute::new(info, None));
         route.swap(loaded.version);
