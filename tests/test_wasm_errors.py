@@ -144,6 +144,21 @@ CONFIG_ERRORS = [
     ("env-value", "env = { A = 1 }", 4, "route[1].env.A", "expected a string"),
     ("typo", 'memroy = "1MiB"', 4, "route[1].memroy", "did you mean `memory`"),
     ("two-targets", 'python = "legacy_app:app"', 4, "route[1].python", "exactly one of"),
+    (
+        "outbound-per-request-zero",
+        "outbound_per_request = 0",
+        4,
+        "route[1].outbound_per_request",
+        "at least 1",
+    ),
+    ("max-outbound-text", 'max_outbound = "many"', 4, "route[1].max_outbound", "whole number"),
+    (
+        "connect-timeout-zero",
+        'connect_timeout = "0s"',
+        4,
+        "route[1].connect_timeout",
+        "must be more than zero",
+    ),
 ]
 
 

@@ -44,7 +44,7 @@ pub use toml_jobs::check_timer_routes;
 pub use units::{
     format_duration, format_size, normalize_prefix, parse_bind, parse_duration, parse_size,
 };
-pub use wasm_settings::{default_port, Origin, WasmLimits, WasmSettings};
+pub use wasm_settings::{default_port, Origin, WasmLimits, WasmSettings, DEFAULT_MAX_OUTBOUND};
 
 /// Builds the validated `Config` for a run (or a `check`) from the parsed command line.
 pub fn load(cli: &Cli) -> Result<Config, ConfigError> {

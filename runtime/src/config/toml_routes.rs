@@ -2,8 +2,9 @@
 //!
 //! Owns: which keys a route or tenant table takes, the one-target rule (`python`, `static` or
 //! `wasm`), the WASM keys (`memory`, `timeout`, `max_concurrency`, `allow_outbound`, `env`,
-//! allowed on wasm routes and tenants only), duplicate prefixes, and tenant host ownership (a
-//! host belongs to one tenant and no plain route). Must not touch: `[server]` (`toml_file`) or
+//! `outbound_per_request`, `max_outbound`, `connect_timeout`, allowed on wasm routes and
+//! tenants only), duplicate prefixes, and tenant host ownership (a host belongs to one tenant
+//! and no plain route). Must not touch: `[server]` (`toml_file`) or
 //! the typed readers (`toml_values`). Routes are named `route[N]`, tenant routes
 //! `tenant[T].route[N]`, both counted from 1 in file order.
 
@@ -30,6 +31,9 @@ const ROUTE_KEYS: &[&str] = &[
     "max_concurrency",
     "allow_outbound",
     "env",
+    "outbound_per_request",
+    "max_outbound",
+    "connect_timeout",
 ];
 const WASM_KEYS: &[&str] = &[
     "memory",
@@ -37,6 +41,9 @@ const WASM_KEYS: &[&str] = &[
     "max_concurrency",
     "allow_outbound",
     "env",
+    "outbound_per_request",
+    "max_outbound",
+    "connect_timeout",
 ];
 const TENANT_KEYS: &[&str] = &[
     "name",
@@ -47,6 +54,9 @@ const TENANT_KEYS: &[&str] = &[
     "max_concurrency",
     "allow_outbound",
     "env",
+    "outbound_per_request",
+    "max_outbound",
+    "connect_timeout",
 ];
 
 /// Where a route table sits: top level, or inside tenant `index`.
@@ -328,6 +338,15 @@ fn wasm_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
             settings.timeout = Some(timeout);
         }
         "max_concurrency" => settings.max_concurrency = Some(at.count()?),
+        "outbound_per_request" => settings.outbound_per_request = Some(at.count()?),
+        "max_outbound" => settings.max_outbound = Some(at.count()?),
+        "connect_timeout" => {
+            let timeout = at.duration()?;
+            if timeout.is_zero() {
+                return Err(at.err("must be more than zero"));
+            }
+            settings.connect_timeout = Some(timeout);
+        }
         "allow_outbound" => {
             let mut origins = Vec::new();
             for (s, span) in at.strings()? {

@@ -6,7 +6,9 @@
 //! TOML reader or the command line (they call in here), or anything at run time.
 //!
 //! Defaults are for untrusted code: 128 MiB of linear memory, 30 s of wall-clock time,
-//! 100 instances at once per route and worker, no outbound HTTP, an empty environment.
+//! 100 instances at once per route and worker, no outbound HTTP, an empty environment; when
+//! outbound HTTP is allowed: 8 requests in flight per instance, 32 per route or tenant and
+//! worker, 5 s to resolve and connect.
 
 use std::time::Duration;
 
@@ -18,6 +20,12 @@ pub const DEFAULT_MEMORY: u64 = 128 * 1024 * 1024;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Instances of one route running at once in one worker when nothing says otherwise.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 100;
+/// Outgoing requests one instance may have in flight when nothing says otherwise.
+pub const DEFAULT_OUTBOUND_PER_REQUEST: usize = 8;
+/// Outgoing requests in flight per route (or tenant, for `[[tenant]]`) and worker by default.
+pub const DEFAULT_MAX_OUTBOUND: usize = 32;
+/// Time to resolve, connect and handshake one outgoing request when nothing says otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest `memory` accepted: the guest address space of wasm32.
 pub const MAX_MEMORY: u64 = 4 * 1024 * 1024 * 1024;
 
@@ -29,6 +37,9 @@ pub struct WasmSettings {
     pub max_concurrency: Option<usize>,
     pub allow_outbound: Option<Vec<Origin>>,
     pub env: Option<Vec<(String, String)>>,
+    pub outbound_per_request: Option<usize>,
+    pub max_outbound: Option<usize>,
+    pub connect_timeout: Option<Duration>,
 }
 
 impl WasmSettings {
@@ -38,7 +49,8 @@ impl WasmSettings {
     }
 
     /// The limits a route runs with: its own value, else the tenant's, else the default.
-    /// A tenant's `max_concurrency` is its own cap and is not inherited by its routes.
+    /// A tenant's `max_concurrency` and `max_outbound` are its own caps and are not inherited
+    /// by its routes.
     pub fn resolve(&self, tenant: Option<&WasmSettings>) -> WasmLimits {
         let fallback = tenant.cloned().unwrap_or_default();
         WasmLimits {
@@ -51,6 +63,15 @@ impl WasmSettings {
                 .or(fallback.allow_outbound)
                 .unwrap_or_default(),
             env: self.env.clone().or(fallback.env).unwrap_or_default(),
+            outbound_per_request: self
+                .outbound_per_request
+                .or(fallback.outbound_per_request)
+                .unwrap_or(DEFAULT_OUTBOUND_PER_REQUEST),
+            max_outbound: self.max_outbound.unwrap_or(DEFAULT_MAX_OUTBOUND),
+            connect_timeout: self
+                .connect_timeout
+                .or(fallback.connect_timeout)
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
         }
     }
 }
@@ -68,6 +89,13 @@ pub struct WasmLimits {
     pub allow_outbound: Vec<Origin>,
     /// The guest's whole environment.
     pub env: Vec<(String, String)>,
+    /// Outgoing requests one instance may have in flight; past it: `connection-limit-reached`.
+    pub outbound_per_request: usize,
+    /// Outgoing requests the route's instances may have in flight per worker (the tenant has
+    /// its own cap, `TenantConfig::defaults.max_outbound`); past it: `connection-limit-reached`.
+    pub max_outbound: usize,
+    /// Budget to resolve, connect and handshake one outgoing request (never past `timeout`).
+    pub connect_timeout: Duration,
 }
 
 impl Default for WasmLimits {
@@ -216,5 +244,23 @@ mod tests {
         assert_eq!(limits.env, vec![("A".to_string(), "1".to_string())]);
         assert!(limits.allow_outbound.is_empty());
         assert_eq!(WasmLimits::default().memory, DEFAULT_MEMORY);
+    }
+
+    #[test]
+    fn outbound_caps_resolve_like_concurrency() {
+        let tenant = WasmSettings {
+            outbound_per_request: Some(2),
+            max_outbound: Some(4),
+            connect_timeout: Some(Duration::from_secs(1)),
+            ..WasmSettings::default()
+        };
+        let limits = WasmSettings::default().resolve(Some(&tenant));
+        assert_eq!(limits.outbound_per_request, 2);
+        assert_eq!(limits.connect_timeout, Duration::from_secs(1));
+        // The tenant's `max_outbound` is the tenant-wide cap, not each route's.
+        assert_eq!(limits.max_outbound, DEFAULT_MAX_OUTBOUND);
+        let defaults = WasmLimits::default();
+        assert_eq!(defaults.outbound_per_request, DEFAULT_OUTBOUND_PER_REQUEST);
+        assert_eq!(defaults.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
     }
 }

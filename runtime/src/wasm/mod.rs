@@ -5,7 +5,8 @@
 //! Files: `engine` (wasmtime set-up, pooling, epoch ticker), `compile` (file checks, code
 //! cache, linking), `route_info` (what a route is: name, prefix, file, limits; the
 //! bottom layer the others read), `registry` (routes, their current version, concurrency permits), `state`
-//! (what an instance may see: env, log, memory limit, outbound policy), `invoke` (one
+//! (what an instance may see: env, log, memory limit), `outbound` (outgoing requests: the
+//! allow-list by name and address, caps in flight, connect bounds), `invoke` (one
 //! request), `lanes` (event loop first, low-priority thread for guests that keep computing),
 //! `body` (bodies both ways), `guest_log` (guest stdout/stderr), `services_host` (the
 //! `wsrun:services` imports: jobs and timers), `watcher` (`--watch DIR`). Must not touch: the
@@ -22,6 +23,7 @@ mod engine;
 mod guest_log;
 mod invoke;
 mod lanes;
+mod outbound;
 mod registry;
 mod route_info;
 mod services_host;

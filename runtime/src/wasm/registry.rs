@@ -14,9 +14,10 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use super::outbound::{OutboundShare, TenantCap};
 use super::route_info::{handler_name, RouteInfo};
 use super::state::GuestState;
-use crate::config::{Config, RouteConfig};
+use crate::config::{Config, RouteConfig, DEFAULT_MAX_OUTBOUND};
 
 /// One compiled, linked version of a handler, ready to instantiate.
 pub struct HandlerVersion {
@@ -99,10 +100,13 @@ impl WasmRoute {
 }
 
 /// Makes the `WasmRoute` of each configured wasm route; routes of one tenant share the
-/// tenant's `max_concurrency` permits, so one builder serves a whole configuration.
+/// tenant's `max_concurrency` and `max_outbound` permits, so one builder serves a whole
+/// configuration.
 pub struct WasmRouteBuilder {
     /// Per `config.tenants` entry: its shared permits and cap, when it sets `max_concurrency`.
     tenant_permits: Vec<Option<(Arc<Semaphore>, usize)>>,
+    /// Per `config.tenants` entry: its outgoing requests in flight (`max_outbound`).
+    tenant_outbound: Vec<Arc<TenantCap>>,
 }
 
 impl WasmRouteBuilder {
@@ -116,7 +120,15 @@ impl WasmRouteBuilder {
                     .map(|n| (Arc::new(Semaphore::new(n)), n))
             })
             .collect();
-        WasmRouteBuilder { tenant_permits }
+        let tenant_outbound = config
+            .tenants
+            .iter()
+            .map(|t| TenantCap::new(t.defaults.max_outbound.unwrap_or(DEFAULT_MAX_OUTBOUND)))
+            .collect();
+        WasmRouteBuilder {
+            tenant_permits,
+            tenant_outbound,
+        }
     }
 
     /// The (not yet loaded) route for `route`, which serves the component `file`.
@@ -124,6 +136,10 @@ impl WasmRouteBuilder {
         let permits = route
             .tenant
             .and_then(|i| self.tenant_permits.get(i).cloned().flatten());
+        let limits = config.wasm_limits(route);
+        let tenant_outbound = route
+            .tenant
+            .and_then(|i| self.tenant_outbound.get(i).cloned());
         let info = RouteInfo {
             name: handler_name(file),
             prefix: route.prefix.clone(),
@@ -133,7 +149,8 @@ impl WasmRouteBuilder {
                 .and_then(|i| config.tenants.get(i))
                 .map(|t| t.name.clone()),
             hosts: route.hosts.clone(),
-            limits: config.wasm_limits(route),
+            outbound: OutboundShare::new(limits.max_outbound, tenant_outbound),
+            limits,
         };
         Arc::new(WasmRoute::new(info, permits))
     }

@@ -1,11 +1,13 @@
 //! What a WASM route is, for everything that runs or logs for it.
 //!
-//! Owns: `RouteInfo` (a route's handler name, prefix, file, tenant, hosts and limits, shared by
-//! every instance it runs) and `handler_name`. It sits below `registry`, `state`, `guest_log`
+//! Owns: `RouteInfo` (a route's handler name, prefix, file, tenant, hosts, limits and outbound
+//! caps, shared by every instance it runs) and `handler_name`. It sits below `registry`, `state`, `guest_log`
 //! and `services_host`, which all read it. Must not touch: versions, permits or instances.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::outbound::OutboundShare;
 use crate::config::WasmLimits;
 
 /// What a route is, shared with every instance it runs (for limits and log labels).
@@ -19,6 +21,8 @@ pub struct RouteInfo {
     /// The Host names the route answers (a tenant's hosts for a tenant route); empty: any.
     pub hosts: Vec<String>,
     pub limits: WasmLimits,
+    /// The caps on outgoing requests in flight (`max_outbound`), the tenant's shared.
+    pub outbound: Arc<OutboundShare>,
 }
 
 impl RouteInfo {
