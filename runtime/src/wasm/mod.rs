@@ -31,6 +31,7 @@ mod state;
 mod watcher;
 
 pub use body::GuestRequestBody;
+pub use outbound::OutboundShare;
 pub use registry::{WasmRoute, WasmRouteBuilder};
 pub use route_info::{handler_name, RouteInfo};
 pub use watcher::{handler_files, WatchChange};
