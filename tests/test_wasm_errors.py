@@ -163,6 +163,21 @@ CONFIG_ERRORS = [
     ("log-bytes-bad", 'log_bytes = "much"', 4, "route[1].log_bytes", "is not a size"),
     ("log-lines-zero", "log_lines = 0", 4, "route[1].log_lines", "at least 1"),
     ("log-rate-bad", 'log_rate = "fast"', 4, "route[1].log_rate", "a whole number"),
+    (
+        "outbound-per-request-zero",
+        "outbound_per_request = 0",
+        4,
+        "route[1].outbound_per_request",
+        "at least 1",
+    ),
+    ("max-outbound-text", 'max_outbound = "many"', 4, "route[1].max_outbound", "whole number"),
+    (
+        "connect-timeout-zero",
+        'connect_timeout = "0s"',
+        4,
+        "route[1].connect_timeout",
+        "must be more than zero",
+    ),
 ]
 
 

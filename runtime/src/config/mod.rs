@@ -45,8 +45,8 @@ pub use units::{
     format_duration, format_size, normalize_prefix, parse_bind, parse_duration, parse_size,
 };
 pub use wasm_settings::{
-    default_port, JobQuotas, Origin, WasmLimits, WasmSettings, DEFAULT_TENANT_MAX_CONCURRENCY,
-    DEFAULT_TENANT_MEMORY_TOTAL, RESOURCE_WORST_BYTES,
+    default_port, JobQuotas, Origin, WasmLimits, WasmSettings, DEFAULT_MAX_OUTBOUND,
+    DEFAULT_TENANT_MAX_CONCURRENCY, DEFAULT_TENANT_MEMORY_TOTAL, RESOURCE_WORST_BYTES,
 };
 
 /// Builds the validated `Config` for a run (or a `check`) from the parsed command line.

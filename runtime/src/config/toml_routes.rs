@@ -1,9 +1,10 @@
 //! `wsrun.toml`'s route tables: `[[route]]` and `[[tenant]]` with its `[[tenant.route]]`s.
 //!
 //! Owns: which keys a route or tenant table takes, the one-target rule (`python`, `static` or
-//! `wasm`), the WASM keys (`memory`, `timeout`, `max_concurrency`, `allow_outbound`, `env`,
-//! `cpu_time`, `log_bytes`, `log_lines`, `log_rate`, allowed on wasm routes and tenants only), duplicate prefixes, and tenant host ownership (a
-//! host belongs to one tenant and no plain route). Must not touch: `[server]` (`toml_file`) or
+//! `wasm`), the WASM keys (`WASM_KEYS`: limits, capabilities, quotas; allowed on wasm routes
+//! and tenants only; `TENANT_ONLY_KEYS` on tenants only), duplicate prefixes, and tenant host
+//! ownership (a host belongs to one tenant and no plain route). Must not touch: `[server]`
+//! (`toml_file`) or
 //! the typed readers (`toml_values`). Routes are named `route[N]`, tenant routes
 //! `tenant[T].route[N]`, both counted from 1 in file order.
 
@@ -40,6 +41,9 @@ const ROUTE_KEYS: &[&str] = &[
     "log_bytes",
     "log_lines",
     "log_rate",
+    "outbound_per_request",
+    "max_outbound",
+    "connect_timeout",
 ];
 const WASM_KEYS: &[&str] = &[
     "memory",
@@ -57,6 +61,9 @@ const WASM_KEYS: &[&str] = &[
     "log_bytes",
     "log_lines",
     "log_rate",
+    "outbound_per_request",
+    "max_outbound",
+    "connect_timeout",
 ];
 /// The job and timer quotas: a tenant's (on `[[tenant]]`, not its routes) or a plain route's.
 const QUOTA_KEYS: &[&str] = &[
@@ -88,6 +95,9 @@ const TENANT_KEYS: &[&str] = &[
     "log_bytes",
     "log_lines",
     "log_rate",
+    "outbound_per_request",
+    "max_outbound",
+    "connect_timeout",
 ];
 
 /// Where a route table sits: top level, or inside tenant `index`.
@@ -395,6 +405,14 @@ fn wasm_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
                 return Err(at.err(format!("must be between 16 and {MAX_RESOURCES}")));
             }
             settings.max_resources = Some(n);
+        "outbound_per_request" => settings.outbound_per_request = Some(at.count()?),
+        "max_outbound" => settings.max_outbound = Some(at.count()?),
+        "connect_timeout" => {
+            let timeout = at.duration()?;
+            if timeout.is_zero() {
+                return Err(at.err("must be more than zero"));
+            }
+            settings.connect_timeout = Some(timeout);
         }
         "allow_outbound" => {
             let mut origins = Vec::new();

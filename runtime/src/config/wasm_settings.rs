@@ -5,10 +5,12 @@
 //! defaults, and the grammar of `allow_outbound` origins and `env` names. Must not touch: the
 //! TOML reader or the command line (they call in here), or anything at run time.
 //!
-//! Defaults are for untrusted code: 128 MiB of linear memory, 30 s of wall-clock time and
-//! 10 s of running time, 100 instances at once per route and per tenant and worker, no
-//! outbound HTTP, an empty environment, 64 KiB / 1000 lines of log per request and 100 log
-//! lines a second per route.
+//! Defaults are for untrusted code: 128 MiB of linear memory (and host resources sized to
+//! it), 30 s of wall-clock time and 10 s of running time, 100 instances at once per route and
+//! per tenant and worker, 2 GiB per tenant and worker, no outbound HTTP, an empty
+//! environment, 64 KiB / 1000 lines of log per request and 100 log lines a second per route;
+//! when outbound HTTP is allowed: 8 requests in flight per instance, 32 per route or tenant
+//! and worker, 5 s to resolve and connect; job quotas per tenant (`JobQuotas`).
 
 use std::time::Duration;
 
@@ -33,6 +35,12 @@ pub const DEFAULT_LOG_LINES: u64 = 1000;
 /// Log lines a second all instances of a route may log when nothing says otherwise (with a
 /// burst of twice as many).
 pub const DEFAULT_LOG_RATE: u64 = 100;
+/// Outgoing requests one instance may have in flight when nothing says otherwise.
+pub const DEFAULT_OUTBOUND_PER_REQUEST: usize = 8;
+/// Outgoing requests in flight per route (or tenant, for `[[tenant]]`) and worker by default.
+pub const DEFAULT_MAX_OUTBOUND: usize = 32;
+/// Time to resolve, connect and handshake one outgoing request when nothing says otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest `memory` accepted: the guest address space of wasm32.
 pub const MAX_MEMORY: u64 = 4 * 1024 * 1024 * 1024;
 /// The most host memory one guest resource may hold (a `Fields` at the field-size limit, or an
@@ -80,6 +88,9 @@ pub struct WasmSettings {
     pub log_bytes: Option<u64>,
     pub log_lines: Option<u64>,
     pub log_rate: Option<u64>,
+    pub outbound_per_request: Option<usize>,
+    pub max_outbound: Option<usize>,
+    pub connect_timeout: Option<Duration>,
 }
 
 impl WasmSettings {
@@ -89,7 +100,8 @@ impl WasmSettings {
     }
 
     /// The limits a route runs with: its own value, else the tenant's, else the default.
-    /// A tenant's `max_concurrency` is its own cap and is not inherited by its routes.
+    /// A tenant's `max_concurrency` and `max_outbound` are its own caps and are not inherited
+    /// by its routes.
     pub fn resolve(&self, tenant: Option<&WasmSettings>) -> WasmLimits {
         let fallback = tenant.cloned().unwrap_or_default();
         let memory = self.memory.or(fallback.memory).unwrap_or(DEFAULT_MEMORY);
@@ -150,6 +162,15 @@ impl WasmSettings {
                 .log_rate
                 .or(fallback.log_rate)
                 .unwrap_or(DEFAULT_LOG_RATE),
+            outbound_per_request: self
+                .outbound_per_request
+                .or(fallback.outbound_per_request)
+                .unwrap_or(DEFAULT_OUTBOUND_PER_REQUEST),
+            max_outbound: self.max_outbound.unwrap_or(DEFAULT_MAX_OUTBOUND),
+            connect_timeout: self
+                .connect_timeout
+                .or(fallback.connect_timeout)
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
         }
     }
 }
@@ -204,6 +225,13 @@ pub struct WasmLimits {
     pub log_lines: u64,
     /// Log lines a second for all instances of the route (burst: twice as many).
     pub log_rate: u64,
+    /// Outgoing requests one instance may have in flight; past it: `connection-limit-reached`.
+    pub outbound_per_request: usize,
+    /// Outgoing requests the route's instances may have in flight per worker (the tenant has
+    /// its own cap, `TenantConfig::defaults.max_outbound`); past it: `connection-limit-reached`.
+    pub max_outbound: usize,
+    /// Budget to resolve, connect and handshake one outgoing request (never past `timeout`).
+    pub connect_timeout: Duration,
 }
 
 impl Default for WasmLimits {
@@ -389,5 +417,23 @@ mod tests {
         let limits = logs.resolve(Some(&tenant_logs));
         assert_eq!((limits.log_lines, limits.log_rate), (5, 3));
         assert_eq!(limits.log_bytes, DEFAULT_LOG_BYTES);
+    }
+
+    #[test]
+    fn outbound_caps_resolve_like_concurrency() {
+        let tenant = WasmSettings {
+            outbound_per_request: Some(2),
+            max_outbound: Some(4),
+            connect_timeout: Some(Duration::from_secs(1)),
+            ..WasmSettings::default()
+        };
+        let limits = WasmSettings::default().resolve(Some(&tenant));
+        assert_eq!(limits.outbound_per_request, 2);
+        assert_eq!(limits.connect_timeout, Duration::from_secs(1));
+        // The tenant's `max_outbound` is the tenant-wide cap, not each route's.
+        assert_eq!(limits.max_outbound, DEFAULT_MAX_OUTBOUND);
+        let defaults = WasmLimits::default();
+        assert_eq!(defaults.outbound_per_request, DEFAULT_OUTBOUND_PER_REQUEST);
+        assert_eq!(defaults.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
     }
 }

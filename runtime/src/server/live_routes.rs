@@ -144,7 +144,7 @@ fn watched_entry(route: Arc<WasmRoute>, max_body_size: u64) -> Entry<Handler> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wasm::RouteInfo;
+    use crate::wasm::{OutboundShare, RouteInfo};
 
     fn wasm_route(name: &str) -> Arc<WasmRoute> {
         let info = RouteInfo {
@@ -153,6 +153,7 @@ mod tests {
             file: format!("{name}.wasm").into(),
             tenant: None,
             hosts: Vec::new(),
+            outbound: OutboundShare::new(1, None),
             limits: WasmLimits::default(),
             tenant_memory: None,
             log_rate: Default::default(),

@@ -26,10 +26,10 @@ use super::body::{GuestRequestBody, GuestResponseBody};
 use super::engine::WasmEngine;
 use super::guest_clock::GuestClock;
 use super::lanes::{run_in_lanes, LaneShare, SlowLane};
-use super::memory_budget::{MemoryAccount, Refusal};
+use super::memory_budget::{MemoryAccount, Refusal, FIELD_SIZE_LIMIT};
 use super::registry::{Admission, HandlerVersion, WasmRoute};
 use super::route_info::RouteInfo;
-use super::state::{GuestState, FIELD_SIZE_LIMIT};
+use super::state::GuestState;
 use crate::body::{plain, ResponseBody};
 use crate::services::Services;
 

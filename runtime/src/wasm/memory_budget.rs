@@ -6,14 +6,29 @@
 //! and charges each growth to the tenant's and the worker's accounts, giving it back when
 //! the instance ends. Without the shared accounts a route's defaults allow 100 instances x
 //! 128 MiB = 12.5 GiB per worker, and any number of routes or tenants multiply that.
-//! Must not touch: the engine, stores or requests (`state` gives each store a limiter).
+//! Also the fixed per-resource size caps (fields, outgoing-body chunks) that make
+//! `max_resources` a bound on host memory. Must not touch: the engine, stores or requests
+//! (`state` gives each store a limiter and applies the caps).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use wasmtime::ResourceLimiter;
 
-use crate::config::format_size;
+use crate::config::{format_size, RESOURCE_WORST_BYTES};
+
+/// The in-memory size one `Fields` resource may reach (names, values and the map around them;
+/// about half of it on the wire). wasi-http's default is 128 KiB.
+pub const FIELD_SIZE_LIMIT: usize = 64 * 1024;
+/// The most bytes one write to an outgoing body may carry; wasi-http buffers at most
+/// `OUTGOING_BODY_BUFFER_CHUNKS + 1` of them per body until the reader takes them (its default
+/// is 1 MiB, which let one unsent body hold 2 MiB of host memory).
+pub const OUTGOING_BODY_CHUNK: usize = 64 * 1024;
+pub const OUTGOING_BODY_BUFFER_CHUNKS: usize = 1;
+const _: () = assert!(
+    FIELD_SIZE_LIMIT as u64 <= RESOURCE_WORST_BYTES
+        && ((OUTGOING_BODY_BUFFER_CHUNKS + 1) * OUTGOING_BODY_CHUNK) as u64 <= RESOURCE_WORST_BYTES
+);
 
 /// A budget of bytes shared by many instances; a charge that would pass it is refused.
 #[derive(Debug)]

@@ -5,11 +5,13 @@
 //! Files: `engine` (wasmtime set-up, pooling, epoch ticker), `compile` (file checks, code
 //! cache, linking), `route_info` (what a route is: name, prefix, file, limits; the
 //! bottom layer the others read), `registry` (routes, their current version, concurrency permits), `state`
-//! (what an instance may see: env, log, memory limit, outbound policy), `invoke` (one
-//! request), `memory_budget` (the worker's and each tenant's shared memory accounts), `lanes` (event loop first, low-priority thread for guests that keep computing,
-//! taken in turns per tenant), `guest_clock` (a guest's running time against `cpu_time`, and
-//! how its instance ended), `body` (bodies both ways), `guest_log` (guest stdout/stderr) and
-//! `log_budget` (its per-instance budget and per-route rate), `services_host` (the
+//! (what an instance may see: env, log, memory limit), `outbound` (outgoing requests: the
+//! allow-list by name and address, caps in flight, connect bounds), `invoke` (one
+//! request), `memory_budget` (the worker's and each tenant's shared memory accounts), `lanes`
+//! (event loop first, low-priority thread for guests that keep computing, taken in turns per
+//! tenant), `guest_clock` (a guest's running time against `cpu_time`, and how its instance
+//! ended), `body` (bodies both ways), `guest_log` (guest stdout/stderr) and `log_budget` (its
+//! per-instance budget and per-route rate), `services_host` (the
 //! `wsrun:services` imports: jobs and timers), `watcher` (`--watch DIR`). Must not touch: the
 //! Python host, the front end's connection handling, or the router's matching (the worker
 //! rebuilds its router from `WatchChange`s).
@@ -27,6 +29,7 @@ mod invoke;
 mod lanes;
 mod memory_budget;
 mod log_budget;
+mod outbound;
 mod registry;
 mod route_info;
 mod services_host;
@@ -35,6 +38,7 @@ mod watcher;
 
 pub use body::GuestRequestBody;
 pub use memory_budget::MemoryAccount;
+pub use outbound::OutboundShare;
 pub use registry::{WasmRoute, WasmRouteBuilder};
 pub use route_info::{handler_name, RouteInfo};
 pub use watcher::{handler_files, WatchChange};

@@ -18,10 +18,12 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::lanes::LaneShare;
 use super::memory_budget::MemoryAccount;
+use super::outbound::{OutboundShare, TenantCap};
 use super::route_info::{handler_name, RouteInfo};
 use super::state::GuestState;
 use crate::config::{
-    Config, RouteConfig, DEFAULT_TENANT_MAX_CONCURRENCY, DEFAULT_TENANT_MEMORY_TOTAL,
+    Config, RouteConfig, DEFAULT_MAX_OUTBOUND, DEFAULT_TENANT_MAX_CONCURRENCY,
+    DEFAULT_TENANT_MEMORY_TOTAL,
 };
 
 /// One compiled, linked version of a handler, ready to instantiate.
@@ -144,13 +146,16 @@ impl WasmRoute {
 }
 
 /// Makes the `WasmRoute` of each configured wasm route; routes of one tenant share the
-/// tenant's `max_concurrency` permits (`DEFAULT_TENANT_MAX_CONCURRENCY` when it sets none) and
-/// its slow-lane share, so one builder serves a whole configuration.
+/// tenant's `max_concurrency` permits (`DEFAULT_TENANT_MAX_CONCURRENCY` when it sets none),
+/// its slow-lane share, its `memory_total` account and its `max_outbound` permits, so one
+/// builder serves a whole configuration.
 pub struct WasmRouteBuilder {
     /// Per `config.tenants` entry: what its routes share.
     tenants: Vec<TenantShare>,
     /// Per `config.tenants` entry: its `memory_total` account in this worker.
     tenant_memory: Vec<Arc<MemoryAccount>>,
+    /// Per `config.tenants` entry: its outgoing requests in flight (`max_outbound`).
+    tenant_outbound: Vec<Arc<TenantCap>>,
 }
 
 impl WasmRouteBuilder {
@@ -162,6 +167,11 @@ impl WasmRouteBuilder {
                 let cap = t.defaults.max_concurrency;
                 TenantShare::new(cap.unwrap_or(DEFAULT_TENANT_MAX_CONCURRENCY))
             })
+            .collect();
+        let tenant_outbound = config
+            .tenants
+            .iter()
+            .map(|t| TenantCap::new(t.defaults.max_outbound.unwrap_or(DEFAULT_MAX_OUTBOUND)))
             .collect();
         let tenant_memory = config
             .tenants
@@ -177,12 +187,17 @@ impl WasmRouteBuilder {
         WasmRouteBuilder {
             tenants,
             tenant_memory,
+            tenant_outbound,
         }
     }
 
     /// The (not yet loaded) route for `route`, which serves the component `file`.
     pub fn route(&self, config: &Config, route: &RouteConfig, file: &Path) -> Arc<WasmRoute> {
         let tenant = route.tenant.and_then(|i| self.tenants.get(i).cloned());
+        let limits = config.wasm_limits(route);
+        let tenant_outbound = route
+            .tenant
+            .and_then(|i| self.tenant_outbound.get(i).cloned());
         let info = RouteInfo {
             name: handler_name(file),
             prefix: route.prefix.clone(),
@@ -192,11 +207,12 @@ impl WasmRouteBuilder {
                 .and_then(|i| config.tenants.get(i))
                 .map(|t| t.name.clone()),
             hosts: route.hosts.clone(),
-            limits: config.wasm_limits(route),
             tenant_memory: route
                 .tenant
                 .and_then(|i| self.tenant_memory.get(i).cloned()),
             log_rate: Default::default(),
+            outbound: OutboundShare::new(limits.max_outbound, tenant_outbound),
+            limits,
         };
         Arc::new(WasmRoute::new(info, tenant))
     }

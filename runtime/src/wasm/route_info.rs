@@ -1,15 +1,17 @@
 //! What a WASM route is, for everything that runs or logs for it.
 //!
-//! Owns: `RouteInfo` (a route's handler name, prefix, file, tenant, hosts and limits, shared by
-//! every instance it runs, and its guest-log rate bucket) and `handler_name`. It sits below `registry`, `state`, `guest_log`
+//! Owns: `RouteInfo` (a route's handler name, prefix, file, tenant, hosts, limits and outbound
+//! caps, shared by every instance it runs, and its guest-log rate bucket) and `handler_name`. It sits below `registry`, `state`, `guest_log`
 //! and `services_host`, which all read it. Must not touch: versions, permits or instances.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use std::sync::Arc;
 
-use super::memory_budget::MemoryAccount;
 use super::log_budget::LogRate;
+use super::memory_budget::MemoryAccount;
+use super::outbound::OutboundShare;
 use crate::config::WasmLimits;
 
 /// What a route is, shared with every instance it runs (for limits and log labels).
@@ -27,6 +29,8 @@ pub struct RouteInfo {
     pub tenant_memory: Option<Arc<MemoryAccount>>,
     /// The route's `log_rate` bucket, shared by its instances (`LogRate::default()`).
     pub log_rate: LogRate,
+    /// The caps on outgoing requests in flight (`max_outbound`), the tenant's shared.
+    pub outbound: Arc<OutboundShare>,
 }
 
 impl RouteInfo {

@@ -19,6 +19,7 @@ use notify::{Event, EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::compile::Compiler;
+use super::outbound::OutboundShare;
 use super::registry::WasmRoute;
 use super::route_info::{handler_name, RouteInfo};
 use crate::config::{format_duration, WasmLimits};
@@ -189,6 +190,7 @@ impl DirWatch {
             file: file.to_path_buf(),
             tenant: None,
             hosts: Vec::new(),
+            outbound: OutboundShare::new(self.limits.max_outbound, None),
             limits: self.limits.clone(),
             name: name.clone(),
             tenant_memory: None,
