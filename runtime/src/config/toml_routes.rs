@@ -405,6 +405,7 @@ fn wasm_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
                 return Err(at.err(format!("must be between 16 and {MAX_RESOURCES}")));
             }
             settings.max_resources = Some(n);
+        }
         "outbound_per_request" => settings.outbound_per_request = Some(at.count()?),
         "max_outbound" => settings.max_outbound = Some(at.count()?),
         "connect_timeout" => {

@@ -105,12 +105,9 @@ impl WasmSettings {
     pub fn resolve(&self, tenant: Option<&WasmSettings>) -> WasmLimits {
         let fallback = tenant.cloned().unwrap_or_default();
         let memory = self.memory.or(fallback.memory).unwrap_or(DEFAULT_MEMORY);
-        WasmLimits {
-            memory,
-            timeout: self.timeout.or(fallback.timeout).unwrap_or(DEFAULT_TIMEOUT),
         let timeout = self.timeout.or(fallback.timeout).unwrap_or(DEFAULT_TIMEOUT);
         WasmLimits {
-            memory: self.memory.or(fallback.memory).unwrap_or(DEFAULT_MEMORY),
+            memory,
             timeout,
             max_concurrency: self.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY),
             allow_outbound: self
@@ -399,6 +396,15 @@ mod tests {
         assert_eq!(quotas.max_job_bytes, DEFAULT_MAX_JOB_BYTES);
         assert_eq!(quotas.max_timers, DEFAULT_MAX_TIMERS);
         assert_eq!(quotas.max_attempts, DEFAULT_MAX_ATTEMPTS);
+    }
+
+    #[test]
+    fn cpu_time_and_log_budgets_resolve() {
+        let short = WasmSettings {
+            timeout: Some(Duration::from_secs(1)),
+            ..WasmSettings::default()
+        };
+        let limits = short.resolve(None);
         assert_eq!(
             limits.cpu_time,
             Duration::from_secs(1),

@@ -148,6 +148,8 @@ fn delayed_jobs_wait<S: JobStore>(make: &dyn Fn(&str) -> S) {
         limit: 10,
         lease: HOUR,
         timer_attempts: 3,
+        per_account: 10,
+        busy: Vec::new(),
     }))
     .expect("poll");
     assert!(polled.jobs.is_empty());

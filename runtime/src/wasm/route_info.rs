@@ -1,12 +1,11 @@
 //! What a WASM route is, for everything that runs or logs for it.
 //!
-//! Owns: `RouteInfo` (a route's handler name, prefix, file, tenant, hosts, limits and outbound
-//! caps, shared by every instance it runs, and its guest-log rate bucket) and `handler_name`. It sits below `registry`, `state`, `guest_log`
-//! and `services_host`, which all read it. Must not touch: versions, permits or instances.
+//! Owns: `RouteInfo` (a route's handler name, prefix, file, tenant, hosts and limits, shared
+//! by every instance it runs, with the shared budgets it draws on: the tenant's memory account,
+//! the outbound caps, the guest-log rate bucket) and `handler_name`. It sits below `registry`,
+//! `state`, `guest_log` and `services_host`, which all read it. Must not touch: versions, permits or instances.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
 use std::sync::Arc;
 
 use super::log_budget::LogRate;

@@ -21,7 +21,6 @@ use super::route_info::RouteInfo;
 use super::services_host::ServicesHost;
 use crate::services::Services;
 
-
 /// The data of one instance's `Store`.
 pub struct GuestState {
     wasi: WasiCtx,

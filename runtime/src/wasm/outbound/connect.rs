@@ -18,13 +18,13 @@ use std::time::Duration;
 use http::{Request, Response};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, RootCertStore};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::error::Elapsed;
 use tokio::time::{timeout_at, Instant};
-use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
