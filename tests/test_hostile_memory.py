@@ -173,7 +173,9 @@ def test_tenant_memory_total_is_shared_by_its_instances(srv: Server) -> None:
     assert (held.status_code, held.text) == (200, "held 6 MiB\n")
     assert refused is not None, "the second instance was never refused"
     assert "exceeded tenant `pool`'s memory_total of 12MiB" in refused.text
-    assert srv.wait_log("tenant `pool` handler `hostile` on /: exceeded tenant `pool`'s memory_total")
+    assert srv.wait_log(
+        "tenant `pool` handler `hostile` on /: exceeded tenant `pool`'s memory_total"
+    )
     # Given back when the instances end: one alone fits again.
     r = attack(srv, "grow&mib=6", pool_host)
     assert (r.status_code, r.text) == (200, "held 6 MiB\n")

@@ -27,7 +27,9 @@ impl StreamingHandler for Hostile {
     fn handle_streaming(request: Request, responder: Responder) -> Result<(), Error> {
         let attack = request.query_param("attack").unwrap_or_default();
         let response = match attack.as_str() {
-            "fields" | "resources" | "outgoing-bodies" | "stack" | "grow" => memory::run(&attack, &request),
+            "fields" | "resources" | "outgoing-bodies" | "stack" | "grow" => {
+                memory::run(&attack, &request)
+            }
             "sockets" | "rebind" | "userinfo" => outbound::run(&attack, &request),
             "jobs" | "big-jobs" | "timers" | "fast-timer" | "attempts" => {
                 services::run(&attack, &request)
