@@ -77,9 +77,7 @@ impl SlowLane {
         if !share.add(guest) {
             return;
         }
-        let turns: Job = Box::pin(Turns {
-            share: share.clone(),
-        });
+        let turns: Job = Box::pin(Turns::new(share.clone()));
         if let Err(turns) = self.jobs.send(turns) {
             // The slow lane is gone (shutting down): finish here.
             turns.0.await;
@@ -241,12 +239,29 @@ impl Wake for GuestWaker {
 /// A share's task on the slow lane: one guest per poll, then the back of the run queue.
 struct Turns {
     share: Arc<LaneShare>,
+    /// The pause after a turn. It is tokio's `yield_now`, whose wake-up the runtime defers
+    /// like the guests' own epoch yields: a share whose guest just yielded comes back in the
+    /// same round as that guest, so it cannot take a second turn (with another of its guests)
+    /// while the other shares' guests still wait for their deferred wake-ups.
+    pause: Option<Job>,
+}
+
+impl Turns {
+    fn new(share: Arc<LaneShare>) -> Turns {
+        Turns { share, pause: None }
+    }
 }
 
 impl Future for Turns {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(pause) = self.pause.as_mut() {
+            if pause.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.pause = None;
+        }
         let (index, mut guest, waker) = match self.share.next(cx) {
             Next::Guest(index, guest, waker) => (index, guest, waker),
             Next::Wait => return Poll::Pending,
@@ -259,7 +274,12 @@ impl Future for Turns {
         self.share.put_back(index, (!finished).then_some(guest));
         // Yield the thread to the other shares' tasks, then come back for the next guest (or
         // to wait for one, or to end when none is left).
-        cx.waker().wake_by_ref();
+        let mut pause: Job = Box::pin(tokio::task::yield_now());
+        if pause.as_mut().poll(cx).is_pending() {
+            self.pause = Some(pause);
+        } else {
+            cx.waker().wake_by_ref();
+        }
         Poll::Pending
     }
 }
@@ -327,11 +347,11 @@ mod tests {
             let mut tasks = Vec::new();
             for name in ["a1", "a2", "a3", "a4"] {
                 if a.add(guest(name, 100, order.clone())) {
-                    tasks.push(tokio::spawn(Turns { share: a.clone() }));
+                    tasks.push(tokio::spawn(Turns::new(a.clone())));
                 }
             }
             if b.add(guest("b", 100, order.clone())) {
-                tasks.push(tokio::spawn(Turns { share: b.clone() }));
+                tasks.push(tokio::spawn(Turns::new(b.clone())));
             }
             assert_eq!(tasks.len(), 2, "one task per share");
             for task in tasks {
@@ -360,10 +380,7 @@ mod tests {
                 counted.fetch_add(1, Ordering::Relaxed);
             });
             assert!(share.add(sleeper));
-            Turns {
-                share: share.clone(),
-            }
-            .await;
+            Turns::new(share.clone()).await;
         });
         assert_eq!(polls.load(Ordering::Relaxed), 2);
         assert!(!share.lock().running);
