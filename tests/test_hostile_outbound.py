@@ -110,6 +110,9 @@ hosts = ["evil.test"]
 timeout = "10s"
 outbound_per_request = {PER_REQUEST}
 max_outbound = {TENANT_CAP}
+# Room for the attack's {ATTACK_N} requests and their pollables: the outbound caps are under
+# test here, not the resource table's (its own test is test_hostile_memory.py).
+max_resources = 8192
 allow_outbound = [
     "http://127.0.0.1:{upstream}",
     "http://localhost:{upstream}",
