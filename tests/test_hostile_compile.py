@@ -109,9 +109,7 @@ def test_new_bomb_is_refused_and_hello_keeps_serving(launcher: Launcher, tmp_pat
     assert hello.answers and set(hello.answers) == {(200, hello_body(0))}
 
 
-def test_bomb_replacing_a_handler_keeps_the_old_version(
-    launcher: Launcher, tmp_path: Path
-) -> None:
+def test_bomb_replacing_a_handler_keeps_the_old_version(launcher: Launcher, tmp_path: Path) -> None:
     srv, watched = _watch(launcher, tmp_path)
     (worker,) = srv.worker_pids()
     before = proc_status_kib(worker, "VmHWM")

@@ -197,7 +197,11 @@ fn outcome(status: ExitStatus, stderr: &str, limits: CompileLimits) -> Result<()
 
 /// An allocation refused under `RLIMIT_AS`, as Rust or wasmtime reports it.
 fn is_out_of_memory(stderr: &str) -> bool {
-    ["memory allocation of", "Cannot allocate memory", "out of memory"]
-        .iter()
-        .any(|needle| stderr.contains(needle))
+    [
+        "memory allocation of",
+        "Cannot allocate memory",
+        "out of memory",
+    ]
+    .iter()
+    .any(|needle| stderr.contains(needle))
 }

@@ -32,7 +32,9 @@ mod state;
 mod watcher;
 
 pub use body::GuestRequestBody;
-pub use compile_child::{child_main as compile_child_main, CompileLimits, SUBCOMMAND as COMPILE_SUBCOMMAND};
+pub use compile_child::{
+    child_main as compile_child_main, CompileLimits, SUBCOMMAND as COMPILE_SUBCOMMAND,
+};
 pub use memory_budget::MemoryAccount;
 pub use registry::{WasmRoute, WasmRouteBuilder};
 pub use route_info::{handler_name, RouteInfo};
