@@ -16,9 +16,14 @@ use crate::python::{interpreter, loader};
 use crate::router::Router;
 use crate::server::{self, Handler};
 use crate::services::{self, StartupServices};
-use crate::wasm::{self, WasmHost};
+use crate::wasm::{self, CompileLimits, WasmHost};
 
 pub fn main() -> ExitCode {
+    // The compile child (`wasm::compile_child`): hidden, and before clap so it is not in --help.
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|a| a == wasm::COMPILE_SUBCOMMAND) {
+        return wasm::compile_child_main(args.collect());
+    }
     let cli = Cli::parse();
     if let Some(config::Command::Jobs(args)) = &cli.command {
         return services::admin::main(args);
@@ -154,7 +159,8 @@ fn check_wasm(config: &Config) -> Result<(), String> {
     if files.is_empty() {
         return Ok(());
     }
-    let host = WasmHost::start(config.max_wasm_memory(), None, u64::MAX)?;
+    let limits = CompileLimits::of(&config.server);
+    let host = WasmHost::start(config.max_wasm_memory(), None, u64::MAX, limits)?;
     let errors: Vec<String> = files
         .iter()
         .filter_map(|file| host.check_file(file).err())

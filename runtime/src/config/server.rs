@@ -99,6 +99,17 @@ settings_table! {
     /// fails inside the guest, as past its route's `memory`.
     #[arg(value_name = "SIZE")]
     wasm_memory: u64 = 0, read Size, flag Option<String>;
+    /// CPU time one WebAssembly file may take to compile (whole seconds)
+    /// Compiling runs in a child process; past this it is killed and the file refused (the
+    /// previous version keeps serving). 60 s: the largest real component here compiles in ~1 s
+    /// single-threaded, an 18 MB componentize-py hello in ~20 s (both measured here).
+    #[arg(value_name = "DUR")]
+    compile_timeout: Duration = Duration::from_secs(60), read Dur, flag Option<String>;
+    /// Address space one WebAssembly compile may use
+    /// The compile child's `RLIMIT_AS`; past it the file is refused. 4 GiB: a normal compile
+    /// needs well under 1 GiB of address space (see the README's limits table).
+    #[arg(value_name = "SIZE")]
+    compile_memory: u64 = 4 * 1024 * 1024 * 1024, read Size, flag Option<String>;
 }
 
 impl ServerConfig {

@@ -17,7 +17,7 @@ use super::handler::Handler;
 use crate::config::{Config, WasmLimits};
 use crate::router::{Entry, Route, Router};
 use crate::services::RouteCheck;
-use crate::wasm::{WasmHost, WasmRoute, WatchChange};
+use crate::wasm::{CompileLimits, WasmHost, WasmRoute, WatchChange};
 
 /// The current router of a worker.
 pub struct LiveRouter {
@@ -107,7 +107,8 @@ pub fn start_wasm(
     }
     let cache_dir = config.server.state_dir.join("wasm-cache");
     let budget = config.server.wasm_memory_budget();
-    let host = WasmHost::start(config.max_wasm_memory(), Some(cache_dir), budget)?;
+    let limits = CompileLimits::of(&config.server);
+    let host = WasmHost::start(config.max_wasm_memory(), Some(cache_dir), budget, limits)?;
     host.load_routes(&fixed)?;
     let Some(dir) = &config.watch else {
         return Ok(Some(WasmBoot {

@@ -6,6 +6,9 @@
 //! as a `wasi:http/proxy` handler. Every error names the file and says what to do. Must not
 //! touch: routes, requests or the watcher; callers decide what a failure means.
 //!
+//! Compiling runs in a child process within `CompileLimits` (`compile_child`): the child
+//! writes the code to the cache entry (or to a temporary file when there is no cache) and the
+//! worker loads it from there, so a compile-time bomb costs the child, not the worker.
 //! Cache files are written to a temporary name and renamed, so workers compiling the same
 //! file at once never see a half-written entry; an entry that fails to load is recompiled.
 
@@ -18,6 +21,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use super::compile_child::{self, CompileLimits};
 use super::engine::WasmEngine;
 use super::registry::HandlerVersion;
 
@@ -33,6 +37,7 @@ pub const MAX_COMPONENT_SIZE: u64 = 128 * 1024 * 1024;
 pub struct Compiler {
     engine: WasmEngine,
     cache_dir: Option<PathBuf>,
+    limits: CompileLimits,
 }
 
 /// What a load did, for the log.
@@ -43,7 +48,7 @@ pub struct Loaded {
 }
 
 impl Compiler {
-    pub fn new(engine: WasmEngine, cache_dir: Option<PathBuf>) -> Compiler {
+    pub fn new(engine: WasmEngine, cache_dir: Option<PathBuf>, limits: CompileLimits) -> Compiler {
         if let Some(dir) = &cache_dir {
             if let Err(err) = std::fs::create_dir_all(dir) {
                 tracing::warn!(
@@ -53,10 +58,15 @@ impl Compiler {
                 return Compiler {
                     engine,
                     cache_dir: None,
+                    limits,
                 };
             }
         }
-        Compiler { engine, cache_dir }
+        Compiler {
+            engine,
+            cache_dir,
+            limits,
+        }
     }
 
     /// Reads, checks, compiles (or loads cached code) and links `file`.
@@ -78,7 +88,7 @@ impl Compiler {
         let digest = hex(&Sha256::digest(&bytes));
         let (component, from_cache) = self
             .component(&bytes, &digest)
-            .map_err(|e| format!("{shown}: does not compile: {e:#}"))?;
+            .map_err(|why| format!("{shown}: {why}"))?;
         let pre = self
             .link(&component)
             .map_err(|why| format!("{shown}: {why}"))?;
@@ -98,25 +108,38 @@ impl Compiler {
         })
     }
 
-    /// The compiled component: from the cache when a usable entry exists, else compiled now.
-    fn component(&self, bytes: &[u8], digest: &str) -> wasmtime::Result<(Component, bool)> {
-        let Some(entry) = self.cache_entry(digest) else {
-            return Ok((Component::new(&self.engine.engine, bytes)?, false));
-        };
-        if entry.is_file() {
-            // SAFETY: entries are written only by `store` below from `Component::serialize`
-            // of this same engine configuration (the key includes the engine's hash), and are
-            // renamed into place complete.
-            match unsafe { Component::deserialize_file(&self.engine.engine, &entry) } {
+    /// The compiled component: from the cache when a usable entry exists, else compiled now
+    /// in a child process (into the cache entry, or a temporary file without a cache).
+    fn component(&self, bytes: &[u8], digest: &str) -> Result<(Component, bool), String> {
+        let entry = self.cache_entry(digest);
+        if let Some(entry) = entry.as_ref().filter(|e| e.is_file()) {
+            match self.deserialize(entry) {
                 Ok(component) => return Ok((component, true)),
-                Err(err) => {
-                    tracing::warn!("wasm code cache {}: {err}; recompiling", entry.display())
-                }
+                Err(err) => tracing::warn!("{err}; recompiling"),
             }
         }
-        let component = Component::new(&self.engine.engine, bytes)?;
-        store(&entry, &component);
-        Ok((component, false))
+        let scratch;
+        let out = match entry {
+            Some(entry) => entry,
+            None => {
+                scratch = tempfile::Builder::new()
+                    .prefix("wsrun-compile-")
+                    .suffix(".cwasm")
+                    .tempfile()
+                    .map_err(|e| format!("cannot make a temporary file: {e}"))?;
+                scratch.path().to_path_buf()
+            }
+        };
+        compile_child::compile(bytes, &out, self.limits)?;
+        Ok((self.deserialize(&out)?, false))
+    }
+
+    fn deserialize(&self, code: &Path) -> Result<Component, String> {
+        // SAFETY: `code` was written only by the compile child (`compile_child`) from
+        // `precompile_component` of this same engine configuration (a cache key includes the
+        // engine's hash; a scratch file is this call's own), and renamed into place complete.
+        unsafe { Component::deserialize_file(&self.engine.engine, code) }
+            .map_err(|e| format!("compiled code {}: {e:#}", code.display()))
     }
 
     fn cache_entry(&self, digest: &str) -> Option<PathBuf> {
@@ -127,25 +150,6 @@ impl Compiler {
             .precompile_compatibility_hash()
             .hash(&mut hasher);
         Some(dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish())))
-    }
-}
-
-/// Writes a cache entry atomically; a failure only costs a recompile next time.
-fn store(entry: &Path, component: &Component) {
-    let result = component
-        .serialize()
-        .map_err(|e| e.to_string())
-        .and_then(|code| {
-            let tmp = entry.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&tmp, code)
-                .and_then(|()| std::fs::rename(&tmp, entry))
-                .map_err(|e| {
-                    let _ = std::fs::remove_file(&tmp);
-                    e.to_string()
-                })
-        });
-    if let Err(err) = result {
-        tracing::warn!("wasm code cache {}: cannot write: {err}", entry.display());
     }
 }
 

@@ -96,6 +96,16 @@ fn config(max_memory: u64) -> Config {
         .decommit_batch_size(DECOMMIT_BATCH)
         .table_keep_resident(64 * 1024)
         .async_stack_keep_resident(1 << 20);
+    let mut config = compile_config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// The settings that shape compiled code (and so `precompile_compatibility_hash`), without
+/// the instance pool: the compile child (`compile_child`) builds its engine from this alone,
+/// as the pool would reserve terabytes of address space under its `RLIMIT_AS`. The pool does
+/// not change the code (a unit test checks that both engines' hashes agree).
+fn compile_config() -> Config {
     let mut config = Config::new();
     config
         // Compile on the calling thread only: a `--watch` compile runs on the watcher's
@@ -103,7 +113,31 @@ fn config(max_memory: u64) -> Config {
         // (a hostile file would then take CPU from the requests being served).
         .parallel_compilation(false)
         .epoch_interruption(true)
-        .wasm_component_model(true)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        .wasm_component_model(true);
     config
+}
+
+/// An engine that compiles exactly as a worker's does but cannot run guests (no pool).
+pub fn compile_engine() -> Result<Engine, String> {
+    Engine::new(&compile_config()).map_err(|e| format!("wasm engine: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+
+    use super::*;
+
+    fn hash(engine: &Engine) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        hasher.finish()
+    }
+
+    #[test]
+    fn compile_engine_makes_the_workers_code() {
+        let worker = Engine::new(&config(64 << 20)).expect("worker engine");
+        let child = compile_engine().expect("compile engine");
+        assert_eq!(hash(&worker), hash(&child));
+    }
 }

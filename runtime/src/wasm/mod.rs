@@ -3,7 +3,7 @@
 //!
 //! Owns: `WasmHost`, a worker's engine, compiler and watcher, and the request entry point.
 //! Files: `engine` (wasmtime set-up, pooling, epoch ticker), `compile` (file checks, code
-//! cache, linking), `route_info` (what a route is: name, prefix, file, limits; the
+//! cache, linking), `compile_child` (the compile child process and its limits), `route_info` (what a route is: name, prefix, file, limits; the
 //! bottom layer the others read), `registry` (routes, their current version, concurrency permits), `state`
 //! (what an instance may see: env, log, memory limit), `outbound` (outgoing requests: the
 //! allow-list by name and address, caps in flight, connect bounds), `invoke` (one
@@ -22,6 +22,7 @@
 
 mod body;
 mod compile;
+mod compile_child;
 mod engine;
 mod guest_clock;
 mod guest_log;
@@ -37,6 +38,9 @@ mod state;
 mod watcher;
 
 pub use body::GuestRequestBody;
+pub use compile_child::{
+    child_main as compile_child_main, CompileLimits, SUBCOMMAND as COMPILE_SUBCOMMAND,
+};
 pub use memory_budget::MemoryAccount;
 pub use outbound::OutboundShare;
 pub use registry::{WasmRoute, WasmRouteBuilder};
@@ -77,15 +81,17 @@ pub struct WasmHost {
 impl WasmHost {
     /// Builds the engine for guests of up to `max_memory` bytes, starts the epoch ticker, and
     /// keeps compiled code under `cache_dir` (no cache when `None`); all instances together
-    /// may hold `memory_budget` bytes of linear memory.
+    /// may hold `memory_budget` bytes of linear memory. Files are compiled in a child process
+    /// within `compile_limits`.
     pub fn start(
         max_memory: u64,
         cache_dir: Option<PathBuf>,
         memory_budget: u64,
+        compile_limits: CompileLimits,
     ) -> Result<WasmHost, String> {
         let engine = WasmEngine::new(max_memory)?;
         engine.start_ticker()?;
-        let compiler = Compiler::new(engine.clone(), cache_dir);
+        let compiler = Compiler::new(engine.clone(), cache_dir, compile_limits);
         let slow_lane = SlowLane::start()?;
         Ok(WasmHost {
             engine,
