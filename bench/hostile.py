@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -37,11 +38,16 @@ ATTACKERS = 4
 
 @dataclass
 class Attack:
-    """An attack URL (query of the `hostile` component) and the tenant keys it runs under."""
+    """An attack URL (query of the `hostile` component) and the tenant keys it runs under.
+    `{upstream}` in either is the address of a local server that accepts connections and
+    never answers (what the outbound attack floods)."""
 
     query: str
     tenant_keys: str = ""
     attackers: int = ATTACKERS
+    #: Route `/sink` of `evil` to the `jobs` handler: its jobs' target (`to=/sink`), so the
+    #: jobs are delivered too.
+    sink: bool = False
 
 
 ATTACKS: dict[str, Attack] = {
@@ -50,10 +56,51 @@ ATTACKS: dict[str, Attack] = {
     "resources": Attack("resources&n=1000000"),
     "stack": Attack("stack&depth=100000000"),
     "grow": Attack("grow&mib=14&hold_ms=200"),
+    "sockets": Attack(
+        "sockets&n=2000&hold=2000&url=http://{upstream}/",
+        'allow_outbound = ["http://{upstream}"]\nmax_resources = 8192',
+    ),
+    "jobs": Attack("jobs&n=2000&to=/sink", sink=True),
+    "big-jobs": Attack("big-jobs&n=100&size=1000000&to=/sink", sink=True),
+    "timers": Attack("timers&n=200&period_ms=1000&to=/sink", sink=True),
+    "log": Attack("log&bytes=1048576"),
+    "spin": Attack("spin&ms=60000"),
 }
 
 
-def config(tmp: Path, attack: Attack) -> Path:
+class Upstream:
+    """A local TCP server that accepts connections and never answers (a slow origin)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=4096)
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+            del self.held[:-20000]
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def config(tmp: Path, attack: Attack, upstream: str) -> Path:
+    keys = attack.tenant_keys.replace("{upstream}", upstream)
+    sink = ""
+    if attack.sink:
+        sink = f"""
+  [[tenant.route]]
+  prefix = "/sink"
+  wasm = "{wasm_handler("jobs")}"
+"""
     cfg = tmp / "wsrun.toml"
     cfg.write_text(
         f"""[server]
@@ -65,11 +112,11 @@ hosts = ["evil.test"]
 memory = "16MiB"
 timeout = "5s"
 max_concurrency = 4
-{attack.tenant_keys}
+{keys}
   [[tenant.route]]
   prefix = "/"
   wasm = "{wasm_handler("hostile")}"
-
+{sink}
 [[tenant]]
 name = "good"
 hosts = ["good.test"]
@@ -129,11 +176,13 @@ class Attackers:
 def measure(name: str, attack: Attack) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f"hostile-{name}-"))
     srv = Server(tmp, name=name)
+    upstream = Upstream()
     try:
-        srv.start(["-c", str(config(tmp, attack)), *state_args(tmp)], cwd=tmp)
+        srv.start(["-c", str(config(tmp, attack, upstream.address)), *state_args(tmp)], cwd=tmp)
         (worker,) = srv.worker_pids()
         quiet = wrk_p99_ms(srv.url + "/")
-        with Attackers(f"{srv.url}/?attack={attack.query}", attack.attackers) as attackers:
+        query = attack.query.replace("{upstream}", upstream.address)
+        with Attackers(f"{srv.url}/?attack={query}", attack.attackers) as attackers:
             noisy = wrk_p99_ms(srv.url + "/")
         peak_mib = proc_status_kib(worker, "VmHWM") / 1024
         target = 2 * quiet + 10
@@ -147,6 +196,7 @@ def measure(name: str, attack: Attack) -> None:
         )
     finally:
         srv.stop()
+        upstream.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

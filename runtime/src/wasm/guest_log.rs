@@ -90,16 +90,46 @@ impl InstanceLog {
         }
         match verdict {
             None => true,
-            Some((why, true)) if why != Over::Rate => {
-                tracing::warn!(
-                    "{}: guest log over its {} for this request; dropping the rest",
-                    self.route.label(),
-                    self.limit(why)
-                );
+            Some((why, first)) => {
+                self.report_first(why, first);
                 false
             }
-            Some(_) => false,
         }
+    }
+
+    /// The one line an instance gets when it first runs out of its own budget.
+    fn report_first(&self, why: Over, first: bool) {
+        if first && why != Over::Rate {
+            tracing::warn!(
+                "{}: guest log over its {} for this request; dropping the rest",
+                self.route.label(),
+                self.limit(why)
+            );
+        }
+    }
+
+    /// Has this instance written all it may? (Then the rest goes to `drop_bulk`.)
+    fn spent(&self) -> bool {
+        let limits = &self.route.limits;
+        self.budget
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spent(limits.log_lines, limits.log_bytes)
+    }
+
+    /// Drops `bytes` (a spent budget's writes) with one count of their lines.
+    fn drop_bulk(&self, bytes: &[u8]) {
+        let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        let (why, first) = self
+            .budget
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drop_bulk(
+                lines,
+                bytes.len() as u64 - lines,
+                self.route.limits.log_lines,
+            );
+        self.report_first(why, first);
     }
 
     /// `log_lines 1000`, `log_bytes 65536`, `log_rate 100/s`.
@@ -173,6 +203,11 @@ impl LineWriter {
     fn take(&mut self, bytes: &[u8]) {
         let mut rest = bytes;
         while let Some(newline) = memchr::memchr(b'\n', rest) {
+            if self.log.spent() {
+                self.pending.clear();
+                self.log.drop_bulk(rest);
+                return;
+            }
             let (line, tail) = rest.split_at(newline);
             if self.pending.is_empty() {
                 self.emit(line);

@@ -20,7 +20,9 @@ pub enum Over {
     Rate,
 }
 
-/// One instance's log budget and what it dropped.
+/// One instance's log budget and what it dropped. The budget counts every line the instance
+/// wrote, logged or dropped, so once it is spent the rest can be dropped in bulk (`drop_bulk`)
+/// without looking at each line: a flood costs a byte count, not a lock per line.
 #[derive(Debug, Default)]
 pub struct LogBudget {
     lines: u64,
@@ -53,11 +55,9 @@ impl LogBudget {
         } else {
             None
         };
-        let Some(why) = over else {
-            self.lines += 1;
-            self.bytes += len;
-            return None;
-        };
+        self.lines += 1;
+        self.bytes = self.bytes.saturating_add(len);
+        let why = over?;
         self.dropped_lines += 1;
         self.dropped_bytes += len;
         let first = !self.hit.contains(&why);
@@ -65,6 +65,31 @@ impl LogBudget {
             self.hit.push(why);
         }
         Some((why, first))
+    }
+
+    /// Has the instance written all the lines or bytes it may? Then every further line is
+    /// dropped, whatever the rate.
+    pub fn spent(&self, max_lines: u64, max_bytes: u64) -> bool {
+        self.lines >= max_lines || self.bytes >= max_bytes
+    }
+
+    /// Counts `lines` lines of `bytes` bytes in all as written and dropped, once the budget
+    /// is `spent`: which limit dropped them and whether for the first time (as `take`).
+    pub fn drop_bulk(&mut self, lines: u64, bytes: u64, max_lines: u64) -> (Over, bool) {
+        let why = if self.lines >= max_lines {
+            Over::Lines
+        } else {
+            Over::Bytes
+        };
+        self.lines = self.lines.saturating_add(lines);
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.dropped_lines += lines;
+        self.dropped_bytes += bytes;
+        let first = !self.hit.contains(&why);
+        if first {
+            self.hit.push(why);
+        }
+        (why, first)
     }
 }
 
@@ -158,10 +183,26 @@ mod tests {
             (2, vec![Over::Lines])
         );
         let mut bytes = LogBudget::default();
-        assert_eq!(bytes.take(60, 10, 100, || true), None);
-        assert_eq!(bytes.take(60, 10, 100, || true), Some((Over::Bytes, true)));
-        assert_eq!(bytes.take(40, 10, 100, || false), Some((Over::Rate, true)));
-        assert_eq!((bytes.dropped_lines, bytes.dropped_bytes), (2, 100));
+        assert_eq!(bytes.take(60, 10, 100, || false), Some((Over::Rate, true)));
+        assert_eq!(bytes.take(30, 10, 100, || true), None);
+        assert!(!bytes.spent(10, 100));
+        // Lines dropped by the rate count against the budget too: 60 + 30 + 20 > 100.
+        assert_eq!(bytes.take(20, 10, 100, || true), Some((Over::Bytes, true)));
+        assert!(bytes.spent(10, 100));
+        assert_eq!((bytes.dropped_lines, bytes.dropped_bytes), (2, 80));
+        assert_eq!(bytes.hit, vec![Over::Rate, Over::Bytes]);
+    }
+
+    #[test]
+    fn a_spent_budget_drops_in_bulk() {
+        let mut budget = LogBudget::default();
+        assert_eq!(budget.take(5, 2, 100, || true), None);
+        assert_eq!(budget.take(5, 2, 100, || true), None);
+        assert!(budget.spent(2, 100));
+        assert_eq!(budget.drop_bulk(999_999, 999_999, 2), (Over::Lines, true));
+        assert_eq!(budget.take(0, 2, 100, || true), Some((Over::Lines, false)));
+        assert_eq!(budget.hit, vec![Over::Lines]);
+        assert_eq!(budget.dropped_lines, 1_000_000);
     }
 
     #[test]
