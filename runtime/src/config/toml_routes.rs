@@ -19,6 +19,7 @@ use super::units::{normalize_host, normalize_prefix, parse_python_target};
 use super::wasm_settings::WasmSettings;
 use super::wasm_settings::{check_env_name, parse_origin, MAX_MEMORY, MAX_RESOURCES};
 
+/// A route table's own keys; a wasm route also takes `WASM_KEYS`.
 const ROUTE_KEYS: &[&str] = &[
     "prefix",
     "hosts",
@@ -26,25 +27,8 @@ const ROUTE_KEYS: &[&str] = &[
     "static",
     "wasm",
     "max_body_size",
-    "memory",
-    "timeout",
-    "max_concurrency",
-    "allow_outbound",
-    "env",
-    "max_resources",
-    "max_jobs",
-    "max_job_bytes",
-    "max_timers",
-    "min_timer_period",
-    "max_attempts",
-    "cpu_time",
-    "log_bytes",
-    "log_lines",
-    "log_rate",
-    "outbound_per_request",
-    "max_outbound",
-    "connect_timeout",
 ];
+/// The WASM keys: limits, capabilities, quotas; on wasm routes and tenants only.
 const WASM_KEYS: &[&str] = &[
     "memory",
     "timeout",
@@ -75,30 +59,13 @@ const QUOTA_KEYS: &[&str] = &[
 ];
 /// WASM keys a `[[tenant]]` takes and its routes do not (tenant-wide budgets).
 const TENANT_ONLY_KEYS: &[&str] = &["memory_total"];
-const TENANT_KEYS: &[&str] = &[
-    "name",
-    "hosts",
-    "route",
-    "memory",
-    "timeout",
-    "max_concurrency",
-    "allow_outbound",
-    "env",
-    "max_resources",
-    "memory_total",
-    "max_jobs",
-    "max_job_bytes",
-    "max_timers",
-    "min_timer_period",
-    "max_attempts",
-    "cpu_time",
-    "log_bytes",
-    "log_lines",
-    "log_rate",
-    "outbound_per_request",
-    "max_outbound",
-    "connect_timeout",
-];
+/// A tenant table's own keys; it also takes `WASM_KEYS` and `TENANT_ONLY_KEYS`.
+const TENANT_KEYS: &[&str] = &["name", "hosts", "route"];
+
+/// Every key of a table made of these groups, for an unknown-key message.
+fn known(groups: &[&[&'static str]]) -> Vec<&'static str> {
+    groups.concat()
+}
 
 /// Where a route table sits: top level, or inside tenant `index`.
 struct RouteScope<'a> {
@@ -228,7 +195,7 @@ impl Doc<'_> {
                     wasm_key(&at, name, &mut wasm)?;
                     first_wasm_key.get_or_insert((at.key.clone(), k.span()));
                 }
-                _ => return Err(at.unknown(k, ROUTE_KEYS, &[])),
+                _ => return Err(at.unknown(k, &known(&[ROUTE_KEYS, WASM_KEYS]), &[])),
             }
         }
         let Some((prefix, span)) = prefix else {
@@ -305,7 +272,10 @@ impl Doc<'_> {
                 _ if WASM_KEYS.contains(&key) || TENANT_ONLY_KEYS.contains(&key) => {
                     wasm_key(&at, key, &mut defaults)?
                 }
-                _ => return Err(at.unknown(k, TENANT_KEYS, &[])),
+                _ => {
+                    let keys = known(&[TENANT_KEYS, WASM_KEYS, TENANT_ONLY_KEYS]);
+                    return Err(at.unknown(k, &keys, &[]));
+                }
             }
         }
         let Some(name) = name else {
@@ -377,6 +347,19 @@ impl Doc<'_> {
 /// Reads one WASM key into `settings`.
 fn wasm_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
     match name {
+        "allow_outbound" | "outbound_per_request" | "max_outbound" | "connect_timeout" => {
+            outbound_key(at, name, settings)
+        }
+        "log_bytes" | "log_lines" | "log_rate" => log_key(at, name, settings),
+        "env" => env_key(at, settings),
+        _ if QUOTA_KEYS.contains(&name) => quota_key(at, name, settings),
+        _ => instance_key(at, name, settings),
+    }
+}
+
+/// `memory`, `timeout`, `max_concurrency`, `memory_total`, `max_resources`, `cpu_time`.
+fn instance_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
+    match name {
         "memory" => {
             let bytes = at.size()?;
             if !(64 * 1024..=MAX_MEMORY).contains(&bytes) {
@@ -384,13 +367,7 @@ fn wasm_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
             }
             settings.memory = Some(bytes);
         }
-        "timeout" => {
-            let timeout = at.duration()?;
-            if timeout.is_zero() {
-                return Err(at.err("must be more than zero"));
-            }
-            settings.timeout = Some(timeout);
-        }
+        "timeout" => settings.timeout = Some(nonzero_duration(at)?),
         "max_concurrency" => settings.max_concurrency = Some(at.count()?),
         "memory_total" => {
             let bytes = at.size()?;
@@ -406,22 +383,31 @@ fn wasm_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
             }
             settings.max_resources = Some(n);
         }
+        _ => settings.cpu_time = Some(nonzero_duration(at)?),
+    }
+    Ok(())
+}
+
+/// `allow_outbound`, `outbound_per_request`, `max_outbound`, `connect_timeout`.
+fn outbound_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
+    match name {
         "outbound_per_request" => settings.outbound_per_request = Some(at.count()?),
         "max_outbound" => settings.max_outbound = Some(at.count()?),
-        "connect_timeout" => {
-            let timeout = at.duration()?;
-            if timeout.is_zero() {
-                return Err(at.err("must be more than zero"));
-            }
-            settings.connect_timeout = Some(timeout);
-        }
-        "allow_outbound" => {
+        "connect_timeout" => settings.connect_timeout = Some(nonzero_duration(at)?),
+        _ => {
             let mut origins = Vec::new();
             for (s, span) in at.strings()? {
                 origins.push(parse_origin(s).map_err(|m| at.err_at(span, m))?);
             }
             settings.allow_outbound = Some(origins);
         }
+    }
+    Ok(())
+}
+
+/// The job and timer quotas (`QUOTA_KEYS`).
+fn quota_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
+    match name {
         "max_jobs" => settings.max_jobs = Some(at.count()? as u64),
         "max_job_bytes" => {
             let bytes = at.size()?;
@@ -432,28 +418,40 @@ fn wasm_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
         }
         "max_timers" => settings.max_timers = Some(at.count()? as u64),
         "min_timer_period" => settings.min_timer_period = Some(at.duration()?),
-        "max_attempts" => {
+        _ => {
             let max = u32::try_from(at.count()?).map_err(|_| at.err("is too large"))?;
             settings.max_attempts = Some(max);
         }
-        "cpu_time" => {
-            let cpu_time = at.duration()?;
-            if cpu_time.is_zero() {
-                return Err(at.err("must be more than zero"));
-            }
-            settings.cpu_time = Some(cpu_time);
-        }
-        "log_bytes" => settings.log_bytes = Some(at.size()?),
-        "log_lines" => settings.log_lines = Some(at.count()? as u64),
-        "log_rate" => settings.log_rate = Some(at.count()? as u64),
-        _ => {
-            let mut env = Vec::new();
-            for (key, value) in at.string_table()? {
-                check_env_name(&key).map_err(|m| at.err(m))?;
-                env.push((key, value));
-            }
-            settings.env = Some(env);
-        }
     }
     Ok(())
+}
+
+/// `log_bytes`, `log_lines`, `log_rate`.
+fn log_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
+    match name {
+        "log_bytes" => settings.log_bytes = Some(at.size()?),
+        "log_lines" => settings.log_lines = Some(at.count()? as u64),
+        _ => settings.log_rate = Some(at.count()? as u64),
+    }
+    Ok(())
+}
+
+/// `env`: the guest's whole environment.
+fn env_key(at: &At, settings: &mut WasmSettings) -> Res<()> {
+    let mut env = Vec::new();
+    for (key, value) in at.string_table()? {
+        check_env_name(&key).map_err(|m| at.err(m))?;
+        env.push((key, value));
+    }
+    settings.env = Some(env);
+    Ok(())
+}
+
+/// A duration that must be more than zero.
+fn nonzero_duration(at: &At) -> Res<std::time::Duration> {
+    let duration = at.duration()?;
+    if duration.is_zero() {
+        return Err(at.err("must be more than zero"));
+    }
+    Ok(duration)
 }

@@ -9,9 +9,30 @@
 
 use rusqlite::Connection;
 
+/// The timers table (name and columns), as both `SCHEMA` and `REKEY_TIMERS` create it.
+macro_rules! timers_table {
+    () => {
+        "timers (
+    owner    TEXT    NOT NULL DEFAULT '',
+    name     TEXT    NOT NULL,
+    schedule TEXT    NOT NULL,
+    method   TEXT    NOT NULL,
+    host     TEXT    NOT NULL,
+    path     TEXT    NOT NULL,
+    headers  BLOB    NOT NULL,
+    body     BLOB    NOT NULL,
+    source   TEXT    NOT NULL,
+    next_due INTEGER NOT NULL,
+    account  TEXT    NOT NULL DEFAULT '',
+    PRIMARY KEY (owner, name)
+)"
+    };
+}
+
 /// Tables as a new journal gets them (`CREATE ... IF NOT EXISTS`: an old journal keeps its
 /// own until `upgrade` has run).
-pub const SCHEMA: &str = "
+pub const SCHEMA: &str = concat!(
+    "
 CREATE TABLE IF NOT EXISTS jobs (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     method       TEXT    NOT NULL,
@@ -47,21 +68,10 @@ CREATE TABLE IF NOT EXISTS dead_jobs (
     account      TEXT    NOT NULL DEFAULT '',
     size         INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS timers (
-    owner    TEXT    NOT NULL DEFAULT '',
-    name     TEXT    NOT NULL,
-    schedule TEXT    NOT NULL,
-    method   TEXT    NOT NULL,
-    host     TEXT    NOT NULL,
-    path     TEXT    NOT NULL,
-    headers  BLOB    NOT NULL,
-    body     BLOB    NOT NULL,
-    source   TEXT    NOT NULL,
-    next_due INTEGER NOT NULL,
-    account  TEXT    NOT NULL DEFAULT '',
-    PRIMARY KEY (owner, name)
+CREATE TABLE IF NOT EXISTS ",
+    timers_table!(),
+    ";"
 );
-";
 
 /// Indexes, made once `upgrade` has added the columns they cover.
 const INDEXES: &str = "
@@ -84,27 +94,18 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
 
 /// The timers table re-keyed by (owner, name); an old journal's timers keep their names and
 /// become the operator's (owner `''`).
-const REKEY_TIMERS: &str = "
+const REKEY_TIMERS: &str = concat!(
+    "
 ALTER TABLE timers RENAME TO timers_before_owner;
-CREATE TABLE timers (
-    owner    TEXT    NOT NULL DEFAULT '',
-    name     TEXT    NOT NULL,
-    schedule TEXT    NOT NULL,
-    method   TEXT    NOT NULL,
-    host     TEXT    NOT NULL,
-    path     TEXT    NOT NULL,
-    headers  BLOB    NOT NULL,
-    body     BLOB    NOT NULL,
-    source   TEXT    NOT NULL,
-    next_due INTEGER NOT NULL,
-    account  TEXT    NOT NULL DEFAULT '',
-    PRIMARY KEY (owner, name)
-);
+CREATE TABLE ",
+    timers_table!(),
+    ";
 INSERT INTO timers (owner, name, schedule, method, host, path, headers, body, source, next_due)
     SELECT '', name, schedule, method, host, path, headers, body, source, next_due
     FROM timers_before_owner;
 DROP TABLE timers_before_owner;
-";
+"
+);
 
 /// A WAL larger than this is cut back to it once a checkpoint has emptied it (by the next
 /// write), or truncated by the checkpointer (when nothing writes).
