@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # bench/core.sh — the core benchmark: wsrun against bjoern, Granian and a raw-hyper ceiling.
 #
-# Throughput, one worker each, server pinned to CPU 0 and wrk to CPU 1:
-#   (a) hello GET         wrk -t1 -c64 against hello:app (hyper-hello answers natively)
-#   (b) 10 KB POST echo   same, with post10k.lua against echo:app
+# Throughput, one worker each, server pinned to CPU 0 and wrk to CPU 1 (SCENARIOS):
+#   hello    hello GET         wrk -t1 -c64 against hello:app (hyper-hello answers natively)
+#   echo     10 KB POST echo   same, with post10k.lua against echo:app
+#   flask    Flask JSON        GET /users/7?q=a on apps/flask_json.py (jsonify, a converter,
+#                              a query parameter)
+#   django   Django template   GET /hello/?name=wsrun on apps/django_app.py (URL resolving,
+#                              three middlewares, a template with a loop and a filter)
+# (hyper-hello has no Flask or Django: its rows read n/a there.)
 # Each server is started alone, waited for, checked for a correct answer, warmed up
 # (WARMUP s), measured (DURATION s) and stopped; the whole round runs ROUNDS times and the
 # table shows the median req/s per server.
@@ -13,7 +18,7 @@
 #       apps/upload.py, generated on the fly by memprobe.py (target < 32 MiB)
 #
 # Environment (defaults in brackets):
-#   DURATION [10]  ROUNDS [3]  WARMUP [2]  CONNECTIONS [64]
+#   DURATION [10]  ROUNDS [3]  WARMUP [2]  CONNECTIONS [64]  SCENARIOS ["hello echo flask django"]
 #   SERVERS ["wsrun bjoern granian hyper"]   (gunicorn is also known, sync worker)
 #   MEM_SERVERS ["wsrun"]   (bjoern and granian are also known, for reference)
 #   UPLOAD_BYTES [1073741824]  BASE_PORT [18080]  SERVER_CPU [0]  CLIENT_CPU [1]
@@ -37,6 +42,7 @@ ROUNDS="${ROUNDS:-3}"
 WARMUP="${WARMUP:-2}"
 CONNECTIONS="${CONNECTIONS:-64}"
 SERVERS="${SERVERS:-wsrun bjoern granian hyper}"
+SCENARIOS="${SCENARIOS:-hello echo flask django}"
 MEM_SERVERS="${MEM_SERVERS:-wsrun}"
 UPLOAD_BYTES="${UPLOAD_BYTES:-1073741824}"
 BASE_PORT="${BASE_PORT:-18080}"
@@ -82,7 +88,7 @@ install_tools() {
         "$py" -m venv "$VENV"
         "$VENV/bin/pip" install -q --upgrade pip || true
     fi
-    for pkg in bjoern granian gunicorn flask; do
+    for pkg in bjoern granian gunicorn flask django; do
         if ! "$VENV/bin/python" -c "import $pkg" 2>/dev/null; then
             log "pip install $pkg"
             "$VENV/bin/pip" install -q "$pkg" || log "warning: pip install $pkg failed"
@@ -100,7 +106,7 @@ check_available() {
     "$VENV/bin/python" -c "import flask" 2>/dev/null || UNAVAILABLE[flask]="flask not installed"
     [[ -n ${UNAVAILABLE[wsrun]:-} ]] || VERSION[wsrun]=$("$WSRUN_BIN" --version 2>/dev/null | head -n1 || true)
     VERSION[hyper]="hyper-hello (hyper 1, current_thread tokio)"
-    for pkg in bjoern granian gunicorn flask; do
+    for pkg in bjoern granian gunicorn flask django; do
         [[ -n ${UNAVAILABLE[$pkg]:-} ]] ||
             VERSION[$pkg]="$pkg $("$VENV/bin/python" -c "import importlib.metadata as m; print(m.version('$pkg'))")"
     done
@@ -164,15 +170,41 @@ launch() {
 
 # --- throughput -------------------------------------------------------------------------------
 
+# The WSGI target, request path and table label of scenario $1.
+scenario_target() {
+    case $1 in
+        hello) echo hello:app ;; echo) echo echo:app ;;
+        flask) echo flask_json:app ;; django) echo django_app:app ;;
+        *) die "unknown scenario $1 (known: hello echo flask django)" ;;
+    esac
+}
+scenario_path() {
+    case $1 in
+        flask) echo '/users/7?q=a' ;; django) echo '/hello/?name=wsrun' ;; *) echo / ;;
+    esac
+}
+scenario_label() {
+    case $1 in
+        hello) echo "hello GET" ;; echo) echo "10 KB POST echo" ;;
+        flask) echo "Flask JSON GET" ;; django) echo "Django template GET" ;;
+    esac
+}
+
 sanity_check() {
     local scenario=$1 url=$2 got
-    if [[ $scenario == hello ]]; then
-        got=$(curl -sS --max-time 5 "$url") || return 1
-        [[ $got == "Hello, world!" ]] || { log "unexpected GET answer: ${got:0:80}"; return 1; }
-    else
-        curl -sS --max-time 5 --data-binary "@$WORK/body10k" -o "$WORK/echoed" "$url" || return 1
-        cmp -s "$WORK/body10k" "$WORK/echoed" || { log "echo answer differs from the body sent"; return 1; }
-    fi
+    case $scenario in
+        echo)
+            curl -sS --max-time 5 --data-binary "@$WORK/body10k" -o "$WORK/echoed" "$url" || return 1
+            cmp -s "$WORK/body10k" "$WORK/echoed" || { log "echo answer differs from the body sent"; return 1; }
+            return 0
+            ;;
+    esac
+    got=$(curl -sS --max-time 5 "$url") || return 1
+    case $scenario in
+        hello) [[ $got == "Hello, world!" ]] ;;
+        flask) [[ $(tr -d ' \n' <<<"$got") == '{"id":7,"name":"user7","q":"a"}' ]] ;;
+        django) [[ $got == *"<h1>Hello, wsrun!</h1>"*"3. THREE"* ]] ;;
+    esac || { log "unexpected $scenario answer: ${got:0:80}"; return 1; }
 }
 
 # Run wrk for $2 seconds against $3 (scenario $1); prints "req/s<TAB>note".
@@ -189,8 +221,8 @@ run_wrk() {
 bench_one() {
     local name=$1 scenario=$2 round=$3 port target url result
     port=$(server_port "$name")
-    url="http://127.0.0.1:$port/"
-    if [[ $scenario == hello ]]; then target=hello:app; else target=echo:app; fi
+    url="http://127.0.0.1:$port$(scenario_path "$scenario")"
+    target=$(scenario_target "$scenario")
     if ! launch "$name" "$target" "$port"; then
         printf '%s\t%s\t%s\t\tdid not start\n' "$name" "$scenario" "$round" >>"$RAW"
         return 0
@@ -311,13 +343,16 @@ head -c 10240 /dev/zero | tr '\0' x >"$WORK/body10k"   # the same body post10k.l
 
 read -r -a server_list <<<"$SERVERS"
 started=$SECONDS
+read -r -a scenario_list <<<"$SCENARIOS"
+for scenario in "${scenario_list[@]}"; do scenario_target "$scenario" >/dev/null; done
 for ((round = 1; round <= ROUNDS; round++)); do
-    for scenario in hello echo; do
+    for scenario in "${scenario_list[@]}"; do
         for name in "${server_list[@]}"; do
             if [[ -n ${UNAVAILABLE[$name]:-} ]]; then
                 ((round > 1)) || log "$name: n/a (${UNAVAILABLE[$name]})"
                 continue
             fi
+            [[ $name == hyper && $scenario != hello && $scenario != echo ]] && continue
             bench_one "$name" "$scenario" "$round"
         done
     done
@@ -347,8 +382,8 @@ report="$RESULTS_DIR/core-$stamp.md"
     echo
     echo "| server | scenario | req/s (median) | vs wsrun | vs raw hyper | rounds | notes |"
     echo "| --- | --- | ---: | ---: | ---: | --- | --- |"
-    for scenario in hello echo; do
-        if [[ $scenario == hello ]]; then label="hello GET"; else label="10 KB POST echo"; fi
+    for scenario in "${scenario_list[@]}"; do
+        label=$(scenario_label "$scenario")
         ws=$(median_of wsrun "$scenario")
         hy=$(median_of hyper "$scenario")
         for name in "${server_list[@]}"; do

@@ -88,14 +88,22 @@ impl WsgiHost {
         body: SpooledBody,
     ) -> Response<ResponseBody> {
         match &self.executor {
-            Executor::Inline => Python::attach(|py| {
-                services::begin_request();
-                let response = match self.call(py, app, script_name, &parts, body) {
-                    Ok(outcome) => inline_response(outcome),
-                    Err(response) => response,
-                };
-                hold_deferred(response, services::end_request())
-            }),
+            Executor::Inline => {
+                let response = Python::attach(|py| {
+                    services::begin_request();
+                    let response = match self.call(py, app, script_name, &parts, body) {
+                        Ok(outcome) => inline_response(outcome),
+                        Err(response) => response,
+                    };
+                    hold_deferred(response, services::end_request())
+                });
+                // Let the other connections whose requests are ready run their apps before
+                // this response is written: the responses then leave back to back, and a
+                // client busy reading one finds the next without being woken again (libev
+                // servers such as bjoern get this by writing on the next loop turn).
+                tokio::task::yield_now().await;
+                response
+            }
             Executor::Pool(jobs) => {
                 self.handle_on_pool(jobs, app, script_name, parts, body)
                     .await
