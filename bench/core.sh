@@ -19,6 +19,8 @@
 #
 # Environment (defaults in brackets):
 #   DURATION [10]  ROUNDS [3]  WARMUP [2]  CONNECTIONS [64]  SCENARIOS ["hello echo flask django"]
+#   WORKERS [1]   (2: wsrun --workers 2, bjoern as two SO_REUSEPORT processes, granian
+#                  --workers 2; nothing pinned, the servers and wrk share the CPUs)
 #   SERVERS ["wsrun bjoern granian hyper"]   (gunicorn is also known, sync worker)
 #   MEM_SERVERS ["wsrun"]   (bjoern and granian are also known, for reference)
 #   UPLOAD_BYTES [1073741824]  BASE_PORT [18080]  SERVER_CPU [0]  CLIENT_CPU [1]
@@ -43,6 +45,7 @@ WARMUP="${WARMUP:-2}"
 CONNECTIONS="${CONNECTIONS:-64}"
 SERVERS="${SERVERS:-wsrun bjoern granian hyper}"
 SCENARIOS="${SCENARIOS:-hello echo flask django}"
+WORKERS="${WORKERS:-1}"
 MEM_SERVERS="${MEM_SERVERS:-wsrun}"
 UPLOAD_BYTES="${UPLOAD_BYTES:-1073741824}"
 BASE_PORT="${BASE_PORT:-18080}"
@@ -120,12 +123,12 @@ server_cmd() {
     CMD_ENV=()
     case $name in
         wsrun)
-            CMD=("$WSRUN_BIN" "$target" --pythonpath "$APPS_DIR" --bind "127.0.0.1:$port" --workers 1)
+            CMD=("$WSRUN_BIN" "$target" --pythonpath "$APPS_DIR" --bind "127.0.0.1:$port" --workers "$WORKERS")
             # The embedded interpreter needs the venv's packages for flask_app.
             CMD_ENV=("PYTHONPATH=$SITE_PACKAGES" "VIRTUAL_ENV=$VENV" RUST_BACKTRACE=0)
             ;;
         bjoern)
-            CMD=("$VENV/bin/python" "$BENCH_DIR/run_bjoern.py" "$target" 127.0.0.1 "$port" "$APPS_DIR")
+            CMD=("$VENV/bin/python" "$BENCH_DIR/run_bjoern.py" "$target" 127.0.0.1 "$port" "$APPS_DIR" "$WORKERS")
             ;;
         granian)
             # `--workers 1` as the issue names it, Granian's defaults otherwise. Measured here
@@ -133,10 +136,10 @@ server_cmd() {
             # `--runtime-mode st --runtime-threads 1 --blocking-threads 1 --http 1 --no-ws`,
             # the setting used before, so the defaults are also the harder reference.
             CMD=("$VENV/bin/granian" --interface wsgi --host 127.0.0.1 --port "$port"
-                --workers 1 --log-level warning --working-dir "$APPS_DIR" "$target")
+                --workers "$WORKERS" --log-level warning --working-dir "$APPS_DIR" "$target")
             ;;
         gunicorn)
-            CMD=("$VENV/bin/gunicorn" --workers 1 --bind "127.0.0.1:$port" --chdir "$APPS_DIR"
+            CMD=("$VENV/bin/gunicorn" --workers "$WORKERS" --bind "127.0.0.1:$port" --chdir "$APPS_DIR"
                 --log-level warning "$target")
             ;;
         hyper)
@@ -339,6 +342,10 @@ check_available
 SITE_PACKAGES=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 setup_pinning wrk
+if ((WORKERS > 1)); then
+    PIN_SERVER=() PIN_CLIENT=()
+    PINNING="not pinned ($WORKERS workers per server; the servers and wrk share the CPUs)"
+fi
 head -c 10240 /dev/zero | tr '\0' x >"$WORK/body10k"   # the same body post10k.lua sends
 
 read -r -a server_list <<<"$SERVERS"
@@ -374,7 +381,7 @@ report="$RESULTS_DIR/core-$stamp.md"
     echo
     echo "Machine: $(machine);" \
         "$PINNING. wrk -t1 -c$CONNECTIONS, ${WARMUP} s warm-up + ${DURATION} s measured," \
-        "median of $ROUNDS round(s), one worker per server, loopback."
+        "median of $ROUNDS round(s), $WORKERS worker(s) per server, loopback."
     echo
     for name in "${server_list[@]}"; do
         [[ -n ${VERSION[$name]:-} ]] && echo "- $name: ${VERSION[$name]}"

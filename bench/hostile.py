@@ -8,11 +8,13 @@ max_concurrency 4, its attack's extra keys) and tenant `good` (`hello`). For eac
 client threads repeat the attack URL; it prints the two p99s, the issue's target (p99 within
 2x quiet + 10 ms), the worker's peak RSS and what the attackers got. The tests check that each
 attack is contained; this script is where its cost to the neighbour is measured (the machine is
-shared and noisy: compare the two columns of one run, never absolutes across runs).
+shared and noisy: compare the two columns of one run, never absolutes across runs). The worker
+runs on CPU 0, this script, wrk and the attackers on CPU 1.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -173,6 +175,18 @@ class Attackers:
             t.join(timeout=60)
 
 
+def pin_server(worker: int) -> None:
+    """The worker (all its threads) on CPU 0, this script, wrk and the attackers on CPU 1, as
+    bench/core.sh pins: the neighbour's latency then measures the server's sharing of its own
+    CPU, not the client threads' competing with it (skipped on a 1-CPU machine)."""
+    if len(os.sched_getaffinity(0)) < 2:
+        return
+    subprocess.run(
+        ["taskset", "-a", "-p", "-c", "0", str(worker)], capture_output=True, check=False
+    )
+    os.sched_setaffinity(0, {1})
+
+
 def measure(name: str, attack: Attack) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f"hostile-{name}-"))
     srv = Server(tmp, name=name)
@@ -180,6 +194,7 @@ def measure(name: str, attack: Attack) -> None:
     try:
         srv.start(["-c", str(config(tmp, attack, upstream.address)), *state_args(tmp)], cwd=tmp)
         (worker,) = srv.worker_pids()
+        pin_server(worker)
         quiet = wrk_p99_ms(srv.url + "/")
         query = attack.query.replace("{upstream}", upstream.address)
         with Attackers(f"{srv.url}/?attack={query}", attack.attackers) as attackers:
