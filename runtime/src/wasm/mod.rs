@@ -3,18 +3,19 @@
 //!
 //! Owns: `WasmHost`, a worker's engine, compiler and watcher, and the request entry point.
 //! Files: `engine` (wasmtime set-up, pooling, epoch ticker), `compile` (file checks, code
-//! cache, linking), `compile_child` (the compile child process and its limits), `route_info` (what a route is: name, prefix, file, limits; the
-//! bottom layer the others read), `registry` (routes, their current version, concurrency permits), `state`
-//! (what an instance may see: env, log, memory limit), `outbound` (outgoing requests: the
-//! allow-list by name and address, caps in flight, connect bounds), `invoke` (one
-//! request), `memory_budget` (the worker's and each tenant's shared memory accounts), `lanes`
-//! (event loop first, low-priority thread for guests that keep computing, taken in turns per
-//! tenant), `guest_clock` (a guest's running time against `cpu_time`, and how its instance
-//! ended), `body` (bodies both ways), `guest_log` (guest stdout/stderr) and `log_budget` (its
-//! per-instance budget and per-route rate), `services_host` (the
-//! `wsrun:services` imports: jobs and timers), `watcher` (`--watch DIR`). Must not touch: the
-//! Python host, the front end's connection handling, or the router's matching (the worker
-//! rebuilds its router from `WatchChange`s).
+//! cache, linking), `compile_child` (the compile child process and its limits), `route_info`
+//! (what a route is: name, prefix, file, limits; the bottom layer the others read),
+//! `registry` (routes, their current version, concurrency permits), `state` (what an
+//! instance may see: env, log, memory limit), `outbound` (outgoing requests: the allow-list by
+//! name and address, caps in flight, connect bounds), `invoke` (one request), `memory_budget`
+//! (the worker's and each tenant's shared memory accounts), `lanes` (event loop first,
+//! low-priority thread for guests that keep computing, taken in turns per tenant),
+//! `guest_clock` (a guest's running time against `cpu_time`, and how its instance ended),
+//! `body` (bodies both ways), `guest_log` (guest stdout/stderr) and `log_budget` (its
+//! per-instance budget and per-route rate), `services_host` (the `wsrun:services` imports:
+//! jobs and timers), `watcher` (`--watch DIR`). Must not touch: the Python host, the front
+//! end's connection handling, or the router's matching (the worker rebuilds its router from
+//! `WatchChange`s).
 //!
 //! The engine is built in each worker after the fork (wasmtime's threads and memory pools do
 //! not survive a fork), so a bad handler file on a fixed route fails the worker's boot, and
