@@ -7,14 +7,14 @@
 //! routes or files — those use what this builds.
 //!
 //! Why these settings (measured with `bench/wasm.sh`): a fresh instance per request is cheap
-//! only with the pooling allocator. Freed linear memories are reset with `madvise` in small
-//! batches (see `DECOMMIT_BATCH`), and nothing is kept resident: a Rust guest's memory starts
-//! with a 1 MiB stack of which it touches a few pages, so zeroing a resident prefix with
-//! `memset` (wasmtime serve's tuned setting) cost more than the page faults it saves — hello
-//! went from 19k to 28k req/s here. Instances run on the worker's own thread, so the TLB
-//! flushes of a reset stay on one CPU. The ticker advances the epoch every `TICK`; a running
-//! guest yields to the event loop at each tick, which lets a busy guest share its worker
-//! thread and lets the per-route timeout fire.
+//! only with the pooling allocator. Freed linear memories are reset with `madvise` as each
+//! instance is dropped (see `DECOMMIT_BATCH`), and nothing is kept resident: a Rust guest's
+//! memory starts with a 1 MiB stack of which it touches a few pages, so zeroing a resident
+//! prefix with `memset` (wasmtime serve's tuned setting) cost more than the page faults it
+//! saves — hello went from 19k to 28k req/s here. Instances run on the worker's own thread,
+//! so the TLB flushes of a reset stay on one CPU. The ticker advances the epoch every `TICK`;
+//! a running guest yields to the event loop at each tick, which lets a busy guest share its
+//! worker thread and lets the per-route timeout fire.
 
 use std::sync::Arc;
 use std::thread;
@@ -30,17 +30,15 @@ use super::state::GuestState;
 pub const TICK: Duration = Duration::from_millis(2);
 /// Component instances (requests running WASM at once) one worker can hold.
 pub const POOL_INSTANCES: u32 = 1000;
-/// Freed memory regions whose pages are returned to the kernel together: one
-/// `process_madvise` and one TLB flush per batch instead of per request (a flush also costs
-/// the TLB misses that follow it). Measured with `bench/wasm.sh` (mimalloc, 3 rounds): 1 ->
-/// 16 gave +5% req/s on hello with the noisy tenant's p99 unchanged (8.07 -> 8.19 ms); 32 gave
-/// +2% more but p99 9.35 ms, 64 gave 11.06 ms (the target is ~11.4): a batch may hold a
-/// memory-bomb's pages, and whichever thread fills the batch (often the event loop) pays for
-/// them. The price: up to this many freed regions (a region is one instance's memory, or
-/// part of it) stay resident until the batch fills — at most 16 x the route's `memory`. An
-/// earlier build, whose slow lane ran at a lower priority, saw 50-80 ms stalls with 16; not
-/// seen since (three noisy runs: p99 8.19, 9.16 and 8.61 ms).
-const DECOMMIT_BATCH: usize = 16;
+/// Freed memory regions whose pages are returned to the kernel together (one
+/// `process_madvise` and one TLB flush per batch). 1: each instance's pages go back when it
+/// is dropped, by the thread that drops it. History: 16 measured +5% req/s on hello once
+/// (2026-11), but the flush runs on whichever thread frees the 16th instance, usually the event
+/// loop, so a batch holding a hostile tenant's touched memory stalled every other tenant for
+/// one long `madvise`. Measured 2026-12-02 (issue 11): `bench/ab.sh` 1 vs 16 on the WASM
+/// hello, 12 interleaved rounds: **1.105x** for 1; `bench/hostile.py grow` (14 MiB touched and
+/// held per request) neighbour p99 11.5 ms with 1 against 19.0 with 16 (target ~14).
+const DECOMMIT_BATCH: usize = 1;
 
 /// The engine and linker of a worker, plus the ticker that drives epoch interruption.
 #[derive(Clone)]
