@@ -85,7 +85,16 @@ pub async fn invoke(
     // Held by the response body: when the body (or this future) is dropped — the response
     // abandoned, e.g. the client gone mid-stream — the instance is stopped.
     let (keep_running, cancel) = oneshot::channel::<()>();
-    let clock = GuestClock::new(info.limits.cpu_time);
+    // A guest cannot compute for longer than it runs: a CPU budget as long as the timeout
+    // (the default, clamped) would only race it, a spinning guest reaching both at once and
+    // getting either answer; the timeout alone stops it then.
+    let limits = &info.limits;
+    let cpu_budget = if limits.cpu_time < limits.timeout {
+        limits.cpu_time
+    } else {
+        Duration::MAX
+    };
+    let clock = GuestClock::new(cpu_budget);
     let run = Run {
         version,
         admission,
