@@ -3,8 +3,9 @@
 # so that this noisy machine's drift lands on both sides. Use it to tell a regression from noise
 # after a change on the request path: build the old commit in a worktree, then
 #
-#   bash bench/ab.sh OLD_BIN NEW_BIN [hello|echo|wasm]
+#   bash bench/ab.sh OLD_BIN NEW_BIN [hello|echo|wasm|flask|django]
 #
+# flask and django need bench/.venv (made by bench/core.sh) for their packages.
 # One worker each, server pinned to CPU 0 and wrk to CPU 1 (`wrk -t1 -c64`), as in core.sh and
 # wasm.sh. Prints each round's req/s and the median ratio NEW/OLD.
 # Environment: ROUNDS [6]  DURATION [8]  WARMUP [2]  CONNECTIONS [64]  PORT [18380]
@@ -15,8 +16,9 @@ ROOT=$(dirname "$BENCH_DIR")
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$BENCH_DIR/lib.sh"
 
-OLD_BIN=${1:?usage: bash bench/ab.sh OLD_BIN NEW_BIN [hello|echo|wasm]}
-NEW_BIN=${2:?usage: bash bench/ab.sh OLD_BIN NEW_BIN [hello|echo|wasm]}
+USAGE="usage: bash bench/ab.sh OLD_BIN NEW_BIN [hello|echo|wasm|flask|django]"
+OLD_BIN=${1:?$USAGE}
+NEW_BIN=${2:?$USAGE}
 SCENARIO=${3:-hello}
 ROUNDS=${ROUNDS:-6}
 DURATION=${DURATION:-8}
@@ -30,8 +32,18 @@ case $SCENARIO in
     hello) ARGS=(hello:app --pythonpath "$BENCH_DIR/apps") WRK_ARGS=() ;;
     echo) ARGS=(echo:app --pythonpath "$BENCH_DIR/apps") WRK_ARGS=(-s "$BENCH_DIR/post10k.lua") ;;
     wasm) ARGS=(--wasm "/=$ROOT/handlers/hello.wasm") WRK_ARGS=() ;;
-    *) die "unknown scenario $SCENARIO (hello, echo or wasm)" ;;
+    flask) ARGS=(flask_json:app --pythonpath "$BENCH_DIR/apps") WRK_ARGS=() URL_PATH='/users/7?q=a' ;;
+    django) ARGS=(django_app:app --pythonpath "$BENCH_DIR/apps") WRK_ARGS=() URL_PATH='/hello/?name=wsrun' ;;
+    *) die "unknown scenario $SCENARIO (hello, echo, wasm, flask or django)" ;;
 esac
+URL_PATH=${URL_PATH:-/}
+SERVER_ENV=()
+if [[ $SCENARIO == flask || $SCENARIO == django ]]; then
+    VENV="$BENCH_DIR/.venv"
+    [[ -x $VENV/bin/python ]] || die "bench/.venv is missing: run bash bench/core.sh once"
+    SITE_PACKAGES=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    SERVER_ENV=(env "PYTHONPATH=$SITE_PACKAGES" "VIRTUAL_ENV=$VENV")
+fi
 command -v wrk >/dev/null || die "wrk is not installed"
 make_work wsrun-ab
 setup_pinning wrk
@@ -39,14 +51,14 @@ setup_pinning wrk
 # Runs binary $1 for one round; prints its req/s.
 one_round() {
     local bin=$1 pid rps
-    start_group "$WORK/server.log" "${PIN_SERVER[@]}" "$bin" "${ARGS[@]}" \
+    start_group "$WORK/server.log" "${SERVER_ENV[@]}" "${PIN_SERVER[@]}" "$bin" "${ARGS[@]}" \
         --bind "127.0.0.1:$PORT" --workers 1
     pid=$STARTED_PID
     wait_port "$pid" "$PORT" || die "server did not start: $(tail -n 5 "$WORK/server.log")"
     "${PIN_CLIENT[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "${WRK_ARGS[@]}" \
-        "http://127.0.0.1:$PORT/" >/dev/null
+        "http://127.0.0.1:$PORT$URL_PATH" >/dev/null
     rps=$("${PIN_CLIENT[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${WRK_ARGS[@]}" \
-        "http://127.0.0.1:$PORT/" | awk '/^Requests\/sec/ { print $2 }')
+        "http://127.0.0.1:$PORT$URL_PATH" | awk '/^Requests\/sec/ { print $2 }')
     stop_server "$pid"
     echo "${rps:-0}"
 }
