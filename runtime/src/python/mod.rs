@@ -79,6 +79,11 @@ impl WsgiHost {
         }))
     }
 
+    /// Whether apps run on the worker's event-loop thread (`--threads 1`).
+    pub fn runs_inline(&self) -> bool {
+        matches!(self.executor, Executor::Inline)
+    }
+
     /// Serves one request with `app`.
     pub async fn handle(
         self: &Arc<Self>,

@@ -61,21 +61,48 @@ pub struct AccessRecord {
 
 impl AccessRecord {
     pub fn capture<B>(req: &Request<B>, remote: SocketAddr) -> AccessRecord {
+        AccessRecord::of_head(
+            req.method(),
+            req.uri(),
+            req.version(),
+            req.headers(),
+            remote,
+        )
+    }
+
+    /// The record of a request whose head is `parts` (the inline path's requests).
+    pub fn from_parts(parts: &http::request::Parts, remote: SocketAddr) -> AccessRecord {
+        AccessRecord::of_head(
+            &parts.method,
+            &parts.uri,
+            parts.version,
+            &parts.headers,
+            remote,
+        )
+    }
+
+    fn of_head(
+        method: &http::Method,
+        uri: &http::Uri,
+        version: Version,
+        headers: &http::HeaderMap,
+        remote: SocketAddr,
+    ) -> AccessRecord {
         let header_text = |name| {
-            req.headers()
+            headers
                 .get(name)
                 .map(|v| escape(&String::from_utf8_lossy(v.as_bytes())))
                 .unwrap_or_else(|| "-".to_string())
         };
-        let version = match req.version() {
+        let version = match version {
             Version::HTTP_10 => "HTTP/1.0",
             _ => "HTTP/1.1",
         };
-        let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+        let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
         AccessRecord {
             remote,
             time: SystemTime::now(),
-            request_line: escape(&format!("{} {} {}", req.method(), target, version)),
+            request_line: escape(&format!("{method} {target} {version}")),
             referer: header_text(header::REFERER),
             user_agent: header_text(header::USER_AGENT),
         }

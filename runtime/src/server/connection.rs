@@ -1,41 +1,53 @@
-//! One client connection: hyper's HTTP/1.1 state machine behind the strict `guard`.
+//! One client connection: the inline path first when it can, hyper's HTTP/1.1 state machine
+//! otherwise, both behind the strict `guard`.
 //!
-//! Owns: the connection's life — hyper settings (header-read timeout, keep-alive, head size),
-//! the keep-alive idle timeout, graceful shutdown on drain, writing the guard's rejection
-//! (400/431/...) after earlier pipelined responses, and tracking each response to its end
-//! (access log, idle clock). Must not touch: routing or handlers (see `service`).
+//! Owns: the connection's life — which loop serves it (`inline_h1` while its requests are plain
+//! `GET`s to Python apps on the event loop, then hyper for the rest of its life), hyper
+//! settings (keep-alive, head size), the header-read and keep-alive timeouts, graceful shutdown
+//! on drain, and tracking each of hyper's responses to its end (access log, idle clock). Must
+//! not touch: routing or handlers (see `service`).
 
-use std::cell::Cell;
 use std::convert::Infallible;
-use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use super::access_log::AccessRecord;
 use super::context::WorkerContext;
 use super::guard::{GuardLimits, GuardedIo, HeadClock};
+use super::idle_clock::{ConnectionTimer, Expired, IdleClock};
+use super::inline_h1;
 use super::peer::Peer;
+use super::rejecting_io::RejectingIo;
+use super::rewind::Rewind;
 use super::service::serve;
 use crate::body::{BoxError, ResponseBody};
+
+/// What both connection loops share: who the client is, the worker, the drain signal and the
+/// connection's clocks.
+pub struct ConnectionState {
+    pub peer: Peer,
+    pub ctx: Rc<WorkerContext>,
+    pub draining: watch::Receiver<bool>,
+    pub head_clock: HeadClock,
+    pub clock: Rc<IdleClock>,
+    pub timer: ConnectionTimer,
+}
 
 /// Serves `stream` until the client leaves, a timeout fires, or the worker drains.
 pub async fn serve_connection(
     stream: TcpStream,
     peer: Peer,
     ctx: Rc<WorkerContext>,
-    mut draining: watch::Receiver<bool>,
+    draining: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let server = &ctx.config.server;
@@ -44,9 +56,37 @@ pub async fn serve_connection(
         max_headers: server.max_headers,
     };
     let head_clock = HeadClock::started_now();
-    let guarded = GuardedIo::with_clock(stream, limits, head_clock.clone());
-    let io = TokioIo::new(RejectingIo::new(guarded));
-    let clock = Rc::new(IdleClock::new());
+    let io = RejectingIo::new(GuardedIo::with_clock(stream, limits, head_clock.clone()));
+    let mut state = ConnectionState {
+        peer,
+        timer: ConnectionTimer::new(server.header_timeout, server.keepalive_timeout),
+        ctx,
+        draining,
+        head_clock,
+        clock: Rc::new(IdleClock::new()),
+    };
+    let (io, unserved) = if state.ctx.wsgi.runs_inline() {
+        match inline_h1::serve(io, &mut state).await {
+            Some(handover) => handover,
+            None => return,
+        }
+    } else {
+        (io, Vec::new())
+    };
+    serve_with_hyper(Rewind::new(unserved, io), state).await;
+}
+
+/// Serves the rest of the connection with hyper; `io` starts at a request head.
+async fn serve_with_hyper(io: Rewind<RejectingIo>, state: ConnectionState) {
+    let ConnectionState {
+        peer,
+        ctx,
+        mut draining,
+        head_clock,
+        clock,
+        timer: timeouts,
+    } = state;
+    let server = &ctx.config.server;
     let service = {
         let (ctx, clock) = (ctx.clone(), clock.clone());
         service_fn(move |req| {
@@ -87,17 +127,13 @@ pub async fn serve_connection(
         // measured (A/B, 3 rounds) +3% req/s on Python hello, +2-5% on the 10 KB echo, +1% on
         // WASM hello; a 300 MB streamed response stays at 3-4 GB/s on loopback.
         .writev(false);
-    let conn = builder.serve_connection(io, service);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut closing = *draining.borrow();
     if closing {
         conn.as_mut().graceful_shutdown();
     }
-    // One timer per connection, re-armed only when it fires: it always fires no later than the
-    // true deadline, then either acts or moves to the new deadline. No per-request cost.
-    let timeouts = (server.header_timeout, server.keepalive_timeout);
-    let check_every = timeouts.0.min(timeouts.1);
-    let timer = tokio::time::sleep(check_every);
+    let timer = timeouts.sleep();
     tokio::pin!(timer);
     loop {
         tokio::select! {
@@ -113,7 +149,7 @@ pub async fn serve_connection(
                 conn.as_mut().graceful_shutdown();
             }
             _ = timer.as_mut() => {
-                match clock.expired(&head_clock, timeouts) {
+                match timeouts.fired(&clock, &head_clock, timer.as_mut()) {
                     Expired::Head => {
                         tracing::debug!("{}: request head not received in time", peer.remote);
                         return; // slowloris: drop the connection
@@ -124,80 +160,7 @@ pub async fn serve_connection(
                     }
                     _ => {}
                 }
-                let next = clock.next_deadline(&head_clock, timeouts);
-                let now = Instant::now();
-                timer.as_mut().reset(next.filter(|at| *at > now).unwrap_or(now + check_every));
             }
-        }
-    }
-}
-
-/// When the connection last finished a response, and whether one is in flight.
-struct IdleClock {
-    in_flight: Cell<u32>,
-    idle_since: Cell<Option<Instant>>,
-}
-
-/// Which connection timer ran out.
-enum Expired {
-    Head,
-    Idle,
-    Neither,
-}
-
-impl IdleClock {
-    fn new() -> IdleClock {
-        IdleClock {
-            in_flight: Cell::new(0),
-            idle_since: Cell::new(None),
-        }
-    }
-
-    fn request_started(&self) {
-        self.in_flight.set(self.in_flight.get() + 1);
-        self.idle_since.set(None);
-    }
-
-    fn response_finished(&self) {
-        let left = self.in_flight.get().saturating_sub(1);
-        self.in_flight.set(left);
-        if left == 0 {
-            self.idle_since.set(Some(Instant::now()));
-        }
-    }
-
-    /// The next moment a timer may run out: the header-read timeout of a head in progress, or
-    /// the keep-alive timeout after the last response. `None` while a request is served.
-    fn next_deadline(
-        &self,
-        head: &HeadClock,
-        (header, idle): (Duration, Duration),
-    ) -> Option<Instant> {
-        if self.in_flight.get() > 0 {
-            return None;
-        }
-        let head_deadline = head.head_started().map(|at| Instant::from_std(at) + header);
-        let idle_deadline = self.idle_since.get().map(|since| since + idle);
-        match (head_deadline, idle_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    fn expired(&self, head: &HeadClock, (header, idle): (Duration, Duration)) -> Expired {
-        if self.in_flight.get() > 0 {
-            return Expired::Neither;
-        }
-        if let Some(started) = head.head_started() {
-            return if started.elapsed() >= header {
-                Expired::Head
-            } else {
-                Expired::Neither
-            };
-        }
-        match self.idle_since.get() {
-            Some(since) if since.elapsed() >= idle => Expired::Idle,
-            _ => Expired::Neither,
         }
     }
 }
@@ -271,97 +234,6 @@ impl Drop for TrackedBody {
         if let Some(finish) = self.finish.take() {
             let complete = self.body.is_end_stream();
             finish.run(complete);
-        }
-    }
-}
-
-/// The guarded socket, plus: when hyper closes the connection after the guard refused a
-/// request head, the refusal (e.g. `400 Bad Request`) is written first.
-struct RejectingIo {
-    inner: GuardedIo<TcpStream>,
-    pending: Option<(Vec<u8>, usize)>,
-}
-
-impl RejectingIo {
-    fn new(inner: GuardedIo<TcpStream>) -> RejectingIo {
-        RejectingIo {
-            inner,
-            pending: None,
-        }
-    }
-
-    fn poll_write_rejection(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.pending.is_none() {
-            self.pending = self.inner.take_rejection().map(|r| (r.to_http_bytes(), 0));
-        }
-        while let Some((bytes, written)) = &mut self.pending {
-            if *written >= bytes.len() {
-                self.pending = Some((Vec::new(), 0));
-                break;
-            }
-            match Pin::new(&mut self.inner).poll_write(cx, &bytes[*written..]) {
-                Poll::Ready(Ok(0)) => break,
-                Poll::Ready(Ok(n)) => *written += n,
-                Poll::Ready(Err(_)) => break,
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncRead for RejectingIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for RejectingIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        if this.poll_write_rejection(cx).is_pending() {
-            return Poll::Pending;
-        }
-        Pin::new(&mut this.inner).poll_shutdown(cx)
-    }
-}
-
-impl Drop for RejectingIo {
-    /// If hyper ended without a clean shutdown, still tell the client why (best effort: the
-    /// refusal is small and the socket buffer is empty by then).
-    fn drop(&mut self) {
-        if self.pending.is_none() {
-            if let Some(rejection) = self.inner.take_rejection() {
-                let _ = self.inner.get_mut().try_write(&rejection.to_http_bytes());
-            }
         }
     }
 }

@@ -8,7 +8,10 @@
 //! Layout, top down (each file uses only files below it):
 //! - `worker`: one process's event loop: builds its context, starts the services, then binds
 //!   its listeners (`listener`) and accepts; `supervisor` forks and restarts workers.
-//! - `connection`: hyper behind `guard` (strict RFC 9112 framing), timeouts, `access_log`.
+//! - `connection`: one client connection behind `guard` (strict RFC 9112 framing, with
+//!   `rejecting_io` writing its refusals): `inline_h1` serves plain `GET`s to Python apps on
+//!   the event loop without hyper, and hands anything else (`rewind`) to hyper; timeouts
+//!   (`idle_clock`), `access_log`.
 //! - `job_delivery`: a durable job as an in-process request through `service`.
 //! - `service`: one request: Host and path, routing, body limit, spooling, `run_handler`.
 //! - `context`: `WorkerContext`, what all of the above read (live router, hosts, `Arc<Config>`).
@@ -21,10 +24,14 @@ mod connection;
 mod context;
 pub mod guard;
 mod handler;
+mod idle_clock;
+mod inline_h1;
 mod job_delivery;
 pub mod listener;
 mod live_routes;
 mod peer;
+mod rejecting_io;
+mod rewind;
 mod service;
 pub mod supervisor;
 mod worker;

@@ -119,7 +119,7 @@ pub async fn run_handler(
 
 /// Only a job delivery carries `wsrun-job-id`/`wsrun-job-attempt`; a client's copies are
 /// dropped so an app can trust them.
-fn strip_job_headers(headers: &mut http::HeaderMap) {
+pub fn strip_job_headers(headers: &mut http::HeaderMap) {
     for name in crate::services::job::DELIVERY_HEADERS {
         headers.remove(name);
     }
@@ -127,7 +127,7 @@ fn strip_job_headers(headers: &mut http::HeaderMap) {
 
 /// SERVER_NAME (the router matches it without regard to case): from an absolute-form target,
 /// else the Host header, else the local address. The port is dropped.
-fn request_host(parts: &Parts, peer: Peer) -> String {
+pub fn request_host(parts: &Parts, peer: Peer) -> String {
     parts
         .uri
         .host()

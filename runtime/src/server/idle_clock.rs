@@ -1,0 +1,120 @@
+//! The two clocks of a connection between requests: the header-read timeout of a head in
+//! progress (started by the `guard`'s `HeadClock`) and the keep-alive idle timeout after the
+//! last response.
+//!
+//! Owns: `IdleClock` (responses in flight, idle since when) and the decision which timer ran
+//! out. Must not touch: sockets or what happens when a timer runs out (the connection loops,
+//! hyper's and the inline one, act on `Expired`).
+
+use std::cell::Cell;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
+
+use super::guard::HeadClock;
+
+/// When the connection last finished a response, and whether one is in flight.
+#[derive(Default)]
+pub struct IdleClock {
+    in_flight: Cell<u32>,
+    idle_since: Cell<Option<Instant>>,
+}
+
+/// Which connection timer ran out.
+pub enum Expired {
+    Head,
+    Idle,
+    Neither,
+}
+
+impl IdleClock {
+    pub fn new() -> IdleClock {
+        IdleClock {
+            in_flight: Cell::new(0),
+            idle_since: Cell::new(None),
+        }
+    }
+
+    pub fn request_started(&self) {
+        self.in_flight.set(self.in_flight.get() + 1);
+        self.idle_since.set(None);
+    }
+
+    pub fn response_finished(&self) {
+        let left = self.in_flight.get().saturating_sub(1);
+        self.in_flight.set(left);
+        if left == 0 {
+            self.idle_since.set(Some(Instant::now()));
+        }
+    }
+
+    /// The next moment a timer may run out: the header-read timeout of a head in progress, or
+    /// the keep-alive timeout after the last response. `None` while a request is served.
+    pub fn next_deadline(
+        &self,
+        head: &HeadClock,
+        (header, idle): (Duration, Duration),
+    ) -> Option<Instant> {
+        if self.in_flight.get() > 0 {
+            return None;
+        }
+        let head_deadline = head.head_started().map(|at| Instant::from_std(at) + header);
+        let idle_deadline = self.idle_since.get().map(|since| since + idle);
+        match (head_deadline, idle_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn expired(&self, head: &HeadClock, (header, idle): (Duration, Duration)) -> Expired {
+        if self.in_flight.get() > 0 {
+            return Expired::Neither;
+        }
+        if let Some(started) = head.head_started() {
+            return if started.elapsed() >= header {
+                Expired::Head
+            } else {
+                Expired::Neither
+            };
+        }
+        match self.idle_since.get() {
+            Some(since) if since.elapsed() >= idle => Expired::Idle,
+            _ => Expired::Neither,
+        }
+    }
+}
+
+/// A connection's one timer: the header-read and keep-alive timeouts it enforces. It is re-armed
+/// only when it fires: it always fires no later than the true deadline, then either reports
+/// what ran out or moves to the new deadline. No per-request cost.
+pub struct ConnectionTimer {
+    timeouts: (Duration, Duration),
+    check_every: Duration,
+}
+
+impl ConnectionTimer {
+    pub fn new(header_timeout: Duration, keepalive_timeout: Duration) -> ConnectionTimer {
+        ConnectionTimer {
+            timeouts: (header_timeout, keepalive_timeout),
+            check_every: header_timeout.min(keepalive_timeout),
+        }
+    }
+
+    /// The sleep to select on, first armed for the shorter timeout.
+    pub fn sleep(&self) -> Sleep {
+        tokio::time::sleep(self.check_every)
+    }
+
+    /// Called when `sleep` fired: what ran out, with `sleep` re-armed for the next deadline.
+    pub fn fired(&self, clock: &IdleClock, head: &HeadClock, sleep: Pin<&mut Sleep>) -> Expired {
+        let expired = clock.expired(head, self.timeouts);
+        let next = clock.next_deadline(head, self.timeouts);
+        let now = Instant::now();
+        sleep.reset(
+            next.filter(|at| *at > now)
+                .unwrap_or(now + self.check_every),
+        );
+        expired
+    }
+}

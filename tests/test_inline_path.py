@@ -1,0 +1,107 @@
+"""The inline path (`server/inline_h1`): plain GETs to a Python app on the event loop are
+served without hyper, anything else hands the connection to hyper. Both must answer alike,
+and a connection must survive the hand-over with its requests in order."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+
+import pytest
+
+from support.http import parse_responses, raw_exchange, read_response, recv_until_closed
+from support.launcher import Launcher, Server
+
+# `Content-Length: 0` on a GET is the simplest request the inline path leaves to hyper.
+TO_HYPER = "Content-Length: 0\r\n"
+
+
+def _get(path: str, extra: str = "") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}\r\n".encode()
+
+
+def _one(port: int, request: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        s.sendall(request)
+        r = read_response(s)
+    headers = sorted((k.lower(), v) for k, v in r.headers if k.lower() != "date")
+    return r.status, r.reason, headers, r.body
+
+
+@pytest.mark.parametrize(
+    "path", ["/framing/cl", "/framing/single", "/framing/gen", "/iter/gen", "/error/before"]
+)
+def test_inline_and_hyper_answer_alike(probe: Server, path: str) -> None:
+    """The same request through each path: same status line, fields (but `date`) and body."""
+    inline = _one(probe.port, _get(path))
+    hyper = _one(probe.port, _get(path, TO_HYPER))
+    assert inline == hyper
+    assert inline[0] in (200, 500)
+
+
+def test_inline_response_carries_date_and_framing(probe: Server) -> None:
+    with socket.create_connection(("127.0.0.1", probe.port), timeout=3) as s:
+        s.sendall(_get("/framing/gen"))
+        r = read_response(s)
+    assert r.status == 200 and r.chunked and r.complete
+    assert (r.header("date") or "").endswith(" GMT")
+    assert r.body == b"gen-erated-body"
+
+
+def test_one_connection_moves_from_inline_to_hyper_in_order(probe: Server) -> None:
+    """Pipelined in one write: an inline GET, a POST (hyper's), then a GET (hyper's too now)."""
+    post = b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\nabc"
+    data = _get("/env?i=0") + post + _get("/env?i=2")
+    res = raw_exchange(probe.port, data, until=lambda got: got.count(b"HTTP/1.1 200") >= 3)
+    responses = parse_responses(res.data, ["GET", "POST", "GET"])
+    assert [r.status for r in responses] == [200, 200, 200]
+    first, echoed, last = responses
+    assert echoed.body == b"abc"
+    env0, env2 = json.loads(first.body), json.loads(last.body)
+    assert env0["QUERY_STRING"] == "i=0" and env2["QUERY_STRING"] == "i=2"
+    assert env0["REMOTE_PORT"] == env2["REMOTE_PORT"], "one connection throughout"
+
+
+def test_pipelined_gets_then_a_malformed_head(probe: Server) -> None:
+    """Every good request before a bad head is answered, then the guard's 400, then close."""
+    bad = b"GET / HTTP/1.1\r\nHost: localhost\r\nBad Header Line\r\n\r\n"
+    res = raw_exchange(probe.port, _get("/framing/cl") * 2 + bad)
+    assert res.closed
+    responses = parse_responses(res.data, ["GET", "GET", "GET"])
+    assert [r.status for r in responses] == [200, 200, 400]
+    assert responses[0].body == responses[1].body == b"0123456789"
+
+
+def test_connection_close_is_answered_with_close(probe: Server) -> None:
+    res = raw_exchange(probe.port, _get("/framing/cl", "Connection: close\r\n") + _get("/pid"))
+    assert res.closed
+    responses = parse_responses(res.data, ["GET", "GET"])
+    assert len(responses) == 1, "nothing is served after Connection: close"
+    assert responses[0].header("connection") == "close"
+
+
+def test_many_pipelined_inline_gets_in_one_write(probe: Server) -> None:
+    count = 200
+    data = b"".join(_get(f"/env?i={i}") for i in range(count))
+    res = raw_exchange(
+        probe.port, data, timeout=10, until=lambda got: got.count(b"HTTP/1.1 200") >= count
+    )
+    responses = parse_responses(res.data, ["GET"] * count)
+    queries = [json.loads(r.body)["QUERY_STRING"] for r in responses]
+    assert queries == [f"i={i}" for i in range(count)]
+
+
+def test_idle_inline_connection_is_closed_when_the_server_drains(launcher: Launcher) -> None:
+    srv = launcher.probe("--graceful-timeout", "30s", "--keepalive-timeout", "60s")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+        s.sendall(_get("/framing/cl"))
+        assert read_response(s).status == 200
+        assert srv.proc is not None
+        started = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        data, closed = recv_until_closed(s, 10)
+    assert closed and data == b"", "an idle kept-alive connection is closed on drain"
+    assert srv.wait_exit() == 0
+    assert time.monotonic() - started < 10, "the drain must not wait for the graceful timeout"
