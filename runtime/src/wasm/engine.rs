@@ -14,7 +14,9 @@
 //! saves — hello went from 19k to 28k req/s here. Instances run on the worker's own thread,
 //! so the TLB flushes of a reset stay on one CPU. The ticker advances the epoch every `TICK`;
 //! a running guest yields to the event loop at each tick, which lets a busy guest share its
-//! worker thread and lets the per-route timeout fire.
+//! worker thread and lets the per-route timeout fire. A tick bounds one poll of a guest, not
+//! how many polls of one tenant run back to back: `lanes` paces a tenant that takes more than
+//! its fair part of the loop (`loop_share`).
 
 use std::sync::Arc;
 use std::thread;

@@ -57,6 +57,14 @@ impl GuestLog {
     }
 }
 
+/// `InstanceLog::admit`'s answer: may the line be logged, and is the budget spent now (then
+/// the writer drops the rest in bulk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Admitted {
+    logged: bool,
+    spent: bool,
+}
+
 /// What one instance's stdout and stderr share: its route and its log budget. Dropped with
 /// the instance, when it reports what was dropped.
 struct InstanceLog {
@@ -65,8 +73,9 @@ struct InstanceLog {
 }
 
 impl InstanceLog {
-    /// May a line of `len` bytes be logged? Counts it, and reports a limit hit.
-    fn admit(&self, len: usize) -> bool {
+    /// May a line of `len` bytes be logged? Counts it, and reports a limit hit. Also says
+    /// whether the budget is now spent, from the same look at it (one lock per line).
+    fn admit(&self, len: usize) -> Admitted {
         let limits = &self.route.limits;
         let mut report = None;
         let rate = || {
@@ -74,12 +83,11 @@ impl InstanceLog {
             report = due;
             allowed
         };
-        let verdict = self.budget.lock().unwrap_or_else(|e| e.into_inner()).take(
-            len,
-            limits.log_lines,
-            limits.log_bytes,
-            rate,
-        );
+        let (verdict, spent) = {
+            let mut budget = self.budget.lock().unwrap_or_else(|e| e.into_inner());
+            let verdict = budget.take(len, limits.log_lines, limits.log_bytes, rate);
+            (verdict, budget.spent(limits.log_lines, limits.log_bytes))
+        };
         if let Some((lines, bytes, over)) = report {
             tracing::warn!(
                 "{}: guest log over its log_rate of {}/s: dropped {lines} lines / {bytes} bytes in the last {}",
@@ -88,13 +96,14 @@ impl InstanceLog {
                 seconds(over)
             );
         }
-        match verdict {
+        let logged = match verdict {
             None => true,
             Some((why, first)) => {
                 self.report_first(why, first);
                 false
             }
-        }
+        };
+        Admitted { logged, spent }
     }
 
     /// The one line an instance gets when it first runs out of its own budget.
@@ -106,15 +115,6 @@ impl InstanceLog {
                 self.limit(why)
             );
         }
-    }
-
-    /// Has this instance written all it may? (Then the rest goes to `drop_bulk`.)
-    fn spent(&self) -> bool {
-        let limits = &self.route.limits;
-        self.budget
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .spent(limits.log_lines, limits.log_bytes)
     }
 
     /// Drops `bytes` (a spent budget's writes) with one count of their lines.
@@ -176,6 +176,7 @@ impl StdoutStream for GuestLog {
             log: self.log.clone(),
             which: self.which,
             pending: Vec::new(),
+            spent: false,
         })
     }
 }
@@ -184,11 +185,17 @@ struct LineWriter {
     log: Arc<InstanceLog>,
     which: Which,
     pending: Vec<u8>,
+    /// The instance's budget was spent when this writer last asked (it never un-spends, so
+    /// the flag is never stale the other way; the other stream may spend it first, and then
+    /// this writer learns it at its next line).
+    spent: bool,
 }
 
 impl LineWriter {
-    fn emit(&self, line: &[u8]) {
-        if !self.log.admit(line.len()) {
+    fn emit(&mut self, line: &[u8]) {
+        let admitted = self.log.admit(line.len());
+        self.spent = admitted.spent;
+        if !admitted.logged {
             return;
         }
         let text = String::from_utf8_lossy(line);
@@ -203,7 +210,7 @@ impl LineWriter {
     fn take(&mut self, bytes: &[u8]) {
         let mut rest = bytes;
         while let Some(newline) = memchr::memchr(b'\n', rest) {
-            if self.log.spent() {
+            if self.spent {
                 self.pending.clear();
                 self.log.drop_bulk(rest);
                 return;
@@ -257,5 +264,73 @@ impl Drop for LineWriter {
             let rest = std::mem::take(&mut self.pending);
             self.emit(&rest);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::WasmLimits;
+    use crate::wasm::outbound::OutboundShare;
+
+    fn route(log_lines: u64) -> Arc<RouteInfo> {
+        Arc::new(RouteInfo {
+            name: "t".to_string(),
+            prefix: "/".to_string(),
+            file: "t.wasm".into(),
+            tenant: None,
+            hosts: Vec::new(),
+            limits: WasmLimits {
+                log_lines,
+                log_bytes: 1 << 20,
+                log_rate: 1000,
+                ..WasmLimits::default()
+            },
+            tenant_memory: None,
+            log_rate: Default::default(),
+            outbound: OutboundShare::new(1, None),
+        })
+    }
+
+    #[test]
+    fn admit_says_when_it_spent_the_budget() {
+        let (stdout, _stderr) = GuestLog::pair(&route(2));
+        let yes = |spent| Admitted {
+            logged: true,
+            spent,
+        };
+        assert_eq!(stdout.log.admit(3), yes(false));
+        assert_eq!(stdout.log.admit(3), yes(true), "the second line spends it");
+        let no = stdout.log.admit(3);
+        assert_eq!((no.logged, no.spent), (false, true));
+    }
+
+    #[test]
+    fn a_writer_drops_in_bulk_once_told_the_budget_is_spent() {
+        let (stdout, stderr) = GuestLog::pair(&route(2));
+        let mut out = LineWriter {
+            log: stdout.log.clone(),
+            which: Which::Stdout,
+            pending: Vec::new(),
+            spent: false,
+        };
+        out.take(b"a\nb\nc\nd\ne\n");
+        assert!(out.spent);
+        let counted = |log: &GuestLog| {
+            let budget = log.log.budget.lock().unwrap();
+            (budget.dropped_lines, budget.hit.clone())
+        };
+        // Two logged; "c" to "e" dropped in one bulk count.
+        assert_eq!(counted(&stdout), (3, vec![Over::Lines]));
+        // The other stream learns it at its first line, then drops in bulk too.
+        let mut err = LineWriter {
+            log: stderr.log.clone(),
+            which: Which::Stderr,
+            pending: Vec::new(),
+            spent: false,
+        };
+        err.take(b"f\ng\n");
+        assert!(err.spent);
+        assert_eq!(counted(&stderr).0, 5);
     }
 }

@@ -6,8 +6,10 @@
 //! used `FAST_SLICES` epoch ticks and then hands the still-running future to its share of the
 //! slow lane. A well-behaved handler finishes in the fast lane with no thread hop and no lock;
 //! a spinning or memory-hungry one stops competing with everyone else's requests for the
-//! worker's thread, and the kernel gives its thread a smaller share than the worker's. Must not
-//! touch: what a guest does, its limits or its response.
+//! worker's thread, and the kernel gives its thread a smaller share than the worker's. On the
+//! loop, a tenant whose long polls took more than its fair part lately is paced (`loop_share`
+//! decides, `run_in_lanes` waits), so its requests cannot queue back to back ahead of another
+//! tenant's. Must not touch: what a guest does, its limits or its response.
 //!
 //! Fairness: the slow lane runs one task per share with guests in it, not one per guest, and
 //! a share's task polls one of its guests per turn (round robin among them) then goes to the
@@ -23,10 +25,13 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use tokio::time::sleep_until;
 
 use super::guest_clock::GuestClock;
+use super::loop_share::LoopUse;
 
 /// Epoch ticks a guest may use on the event loop before it moves to the slow lane.
 pub const FAST_SLICES: u32 = 2;
@@ -91,6 +96,8 @@ impl SlowLane {
 #[derive(Default)]
 pub struct LaneShare {
     state: Mutex<ShareState>,
+    /// Its guests' recent use of the event loop (`loop_share`).
+    loop_use: LoopUse,
 }
 
 #[derive(Default)]
@@ -290,6 +297,14 @@ impl Future for Turns {
 /// loop: starting known-slow routes directly on the slow lane was tried and made things worse,
 /// because the low-priority thread then did the instance set-up and tear-down, which take locks
 /// (the instance pool's, the kernel's mmap lock) the event loop also needs.
+///
+/// Each poll on the loop is timed for `share`'s `LoopUse`. While the share is over its fair
+/// part of the loop (`loop_share`: other shares compete, its polls are long and it took more
+/// than 1/n of their time lately), its guests give way: a poll waits (a timer, the guest not
+/// polled) until the share's last poll there is twice as long ago as it took (`GIVE_WAY`), so
+/// at most one of its polls runs between two turns of the others. Several short requests of
+/// one tenant, each finishing within `FAST_SLICES`, used to run back to back ahead of another
+/// tenant's request (issue 11). Its running guests still move after `FAST_SLICES` only.
 pub async fn run_in_lanes<T: Send + 'static>(
     mut guest: Pin<Box<dyn Future<Output = T> + Send>>,
     clock: Arc<GuestClock>,
@@ -297,9 +312,25 @@ pub async fn run_in_lanes<T: Send + 'static>(
     share: Arc<LaneShare>,
     done: tokio::sync::oneshot::Sender<T>,
 ) {
+    let mut pause: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let finished = poll_fn(|cx| {
+        loop {
+            if let Some(sleep) = pause.as_mut() {
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                pause = None;
+            }
+            match share.loop_use.wait_until(Instant::now()) {
+                Some(until) => pause = Some(Box::pin(sleep_until(until.into()))),
+                None => break,
+            }
+        }
+        let start = Instant::now();
         clock.polled();
-        match guest.as_mut().poll(cx) {
+        let polled = guest.as_mut().poll(cx);
+        share.loop_use.record(start, Instant::now());
+        match polled {
             Poll::Ready(output) => Poll::Ready(Some(output)),
             Poll::Pending if clock.slices() >= FAST_SLICES => Poll::Ready(None),
             Poll::Pending => Poll::Pending,

@@ -10,6 +10,7 @@
 //! name and address, caps in flight, connect bounds), `invoke` (one request), `memory_budget`
 //! (the worker's and each tenant's shared memory accounts), `lanes` (event loop first,
 //! low-priority thread for guests that keep computing, taken in turns per tenant),
+//! `loop_share` (each tenant's recent use of the event loop against its fair part),
 //! `guest_clock` (a guest's running time against `cpu_time`, and how its instance ended),
 //! `body` (bodies both ways), `guest_log` (guest stdout/stderr) and `log_budget` (its
 //! per-instance budget and per-route rate), `services_host` (the `wsrun:services` imports:
@@ -30,6 +31,7 @@ mod guest_log;
 mod invoke;
 mod lanes;
 mod log_budget;
+mod loop_share;
 mod memory_budget;
 mod outbound;
 mod registry;
