@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::access_log::AccessRecord;
+use super::connection_state::ConnectionState;
 use super::context::WorkerContext;
 use super::guard::{GuardLimits, GuardedIo, HeadClock};
 use super::idle_clock::{ConnectionTimer, Expired, IdleClock};
@@ -30,17 +31,6 @@ use super::rejecting_io::RejectingIo;
 use super::rewind::Rewind;
 use super::service::serve;
 use crate::body::{BoxError, ResponseBody};
-
-/// What both connection loops share: who the client is, the worker, the drain signal and the
-/// connection's clocks.
-pub struct ConnectionState {
-    pub peer: Peer,
-    pub ctx: Rc<WorkerContext>,
-    pub draining: watch::Receiver<bool>,
-    pub head_clock: HeadClock,
-    pub clock: Rc<IdleClock>,
-    pub timer: ConnectionTimer,
-}
 
 /// Serves `stream` until the client leaves, a timeout fires, or the worker drains.
 pub async fn serve_connection(

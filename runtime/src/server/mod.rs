@@ -10,8 +10,8 @@
 //!   its listeners (`listener`) and accepts; `supervisor` forks and restarts workers.
 //! - `connection`: one client connection behind `guard` (strict RFC 9112 framing, with
 //!   `rejecting_io` writing its refusals): `inline_h1` serves plain `GET`s to Python apps on
-//!   the event loop without hyper, and hands anything else (`rewind`) to hyper; timeouts
-//!   (`idle_clock`), `access_log`.
+//!   the event loop without hyper, and hands anything else (`rewind`) to hyper, with the
+//!   `connection_state` both loops share; timeouts (`idle_clock`), `access_log`.
 //! - `job_delivery`: a durable job as an in-process request through `service`.
 //! - `service`: one request: Host and path, routing, body limit, spooling, `run_handler`.
 //! - `context`: `WorkerContext`, what all of the above read (live router, hosts, `Arc<Config>`).
@@ -21,6 +21,7 @@
 
 mod access_log;
 mod connection;
+mod connection_state;
 mod context;
 pub mod guard;
 mod handler;

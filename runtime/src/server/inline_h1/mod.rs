@@ -29,7 +29,7 @@ use http_body::{Body, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::access_log::AccessRecord;
-use super::connection::ConnectionState;
+use super::connection_state::ConnectionState;
 use super::handler::Handler;
 use super::idle_clock::Expired;
 use super::rejecting_io::RejectingIo;
@@ -100,7 +100,11 @@ pub async fn serve(mut io: RejectingIo, state: &mut ConnectionState) -> Option<H
                     return None;
                 }
             },
-            _ = state.draining.changed() => {}
+            changed = state.draining.changed() => {
+                if changed.is_err() {
+                    return close(io, &mut output).await; // the worker is gone: drain too
+                }
+            }
             _ = sleep.as_mut() => {
                 match state.timer.fired(&state.clock, &state.head_clock, sleep.as_mut()) {
                     Expired::Head => {
