@@ -59,6 +59,11 @@ pub async fn serve(mut io: RejectingIo, state: &mut ConnectionState) -> Option<H
     let mut fields: Vec<FieldSpan> = Vec::with_capacity(16);
     let sleep = state.timer.sleep();
     tokio::pin!(sleep);
+    // One wait for the drain signal for the connection's whole life: a new `changed()` per
+    // read would join and leave the signal's waiter list (two locks) on every request.
+    let mut drain_signal = state.draining.clone();
+    let drain_started = drain_signal.changed();
+    tokio::pin!(drain_started);
     loop {
         // Every whole head already read is answered before the next read (pipelining).
         loop {
@@ -107,11 +112,9 @@ pub async fn serve(mut io: RejectingIo, state: &mut ConnectionState) -> Option<H
                     return None;
                 }
             },
-            changed = state.draining.changed() => {
-                if changed.is_err() {
-                    return close(io, &mut output).await; // the worker is gone: drain too
-                }
-            }
+            // Whether the signal changed or its sender is gone (the worker is going), this
+            // connection drains: what is buffered is answered, then it closes.
+            _ = drain_started.as_mut() => return close(io, &mut output).await,
             _ = sleep.as_mut() => {
                 match state.timer.fired(&state.clock, &state.head_clock, sleep.as_mut()) {
                     Expired::Head => {
