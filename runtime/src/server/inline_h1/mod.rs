@@ -3,8 +3,9 @@
 //!
 //! Owns: a connection's life while its requests are the inline path's — reading what the
 //! `guard` has already validated into one buffer, taking each whole head from it (`request`),
-//! routing it, calling the app through `service::run_handler` (the same call hyper's path
-//! makes), and writing every response of the buffer's requests with one `write` (`response`).
+//! routing it, building the app's environ straight from the head's bytes and calling the app
+//! (`WsgiHost::reply_now`), and writing every response of the buffer's requests with one
+//! `write` (`reply`, `response`).
 //! The first request it does not serve (a body, another method or version, a WASM or static
 //! route, ...) ends it: the connection goes to hyper with every byte from that request on, for
 //! the rest of its life. Also the header-read and keep-alive timeouts, draining, and the
@@ -14,19 +15,13 @@
 //! Why: hyper's general machinery (dispatcher, header maps both ways, encoder) was most of
 //! the server's own 9% of a worker's CPU on a Flask endpoint, against bjoern's 2% (issue 12).
 
+mod reply;
 mod request;
 mod response;
 
 use std::borrow::Cow;
-use std::future::poll_fn;
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
-use http::header::CONNECTION;
 use http::StatusCode;
-use http_body::{Body, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::access_log::AccessRecord;
@@ -36,18 +31,15 @@ use super::idle_clock::Expired;
 use super::peer::Peer;
 use super::rejecting_io::RejectingIo;
 use super::service::host_name;
-use crate::body::{plain, BoxError, ResponseBody};
+use crate::body::plain;
 use crate::http_path::percent_decode;
 use crate::python::{FieldSpan, RawGet, Reply};
 use crate::spool::SpooledBody;
+use reply::{flush, send};
 use request::{Head, InlineHead};
-use response::{write_head, write_response_head, Framing, HeadParts};
 
 /// The connection and the bytes read but not served, for hyper to go on with.
 pub type Handover = (RejectingIo, Vec<u8>);
-
-/// Output is written once this much of it is buffered, even mid-response.
-const FLUSH_AT: usize = 64 * 1024;
 
 /// Serves `io` while its requests are the inline path's. `None`: the connection is over;
 /// `Some`: hyper serves the rest, starting with the handed-over bytes.
@@ -263,111 +255,6 @@ async fn respond(
     } else {
         Answered::Close
     }
-}
-
-/// How a response went.
-struct Sent {
-    bytes: u64,
-    complete: bool,
-    keep_alive: bool,
-}
-
-/// Writes the head of `reply` into `output`; returns how its body is framed, the body, and
-/// whether the response itself ends the connection.
-fn start(output: &mut Vec<u8>, reply: Reply, closing: bool) -> (Framing, ResponseBody, bool) {
-    match reply {
-        Reply::App(head, body) => {
-            let fields = HeadParts {
-                status: head.status,
-                reason: head.reason.as_deref().map(str::as_bytes),
-                fields: head.headers.iter().map(|(name, value)| (name, value)),
-                exact: body.size_hint().exact(),
-            };
-            // The app's `Connection: close` is kept as `head.close`, not among its fields.
-            let framing = write_head(output, fields, closing || head.close);
-            (framing, body, head.close)
-        }
-        Reply::Server(response) => {
-            let closes = response
-                .headers()
-                .get_all(CONNECTION)
-                .iter()
-                .any(|value| has_close_token(value.as_bytes()));
-            let framing = write_response_head(output, &response, closing);
-            (framing, response.into_body(), closes)
-        }
-    }
-}
-
-/// Writes `reply` into `output`, flushing to `io` when the body is not ready yet or much is
-/// buffered. The body (and what it holds, such as a request's deferred calls) is dropped
-/// after its last byte was handed to the socket or buffered for the next flush.
-async fn send(io: &mut RejectingIo, reply: Reply, output: &mut Vec<u8>, closing: bool) -> Sent {
-    let (mut framing, mut body, reply_closes) = start(output, reply, closing);
-    let mut sent = Sent {
-        bytes: 0,
-        complete: false,
-        keep_alive: false,
-    };
-    loop {
-        let frame = match poll_now(&mut body) {
-            Some(frame) => frame,
-            None => {
-                if flush(io, output).await.is_err() {
-                    return sent;
-                }
-                poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
-            }
-        };
-        match frame {
-            None => break,
-            Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                sent.bytes += data.len() as u64;
-                if !framing.append(output, &data) {
-                    return sent;
-                }
-                if output.len() >= FLUSH_AT && flush(io, output).await.is_err() {
-                    return sent;
-                }
-            }
-            Some(Err(_)) => return sent, // the app failed mid-body: cut the connection
-        }
-    }
-    sent.complete = framing.finish(output);
-    sent.keep_alive = sent.complete && !reply_closes && !closing;
-    if matches!(body, ResponseBody::Guarded(..)) {
-        // What the body holds (a request's deferred calls) is released once the response
-        // has left, as on hyper's path.
-        let _ = flush(io, output).await;
-    }
-    sent
-}
-
-/// The body's next frame if it is ready now; `None` when it would wait.
-fn poll_now(body: &mut ResponseBody) -> Option<Option<Result<Frame<Bytes>, BoxError>>> {
-    let mut cx = Context::from_waker(Waker::noop());
-    match Pin::new(body).poll_frame(&mut cx) {
-        Poll::Ready(frame) => Some(frame),
-        Poll::Pending => None,
-    }
-}
-
-fn has_close_token(value: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
-}
-
-async fn flush(io: &mut RejectingIo, output: &mut Vec<u8>) -> io::Result<()> {
-    if output.is_empty() {
-        return Ok(());
-    }
-    let written = io.write_all(output).await;
-    output.clear();
-    written
 }
 
 /// Writes what is buffered, then ends the connection (writing the guard's refusal first, if
