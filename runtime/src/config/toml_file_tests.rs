@@ -212,6 +212,11 @@ fn every_error_is_located() {
         ("[[route]]\nprefix = \"/\"\npython = \"a:create_app()\"\n", Some(3), Some("route[1].python"), "factory"),
         ("[[route]]\nprefix = \"/\"\nstatic = \"nope\"\n", Some(3), Some("route[1].static"), "not a directory"),
         ("[[route]]\nprefix = \"/\"\nstatic = \"public\"\nmax_body_size = \"x\"\n", Some(4), Some("route[1].max_body_size"), "not a size"),
+        // static routes
+        ("[[route]]\nprefix = \"/\"\nstatic = \"public\"\nmax_age = \"soon\"\n", Some(4), Some("route[1].max_age"), "duration"),
+        ("[[route]]\nprefix = \"/\"\nstatic = \"public\"\nlisting = \"yes\"\n", Some(4), Some("route[1].listing"), "true or false"),
+        ("[[route]]\nprefix = \"/\"\nstatic = \"public\"\nhiden = true\n", Some(4), Some("route[1].hiden"), "did you mean `hidden`"),
+        ("[[route]]\nprefix = \"/\"\npython = \"a:b\"\nprecompressed = true\n", Some(4), Some("route[1].precompressed"), "static routes only"),
     ];
     for (src, line, key, want) in cases {
         let e = load_err(src);
@@ -221,6 +226,17 @@ fn every_error_is_located() {
     }
     // Sanity: the shared route snippet is valid on its own.
     assert!(load(route).1.is_ok());
+}
+
+#[test]
+fn static_route_keys() {
+    let src = "[[route]]\nprefix = \"/s\"\nstatic = \"public\"\nmax_age = \"1h\"\nprecompressed = true\nlisting = true\nhidden = true\n\n[[route]]\nprefix = \"/\"\npython = \"a:app\"\n";
+    let (_dir, result) = load(src);
+    let (c, _) = result.expect("valid");
+    let options = &c.routes[0].static_options;
+    assert_eq!(options.max_age, Some(3600));
+    assert!(options.precompressed && options.listing && options.hidden);
+    assert_eq!(c.routes[1].static_options, Default::default());
 }
 
 #[test]

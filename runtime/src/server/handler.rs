@@ -60,7 +60,7 @@ fn python_handler(apps: &PythonApps, route: &RouteConfig) -> Result<Handler, Str
 
 /// A directory served as files; it must exist now.
 fn static_handler(route: &RouteConfig, root: &Path) -> Result<Handler, String> {
-    let dir = StaticDir::new(root)
+    let dir = StaticDir::new(root, route.static_options.clone())
         .map_err(|e| format!("static route {}: {}: {e}", route.prefix, root.display()))?;
     Ok(Handler::Static(Arc::new(dir)))
 }

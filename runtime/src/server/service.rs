@@ -104,7 +104,10 @@ pub async fn run_handler(
                 .handle(app, route.script_name(), request, spooled)
                 .await
         }
-        Handler::Static(dir) => dir.serve(&parts, path.get(path_info_start..).unwrap_or_default()),
+        Handler::Static(dir) => {
+            let rel = path.get(path_info_start..).unwrap_or_default();
+            dir.serve(&parts, rel).await
+        }
         Handler::Wasm(wasm_route) => {
             let Some(host) = &ctx.wasm else {
                 tracing::error!("{}: no WebAssembly host in this worker", route.prefix);
