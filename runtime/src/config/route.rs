@@ -35,6 +35,8 @@ pub struct RouteConfig {
     pub tenant: Option<usize>,
     /// `max_age`, `precompressed`, `listing`, `hidden` (only allowed on `static` routes).
     pub static_options: StaticOptions,
+    /// `compress = false` keeps this route's responses as the handler made them.
+    pub compress: bool,
 }
 
 impl RouteConfig {
@@ -48,6 +50,7 @@ impl RouteConfig {
             wasm: WasmSettings::default(),
             tenant: None,
             static_options: StaticOptions::default(),
+            compress: true,
         }
     }
 }

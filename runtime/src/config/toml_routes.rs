@@ -29,6 +29,7 @@ const ROUTE_KEYS: &[&str] = &[
     "static",
     "wasm",
     "max_body_size",
+    "compress",
 ];
 /// A static route's own keys.
 const STATIC_KEYS: &[&str] = &["max_age", "precompressed", "listing", "hidden"];
@@ -162,6 +163,7 @@ impl Doc<'_> {
         let mut first_wasm_key: Option<(String, Range<usize>)> = None;
         let mut static_options = StaticOptions::default();
         let mut first_static_key: Option<(String, Range<usize>)> = None;
+        let mut compress = true;
         for (k, v) in in_order(table) {
             let name: &str = k.get_ref();
             let at = self.at(format!("{name_n}.{name}"), v);
@@ -193,6 +195,7 @@ impl Doc<'_> {
                     target = Some((t, name));
                 }
                 "max_body_size" => max_body_size = Some(at.size()?),
+                "compress" => compress = Switch::from_toml(&at)?,
                 _ if STATIC_KEYS.contains(&name) => {
                     static_key(&at, name, &mut static_options)?;
                     first_static_key.get_or_insert((at.key.clone(), k.span()));
@@ -235,6 +238,7 @@ impl Doc<'_> {
         let mut route = RouteConfig::new(prefix, hosts, target);
         route.max_body_size = max_body_size;
         route.static_options = static_options;
+        route.compress = compress;
         route.wasm = wasm;
         route.tenant = scope.tenant.map(|(i, _)| i);
         Ok((route, span))

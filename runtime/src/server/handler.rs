@@ -45,6 +45,7 @@ pub fn build_router(config: &Config, apps: &PythonApps) -> Result<Router<Handler
             prefix: route.prefix.clone(),
             handler,
             max_body_size,
+            compress: route.compress,
         };
         entries.push((route.hosts.clone(), entry));
     }

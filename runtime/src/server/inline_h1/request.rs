@@ -3,15 +3,20 @@
 //! Owns: parsing a head the `guard` has already validated (httparse) into `http` parts, and
 //! the rule for what the inline path serves: `GET` over HTTP/1.1 with an origin-form target,
 //! no `Content-Length`, `Transfer-Encoding`, `Expect` or `Upgrade` (no body, nothing to
-//! negotiate), and a `Connection` field, if any, of `keep-alive` and `close` only. Must not touch: validation (anything this parser
+//! negotiate), no `Accept-Encoding` that takes a coding wsrun compresses with (hyper's path
+//! compresses), and a `Connection` field, if any, of `keep-alive` and `close` only. Must not touch: validation (anything this parser
 //! does not take is left to hyper, which answers it as it always has), routing, or the app.
 
 use std::mem::MaybeUninit;
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE};
+use http::header::{
+    ACCEPT_ENCODING, CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE,
+};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+
+use crate::accept_encoding::{accepts_any, Codec};
 
 /// Header lines a head may have for the inline path (the guard's own limit may be higher:
 /// a head with more is left to hyper).
@@ -76,7 +81,8 @@ fn header_map(lines: &[httparse::Header<'_>]) -> Option<(HeaderMap, bool)> {
         let negotiates = name == CONTENT_LENGTH
             || name == TRANSFER_ENCODING
             || name == EXPECT
-            || name == UPGRADE;
+            || name == UPGRADE
+            || (name == ACCEPT_ENCODING && takes_a_coding(line.value));
         if negotiates {
             return None;
         }
@@ -86,6 +92,11 @@ fn header_map(lines: &[httparse::Header<'_>]) -> Option<(HeaderMap, bool)> {
         headers.append(name, HeaderValue::from_bytes(line.value).ok()?);
     }
     Some((headers, close))
+}
+
+/// Whether an `Accept-Encoding` value accepts a coding wsrun may compress with.
+fn takes_a_coding(value: &[u8]) -> bool {
+    std::str::from_utf8(value).is_ok_and(|v| accepts_any(v, &Codec::ALL))
 }
 
 /// Whether a `Connection` value asks to close; `None` for any token but `keep-alive` and
@@ -148,6 +159,7 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: x\r\nConnection: x-hop\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip, deflate\r\n\r\n",
         ] {
             assert!(
                 matches!(parse(head), Head::Other),
@@ -155,6 +167,12 @@ mod tests {
                 String::from_utf8_lossy(head)
             );
         }
+    }
+
+    #[test]
+    fn an_accept_encoding_without_a_coding_of_ours_stays_inline() {
+        let head = b"GET / HTTP/1.1\r\nAccept-Encoding: identity, gzip;q=0\r\n\r\n";
+        assert!(inline(head).is_some());
     }
 
     #[test]
