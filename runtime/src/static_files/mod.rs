@@ -2,7 +2,8 @@
 //! response.
 //!
 //! Owns: `StaticDir` (a route's root and its `StaticOptions`) and the order of the steps for a
-//! request: method check, `resolve` (path -> file, directory redirect, index or listing),
+//! request: method check, `open` (one openat2 beneath the root for a plain file), else `resolve`
+//! (path -> file, directory redirect, index or listing),
 //! `mime` (type and precompressed sibling), `conditional` (412/304), `ranges` (206/416) and
 //! `send` (headers and body). Must not touch: routing, Python, the connection, or response
 //! compression (the server's compression layer sees static responses like any other).
@@ -13,17 +14,21 @@
 mod conditional;
 mod listing;
 mod mime;
+mod open;
 mod options;
 mod ranges;
 mod resolve;
 mod send;
 
+use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use http::request::Parts;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 
 use crate::body::{plain, ResponseBody};
+use open::Opened;
 pub use options::StaticOptions;
 use resolve::Resolved;
 
@@ -31,14 +36,19 @@ use resolve::Resolved;
 #[derive(Debug)]
 pub struct StaticDir {
     root: PathBuf,
+    /// The root directory, open: `open::beneath` resolves request paths from it.
+    root_fd: OwnedFd,
     options: StaticOptions,
 }
 
 impl StaticDir {
     /// `root` must exist; it is resolved once so the containment check is exact.
     pub fn new(root: &Path, options: StaticOptions) -> std::io::Result<StaticDir> {
+        let root = root.canonicalize()?;
+        let root_fd = OwnedFd::from(File::open(&root)?);
         Ok(StaticDir {
-            root: root.canonicalize()?,
+            root,
+            root_fd,
             options,
         })
     }
@@ -53,8 +63,15 @@ impl StaticDir {
             return response;
         }
         let head = parts.method == Method::HEAD;
+        match open::beneath(&self.root_fd, &self.root, rel, self.options.hidden) {
+            Opened::File(path, file) => {
+                return send::file(parts, &self.root, &path, Some(file), &self.options)
+            }
+            Opened::Missing => return not_found(),
+            Opened::Resolve => {}
+        }
         match resolve::resolve(&self.root, rel, &self.options) {
-            Resolved::File(path) => send::file(parts, &self.root, &path, &self.options),
+            Resolved::File(path) => send::file(parts, &self.root, &path, None, &self.options),
             Resolved::AddSlash => send::add_slash(&parts.uri),
             Resolved::Listing { dir, shown } => {
                 let page = listing::page(dir, shown, self.options.hidden).await;

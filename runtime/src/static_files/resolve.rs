@@ -29,18 +29,14 @@ pub enum Resolved {
 
 /// Resolves `rel` (percent-decoded, relative to the route prefix) under `root` (canonical).
 pub fn resolve(root: &Path, rel: &[u8], options: &StaticOptions) -> Resolved {
+    let Some(segments) = segments(rel, options.hidden) else {
+        return Resolved::NotFound;
+    };
     let Ok(rel) = std::str::from_utf8(rel) else {
         return Resolved::NotFound;
     };
     let mut path = root.to_path_buf();
-    for segment in rel.split('/').filter(|s| !s.is_empty()) {
-        let refused = segment == "."
-            || segment == ".."
-            || segment.contains('\\')
-            || (segment.starts_with('.') && !options.hidden);
-        if refused {
-            return Resolved::NotFound;
-        }
+    for segment in segments {
         path.push(segment);
     }
     let Some(real) = contained(root, &path, options.hidden) else {
@@ -71,6 +67,24 @@ pub fn resolve(root: &Path, rel: &[u8], options: &StaticOptions) -> Resolved {
         return Resolved::Listing { dir: real, shown };
     }
     Resolved::NotFound
+}
+
+/// The path's segments, or `None` when a rule refuses it: not UTF-8 (overlong forms included),
+/// a `.` or `..` segment, a backslash, or a dotfile without `hidden`.
+pub fn segments(rel: &[u8], hidden: bool) -> Option<Vec<&str>> {
+    let rel = std::str::from_utf8(rel).ok()?;
+    let mut out = Vec::new();
+    for segment in rel.split('/').filter(|s| !s.is_empty()) {
+        let refused = segment == "."
+            || segment == ".."
+            || segment.contains('\\')
+            || (segment.starts_with('.') && !hidden);
+        if refused {
+            return None;
+        }
+        out.push(segment);
+    }
+    Some(out)
 }
 
 /// `path`'s real path when it exists, lies under `root` and (unless `hidden`) has no component

@@ -20,11 +20,13 @@ use super::options::StaticOptions;
 use super::ranges::{multipart, RangeRequest};
 use crate::body::{plain, FileRegion, ResponseBody};
 
-/// The response for the regular file `path` (under `root`).
+/// The response for the regular file `path` (under `root`); `opened` is that file when the
+/// caller has it open already.
 pub fn file(
     parts: &Parts,
     root: &Path,
     path: &Path,
+    opened: Option<File>,
     options: &StaticOptions,
 ) -> Response<ResponseBody> {
     let accept = parts
@@ -39,8 +41,12 @@ pub fn file(
         Some((sibling, codec)) => (sibling.as_path(), Some(*codec)),
         None => (path, None),
     };
-    let Ok(file) = File::open(send_path) else {
-        return plain(StatusCode::NOT_FOUND, "Not Found\n");
+    let file = match opened.filter(|_| codec.is_none()) {
+        Some(file) => file,
+        None => match File::open(send_path) {
+            Ok(file) => file,
+            Err(_) => return plain(StatusCode::NOT_FOUND, "Not Found\n"),
+        },
     };
     let Ok(meta) = file.metadata() else {
         return plain(StatusCode::NOT_FOUND, "Not Found\n");
