@@ -41,6 +41,38 @@ def test_inline_and_hyper_answer_alike(probe: Server, path: str) -> None:
     assert inline[0] in (200, 500)
 
 
+def test_inline_environ_matches_hypers(probe: Server) -> None:
+    """The environ built from the raw head (inline) equals the one built from hyper's parsed
+    request: repeated fields joined, cookies with "; ", `_` names and job-delivery fields
+    dropped, the port off SERVER_NAME, the first Content-Type."""
+    fields = (
+        "Host: Example.test:8080\r\nX-Multi: a\r\nx-multi: b\r\nCookie: a=1\r\n"
+        "Cookie: b=2\r\nX_Under: evil\r\nWsrun-Job-Id: 7\r\nwsrun-job-attempt: 2\r\n"
+        "Content-Type: text/plain\r\nUser-Agent: t\xe9st\r\n"
+    )
+
+    def environ(extra: str) -> dict[str, str]:
+        head = f"GET /env?q=%41&r HTTP/1.1\r\n{fields}{extra}\r\n".encode("latin-1")
+        status, _, _, body = _one(probe.port, head)
+        assert status == 200
+        env = json.loads(body)
+        assert isinstance(env, dict)
+        # Only hyper's request has a body length (the `Content-Length: 0` that routes it there).
+        env.get("__types__", {}).pop("CONTENT_LENGTH", None)
+        skip = ("REMOTE_PORT", "CONTENT_LENGTH")
+        return {k: v for k, v in env.items() if k not in skip and not k.startswith("wsgi.")}
+
+    inline, hyper = environ(""), environ(TO_HYPER)
+    assert inline == hyper
+    assert inline["HTTP_X_MULTI"] == "a,b"
+    assert inline["HTTP_COOKIE"] == "a=1; b=2"
+    assert inline["SERVER_NAME"] == "Example.test"
+    assert inline["QUERY_STRING"] == "q=%41&r"
+    assert inline["CONTENT_TYPE"] == "text/plain"
+    assert inline["HTTP_USER_AGENT"] == "t\xe9st"
+    assert not any(k.startswith("HTTP_WSRUN") or k == "HTTP_X_UNDER" for k in inline)
+
+
 def test_inline_response_carries_date_and_framing(probe: Server) -> None:
     with socket.create_connection(("127.0.0.1", probe.port), timeout=3) as s:
         s.sendall(_get("/framing/gen"))

@@ -10,8 +10,7 @@ use std::hash::BuildHasherDefault;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
-use http::{HeaderMap, HeaderName, Method, Uri, Version};
+use http::{Method, Version};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -20,24 +19,8 @@ use rustc_hash::FxHasher;
 use super::errors::ErrorStream;
 use super::file_wrapper::FileWrapper;
 use super::input::Input;
-
-/// What the environ is built from: the parsed request, without its body.
-pub struct RequestParts {
-    pub method: Method,
-    pub version: Version,
-    /// The request target as received: `RAW_URI`, `REQUEST_URI` and `QUERY_STRING` come from it.
-    pub uri: Uri,
-    /// The percent-decoded path; `PATH_INFO` is `path[path_info_start..]`.
-    pub path: Vec<u8>,
-    pub path_info_start: usize,
-    pub headers: HeaderMap,
-    /// Host name without the port (from the Host header or an absolute-form target).
-    pub server_name: String,
-    pub server_port: u16,
-    pub remote: SocketAddr,
-    /// Length of the spooled body; `CONTENT_LENGTH` when the request has a body.
-    pub body_len: Option<u64>,
-}
+pub use super::request_view::RequestParts;
+use super::request_view::RequestView;
 
 /// The Python str made for the last value of some key, reused while the value repeats.
 struct LastValue<K> {
@@ -84,15 +67,11 @@ macro_rules! set {
     };
 }
 
-impl RequestParts {
-    /// The request target's path and query, as received (`RAW_URI`, `REQUEST_URI`).
-    pub fn raw_target(&self) -> &str {
-        self.uri.path_and_query().map_or("", |pq| pq.as_str())
-    }
-}
-
 /// How many distinct header names get a cached `HTTP_*` key (bounded against hostile clients).
 const HEADER_KEY_CACHE_LIMIT: usize = 256;
+
+/// `HTTP_*` key strings by the header name they were made from.
+type HeaderKeys = HashMap<Box<[u8]>, Py<PyString>, BuildHasherDefault<FxHasher>>;
 
 /// Per-worker environ factory.
 pub struct EnvironBuilder {
@@ -103,7 +82,8 @@ pub struct EnvironBuilder {
     last_remote_ip: LastValue<std::net::IpAddr>,
     last_server_port: LastValue<u16>,
     last_server_name: LastValue<String>,
-    header_keys: Mutex<HashMap<HeaderName, Py<PyString>, BuildHasherDefault<FxHasher>>>,
+    /// `HTTP_*` keys by header name as received (clients repeat their own spelling).
+    header_keys: Mutex<HeaderKeys>,
 }
 
 /// Keys `build` sets on every request. The template holds placeholders for them, so the
@@ -166,122 +146,116 @@ impl EnvironBuilder {
     pub fn build<'py>(
         &self,
         py: Python<'py>,
-        req: &RequestParts,
+        req: &impl RequestView,
         script_name: &str,
         input: &Bound<'py, Input>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let env = self.template.bind(py).copy()?;
-        set!(env, "REQUEST_METHOD", method_str(py, &req.method))?;
+        set!(env, "REQUEST_METHOD", method_str(py, req.method()))?;
         if !script_name.is_empty() {
             set!(env, "SCRIPT_NAME", text(py, script_name))?;
         }
-        let path_info = req.path.get(req.path_info_start..).unwrap_or_default();
-        set!(env, "PATH_INFO", latin1(py, path_info))?;
-        if let Some(query) = req.uri.query().filter(|q| !q.is_empty()) {
+        set!(env, "PATH_INFO", latin1(py, req.path_info()))?;
+        if let Some(query) = req.query().filter(|q| !q.is_empty()) {
             set!(env, "QUERY_STRING", text(py, query))?;
         }
         let raw_target = text(py, req.raw_target());
         set!(env, "RAW_URI", &raw_target)?;
         set!(env, "REQUEST_URI", raw_target)?;
-        set!(env, "SERVER_PROTOCOL", protocol_str(py, req.version))?;
+        set!(env, "SERVER_PROTOCOL", protocol_str(py, req.version()))?;
         let server_name = self
             .last_server_name
-            .get_or_make(py, req.server_name.as_str(), |py| {
-                text(py, &req.server_name)
-            });
+            .get_or_make(py, req.server_name(), |py| text(py, req.server_name()));
         set!(env, "SERVER_NAME", server_name)?;
-        let port = req.server_port;
+        let port = req.server_port();
         let server_port = self
             .last_server_port
             .get_or_make(py, &port, |py| text(py, itoa(u64::from(port)).as_str()));
         set!(env, "SERVER_PORT", server_port)?;
-        let ip = req.remote.ip();
+        let remote = req.remote();
         let remote_addr = self
             .last_remote_ip
-            .get_or_make(py, &ip, |py| ip_str(py, &req.remote));
+            .get_or_make(py, &remote.ip(), |py| ip_str(py, &remote));
         set!(env, "REMOTE_ADDR", remote_addr)?;
         set!(
             env,
             "REMOTE_PORT",
-            text(py, itoa(req.remote.port() as u64).as_str())
+            text(py, itoa(u64::from(remote.port())).as_str())
         )?;
-        if let Some(len) = req.body_len {
+        if let Some(len) = req.body_len() {
             set!(env, "CONTENT_LENGTH", text(py, itoa(len).as_str()))?;
         }
-        self.add_headers(py, &env, &req.headers)?;
+        req.for_each_field(|name, value| self.add_field(py, &env, name, value))?;
         set!(env, "wsgi.input", input.as_any().clone())?;
         Ok(env)
     }
 
-    fn add_headers(
+    /// Adds one header field: `CONTENT_TYPE` (its first value), or `HTTP_*` with repeated
+    /// fields joined by `,` (`; ` for Cookie, RFC 6265). `Content-Length` is the server's
+    /// (`CONTENT_LENGTH` is the spooled body's); a name with `_` is dropped, since
+    /// `X_Forwarded_For` would pass for `X-Forwarded-For`.
+    fn add_field(
         &self,
         py: Python<'_>,
         env: &Bound<'_, PyDict>,
-        headers: &HeaderMap,
+        name: &[u8],
+        value: &[u8],
     ) -> PyResult<()> {
-        for name in headers.keys() {
-            if name == CONTENT_LENGTH {
-                continue;
-            }
-            if name == CONTENT_TYPE {
-                if let Some(value) = headers.get(CONTENT_TYPE) {
-                    set!(env, "CONTENT_TYPE", latin1(py, value.as_bytes()))?;
-                }
-                continue;
-            }
-            // `X_Forwarded_For` would collide with `X-Forwarded-For`: drop such names.
-            if name.as_str().contains('_') {
-                continue;
-            }
-            let value = joined_value(py, headers, name);
-            env.set_item(self.header_key(py, name), value)?;
+        if name.eq_ignore_ascii_case(b"content-length") || name.contains(&b'_') {
+            return Ok(());
         }
-        Ok(())
+        if name.eq_ignore_ascii_case(b"content-type") {
+            let key = pyo3::intern!(py, "CONTENT_TYPE");
+            if !env.contains(key)? {
+                env.set_item(key, latin1(py, value))?;
+            }
+            return Ok(());
+        }
+        let key = self.header_key(py, name);
+        match env.get_item(&key)? {
+            None => env.set_item(key, latin1(py, value)),
+            Some(earlier) => {
+                let earlier = earlier.cast_into::<PyString>()?;
+                let separator = if name.eq_ignore_ascii_case(b"cookie") {
+                    "; "
+                } else {
+                    ","
+                };
+                let mut joined = latin1_of(&earlier.to_cow()?);
+                joined.extend_from_slice(separator.as_bytes());
+                joined.extend_from_slice(value);
+                env.set_item(key, latin1(py, &joined))
+            }
+        }
     }
 
-    fn header_key<'py>(&self, py: Python<'py>, name: &HeaderName) -> Bound<'py, PyString> {
+    fn header_key<'py>(&self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
         if let Ok(cache) = self.header_keys.lock() {
             if let Some(key) = cache.get(name) {
                 return key.bind(py).clone();
             }
         }
-        let mut key = String::with_capacity(5 + name.as_str().len());
+        let mut key = String::with_capacity(5 + name.len());
         key.push_str("HTTP_");
-        key.extend(name.as_str().chars().map(|c| {
-            if c == '-' {
-                '_'
-            } else {
-                c.to_ascii_uppercase()
-            }
+        key.extend(name.iter().map(|&byte| match byte {
+            b'-' => '_',
+            other => char::from(other.to_ascii_uppercase()),
         }));
         let key = PyString::intern(py, &key);
         if let Ok(mut cache) = self.header_keys.lock() {
             if cache.len() < HEADER_KEY_CACHE_LIMIT {
-                cache.insert(name.clone(), key.clone().unbind());
+                cache.insert(name.into(), key.clone().unbind());
             }
         }
         key
     }
 }
 
-/// All values of a header, joined with `,` (`; ` for Cookie, RFC 6265).
-fn joined_value<'py>(
-    py: Python<'py>,
-    headers: &HeaderMap,
-    name: &HeaderName,
-) -> Bound<'py, PyString> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next().map(|v| v.as_bytes()).unwrap_or_default();
-    let Some(second) = values.next() else {
-        return latin1(py, first);
-    };
-    let separator: &[u8] = if name == COOKIE { b"; " } else { b"," };
-    let mut joined = first.to_vec();
-    for value in std::iter::once(second).chain(values) {
-        joined.extend_from_slice(separator);
-        joined.extend_from_slice(value.as_bytes());
-    }
-    latin1(py, &joined)
+/// The bytes of a str made by `latin1` (every code point is one byte).
+fn latin1_of(text: &str) -> Vec<u8> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+        .collect()
 }
 
 /// Bytes as a str with one code point per byte (PEP 3333 "bytes as str"), built directly from

@@ -13,6 +13,7 @@ mod file_wrapper;
 mod input;
 pub mod interpreter;
 pub mod loader;
+mod request_view;
 mod response;
 pub mod services;
 mod start_response;
@@ -28,9 +29,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::body::{plain, BoxError, ResponseBody};
 use crate::spool::SpooledBody;
 use environ::EnvironBuilder;
-pub use environ::RequestParts;
 use input::Input;
+pub use request_view::{FieldSpan, RawGet, RequestParts, RequestView};
 use response::{run_app, BodyPlan, Outcome};
+pub use start_response::Head;
 use streaming::{ChannelChunks, InlineIter};
 
 /// A loaded WSGI callable.
@@ -94,14 +96,9 @@ impl WsgiHost {
     ) -> Response<ResponseBody> {
         match &self.executor {
             Executor::Inline => {
-                let response = Python::attach(|py| {
-                    services::begin_request();
-                    let response = match self.call(py, app, script_name, &parts, body) {
-                        Ok(outcome) => inline_response(outcome),
-                        Err(response) => response,
-                    };
-                    hold_deferred(response, services::end_request())
-                });
+                let response = self
+                    .reply_now(app, script_name, &parts, body)
+                    .into_response();
                 // Let the other connections whose requests are ready run their apps before
                 // this response is written: the responses then leave back to back, and a
                 // client busy reading one finds the next without being woken again (libev
@@ -114,6 +111,29 @@ impl WsgiHost {
                     .await
             }
         }
+    }
+
+    /// Runs `app` for `request` on this thread now (`--threads 1`; the caller is the worker's
+    /// event loop) and returns the app's head and body as they are, for a caller that writes
+    /// them itself. The calls the request deferred travel with the body.
+    pub fn reply_now(
+        &self,
+        app: &WsgiApp,
+        script_name: &str,
+        request: &impl RequestView,
+        body: SpooledBody,
+    ) -> Reply {
+        Python::attach(|py| {
+            services::begin_request();
+            let reply = match self.call(py, app, script_name, request, body) {
+                Ok(outcome) => {
+                    let Outcome { head, body } = outcome;
+                    Reply::App(head, inline_body(body))
+                }
+                Err(response) => Reply::Server(response),
+            };
+            reply.holding(services::end_request())
+        })
     }
 
     async fn handle_on_pool(
@@ -152,7 +172,7 @@ impl WsgiHost {
         py: Python<'_>,
         app: &WsgiApp,
         script_name: &str,
-        parts: &RequestParts,
+        parts: &impl RequestView,
         body: SpooledBody,
     ) -> Result<Outcome, Response<ResponseBody>> {
         let input =
@@ -183,7 +203,7 @@ impl WsgiHost {
         &self,
         py: Python<'_>,
         app: &WsgiApp,
-        parts: &RequestParts,
+        parts: &impl RequestView,
         err: &PyErr,
     ) -> Response<ResponseBody> {
         self.error_response(app, parts, &errors::format_exception(py, err))
@@ -192,12 +212,12 @@ impl WsgiHost {
     fn error_response(
         &self,
         app: &WsgiApp,
-        parts: &RequestParts,
+        parts: &impl RequestView,
         traceback: &str,
     ) -> Response<ResponseBody> {
         tracing::error!(
             "{} {} failed in {}:\n{}",
-            parts.method,
+            parts.method(),
             parts.raw_target(),
             app.name,
             traceback
@@ -233,14 +253,40 @@ fn start_pool(threads: usize) -> Result<Executor, String> {
     Ok(Executor::Pool(sender))
 }
 
-fn inline_response(outcome: Outcome) -> Response<ResponseBody> {
-    let Outcome { head, body } = outcome;
-    let body = match body {
+/// What a request got: the app's own head and body, or a response the server made.
+pub enum Reply {
+    App(Head, ResponseBody),
+    Server(Response<ResponseBody>),
+}
+
+impl Reply {
+    /// The reply as an `http` response (hyper's path).
+    pub fn into_response(self) -> Response<ResponseBody> {
+        match self {
+            Reply::App(head, body) => with_head(head, body),
+            Reply::Server(response) => response,
+        }
+    }
+
+    /// Attaches the calls a request deferred to the body (see `hold_deferred`).
+    fn holding(self, deferred: Option<services::DeferredUntilSent>) -> Reply {
+        match (self, deferred) {
+            (reply, None) => reply,
+            (Reply::App(head, body), Some(deferred)) => Reply::App(
+                head,
+                ResponseBody::Guarded(Box::new(body), Box::new(deferred)),
+            ),
+            (Reply::Server(response), deferred) => Reply::Server(hold_deferred(response, deferred)),
+        }
+    }
+}
+
+fn inline_body(body: BodyPlan) -> ResponseBody {
+    match body {
         BodyPlan::Full(bytes) => ResponseBody::full(bytes),
         BodyPlan::File(region) => ResponseBody::File(region),
         BodyPlan::Iter(pending) => ResponseBody::Stream(Box::new(InlineIter::new(pending))),
-    };
-    with_head(head, body)
+    }
 }
 
 /// Attaches the calls a request deferred to its response body: they are released when the
@@ -283,7 +329,7 @@ fn pooled_response(
     }
 }
 
-fn with_head(head: start_response::Head, body: ResponseBody) -> Response<ResponseBody> {
+fn with_head(head: Head, body: ResponseBody) -> Response<ResponseBody> {
     let mut response = Response::new(body);
     *response.status_mut() = head.status;
     let headers = response.headers_mut();

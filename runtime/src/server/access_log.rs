@@ -70,13 +70,18 @@ impl AccessRecord {
         )
     }
 
-    /// The record of a request whose head is `parts` (the inline path's requests).
-    pub fn from_parts(parts: &http::request::Parts, remote: SocketAddr) -> AccessRecord {
-        AccessRecord::of_head(
-            &parts.method,
-            &parts.uri,
-            parts.version,
-            &parts.headers,
+    /// The record of a `GET` over HTTP/1.1 with origin-form `target` (the inline path's
+    /// requests), given its `Referer` and `User-Agent` values.
+    pub fn of_get(
+        target: &str,
+        referer: Option<&[u8]>,
+        user_agent: Option<&[u8]>,
+        remote: SocketAddr,
+    ) -> AccessRecord {
+        AccessRecord::new(
+            format_args!("GET {target} HTTP/1.1"),
+            referer,
+            user_agent,
             remote,
         )
     }
@@ -88,23 +93,35 @@ impl AccessRecord {
         headers: &http::HeaderMap,
         remote: SocketAddr,
     ) -> AccessRecord {
-        let header_text = |name| {
-            headers
-                .get(name)
-                .map(|v| escape(&String::from_utf8_lossy(v.as_bytes())))
-                .unwrap_or_else(|| "-".to_string())
-        };
         let version = match version {
             Version::HTTP_10 => "HTTP/1.0",
             _ => "HTTP/1.1",
         };
         let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let field = |name| headers.get(name).map(http::HeaderValue::as_bytes);
+        AccessRecord::new(
+            format_args!("{method} {target} {version}"),
+            field(header::REFERER),
+            field(header::USER_AGENT),
+            remote,
+        )
+    }
+
+    fn new(
+        request_line: std::fmt::Arguments<'_>,
+        referer: Option<&[u8]>,
+        user_agent: Option<&[u8]>,
+        remote: SocketAddr,
+    ) -> AccessRecord {
+        let field_text = |value: Option<&[u8]>| {
+            value.map_or_else(|| "-".to_string(), |v| escape(&String::from_utf8_lossy(v)))
+        };
         AccessRecord {
             remote,
             time: SystemTime::now(),
-            request_line: escape(&format!("{method} {target} {version}")),
-            referer: header_text(header::REFERER),
-            user_agent: header_text(header::USER_AGENT),
+            request_line: escape(&request_line.to_string()),
+            referer: field_text(referer),
+            user_agent: field_text(user_agent),
         }
     }
 }

@@ -151,19 +151,18 @@ pub fn request_host(parts: &Parts, peer: Peer) -> String {
                 .headers
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
-                .map(strip_port)
+                .map(|host| host_name(host).to_owned())
         })
         .unwrap_or_else(|| peer.local.ip().to_string())
 }
 
-fn strip_port(host: &str) -> String {
+/// A `Host` value without its port: `example.com:8080` is `example.com`, `[::1]:80` is `::1`.
+pub fn host_name(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
         // [v6]:port -> v6 keeps its brackets off for SERVER_NAME
-        return rest.split(']').next().unwrap_or(rest).to_string();
+        return rest.split(']').next().unwrap_or(rest);
     }
-    host.rsplit_once(':')
-        .map_or(host, |(name, _)| name)
-        .to_string()
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
 }
 
 /// The Content-Length the client declared (the guard already rejected malformed ones).
@@ -221,8 +220,8 @@ mod tests {
 
     #[test]
     fn ports_are_stripped_from_hosts() {
-        assert_eq!(strip_port("example.com:8080"), "example.com");
-        assert_eq!(strip_port("example.com"), "example.com");
-        assert_eq!(strip_port("[::1]:80"), "::1");
+        assert_eq!(host_name("example.com:8080"), "example.com");
+        assert_eq!(host_name("example.com"), "example.com");
+        assert_eq!(host_name("[::1]:80"), "::1");
     }
 }

@@ -17,6 +17,7 @@
 mod request;
 mod response;
 
+use std::borrow::Cow;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
@@ -24,7 +25,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::header::CONNECTION;
-use http::{Response, StatusCode};
+use http::StatusCode;
 use http_body::{Body, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -32,13 +33,15 @@ use super::access_log::AccessRecord;
 use super::connection_state::ConnectionState;
 use super::handler::Handler;
 use super::idle_clock::Expired;
+use super::peer::Peer;
 use super::rejecting_io::RejectingIo;
-use super::service::{request_host, run_handler, strip_job_headers, Target};
+use super::service::host_name;
 use crate::body::{plain, BoxError, ResponseBody};
 use crate::http_path::percent_decode;
+use crate::python::{FieldSpan, RawGet, Reply};
 use crate::spool::SpooledBody;
 use request::{Head, InlineHead};
-use response::write_head;
+use response::{write_head, write_response_head, Framing, HeadParts};
 
 /// The connection and the bytes read but not served, for hyper to go on with.
 pub type Handover = (RejectingIo, Vec<u8>);
@@ -53,31 +56,40 @@ pub async fn serve(mut io: RejectingIo, state: &mut ConnectionState) -> Option<H
     let mut input: Vec<u8> = Vec::with_capacity(read_room);
     let mut output: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut served = 0usize;
+    let mut fields: Vec<FieldSpan> = Vec::with_capacity(16);
     let sleep = state.timer.sleep();
     tokio::pin!(sleep);
+    // One wait for the drain signal for the connection's whole life: a new `changed()` per
+    // read would join and leave the signal's waiter list (two locks) on every request.
+    let mut drain_signal = state.draining.clone();
+    let drain_started = drain_signal.changed();
+    tokio::pin!(drain_started);
     loop {
         // Every whole head already read is answered before the next read (pipelining).
         loop {
-            match request::parse(&input[served..]) {
+            let buf = &input[served..];
+            let answered = match request::parse(buf, &mut fields) {
                 Head::Partial => break,
-                Head::Other => {
-                    flush(&mut io, &mut output).await.ok()?;
-                    input.drain(..served);
-                    return Some((io, input));
-                }
+                Head::Other => Answered::NotInline,
                 Head::Inline(head) => {
-                    let len = head.len;
-                    match answer(&mut io, state, *head, &mut output).await {
-                        Answered::Continue => served += len,
-                        Answered::Close => return close(io, &mut output).await,
-                        Answered::NotInline => {
-                            flush(&mut io, &mut output).await.ok()?;
-                            input.drain(..served);
-                            return Some((io, input));
+                    let request = Request {
+                        buf,
+                        head,
+                        fields: &fields,
+                    };
+                    match answer(&mut io, state, request, &mut output).await {
+                        Answered::Continue => {
+                            served += head.len;
+                            continue;
                         }
+                        other => other,
                     }
                 }
+            };
+            if matches!(answered, Answered::Close) {
+                return close(io, &mut output).await;
             }
+            return hand_over(io, input, served, &mut output).await;
         }
         flush(&mut io, &mut output).await.ok()?;
         input.drain(..served);
@@ -100,11 +112,9 @@ pub async fn serve(mut io: RejectingIo, state: &mut ConnectionState) -> Option<H
                     return None;
                 }
             },
-            changed = state.draining.changed() => {
-                if changed.is_err() {
-                    return close(io, &mut output).await; // the worker is gone: drain too
-                }
-            }
+            // Whether the signal changed or its sender is gone (the worker is going), this
+            // connection drains: what is buffered is answered, then it closes.
+            _ = drain_started.as_mut() => return close(io, &mut output).await,
             _ = sleep.as_mut() => {
                 match state.timer.fired(&state.clock, &state.head_clock, sleep.as_mut()) {
                     Expired::Head => {
@@ -116,6 +126,35 @@ pub async fn serve(mut io: RejectingIo, state: &mut ConnectionState) -> Option<H
                 }
             }
         }
+    }
+}
+
+/// Writes what is buffered and gives hyper the connection with the bytes from the first
+/// request not served here on.
+async fn hand_over(
+    mut io: RejectingIo,
+    mut input: Vec<u8>,
+    served: usize,
+    output: &mut Vec<u8>,
+) -> Option<Handover> {
+    flush(&mut io, output).await.ok()?;
+    input.drain(..served);
+    Some((io, input))
+}
+
+/// One parsed head and the buffer it lies in.
+struct Request<'a> {
+    buf: &'a [u8],
+    head: InlineHead,
+    fields: &'a [FieldSpan],
+}
+
+impl<'a> Request<'a> {
+    fn field(&self, name: &[u8]) -> Option<&'a [u8]> {
+        self.fields
+            .iter()
+            .find(|span| span.name(self.buf).eq_ignore_ascii_case(name))
+            .map(|span| span.value(self.buf))
     }
 }
 
@@ -131,50 +170,93 @@ enum Answered {
 async fn answer(
     io: &mut RejectingIo,
     state: &ConnectionState,
-    head: InlineHead,
+    request: Request<'_>,
     output: &mut Vec<u8>,
 ) -> Answered {
-    let InlineHead {
-        mut parts,
-        close: client_closes,
-        ..
-    } = head;
-    let ctx = &state.ctx;
-    let peer = state.peer;
-    strip_job_headers(&mut parts.headers);
-    let path = percent_decode(parts.uri.path().as_bytes());
+    let (ctx, peer) = (&state.ctx, state.peer);
+    let target = request.head.target(request.buf);
+    let raw_path = target.split_once('?').map_or(target, |(path, _)| path);
+    let path = percent_decode(raw_path.as_bytes());
     if path.contains(&0) {
         return Answered::NotInline; // hyper's path answers it (400)
     }
-    let server_name = request_host(&parts, peer);
+    let server_name = server_name(&request, peer);
     let router = ctx.router();
-    let record = ctx
-        .access_log
-        .is_some()
-        .then(|| AccessRecord::from_parts(&parts, peer.remote));
     state.clock.request_started();
-    let response = match router.find(&server_name, &path) {
-        None => plain(StatusCode::NOT_FOUND, "Not Found\n"),
-        Some(matched) if matches!(matched.route.handler, Handler::Python(_)) => {
-            let target = Target {
-                route: matched.route,
-                path: path.into_owned(),
-                path_info_start: matched.path_info_start,
-                server_name,
-            };
-            run_handler(ctx, peer, target, parts, SpooledBody::Empty, None).await
-        }
-        Some(_) => {
-            state.clock.response_finished();
-            return Answered::NotInline;
-        }
+    let Some(matched) = router.find(&server_name, &path) else {
+        let response = plain(StatusCode::NOT_FOUND, "Not Found\n");
+        return respond(io, state, &request, Reply::Server(response), output).await;
     };
-    let status = response.status().as_u16();
-    let closing = client_closes || *state.draining.borrow();
-    let sent = send(io, response, output, closing).await;
+    let Handler::Python(app) = &matched.route.handler else {
+        state.clock.response_finished();
+        return Answered::NotInline;
+    };
+    let environ_source = RawGet {
+        head: request.buf,
+        fields: request.fields,
+        target,
+        path: &path,
+        path_info_start: matched.path_info_start,
+        server_name: &server_name,
+        server_port: peer.local.port(),
+        remote: peer.remote,
+    };
+    let reply = ctx.wsgi.reply_now(
+        app,
+        matched.route.script_name(),
+        &environ_source,
+        SpooledBody::Empty,
+    );
+    // Let the other connections whose requests are ready run their apps before this response
+    // is written: the responses then leave back to back, and a client busy reading one finds
+    // the next without being woken again (libev servers such as bjoern get this by writing on
+    // the next loop turn).
+    tokio::task::yield_now().await;
+    respond(io, state, &request, reply, output).await
+}
+
+/// SERVER_NAME: the `Host` field without its port (as `service::request_host`), else the local
+/// address.
+fn server_name<'a>(request: &Request<'a>, peer: Peer) -> Cow<'a, str> {
+    // As `HeaderValue::to_str`: visible ASCII (and tabs) only.
+    let host = request
+        .field(b"host")
+        .filter(|value| {
+            value
+                .iter()
+                .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
+        })
+        .and_then(|value| std::str::from_utf8(value).ok());
+    match host {
+        Some(host) => Cow::Borrowed(host_name(host)),
+        None => Cow::Owned(peer.local.ip().to_string()),
+    }
+}
+
+/// Writes `reply`, logs it, and says whether the connection goes on.
+async fn respond(
+    io: &mut RejectingIo,
+    state: &ConnectionState,
+    request: &Request<'_>,
+    reply: Reply,
+    output: &mut Vec<u8>,
+) -> Answered {
+    let closing = request.head.close || *state.draining.borrow();
+    let status = match &reply {
+        Reply::App(head, _) => head.status.as_u16(),
+        Reply::Server(response) => response.status().as_u16(),
+    };
+    let sent = send(io, reply, output, closing).await;
     state.clock.response_finished();
-    if let (Some(log), Some(record)) = (&ctx.access_log, &record) {
-        log.write(record, status, sent.complete.then_some(sent.bytes));
+    if let Some(log) = &state.ctx.access_log {
+        let target = request.head.target(request.buf);
+        let record = AccessRecord::of_get(
+            target,
+            request.field(b"referer"),
+            request.field(b"user-agent"),
+            state.peer.remote,
+        );
+        log.write(&record, status, sent.complete.then_some(sent.bytes));
     }
     if sent.keep_alive {
         Answered::Continue
@@ -190,22 +272,38 @@ struct Sent {
     keep_alive: bool,
 }
 
-/// Writes `response` into `output`, flushing to `io` when the body is not ready yet or much is
+/// Writes the head of `reply` into `output`; returns how its body is framed, the body, and
+/// whether the response itself ends the connection.
+fn start(output: &mut Vec<u8>, reply: Reply, closing: bool) -> (Framing, ResponseBody, bool) {
+    match reply {
+        Reply::App(head, body) => {
+            let fields = HeadParts {
+                status: head.status,
+                reason: head.reason.as_deref().map(str::as_bytes),
+                fields: head.headers.iter().map(|(name, value)| (name, value)),
+                exact: body.size_hint().exact(),
+            };
+            // The app's `Connection: close` is kept as `head.close`, not among its fields.
+            let framing = write_head(output, fields, closing || head.close);
+            (framing, body, head.close)
+        }
+        Reply::Server(response) => {
+            let closes = response
+                .headers()
+                .get_all(CONNECTION)
+                .iter()
+                .any(|value| has_close_token(value.as_bytes()));
+            let framing = write_response_head(output, &response, closing);
+            (framing, response.into_body(), closes)
+        }
+    }
+}
+
+/// Writes `reply` into `output`, flushing to `io` when the body is not ready yet or much is
 /// buffered. The body (and what it holds, such as a request's deferred calls) is dropped
 /// after its last byte was handed to the socket or buffered for the next flush.
-async fn send(
-    io: &mut RejectingIo,
-    response: Response<ResponseBody>,
-    output: &mut Vec<u8>,
-    closing: bool,
-) -> Sent {
-    let app_closes = response
-        .headers()
-        .get_all(CONNECTION)
-        .iter()
-        .any(|value| has_close_token(value.as_bytes()));
-    let mut framing = write_head(output, &response, closing);
-    let mut body = response.into_body();
+async fn send(io: &mut RejectingIo, reply: Reply, output: &mut Vec<u8>, closing: bool) -> Sent {
+    let (mut framing, mut body, reply_closes) = start(output, reply, closing);
     let mut sent = Sent {
         bytes: 0,
         complete: false,
@@ -239,7 +337,7 @@ async fn send(
         }
     }
     sent.complete = framing.finish(output);
-    sent.keep_alive = sent.complete && !app_closes && !closing;
+    sent.keep_alive = sent.complete && !reply_closes && !closing;
     if matches!(body, ResponseBody::Guarded(..)) {
         // What the body holds (a request's deferred calls) is released once the response
         // has left, as on hyper's path.

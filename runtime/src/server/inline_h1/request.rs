@@ -1,22 +1,18 @@
 //! One request head of the inline path: parsed, and judged servable here or left to hyper.
 //!
-//! Owns: parsing a head the `guard` has already validated (httparse) into `http` parts, and
-//! the rule for what the inline path serves: `GET` over HTTP/1.1 with an origin-form target,
-//! no `Content-Length`, `Transfer-Encoding`, `Expect` or `Upgrade` (no body, nothing to
-//! negotiate), no `Accept-Encoding` that takes a coding wsrun compresses with (hyper's path
-//! compresses), and a `Connection` field, if any, of `keep-alive` and `close` only. Must not touch: validation (anything this parser
-//! does not take is left to hyper, which answers it as it always has), routing, or the app.
+//! Owns: parsing a head the `guard` has already validated (httparse) into where its target and
+//! fields lie in the read buffer (nothing is copied), and the rule for what the inline path
+//! serves: `GET` over HTTP/1.1 with an origin-form target, no `Content-Length`,
+//! `Transfer-Encoding`, `Expect` or `Upgrade` (no body, nothing to negotiate), no
+//! `Accept-Encoding` that takes a coding wsrun compresses with (hyper's path compresses), and a
+//! `Connection` field, if any, of `keep-alive` and `close` only. Must not touch: validation
+//! (anything this parser does not take is left to hyper, which answers it as it always has),
+//! routing, or the app.
 
 use std::mem::MaybeUninit;
 
-use bytes::Bytes;
-use http::header::{
-    ACCEPT_ENCODING, CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE,
-};
-use http::request::Parts;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
-
 use crate::accept_encoding::{accepts_any, Codec};
+use crate::python::FieldSpan;
 
 /// Header lines a head may have for the inline path (the guard's own limit may be higher:
 /// a head with more is left to hyper).
@@ -24,25 +20,35 @@ const MAX_HEADERS: usize = 100;
 
 /// What the start of the read buffer holds.
 pub enum Head {
-    /// A whole head the inline path serves.
-    Inline(Box<InlineHead>),
+    /// A whole head the inline path serves; its fields are in the caller's span list.
+    Inline(InlineHead),
     /// A whole head (or bytes) left to hyper from here on.
     Other,
     /// The head has not fully arrived.
     Partial,
 }
 
-/// A head the inline path serves.
+/// A head the inline path serves: offsets into the buffer it was parsed from.
+#[derive(Debug, Clone, Copy)]
 pub struct InlineHead {
-    pub parts: Parts,
+    /// The request target (origin form).
+    pub target: (usize, usize),
     /// Its length in bytes.
     pub len: usize,
     /// The client asked to close the connection after the response (`Connection: close`).
     pub close: bool,
 }
 
-/// Parses the head at the start of `buf`.
-pub fn parse(buf: &[u8]) -> Head {
+impl InlineHead {
+    pub fn target<'b>(&self, buf: &'b [u8]) -> &'b str {
+        buf.get(self.target.0..self.target.1)
+            .and_then(|target| std::str::from_utf8(target).ok())
+            .unwrap_or("/")
+    }
+}
+
+/// Parses the head at the start of `buf`, putting where its fields lie into `fields`.
+pub fn parse(buf: &[u8], fields: &mut Vec<FieldSpan>) -> Head {
     // Uninitialised storage, as hyper parses: no 100-entry array to zero per request.
     let mut lines = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut []);
@@ -54,44 +60,68 @@ pub fn parse(buf: &[u8]) -> Head {
     if request.method != Some("GET") || request.version != Some(1) {
         return Head::Other;
     }
-    let Some(target) = request.path.filter(|target| target.starts_with('/')) else {
+    let Some(target) = request.path.filter(|target| plain_origin_form(target)) else {
         return Head::Other;
     };
-    let Some((headers, close)) = header_map(request.headers) else {
+    fields.clear();
+    let Some(close) = spans(buf, request.headers, fields) else {
         return Head::Other;
     };
-    let Ok(uri) = Uri::from_maybe_shared(Bytes::copy_from_slice(target.as_bytes())) else {
-        return Head::Other;
-    };
-    let (mut parts, ()) = Request::new(()).into_parts();
-    parts.method = Method::GET;
-    parts.uri = uri;
-    parts.version = Version::HTTP_11;
-    parts.headers = headers;
-    Head::Inline(Box::new(InlineHead { parts, len, close }))
+    let start = offset(buf, target.as_bytes());
+    Head::Inline(InlineHead {
+        target: (start, start + target.len()),
+        len,
+        close,
+    })
 }
 
-/// The head's fields and whether `Connection` says `close`; `None` when one of them means the
-/// request is not the inline path's.
-fn header_map(lines: &[httparse::Header<'_>]) -> Option<(HeaderMap, bool)> {
-    let mut headers = HeaderMap::with_capacity(lines.len());
+/// An origin-form target the `http` crate's URI parser (hyper's path) takes as it is: no
+/// fragment and none of the bytes it refuses, so a target means the same on both paths.
+fn plain_origin_form(target: &str) -> bool {
+    target.starts_with('/')
+        && !target
+            .bytes()
+            .any(|b| matches!(b, b'#' | b'<' | b'>' | b'`') || !b.is_ascii_graphic())
+}
+
+/// Where `part` (a slice of `buf`) starts in `buf`.
+fn offset(buf: &[u8], part: &[u8]) -> usize {
+    (part.as_ptr() as usize).saturating_sub(buf.as_ptr() as usize)
+}
+
+fn span(buf: &[u8], part: &[u8]) -> (u32, u32) {
+    let start = offset(buf, part);
+    // A head is far smaller than 4 GiB (the guard bounds it).
+    (start as u32, (start + part.len()) as u32)
+}
+
+/// Records each field's place and says whether `Connection` asks to close; `None` when a field
+/// means the request is not the inline path's.
+fn spans(buf: &[u8], lines: &[httparse::Header<'_>], fields: &mut Vec<FieldSpan>) -> Option<bool> {
     let mut close = false;
     for line in lines {
-        let name = HeaderName::from_bytes(line.name.as_bytes()).ok()?;
-        let negotiates = name == CONTENT_LENGTH
-            || name == TRANSFER_ENCODING
-            || name == EXPECT
-            || name == UPGRADE
-            || (name == ACCEPT_ENCODING && takes_a_coding(line.value));
+        let name = line.name.as_bytes();
+        let negotiates = [
+            &b"content-length"[..],
+            b"transfer-encoding",
+            b"expect",
+            b"upgrade",
+        ]
+        .iter()
+        .any(|field| name.eq_ignore_ascii_case(field))
+            || (name.eq_ignore_ascii_case(b"accept-encoding") && takes_a_coding(line.value));
         if negotiates {
             return None;
         }
-        if name == CONNECTION {
+        if name.eq_ignore_ascii_case(b"connection") {
             close |= connection_says_close(line.value)?;
         }
-        headers.append(name, HeaderValue::from_bytes(line.value).ok()?);
+        fields.push(FieldSpan {
+            name: span(buf, name),
+            value: span(buf, line.value),
+        });
     }
-    Some((headers, close))
+    Some(close)
 }
 
 /// Whether an `Accept-Encoding` value accepts a coding wsrun may compress with.
@@ -117,8 +147,8 @@ fn connection_says_close(value: &[u8]) -> Option<bool> {
 mod tests {
     use super::*;
 
-    fn inline(head: &[u8]) -> Option<Box<InlineHead>> {
-        match parse(head) {
+    fn inline(head: &[u8]) -> Option<InlineHead> {
+        match parse(head, &mut Vec::new()) {
             Head::Inline(head) => Some(head),
             _ => None,
         }
@@ -127,15 +157,17 @@ mod tests {
     #[test]
     fn a_plain_get_is_served_inline() {
         let head = b"GET /users/7?q=a HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\nGET /next";
-        let inline_head = inline(head).expect("inline");
+        let mut fields = Vec::new();
+        let Head::Inline(inline_head) = parse(head, &mut fields) else {
+            panic!("not inline");
+        };
         assert_eq!(inline_head.len, head.len() - b"GET /next".len());
-        let parts = &inline_head.parts;
-        assert_eq!(parts.uri.path(), "/users/7");
-        assert_eq!(parts.uri.query(), Some("q=a"));
-        assert_eq!(
-            parts.headers.get("host").map(|v| v.as_bytes()),
-            Some(&b"x"[..])
-        );
+        assert_eq!(inline_head.target(head), "/users/7?q=a");
+        let pairs: Vec<(&[u8], &[u8])> = fields
+            .iter()
+            .map(|span| (span.name(head), span.value(head)))
+            .collect();
+        assert_eq!(pairs, [(&b"Host"[..], &b"x"[..]), (b"Accept", b"*/*")]);
         assert!(!inline_head.close);
     }
 
@@ -154,6 +186,8 @@ mod tests {
             b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n",
             b"GET / HTTP/1.0\r\nHost: x\r\n\r\n",
             b"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /a#b HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /a<b> HTTP/1.1\r\nHost: x\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\nConnection: x-hop\r\n\r\n",
@@ -162,7 +196,7 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip, deflate\r\n\r\n",
         ] {
             assert!(
-                matches!(parse(head), Head::Other),
+                matches!(parse(head, &mut Vec::new()), Head::Other),
                 "{}",
                 String::from_utf8_lossy(head)
             );
@@ -177,7 +211,8 @@ mod tests {
 
     #[test]
     fn a_head_in_progress_is_partial() {
-        assert!(matches!(parse(b"GET / HTTP/1.1\r\nHost:"), Head::Partial));
-        assert!(matches!(parse(b""), Head::Partial));
+        let partial = |head: &[u8]| matches!(parse(head, &mut Vec::new()), Head::Partial);
+        assert!(partial(b"GET / HTTP/1.1\r\nHost:"));
+        assert!(partial(b""));
     }
 }

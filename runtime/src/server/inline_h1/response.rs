@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE};
-use http::{Response, StatusCode};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body::Body;
 
 use crate::body::ResponseBody;
@@ -26,25 +26,57 @@ pub enum Framing {
     Bodiless,
 }
 
-/// Appends `response`'s head to `out`; `closing` adds `connection: close` unless the app set
-/// a `Connection` field itself.
-pub fn write_head(out: &mut Vec<u8>, response: &Response<ResponseBody>, closing: bool) -> Framing {
-    let status = response.status();
-    let reason = response.extensions().get::<hyper::ext::ReasonPhrase>();
-    if status == StatusCode::OK && reason.is_none() {
+/// What a response head is written from.
+pub struct HeadParts<'a, F> {
+    pub status: StatusCode,
+    /// The app's own reason phrase, when it is not the canonical one.
+    pub reason: Option<&'a [u8]>,
+    /// The fields, in order.
+    pub fields: F,
+    /// The body's exact size, when it is known before it is sent.
+    pub exact: Option<u64>,
+}
+
+/// Appends `response`'s head to `out` (see `write_head`).
+pub fn write_response_head(
+    out: &mut Vec<u8>,
+    response: &Response<ResponseBody>,
+    closing: bool,
+) -> Framing {
+    let head = HeadParts {
+        status: response.status(),
+        reason: response
+            .extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .map(|reason| reason.as_bytes()),
+        fields: response.headers().iter(),
+        exact: response.body().size_hint().exact(),
+    };
+    write_head(out, head, closing)
+}
+
+/// Appends a response head to `out`; `closing` adds `connection: close` unless the app set a
+/// `Connection` field itself.
+pub fn write_head<'a>(
+    out: &mut Vec<u8>,
+    head: HeadParts<'a, impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)>>,
+    closing: bool,
+) -> Framing {
+    let status = head.status;
+    if status == StatusCode::OK && head.reason.is_none() {
         out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
     } else {
         out.extend_from_slice(b"HTTP/1.1 ");
         out.extend_from_slice(status.as_str().as_bytes());
         out.push(b' ');
-        match reason {
-            Some(reason) => out.extend_from_slice(reason.as_bytes()),
+        match head.reason {
+            Some(reason) => out.extend_from_slice(reason),
             None => out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes()),
         }
         out.extend_from_slice(b"\r\n");
     }
     let (mut app_length, mut has_date, mut has_connection) = (None, false, false);
-    for (name, value) in response.headers() {
+    for (name, value) in head.fields {
         if name == CONTENT_LENGTH {
             app_length = app_length.or_else(|| parse_length(value.as_bytes()));
         }
@@ -55,7 +87,7 @@ pub fn write_head(out: &mut Vec<u8>, response: &Response<ResponseBody>, closing:
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let framing = framing(out, status, response.body().size_hint().exact(), app_length);
+    let framing = framing(out, status, head.exact, app_length);
     if closing && !has_connection {
         out.extend_from_slice(b"connection: close\r\n");
     }
@@ -180,11 +212,10 @@ fn append_date(out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     fn head(response: &Response<ResponseBody>, closing: bool) -> (String, Framing) {
         let mut out = Vec::new();
-        let framing = write_head(&mut out, response, closing);
+        let framing = write_response_head(&mut out, response, closing);
         (String::from_utf8(out).expect("ascii"), framing)
     }
 
