@@ -175,7 +175,9 @@ def test_file_wrapper_real_file(probe: Server, with_cl: bool) -> None:
     params = {"token": token}
     if with_cl:
         params["cl"] = "1"
-    r = requests.get(probe.url + "/file", params=params, timeout=WAIT)
+    # identity: the app's own framing is under test, not the server's compression.
+    headers = {"Accept-Encoding": "identity"}
+    r = requests.get(probe.url + "/file", params=params, headers=headers, timeout=WAIT)
     assert r.status_code == 200
     assert r.content == PROBE_SRC
     if with_cl:

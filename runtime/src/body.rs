@@ -1,17 +1,19 @@
 //! Response bodies: the one `ResponseBody` type every handler hands to the front end.
 //!
 //! Owns: the body variants (whole bytes, a file region read in Rust, a stream of chunks from a
-//! handler) and their `http_body::Body` implementation. Must not touch: Python, routing or
+//! handler, a chain of bodies) and their `http_body::Body` implementation; reading file regions
+//! without blocking the event loop (`file_region`). Must not touch: Python, routing or
 //! connection state — handlers build these, the server sends them.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
+
+pub use crate::file_region::FileRegion;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -30,6 +32,9 @@ pub enum ResponseBody {
     /// A body with something that must live until it has been sent (and is dropped with it),
     /// e.g. the calls a Python request deferred until after its response.
     Guarded(Box<ResponseBody>, Box<dyn Send>),
+    /// Bodies sent one after the other (a `multipart/byteranges` body: part heads and file
+    /// regions).
+    Chain(VecDeque<ResponseBody>),
 }
 
 impl ResponseBody {
@@ -40,6 +45,10 @@ impl ResponseBody {
         } else {
             ResponseBody::Full(Some(bytes))
         }
+    }
+
+    pub fn chain(bodies: impl IntoIterator<Item = ResponseBody>) -> ResponseBody {
+        ResponseBody::Chain(bodies.into_iter().collect())
     }
 }
 
@@ -54,13 +63,24 @@ impl Body for ResponseBody {
         match self.get_mut() {
             ResponseBody::Empty => Poll::Ready(None),
             ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            ResponseBody::File(region) => {
-                Poll::Ready(region.next_chunk().map(|r| r.map(Frame::data)))
-            }
+            ResponseBody::File(region) => region
+                .poll_chunk(cx)
+                .map(|chunk| chunk.map(|r| r.map(Frame::data))),
             ResponseBody::Stream(source) => source
                 .poll_chunk(cx)
                 .map(|chunk| chunk.map(|r| r.map(Frame::data))),
             ResponseBody::Guarded(body, _) => Pin::new(body.as_mut()).poll_frame(cx),
+            ResponseBody::Chain(bodies) => loop {
+                let Some(first) = bodies.front_mut() else {
+                    return Poll::Ready(None);
+                };
+                match Pin::new(first).poll_frame(cx) {
+                    Poll::Ready(None) => {
+                        bodies.pop_front();
+                    }
+                    other => return other,
+                }
+            },
         }
     }
 
@@ -68,9 +88,10 @@ impl Body for ResponseBody {
         match self {
             ResponseBody::Empty => true,
             ResponseBody::Full(bytes) => bytes.is_none(),
-            ResponseBody::File(region) => region.remaining == 0,
+            ResponseBody::File(region) => region.is_empty(),
             ResponseBody::Stream(_) => false,
             ResponseBody::Guarded(body, _) => body.is_end_stream(),
+            ResponseBody::Chain(bodies) => bodies.iter().all(ResponseBody::is_end_stream),
         }
     }
 
@@ -80,9 +101,16 @@ impl Body for ResponseBody {
             ResponseBody::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            ResponseBody::File(region) => SizeHint::with_exact(region.remaining),
+            ResponseBody::File(region) => SizeHint::with_exact(region.len()),
             ResponseBody::Stream(_) => SizeHint::default(),
             ResponseBody::Guarded(body, _) => body.size_hint(),
+            ResponseBody::Chain(bodies) => {
+                let exact = bodies.iter().map(|b| b.size_hint().exact()).sum();
+                match exact {
+                    Some(n) => SizeHint::with_exact(n),
+                    None => SizeHint::default(),
+                }
+            }
         }
     }
 }
@@ -96,58 +124,4 @@ pub fn plain(status: StatusCode, text: impl Into<Bytes>) -> Response<ResponseBod
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
-}
-
-/// A byte range of an open file, read in Rust chunk by chunk (never through Python).
-pub struct FileRegion {
-    file: File,
-    offset: u64,
-    remaining: u64,
-    chunk_size: usize,
-}
-
-impl FileRegion {
-    pub const DEFAULT_CHUNK: usize = 128 * 1024;
-
-    pub fn new(file: File, offset: u64, len: u64) -> FileRegion {
-        FileRegion {
-            file,
-            offset,
-            remaining: len,
-            chunk_size: Self::DEFAULT_CHUNK,
-        }
-    }
-
-    pub fn len(&self) -> u64 {
-        self.remaining
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.remaining == 0
-    }
-
-    fn next_chunk(&mut self) -> Option<Result<Bytes, BoxError>> {
-        if self.remaining == 0 {
-            return None;
-        }
-        let want = self.chunk_size.min(self.remaining as usize);
-        let mut buf = BytesMut::zeroed(want);
-        match self.file.read_at(&mut buf, self.offset) {
-            Ok(0) => {
-                let err = format!("file ended {} bytes early", self.remaining);
-                self.remaining = 0;
-                Some(Err(err.into()))
-            }
-            Ok(n) => {
-                buf.truncate(n);
-                self.offset += n as u64;
-                self.remaining -= n as u64;
-                Some(Ok(buf.freeze()))
-            }
-            Err(err) => {
-                self.remaining = 0;
-                Some(Err(Box::new(err)))
-            }
-        }
-    }
 }

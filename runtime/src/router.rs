@@ -19,6 +19,8 @@ pub struct Route<H> {
     pub prefix: String,
     pub handler: H,
     pub max_body_size: u64,
+    /// Responses may be compressed (`compress = false` turns it off for the route).
+    pub compress: bool,
 }
 
 impl<H> Route<H> {
@@ -111,6 +113,7 @@ impl<H> Router<H> {
                     prefix: route.prefix.clone(),
                     handler: (),
                     max_body_size: route.max_body_size,
+                    compress: route.compress,
                 };
                 (hosts.clone(), Arc::new(shape))
             })
@@ -223,6 +226,7 @@ mod tests {
             prefix: prefix.to_string(),
             handler: name,
             max_body_size: 10,
+            compress: true,
         }
     }
 

@@ -2,11 +2,13 @@
 //!
 //! Owns: `RouteConfig`, `RouteTarget` and `TenantConfig` (plain data, checked by whoever builds
 //! them: `toml_routes`, `cli`, the Python host's script loader). Must not touch: parsing or
-//! reading files; depends only on `wasm_settings`.
+//! reading files; depends only on `wasm_settings` and `static_files::StaticOptions` (a static
+//! route's own keys, defined by the module that obeys them).
 
 use std::path::PathBuf;
 
 use super::wasm_settings::WasmSettings;
+pub use crate::static_files::StaticOptions;
 
 /// One `[[tenant]]`: a name, the hosts it owns, default limits for its routes.
 #[derive(Debug, Clone)]
@@ -31,6 +33,10 @@ pub struct RouteConfig {
     pub wasm: WasmSettings,
     /// Index into `Config::tenants` for a `[[tenant.route]]`.
     pub tenant: Option<usize>,
+    /// `max_age`, `precompressed`, `listing`, `hidden` (only allowed on `static` routes).
+    pub static_options: StaticOptions,
+    /// `compress = false` keeps this route's responses as the handler made them.
+    pub compress: bool,
 }
 
 impl RouteConfig {
@@ -43,6 +49,8 @@ impl RouteConfig {
             max_body_size: None,
             wasm: WasmSettings::default(),
             tenant: None,
+            static_options: StaticOptions::default(),
+            compress: true,
         }
     }
 }

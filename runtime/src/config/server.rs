@@ -16,11 +16,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::setting_kinds::{
-    AccessLog, AnyPath, Binds, Count, Dur, ExistingDir, LogLevel, PathList, Size, SizeUsize, Switch,
+    AccessLog, AnyPath, Binds, Codecs, Count, Dur, ExistingDir, LogLevel, PathList, Size,
+    SizeUsize, Switch,
 };
 use super::settings::settings_table;
 pub use super::units::DEFAULT_BIND;
 use super::units::LOG_LEVELS;
+use crate::accept_encoding::Codec;
 
 settings_table! {
     /// The `[server]` table and its command-line flags.
@@ -110,6 +112,16 @@ settings_table! {
     /// needs well under 1 GiB of address space (see the README's limits table).
     #[arg(value_name = "SIZE")]
     compile_memory: u64 = 4 * 1024 * 1024 * 1024, read Size, flag Option<String>;
+    /// Response compression codings, in order of preference (`off` or [] for none)
+    /// Negotiated with `Accept-Encoding` (its q-values first, then this order) for every route
+    /// kind; a route's `compress = false` opts out.
+    #[arg(value_name = "LIST")]
+    compression: Vec<Codec> = Codec::ALL.to_vec(), read Codecs, flag Option<String>;
+    /// Smallest response body that is compressed
+    /// Below it the coding costs more than it saves (a streamed body of unknown length is
+    /// always compressed).
+    #[arg(value_name = "SIZE")]
+    compression_min_size: u64 = 1024, read Size, flag Option<String>;
 }
 
 impl ServerConfig {

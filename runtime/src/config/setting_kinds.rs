@@ -1,7 +1,7 @@
 //! The kinds of setting value, each read the same way from a flag and from `wsrun.toml`.
 //!
 //! Owns: one `Setting` implementation per kind (`Count`, `Size`, `SizeUsize`, `Dur`,
-//! `AnyPath`, `ExistingDir`, `PathList`, `Binds`, `LogLevel`, `AccessLog`, `Switch`) with the
+//! `AnyPath`, `ExistingDir`, `PathList`, `Binds`, `LogLevel`, `AccessLog`, `Switch`, `Codecs`) with the
 //! checks and messages of that kind. Must not touch: which settings exist (`server`) or the
 //! value grammars themselves (`units`); TOML access goes through `toml_values::At`.
 
@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use toml::de::DeValue;
+
+use crate::accept_encoding::Codec;
 
 use super::error::ConfigError;
 use super::settings::Setting;
@@ -41,6 +43,8 @@ pub(super) struct LogLevel;
 pub(super) struct AccessLog;
 /// On or off; a flag can only turn it on.
 pub(super) struct Switch;
+/// Content codings in order of preference (`["zstd", "br", "gzip"]`; empty turns it off).
+pub(super) struct Codecs;
 
 impl Setting for Count {
     type Value = usize;
@@ -269,4 +273,48 @@ impl Setting for Switch {
     fn shown(_: &bool) -> Option<String> {
         None
     }
+}
+
+impl Setting for Codecs {
+    type Value = Vec<Codec>;
+    type Flag = Option<String>;
+    fn from_flag(flag: &str, given: &Option<String>, _: &Path) -> Res<Option<Vec<Codec>>> {
+        let Some(given) = given else {
+            return Ok(None);
+        };
+        let names = given.split(',').map(str::trim).filter(|n| !n.is_empty());
+        let mut codecs = Vec::new();
+        for name in names.filter(|n| *n != "off") {
+            let codec = parse_codec(name, &codecs).map_err(|m| ConfigError::flag(flag, m))?;
+            codecs.push(codec);
+        }
+        Ok(Some(codecs))
+    }
+    fn from_toml(at: &At) -> Res<Vec<Codec>> {
+        if !matches!(at.v.get_ref(), DeValue::Array(_)) {
+            return Err(at.type_err("an array such as [\"zstd\", \"br\", \"gzip\"]"));
+        }
+        let mut codecs = Vec::new();
+        for (name, span) in at.strings()? {
+            let codec = parse_codec(name, &codecs).map_err(|m| at.err_at(span, m))?;
+            codecs.push(codec);
+        }
+        Ok(codecs)
+    }
+    fn shown(default: &Vec<Codec>) -> Option<String> {
+        let names: Vec<&str> = default.iter().map(|c| c.token()).collect();
+        Some(names.join(","))
+    }
+}
+
+/// One coding's name, exactly as `Content-Encoding` writes it, not already in `seen`.
+fn parse_codec(name: &str, seen: &[Codec]) -> Result<Codec, String> {
+    let codec = Codec::ALL
+        .into_iter()
+        .find(|c| c.token() == name)
+        .ok_or_else(|| format!("unknown coding `{name}`: use \"zstd\", \"br\" or \"gzip\""))?;
+    if seen.contains(&codec) {
+        return Err(format!("`{name}` is listed twice"));
+    }
+    Ok(codec)
 }

@@ -212,6 +212,16 @@ fn every_error_is_located() {
         ("[[route]]\nprefix = \"/\"\npython = \"a:create_app()\"\n", Some(3), Some("route[1].python"), "factory"),
         ("[[route]]\nprefix = \"/\"\nstatic = \"nope\"\n", Some(3), Some("route[1].static"), "not a directory"),
         ("[[route]]\nprefix = \"/\"\nstatic = \"public\"\nmax_body_size = \"x\"\n", Some(4), Some("route[1].max_body_size"), "not a size"),
+        // static routes and compression
+        ("[[route]]\nprefix = \"/\"\nstatic = \"public\"\nmax_age = \"soon\"\n", Some(4), Some("route[1].max_age"), "duration"),
+        ("[[route]]\nprefix = \"/\"\nstatic = \"public\"\nlisting = \"yes\"\n", Some(4), Some("route[1].listing"), "true or false"),
+        ("[[route]]\nprefix = \"/\"\nstatic = \"public\"\nhiden = true\n", Some(4), Some("route[1].hiden"), "did you mean `hidden`"),
+        ("[[route]]\nprefix = \"/\"\npython = \"a:b\"\nprecompressed = true\n", Some(4), Some("route[1].precompressed"), "static routes only"),
+        ("[[route]]\nprefix = \"/\"\npython = \"a:b\"\ncompress = 0\n", Some(4), Some("route[1].compress"), "true or false"),
+        ("[server]\ncompression = [\"gzip\", \"deflate\"]\n", Some(2), Some("server.compression"), "unknown coding `deflate`"),
+        ("[server]\ncompression = [\"br\", \"br\"]\n", Some(2), Some("server.compression"), "listed twice"),
+        ("[server]\ncompression = \"gzip\"\n", Some(2), Some("server.compression"), "an array"),
+        ("[server]\ncompression_min_size = \"big\"\n", Some(2), Some("server.compression_min_size"), "not a size"),
     ];
     for (src, line, key, want) in cases {
         let e = load_err(src);
@@ -221,6 +231,27 @@ fn every_error_is_located() {
     }
     // Sanity: the shared route snippet is valid on its own.
     assert!(load(route).1.is_ok());
+}
+
+#[test]
+fn static_and_compression_keys() {
+    let src = "[server]\ncompression = [\"gzip\", \"zstd\"]\ncompression_min_size = \"2KiB\"\n\n[[route]]\nprefix = \"/s\"\nstatic = \"public\"\nmax_age = \"1h\"\nprecompressed = true\nlisting = true\nhidden = true\ncompress = false\n\n[[route]]\nprefix = \"/\"\npython = \"a:app\"\n";
+    let (_dir, result) = load(src);
+    let (c, _) = result.expect("valid");
+    use crate::accept_encoding::Codec;
+    assert_eq!(c.server.compression, [Codec::Gzip, Codec::Zstd]);
+    assert_eq!(c.server.compression_min_size, 2048);
+    let options = &c.routes[0].static_options;
+    assert_eq!(options.max_age, Some(3600));
+    assert!(options.precompressed && options.listing && options.hidden);
+    assert!(!c.routes[0].compress);
+    assert!(c.routes[1].compress);
+    assert_eq!(c.routes[1].static_options, Default::default());
+    let (_dir, off) =
+        load("[server]\ncompression = []\n[[route]]\nprefix = \"/\"\npython = \"a:app\"\n");
+    assert!(off.expect("valid").0.server.compression.is_empty());
+    let (_dir, default) = load("[[route]]\nprefix = \"/\"\npython = \"a:app\"\n");
+    assert_eq!(default.expect("valid").0.server.compression, Codec::ALL);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `wsrun.toml`'s route tables: `[[route]]` and `[[tenant]]` with its `[[tenant.route]]`s.
 //!
 //! Owns: which keys a route or tenant table takes, the one-target rule (`python`, `static` or
-//! `wasm`), the WASM keys (`WASM_KEYS`: limits, capabilities, quotas; allowed on wasm routes
+//! `wasm`), the static keys (`STATIC_KEYS`, on static routes only), the WASM keys (`WASM_KEYS`: limits, capabilities, quotas; allowed on wasm routes
 //! and tenants only; `TENANT_ONLY_KEYS` on tenants only), duplicate prefixes, and tenant host
 //! ownership (a host belongs to one tenant and no plain route). Must not touch: `[server]`
 //! (`toml_file`) or
@@ -13,7 +13,9 @@ use std::ops::Range;
 use toml::de::{DeTable, DeValue};
 
 use super::model::Config;
-use super::route::{RouteConfig, RouteTarget, TenantConfig};
+use super::route::{RouteConfig, RouteTarget, StaticOptions, TenantConfig};
+use super::setting_kinds::Switch;
+use super::settings::Setting;
 use super::toml_values::{in_order, At, Doc, Key, Res, Value};
 use super::units::{normalize_host, normalize_prefix, parse_python_target};
 use super::wasm_settings::WasmSettings;
@@ -27,7 +29,10 @@ const ROUTE_KEYS: &[&str] = &[
     "static",
     "wasm",
     "max_body_size",
+    "compress",
 ];
+/// A static route's own keys.
+const STATIC_KEYS: &[&str] = &["max_age", "precompressed", "listing", "hidden"];
 /// The WASM keys: limits, capabilities, quotas; on wasm routes and tenants only.
 const WASM_KEYS: &[&str] = &[
     "memory",
@@ -156,6 +161,9 @@ impl Doc<'_> {
         let mut max_body_size = None;
         let mut wasm = WasmSettings::default();
         let mut first_wasm_key: Option<(String, Range<usize>)> = None;
+        let mut static_options = StaticOptions::default();
+        let mut first_static_key: Option<(String, Range<usize>)> = None;
+        let mut compress = true;
         for (k, v) in in_order(table) {
             let name: &str = k.get_ref();
             let at = self.at(format!("{name_n}.{name}"), v);
@@ -187,6 +195,11 @@ impl Doc<'_> {
                     target = Some((t, name));
                 }
                 "max_body_size" => max_body_size = Some(at.size()?),
+                "compress" => compress = Switch::from_toml(&at)?,
+                _ if STATIC_KEYS.contains(&name) => {
+                    static_key(&at, name, &mut static_options)?;
+                    first_static_key.get_or_insert((at.key.clone(), k.span()));
+                }
                 _ if QUOTA_KEYS.contains(&name) && scope.tenant.is_some() => {
                     let msg = "a tenant's job and timer quotas are set on its [[tenant]] table";
                     return Err(at.err_at(k.span(), msg));
@@ -195,7 +208,10 @@ impl Doc<'_> {
                     wasm_key(&at, name, &mut wasm)?;
                     first_wasm_key.get_or_insert((at.key.clone(), k.span()));
                 }
-                _ => return Err(at.unknown(k, &known(&[ROUTE_KEYS, WASM_KEYS]), &[])),
+                _ => {
+                    let keys = known(&[ROUTE_KEYS, STATIC_KEYS, WASM_KEYS]);
+                    return Err(at.unknown(k, &keys, &[]));
+                }
             }
         }
         let Some((prefix, span)) = prefix else {
@@ -213,8 +229,16 @@ impl Doc<'_> {
                 return Err(self.err(key_span, &key, msg));
             }
         }
+        if let Some((key, key_span)) = first_static_key {
+            if !matches!(target, RouteTarget::Static { .. }) {
+                let msg = "applies to static routes only";
+                return Err(self.err(key_span, &key, msg));
+            }
+        }
         let mut route = RouteConfig::new(prefix, hosts, target);
         route.max_body_size = max_body_size;
+        route.static_options = static_options;
+        route.compress = compress;
         route.wasm = wasm;
         route.tenant = scope.tenant.map(|(i, _)| i);
         Ok((route, span))
@@ -342,6 +366,17 @@ impl Doc<'_> {
         }
         Ok(hosts)
     }
+}
+
+/// Reads one of `STATIC_KEYS` into `options`.
+fn static_key(at: &At, name: &str, options: &mut StaticOptions) -> Res<()> {
+    match name {
+        "max_age" => options.max_age = Some(at.duration()?.as_secs()),
+        "precompressed" => options.precompressed = Switch::from_toml(at)?,
+        "listing" => options.listing = Switch::from_toml(at)?,
+        _ => options.hidden = Switch::from_toml(at)?,
+    }
+    Ok(())
 }
 
 /// Reads one WASM key into `settings`.

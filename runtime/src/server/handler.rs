@@ -45,6 +45,7 @@ pub fn build_router(config: &Config, apps: &PythonApps) -> Result<Router<Handler
             prefix: route.prefix.clone(),
             handler,
             max_body_size,
+            compress: route.compress,
         };
         entries.push((route.hosts.clone(), entry));
     }
@@ -60,7 +61,7 @@ fn python_handler(apps: &PythonApps, route: &RouteConfig) -> Result<Handler, Str
 
 /// A directory served as files; it must exist now.
 fn static_handler(route: &RouteConfig, root: &Path) -> Result<Handler, String> {
-    let dir = StaticDir::new(root)
+    let dir = StaticDir::new(root, route.static_options.clone())
         .map_err(|e| format!("static route {}: {}: {e}", route.prefix, root.display()))?;
     Ok(Handler::Static(Arc::new(dir)))
 }

@@ -138,6 +138,7 @@ fn watched_entry(route: Arc<WasmRoute>, max_body_size: u64) -> Entry<Handler> {
         prefix: route.info.prefix.clone(),
         handler: Handler::Wasm(route),
         max_body_size,
+        compress: true,
     };
     (Vec::new(), Arc::new(route))
 }
@@ -180,6 +181,7 @@ mod tests {
                 prefix: "/hello".to_string(),
                 handler: Handler::Wasm(configured),
                 max_body_size: 10,
+                compress: true,
             },
         )]));
         let watched = wasm_route("watched");

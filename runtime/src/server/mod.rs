@@ -13,13 +13,16 @@
 //!   the event loop without hyper, and hands anything else (`rewind`) to hyper, with the
 //!   `connection_state` both loops share; timeouts (`idle_clock`), `access_log`.
 //! - `job_delivery`: a durable job as an in-process request through `service`.
-//! - `service`: one request: Host and path, routing, body limit, spooling, `run_handler`.
+//! - `service`: one request: Host and path, routing, body limit, spooling, `run_handler`, then
+//!   `compress` (the response compression rules; `compress_stream`: the codecs).
 //! - `context`: `WorkerContext`, what all of the above read (live router, hosts, `Arc<Config>`).
 //! - `live_routes`: the router while it runs (`--watch` changes) and the worker's WASM host.
 //! - `handler`: `Handler` (one variant per route kind) and `build_router`, one builder per kind.
 //! - `peer`: the connection's addresses.
 
 mod access_log;
+mod compress;
+mod compress_stream;
 mod connection;
 mod connection_state;
 mod context;

@@ -2,7 +2,8 @@
 //!
 //! Owns: the per-request pipeline — Host and path resolution, routing (404), the body limit
 //! (413 before reading when Content-Length says so), spooling, and dispatch to the route's
-//! handler. Must not touch: connection-level concerns (timeouts between requests, the strict
+//! handler, then response compression (`compress::apply`, the one place it happens). Must not
+//! touch: connection-level concerns (timeouts between requests, the strict
 //! framing checks in `guard`, access logging) or what a handler does inside.
 
 use http::request::Parts;
@@ -10,6 +11,7 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use hyper::body::Incoming;
 
+use super::compress::{apply, Negotiation};
 use super::context::WorkerContext;
 use super::handler::Handler;
 use super::peer::Peer;
@@ -53,13 +55,22 @@ pub async fn serve(
         SpooledBody::Empty
     };
     let body_len = (has_body || declared_len.is_some()).then(|| spooled.len());
+    let server = &ctx.config.server;
+    let negotiation = Negotiation::new(
+        &server.compression,
+        server.compression_min_size,
+        route.compress,
+        &parts.method,
+        &parts.headers,
+    );
     let target = Target {
         route,
         path: path.into_owned(),
         path_info_start: matched.path_info_start,
         server_name,
     };
-    run_handler(ctx, peer, target, parts, spooled, body_len).await
+    let response = run_handler(ctx, peer, target, parts, spooled, body_len).await;
+    apply(&negotiation, response)
 }
 
 /// Where a request goes: its route, its decoded path, and the name it was addressed to.
@@ -104,7 +115,10 @@ pub async fn run_handler(
                 .handle(app, route.script_name(), request, spooled)
                 .await
         }
-        Handler::Static(dir) => dir.serve(&parts, path.get(path_info_start..).unwrap_or_default()),
+        Handler::Static(dir) => {
+            let rel = path.get(path_info_start..).unwrap_or_default();
+            dir.serve(&parts, rel).await
+        }
         Handler::Wasm(wasm_route) => {
             let Some(host) = &ctx.wasm else {
                 tracing::error!("{}: no WebAssembly host in this worker", route.prefix);

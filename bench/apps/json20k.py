@@ -1,0 +1,20 @@
+"""A 20 KB JSON document for bench/static.sh's compression row: `json20k:app`."""
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+StartResponse = Callable[..., Any]
+
+ROWS = [
+    {"id": i, "name": f"user {i}", "email": f"user{i}@example.com", "active": i % 3 == 0}
+    for i in range(250)
+]
+BODY = json.dumps({"users": ROWS}).encode()
+HEADERS = [("Content-Type", "application/json"), ("Content-Length", str(len(BODY)))]
+
+
+def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """Answer every request with the same 20 KB JSON body."""
+    start_response("200 OK", HEADERS)
+    return [BODY]

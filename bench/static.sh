@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# bench/static.sh — static files against nginx, and the cost of response compression.
+#
+#   bash bench/static.sh
+#
+# One run, one worker each, server pinned to CPU 0 and wrk to CPU 1, everything on loopback:
+#   1. a 4 KiB file, keep-alive, `wrk -t1 -c64`: wsrun req/s / nginx req/s;
+#   2. a 100 MiB file, `wrk -t1 -c8`: wsrun bytes/s / nginx bytes/s, and each worker's peak RSS
+#      (VmHWM) before and after (it must not grow with the file);
+#   3. a 20 KB JSON response from a Python app (`bench/apps/json20k.py`), requests sending
+#      `Accept-Encoding: gzip`: wsrun with `compression = ["gzip"]` / `compression = []`.
+# nginx is Debian's (installed with apt-get when missing): `worker_processes 1`, `sendfile on`,
+# `tcp_nopush on`, access log off, `keepalive_requests` raised so wrk's connections stay open.
+# Environment: DURATION [10]  WARMUP [2]  PORT_NGINX [18480]  PORT_WSRUN [18481]
+#              SKIP_INSTALL, SKIP_BUILD [unset]  WSRUN_BIN [target/release/wsrun]
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH_DIR")
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$BENCH_DIR/lib.sh"
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+PORT_NGINX=${PORT_NGINX:-18480}
+PORT_WSRUN=${PORT_WSRUN:-18481}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+WSRUN_BIN=${WSRUN_BIN:-$ROOT/target/release/wsrun}
+STARTED=$SECONDS
+
+make_work wsrun-static
+if [[ -z ${SKIP_INSTALL:-} ]]; then
+    apt_install_missing nginx=/usr/sbin/nginx wrk=wrk curl=curl procps=pgrep
+fi
+if [[ -z ${SKIP_BUILD:-} ]]; then
+    cargo_build 0
+fi
+[[ -x $WSRUN_BIN ]] || die "no wsrun binary at $WSRUN_BIN"
+setup_pinning wrk
+
+PUBLIC="$WORK/public"
+mkdir -p "$PUBLIC" "$WORK/nginx"
+head -c 4096 /dev/urandom >"$PUBLIC/small.bin"
+head -c $((100 * 1024 * 1024)) /dev/urandom >"$PUBLIC/big.bin"
+
+cat >"$WORK/nginx.conf" <<CONF
+user root root;
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 10000000;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:$PORT_NGINX;
+        root $PUBLIC;
+    }
+}
+CONF
+
+# wsrun.toml for the static rows, and for the JSON rows with `compression = $1`.
+wsrun_config() {
+    cat <<CONF
+[server]
+compression = $1
+
+[[route]]
+prefix = "/json"
+python = "json20k:app"
+
+[[route]]
+prefix = "/"
+static = "$PUBLIC"
+CONF
+}
+
+# Waits (at most 5 s) until process $1 leads its own group: right after start_group the child
+# may not have called setsid yet, and wait_port would take the empty group for a dead server.
+group_started() {
+    local i
+    for ((i = 0; i < 50; i++)); do
+        [[ $(ps -o pgid= -p "$1" 2>/dev/null | tr -d ' ') == "$1" ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# The only child of process $1 (a worker), or $1 itself (nginx's worker, wsrun's worker).
+worker_of() {
+    local child
+    child=$(pgrep -P "$1" | head -n 1 || true)
+    echo "${child:-$1}"
+}
+peak_rss_kib() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
+
+# wrk over $2 seconds at URL $1 with extra arguments "${@:3}"; prints wrk's output.
+load() {
+    local url=$1 secs=$2
+    shift 2
+    "${PIN_CLIENT[@]}" wrk -t1 -d"${secs}s" "$@" "$url"
+}
+rps_of() { awk '/^Requests\/sec/ { print $2 }'; }
+# wrk's Transfer/sec in bytes.
+bytes_per_sec_of() {
+    awk '/^Transfer\/sec/ {
+        v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[A-Za-z]+$/, "", v)
+        m = (u == "KB") ? 1024 : (u == "MB") ? 1048576 : (u == "GB") ? 1073741824 : 1
+        printf "%.0f\n", v * m }'
+}
+
+# Runs the static rows against the server listening on $1 (worker $2); sets SMALL, BIG,
+# RSS_BEFORE, RSS_AFTER.
+static_rows() {
+    local port=$1 worker=$2 out
+    load "http://127.0.0.1:$port/small.bin" "$WARMUP" -c64 >/dev/null
+    out=$(load "http://127.0.0.1:$port/small.bin" "$DURATION" -c64)
+    SMALL=$(rps_of <<<"$out")
+    log "  4 KiB: $SMALL req/s $(wrk_note "$out")"
+    RSS_BEFORE=$(peak_rss_kib "$worker")
+    out=$(load "http://127.0.0.1:$port/big.bin" "$DURATION" -c8)
+    BIG=$(bytes_per_sec_of <<<"$out")
+    RSS_AFTER=$(peak_rss_kib "$worker")
+    log "  100 MiB: $BIG B/s, peak RSS $RSS_BEFORE -> $RSS_AFTER KiB $(wrk_note "$out")"
+}
+
+log "nginx: $(/usr/sbin/nginx -v 2>&1)"
+start_group "$WORK/nginx.log" "${PIN_SERVER[@]}" /usr/sbin/nginx -c "$WORK/nginx.conf"
+NGINX_PID=$STARTED_PID
+group_started "$NGINX_PID" || true
+wait_port "$NGINX_PID" "$PORT_NGINX" || die "nginx did not start: $(tail -n 5 "$WORK/nginx.log")"
+static_rows "$PORT_NGINX" "$(worker_of "$NGINX_PID")"
+N_SMALL=$SMALL N_BIG=$BIG N_RSS_BEFORE=$RSS_BEFORE N_RSS_AFTER=$RSS_AFTER
+stop_server "$NGINX_PID"
+
+# Starts wsrun with `compression = $1`; sets WSRUN_PID.
+start_wsrun() {
+    wsrun_config "$1" >"$WORK/wsrun.toml"
+    start_group "$WORK/wsrun.log" "${PIN_SERVER[@]}" "$WSRUN_BIN" -c "$WORK/wsrun.toml" \
+        --pythonpath "$BENCH_DIR/apps" --bind "127.0.0.1:$PORT_WSRUN" --workers 1
+    WSRUN_PID=$STARTED_PID
+    group_started "$WSRUN_PID" || true
+    wait_port "$WSRUN_PID" "$PORT_WSRUN" || die "wsrun did not start: $(tail -n 5 "$WORK/wsrun.log")"
+}
+
+log "wsrun: $WSRUN_BIN"
+start_wsrun '["gzip"]'
+static_rows "$PORT_WSRUN" "$(worker_of "$WSRUN_PID")"
+W_SMALL=$SMALL W_BIG=$BIG W_RSS_BEFORE=$RSS_BEFORE W_RSS_AFTER=$RSS_AFTER
+gzip_run() {
+    local out
+    load "http://127.0.0.1:$PORT_WSRUN/json" "$WARMUP" -c64 -H 'Accept-Encoding: gzip' >/dev/null
+    out=$(load "http://127.0.0.1:$PORT_WSRUN/json" "$DURATION" -c64 -H 'Accept-Encoding: gzip')
+    log "  json $1: $(rps_of <<<"$out") req/s, $(awk '/^Transfer\/sec/ { print $2 }' <<<"$out")/s $(wrk_note "$out")"
+    rps_of <<<"$out"
+}
+GZIP_ON=$(gzip_run "gzip on")
+GZIP_SIZE=$(curl -s -H 'Accept-Encoding: gzip' "http://127.0.0.1:$PORT_WSRUN/json" | wc -c)
+stop_server "$WSRUN_PID"
+start_wsrun '[]'
+GZIP_OFF=$(gzip_run "compression off")
+stop_server "$WSRUN_PID"
+
+REPORT="$WORK/static.md"
+{
+    echo "## bench/static.sh, $(date -u '+%Y-%m-%d %H:%M') UTC, one run of ${DURATION} s each"
+    echo
+    echo "Machine: $(machine); $PINNING."
+    echo
+    echo "| row | nginx | wsrun | wsrun / nginx |"
+    echo "| --- | ---: | ---: | ---: |"
+    echo "| 4 KiB file, wrk -c64, req/s | $N_SMALL | $W_SMALL | $(ratio "$W_SMALL" "$N_SMALL") |"
+    echo "| 100 MiB file, wrk -c8, MB/s | $((N_BIG / 1000000)) | $((W_BIG / 1000000)) | $(ratio "$W_BIG" "$N_BIG") |"
+    echo "| worker peak RSS before -> after the 100 MiB run, KiB | $N_RSS_BEFORE -> $N_RSS_AFTER | $W_RSS_BEFORE -> $W_RSS_AFTER | |"
+    echo
+    echo "| 20 KB JSON (Python), Accept-Encoding: gzip | gzip on | compression off | on / off |"
+    echo "| --- | ---: | ---: | ---: |"
+    echo "| req/s (body $GZIP_SIZE B gzipped) | $GZIP_ON | $GZIP_OFF | $(ratio "$GZIP_ON" "$GZIP_OFF") |"
+    total_time $((SECONDS - STARTED))
+} >"$REPORT"
+mkdir -p "$BENCH_DIR/results"
+cp "$REPORT" "$BENCH_DIR/results/static-$(date -u +%Y%m%d_%H%M).md"
+show_report "$REPORT"
