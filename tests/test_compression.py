@@ -1,6 +1,6 @@
 """Response compression over sockets: negotiation by Accept-Encoding (gzip, br, zstd), the
 cases never compressed, Vary, `compress = false`, `compression = []`, streamed bodies
-compressed and flushed piece by piece, and the inline path leaving such requests to hyper."""
+compressed and flushed piece by piece, and the inline path compressing as hyper's does."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import brotli
 import pytest
 import zstandard
 
-from support.http import status_of
 from support.launcher import Launcher, Server
 from support.paths import APPS, WAIT
 
@@ -152,22 +151,32 @@ def test_static_files_are_compressed_but_never_their_ranges(srv: Server) -> None
     assert status == 206 and body == page[:10] and "Content-Encoding" not in h
 
 
-def test_the_inline_path_leaves_compressible_requests_to_hyper(srv: Server) -> None:
-    # Two pipelined GETs on one connection, the first plain (the inline path serves it), the
-    # second accepting gzip: it must come back compressed.
-    request = (
-        b"GET /json HTTP/1.1\r\nHost: x\r\n\r\n"
-        b"GET /json HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
-    )
+def _exchange(srv: Server, head: bytes) -> tuple[list[bytes], bytes]:
+    """One request on its own connection (`Connection: close`): its status line and sorted
+    fields (but Date), and its raw body."""
     with socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT) as sock:
-        sock.sendall(request)
+        sock.sendall(head)
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
-    first, _, rest = data.partition(b"\r\n\r\n")
-    assert status_of(first) == 200 and b"content-encoding" not in first.lower()
-    second_head = rest[len(JSON_BODY) :].split(b"\r\n\r\n", 1)[0].lower()
-    assert b"content-encoding: gzip" in second_head
+    fields, _, body = data.partition(b"\r\n\r\n")
+    status, *lines = fields.lower().split(b"\r\n")
+    return [status, *sorted(line for line in lines if not line.startswith(b"date:"))], body
+
+
+@pytest.mark.parametrize("path", ["/json", "/small", "/raw"])
+def test_the_inline_path_compresses_as_hyper_does(srv: Server, path: str) -> None:
+    # The same GET on the inline path and, with `Content-Length: 0`, on hyper's: the same
+    # fields (but Date) and the same bytes, compressed where the rules say so.
+    head = f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n"
+    inline = _exchange(srv, (head + "\r\n").encode())
+    hyper = _exchange(srv, (head + "Content-Length: 0\r\n\r\n").encode())
+    assert inline == hyper
+    compressed = b"content-encoding: gzip" in inline[0]
+    assert (b"vary: accept-encoding" in inline[0]) == (path == "/json")
+    assert compressed == (path == "/json")
+    if compressed:
+        assert gzip.decompress(inline[1]) == JSON_BODY
 
 
 def test_streamed_bodies_are_compressed_piece_by_piece(launcher: Launcher, tmp_path: Path) -> None:

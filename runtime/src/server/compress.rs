@@ -1,5 +1,6 @@
 //! Response compression: the one place a response's body may be re-encoded, for every route
-//! kind (Python, WASM, static), on hyper's path (`service::serve` calls `apply` last).
+//! kind (Python, WASM, static): hyper's path (`service::serve` calls `apply` last) and the
+//! inline path (`inline_h1`, for a request with an `Accept-Encoding` field) both call `apply`.
 //!
 //! Owns: the rules — compress only when `[server] compression` lists a coding the client
 //! accepts (`Accept-Encoding`, q-values first, then the server's order), the route allows it,
@@ -7,12 +8,11 @@
 //! body is at least `compression_min_size` or of unknown length; never a HEAD, a 206, a 204 or
 //! 304, a response with `Content-Encoding` or `Cache-Control: no-transform`. `Vary:
 //! Accept-Encoding` is added to an eligible response when the request's `Accept-Encoding`
-//! takes a coding wsrun has (compressed or not): exactly the requests the inline path leaves to
-//! hyper, so both paths answer a request without one alike (no `Vary`; a cache that keeps such
-//! an identity answer may give it to any client, which is correct). A compressed
+//! takes a coding wsrun has (compressed or not); a request without one gets no `Vary` (a cache
+//! that keeps such an identity answer may give it to any client, which is correct). A compressed
 //! response loses `Content-Length` (unless compressed whole here) and `Accept-Ranges`, and a
 //! strong ETag becomes weak. Must not touch: the codecs themselves (`compress_stream`),
-//! routing, or the inline path (which leaves requests that accept a coding to hyper).
+//! routing, or how either path writes the response.
 
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body::Body;

@@ -21,10 +21,11 @@ mod response;
 
 use std::borrow::Cow;
 
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::access_log::AccessRecord;
+use super::compress::{self, Negotiation};
 use super::connection_state::ConnectionState;
 use super::handler::Handler;
 use super::idle_clock::Expired;
@@ -203,8 +204,33 @@ async fn answer(
     // is written: the responses then leave back to back, and a client busy reading one finds
     // the next without being woken again (libev servers such as bjoern get this by writing on
     // the next loop turn).
+    let reply = compressed(state, &request, matched.route.compress, reply);
     tokio::task::yield_now().await;
     respond(io, state, &request, reply, output).await
+}
+
+/// The reply, compressed by the same rules as on hyper's path (`compress::apply`) when the
+/// request has an `Accept-Encoding` field; a request without one keeps the direct reply.
+fn compressed(
+    state: &ConnectionState,
+    request: &Request<'_>,
+    route_allows: bool,
+    reply: Reply,
+) -> Reply {
+    let server = &state.ctx.config.server;
+    let Some(accept) = request.field(b"accept-encoding") else {
+        return reply;
+    };
+    if !route_allows || server.compression.is_empty() {
+        return reply;
+    }
+    let negotiation = Negotiation {
+        codecs: &server.compression,
+        min_size: server.compression_min_size,
+        accept: HeaderValue::from_bytes(accept).ok(),
+        head: false,
+    };
+    Reply::Server(compress::apply(&negotiation, reply.into_response()))
 }
 
 /// SERVER_NAME: the `Host` field without its port (as `service::request_host`), else the local

@@ -3,15 +3,13 @@
 //! Owns: parsing a head the `guard` has already validated (httparse) into where its target and
 //! fields lie in the read buffer (nothing is copied), and the rule for what the inline path
 //! serves: `GET` over HTTP/1.1 with an origin-form target, no `Content-Length`,
-//! `Transfer-Encoding`, `Expect` or `Upgrade` (no body, nothing to negotiate), no
-//! `Accept-Encoding` that takes a coding wsrun compresses with (hyper's path compresses), and a
+//! `Transfer-Encoding`, `Expect` or `Upgrade` (no body, nothing to negotiate), and a
 //! `Connection` field, if any, of `keep-alive` and `close` only. Must not touch: validation
 //! (anything this parser does not take is left to hyper, which answers it as it always has),
 //! routing, or the app.
 
 use std::mem::MaybeUninit;
 
-use crate::accept_encoding::{accepts_any, Codec};
 use crate::python::FieldSpan;
 
 /// Header lines a head may have for the inline path (the guard's own limit may be higher:
@@ -108,8 +106,7 @@ fn spans(buf: &[u8], lines: &[httparse::Header<'_>], fields: &mut Vec<FieldSpan>
             b"upgrade",
         ]
         .iter()
-        .any(|field| name.eq_ignore_ascii_case(field))
-            || (name.eq_ignore_ascii_case(b"accept-encoding") && takes_a_coding(line.value));
+        .any(|field| name.eq_ignore_ascii_case(field));
         if negotiates {
             return None;
         }
@@ -122,11 +119,6 @@ fn spans(buf: &[u8], lines: &[httparse::Header<'_>], fields: &mut Vec<FieldSpan>
         });
     }
     Some(close)
-}
-
-/// Whether an `Accept-Encoding` value accepts a coding wsrun may compress with.
-fn takes_a_coding(value: &[u8]) -> bool {
-    std::str::from_utf8(value).is_ok_and(|v| accepts_any(v, &Codec::ALL))
 }
 
 /// Whether a `Connection` value asks to close; `None` for any token but `keep-alive` and
@@ -193,7 +185,6 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: x\r\nConnection: x-hop\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n",
-            b"GET / HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip, deflate\r\n\r\n",
         ] {
             assert!(
                 matches!(parse(head, &mut Vec::new()), Head::Other),
@@ -204,9 +195,14 @@ mod tests {
     }
 
     #[test]
-    fn an_accept_encoding_without_a_coding_of_ours_stays_inline() {
-        let head = b"GET / HTTP/1.1\r\nAccept-Encoding: identity, gzip;q=0\r\n\r\n";
-        assert!(inline(head).is_some());
+    fn an_accept_encoding_stays_inline() {
+        // The inline path compresses as hyper's does (`inline_h1::answer`).
+        for head in [
+            &b"GET / HTTP/1.1\r\nAccept-Encoding: gzip, deflate, br\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nAccept-Encoding: identity, gzip;q=0\r\n\r\n",
+        ] {
+            assert!(inline(head).is_some());
+        }
     }
 
     #[test]
