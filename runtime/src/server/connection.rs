@@ -2,7 +2,8 @@
 //! otherwise, both behind the strict `guard`.
 //!
 //! Owns: the connection's life — which loop serves it (`inline_h1` while its requests are plain
-//! `GET`s to Python apps on the event loop, then hyper for the rest of its life), hyper
+//! `GET`s to Python apps on the event loop or to static routes, then hyper for the rest of
+//! its life), hyper
 //! settings (keep-alive, head size), the header-read and keep-alive timeouts, graceful shutdown
 //! on drain, and tracking each of hyper's responses to its end (access log, idle clock). Must
 //! not touch: routing or handlers (see `service`).

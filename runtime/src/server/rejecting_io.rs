@@ -29,6 +29,11 @@ impl RejectingIo {
         }
     }
 
+    /// The socket, for writes that bypass the byte stream (sendfile of a file region).
+    pub fn socket(&self) -> &TcpStream {
+        self.inner.get_ref()
+    }
+
     fn poll_write_rejection(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.pending.is_none() {
             self.pending = self.inner.take_rejection().map(|r| (r.to_http_bytes(), 0));
