@@ -18,6 +18,7 @@ import pytest
 from support.http import parse_response, raw_exchange, status_of
 from support.launcher import Server
 from support.paths import WAIT
+from support.traversal import TRAVERSALS
 
 SECRET = b"TOP SECRET\n"
 DOTENV = b"DOTENV=1\n"
@@ -280,29 +281,6 @@ def test_dotfiles_need_hidden(srv: Server) -> None:
     assert get(srv, "/files/envlink")[0] == 404
     status, _, body = get(srv, "/hidden/.env")
     assert status == 200 and body == DOTENV
-
-
-TRAVERSALS = [
-    "/../secret",
-    "/%2e%2e/secret",
-    "/%2E%2E/secret",
-    "/..%2fsecret",
-    "/%2e%2e%2fsecret",
-    "/sub/%2e%2e/%2e%2e/secret",
-    "/sub/..%2f..%2fsecret",
-    "/%2e./secret",
-    "/..%5csecret",
-    "/..\\secret",
-    "/sub\\..\\..\\secret",
-    "/%c0%ae%c0%ae/secret",
-    "/%c0%ae%c0%ae%c0%afsecret",
-    "/%e0%80%ae%e0%80%ae/secret",
-    "/sub%c0%af..%c0%af..%c0%afsecret",
-    "/link",
-    "/%2e%2e%2f.env",
-    "/%2eenv",
-    "/.%65nv",
-]
 
 
 @pytest.mark.parametrize("path", TRAVERSALS)

@@ -13,6 +13,7 @@ import requests
 from support.http import parse_response, raw_exchange, status_of
 from support.launcher import Server
 from support.paths import APPS, WAIT
+from support.traversal import TRAVERSALS
 
 SECRET = b"TOP SECRET\n"
 
@@ -100,21 +101,6 @@ def test_missing_and_directory_404(static_srv: Server) -> None:
     assert requests.get(static_srv.url + "/static/sub", timeout=WAIT).status_code == 404
 
 
-TRAVERSALS = [
-    "/../secret",
-    "/%2e%2e/secret",
-    "/%2E%2E/secret",
-    "/..%2fsecret",
-    "/%2e%2e%2fsecret",
-    "/sub/../../secret",
-    "/sub/%2e%2e/%2e%2e/secret",
-    "/./../secret",
-    "/%2e./secret",
-    "/..%5csecret",
-    "/link",
-]
-
-
 @pytest.mark.parametrize("prefix", ["/static", "/files"])
 @pytest.mark.parametrize("path", TRAVERSALS)
 def test_no_path_traversal(static_srv: Server, prefix: str, path: str) -> None:
@@ -137,3 +123,66 @@ def test_redirect_helper(static_srv: Server) -> None:
         ).data
     )
     assert iri.status == 302 and iri.header("location") == "/caf%C3%A9"
+
+
+# Staticfile and a static route on the same directory answer each request alike.
+CONDITIONS_AND_RANGES = [
+    ({"Range": "bytes=0-4"}, 206),
+    ({"Range": "bytes=-5"}, 206),
+    ({"Range": "bytes=6-"}, 206),
+    ({"Range": "bytes=8-1000"}, 206),
+    ({"Range": "bytes=100-"}, 416),
+    ({"Range": "bytes=5-2"}, 200),
+    ({"Range": "items=0-1"}, 200),
+    ({"If-Match": '"nope"'}, 412),
+    ({"If-Match": "*"}, 200),
+    ({"If-Unmodified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"}, 412),
+    ({"If-Range": '"nope"', "Range": "bytes=0-4"}, 200),
+    ({"If-Range": "Thu, 01 Jan 1970 00:00:00 GMT", "Range": "bytes=0-4"}, 200),
+]
+
+
+@pytest.mark.parametrize(("headers", "status"), CONDITIONS_AND_RANGES)
+def test_staticfile_answers_conditions_and_ranges_as_a_static_route(
+    static_srv: Server, headers: dict[str, str], status: int
+) -> None:
+    view = requests.get(static_srv.url + "/static/hello.txt", headers=headers, timeout=WAIT)
+    route = requests.get(static_srv.url + "/files/hello.txt", headers=headers, timeout=WAIT)
+    assert view.status_code == route.status_code == status
+    assert view.headers.get("Content-Range") == route.headers.get("Content-Range")
+    if status in (200, 206):
+        assert view.content == route.content
+        assert view.headers["Accept-Ranges"] == "bytes"
+
+
+def test_staticfile_if_range_with_the_etag_and_if_match_it(static_srv: Server) -> None:
+    url = static_srv.url + "/static/hello.txt"
+    etag = requests.get(url, timeout=WAIT).headers["ETag"]
+    r = requests.get(url, headers={"If-Range": etag, "Range": "bytes=0-4"}, timeout=WAIT)
+    assert r.status_code == 206 and r.content == b"hello"
+    assert r.headers["Content-Range"] == "bytes 0-4/13"
+    weak = requests.get(url, headers={"If-Match": f"W/{etag}"}, timeout=WAIT)
+    assert weak.status_code == 412, "If-Match compares strongly"
+    assert requests.get(url, headers={"If-Match": etag}, timeout=WAIT).status_code == 200
+
+
+def test_staticfile_several_ranges_are_multipart(static_srv: Server) -> None:
+    data = (static_srv.tmp / "public" / "big.bin").read_bytes()
+    r = requests.get(
+        static_srv.url + "/static/big.bin",
+        headers={"Range": "bytes=0-9,100000-100099,-7"},
+        timeout=WAIT,
+    )
+    assert r.status_code == 206
+    ctype = r.headers["Content-Type"]
+    assert ctype.startswith("multipart/byteranges; boundary=")
+    boundary = ctype.partition("boundary=")[2].encode()
+    assert int(r.headers["Content-Length"]) == len(r.content)
+    parts = r.content.split(b"--" + boundary)
+    assert parts[0] == b"\r\n" and parts[-1] == b"--\r\n"
+    size = len(data)
+    expected = [(0, 9), (100000, 100099), (size - 7, size - 1)]
+    for part, (first, last) in zip(parts[1:-1], expected, strict=True):
+        head, _, body = part.partition(b"\r\n\r\n")
+        assert f"Content-Range: bytes {first}-{last}/{size}".encode() in head
+        assert body == data[first : last + 1] + b"\r\n"

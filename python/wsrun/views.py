@@ -2,15 +2,22 @@
 
 import mimetypes
 import os
-import re
+import secrets
 import stat
-import time
-from collections.abc import Iterable, Sequence
-from datetime import UTC
-from email.utils import formatdate, parsedate_to_datetime
+from collections.abc import Iterable, Iterator, Sequence
+from email.utils import formatdate
 from io import FileIO
 from typing import Final
 
+from wsrun._file_http import (
+    Precondition,
+    Unsatisfiable,
+    byte_ranges,
+    content_range,
+    evaluate,
+    if_range_holds,
+    multipart_layout,
+)
 from wsrun.wsgi_types import Environ, StartResponse
 
 __all__ = ["BLOCK_SIZE", "Staticfile"]
@@ -36,9 +43,6 @@ _SEP: Final = os.sep.encode("ascii")
 _OTHER_SEPS: Final = tuple(
     s.encode("ascii") for s in (os.sep, os.altsep) if s is not None and s != "/"
 )
-
-# One entity-tag in an If-None-Match list: the opaque-tag, weak or not.
-_ENTITY_TAG: Final = re.compile(r'(?:W/)?("[^"]*")')
 
 # mimetypes reports "foo.tar.gz" as application/x-tar with encoding gzip; the
 # file is sent as it is (no Content-Encoding), so it is really a gzip file.
@@ -68,11 +72,16 @@ class Staticfile:
 
     Responses carry Content-Type (from :mod:`mimetypes`, ``charset=utf-8``
     for ``text/*``), Content-Length, Last-Modified, a strong ETag built from
-    the modification time, size and inode, and ``Cache-Control: max-age=N``
-    when ``maxage`` is given. If-None-Match and If-Modified-Since are
-    honoured with 304 Not Modified. The body is ``wsgi.file_wrapper`` when the
-    server offers it, else an iterator of blocks whose ``close()`` closes the
-    file.
+    the modification time, size and inode, ``Accept-Ranges: bytes`` and
+    ``Cache-Control: max-age=N`` when ``maxage`` is given. Conditional
+    requests follow RFC 9110 13.2.2: If-Match and If-Unmodified-Since give 412,
+    If-None-Match (weak comparison) and If-Modified-Since 304. A GET's ``Range``
+    gives 206 (several ranges as ``multipart/byteranges``), 416 when none is
+    satisfiable; ``If-Range`` (strong ETag or the exact date) decides whether it
+    applies; a malformed ``Range`` is ignored. The rules are the server's own
+    static routes' (``_file_http``). A whole body is ``wsgi.file_wrapper`` when
+    the server offers it, else an iterator of blocks whose ``close()`` closes
+    the file.
     """
 
     __slots__ = ("_root_bytes", "maxage", "root")
@@ -153,20 +162,50 @@ class Staticfile:
         mtime = st.st_mtime_ns // 1_000_000_000
         etag = f'"{st.st_mtime_ns:x}-{size:x}-{st.st_ino:x}"'
         cache = [] if self.maxage is None else [("Cache-Control", f"max-age={self.maxage}")]
-        if _not_modified(environ, etag, mtime):
+        outcome = evaluate(environ, etag, mtime)
+        if outcome is not Precondition.PROCEED:
             file.close()
+            if outcome is Precondition.FAILED:
+                return _plain(start_response, "412 Precondition Failed", method)
             start_response("304 Not Modified", [("ETag", etag), *cache])
             return []
-        start_response(
-            "200 OK",
-            [
-                ("Content-Type", _content_type(name)),
-                ("Content-Length", str(size)),
-                ("Last-Modified", formatdate(mtime, usegmt=True)),
-                ("ETag", etag),
-                *cache,
-            ],
-        )
+        ctype = _content_type(name)
+        validators = [("Last-Modified", formatdate(mtime, usegmt=True)), ("ETag", etag)]
+        fields = [*validators, ("Accept-Ranges", "bytes"), *cache]
+        # A HEAD gets GET's answer to a plain GET: its Range is ignored.
+        asked = byte_ranges(environ, size) if method == "GET" else None
+        if asked is not None and not if_range_holds(environ, etag, mtime):
+            asked = None
+        if isinstance(asked, Unsatisfiable):
+            file.close()
+            extra = [("Content-Range", f"bytes */{size}"), *fields]
+            return _plain(start_response, "416 Range Not Satisfiable", method, extra)
+        if asked and len(asked) == 1:
+            first, last = asked[0]
+            start_response(
+                "206 Partial Content",
+                [
+                    ("Content-Type", ctype),
+                    ("Content-Length", str(last - first + 1)),
+                    ("Content-Range", content_range(first, last, size)),
+                    *fields,
+                ],
+            )
+            file.seek(first)
+            return _FileIterator(file, last - first + 1)
+        if asked:
+            boundary = secrets.token_hex(12)
+            parts, tail, length = multipart_layout(asked, size, ctype, boundary)
+            start_response(
+                "206 Partial Content",
+                [
+                    ("Content-Type", f"multipart/byteranges; boundary={boundary}"),
+                    ("Content-Length", str(length)),
+                    *fields,
+                ],
+            )
+            return _multipart_body(file, parts, tail)
+        start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(size)), *fields])
         if method == "HEAD":
             file.close()
             return []
@@ -175,6 +214,27 @@ class Staticfile:
             body: Iterable[bytes] = file_wrapper(file, BLOCK_SIZE)
             return body
         return _FileIterator(file, size)
+
+
+def _multipart_body(
+    file: FileIO, parts: list[tuple[bytes, int, int]], tail: bytes
+) -> Iterator[bytes]:
+    """The parts of a ``multipart/byteranges`` body, then its closing delimiter; closing the
+    iterator (as the server does when the body ends or the client leaves) closes the file."""
+    try:
+        for head, first, last in parts:
+            yield head
+            file.seek(first)
+            remaining = last - first + 1
+            while remaining > 0:
+                data = file.read(min(BLOCK_SIZE, remaining))
+                if not data:
+                    return
+                remaining -= len(data)
+                yield data
+        yield tail
+    finally:
+        file.close()
 
 
 class _FileIterator:
@@ -217,38 +277,6 @@ def _open_regular_file(path: bytes) -> tuple[FileIO, os.stat_result] | None:
         os.close(fd)
         raise
     return file, st
-
-
-def _not_modified(environ: Environ, etag: str, mtime: int) -> bool:
-    """Whether the request's conditional headers allow a 304 (RFC 9110 13.2.2)."""
-    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-    if isinstance(if_none_match, str):
-        if if_none_match.strip() == "*":
-            return True
-        # Weak comparison: W/"x" matches "x".
-        return any(m.group(1) == etag for m in _ENTITY_TAG.finditer(if_none_match))
-    if_modified_since = environ.get("HTTP_IF_MODIFIED_SINCE")
-    if isinstance(if_modified_since, str):
-        since = _parse_http_date(if_modified_since)
-        return since is not None and mtime <= since
-    return False
-
-
-def _parse_http_date(value: str) -> int | None:
-    """Seconds since the epoch, or None for an invalid date or one in the future."""
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    try:
-        seconds = int(parsed.timestamp())
-    except (OverflowError, ValueError, OSError):
-        return None
-    if seconds > time.time():
-        return None
-    return seconds
 
 
 def _content_type(name: str) -> str:

@@ -192,8 +192,9 @@ fn read_nowait(file: &File, want: usize, offset: u64) -> io::Result<BytesMut> {
     Ok(buf)
 }
 
-/// How much sendfile sends between two probes of the page cache: 512 KiB.
-const SENDFILE_WINDOW: u64 = 512 * 1024;
+/// How much sendfile sends between two probes of the page cache: 2 MiB, nginx's default
+/// `sendfile_max_chunk`.
+const SENDFILE_WINDOW: u64 = 2 * 1024 * 1024;
 
 /// Whether the page holding byte `offset` is in the page cache (a one-byte `RWF_NOWAIT` read).
 fn page_cached(file: &File, offset: u64) -> io::Result<bool> {

@@ -123,16 +123,6 @@ pub struct RawGet<'a> {
     pub remote: SocketAddr,
 }
 
-impl RawGet<'_> {
-    /// The first value of field `name` (ASCII case-insensitive).
-    pub fn field(&self, name: &str) -> Option<&[u8]> {
-        self.fields
-            .iter()
-            .find(|span| span.name(self.head).eq_ignore_ascii_case(name.as_bytes()))
-            .map(|span| span.value(self.head))
-    }
-}
-
 impl RequestView for RawGet<'_> {
     fn method(&self) -> &Method {
         &Method::GET

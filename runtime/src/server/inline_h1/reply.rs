@@ -15,6 +15,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use http::header::CONNECTION;
 use http_body::{Body, Frame};
+use socket2::SockRef;
 use tokio::io::{AsyncWriteExt, Interest};
 
 use super::response::{write_head, write_response_head, Framing, HeadParts};
@@ -128,7 +129,20 @@ pub async fn send(io: &mut RejectingIo, reply: Reply, output: &mut Vec<u8>, clos
 
 /// Writes what `output` holds, then `region` with sendfile(2) from the page cache, or read
 /// chunk by chunk (off the event loop) where the cache misses; returns the file bytes sent.
+/// The socket is corked meanwhile (nginx's `tcp_nopush`): the head and the file leave in full
+/// segments, and uncorking pushes the last one.
 async fn send_file(
+    io: &mut RejectingIo,
+    region: &mut FileRegion,
+    output: &mut Vec<u8>,
+) -> io::Result<u64> {
+    let _ = SockRef::from(io.socket()).set_tcp_cork(true);
+    let sent = send_file_corked(io, region, output).await;
+    let _ = SockRef::from(io.socket()).set_tcp_cork(false);
+    sent
+}
+
+async fn send_file_corked(
     io: &mut RejectingIo,
     region: &mut FileRegion,
     output: &mut Vec<u8>,
