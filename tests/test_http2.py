@@ -124,6 +124,7 @@ def test_a_body_over_the_limit_gets_413_over_h2(srv: Server, tmp_path: Path) -> 
         [("host", "other.test")],
         [("host", "localhost"), ("host", "localhost")],
         [("content-length", "1"), ("content-length", "2")],
+        [("x-ctl", "a\x01b")],
     ],
     ids=lambda f: ",".join(n for n, _ in f),
 )

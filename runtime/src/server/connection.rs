@@ -65,7 +65,13 @@ pub async fn serve_connection(
     if let Some(acceptor) = state.ctx.tls.clone() {
         return serve_tls(stream, acceptor, state).await;
     }
-    match tokio::time::timeout(header_timeout, h2::sends_preface(&stream)).await {
+    // h2c with prior knowledge? Bounded by the header-read timeout; a drain ends the wait.
+    let sniff = tokio::time::timeout(header_timeout, h2::sends_preface(&stream));
+    let preface = tokio::select! {
+        preface = sniff => preface,
+        _ = state.draining.changed() => return,
+    };
+    match preface {
         Ok(Ok(true)) => return serve_h2(TokioIo::new(stream), state).await,
         Ok(Ok(false)) => {}
         Ok(Err(_)) | Err(_) => return,
