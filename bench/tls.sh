@@ -109,13 +109,17 @@ load() {
 
 bench_one() {
     local name=$1 row=$2 round=$3 port url result
-    port=$BASE_PORT; [[ $name == granian ]] && port=$((BASE_PORT + 1))
+    # A port per server and row: no run ever meets the previous one's socket.
+    port=$BASE_PORT
+    [[ $name == granian ]] && port=$((port + 1))
+    [[ $row == h2 ]] && port=$((port + 2))
     url=$(row_url "$row" "$port")
     server_cmd "$name" "$row" "$port"
     start_group "$WORK/$name-$row.log" "${PIN_SERVER[@]}" env RUST_BACKTRACE=0 "${CMD[@]}"
-    local pid=$STARTED_PID
-    if ! wait_port "$pid" "$port" || [[ $(answer "$row" "$url") != "Hello, world!" ]]; then
-        log "$name ($row) did not answer; its log:"
+    local pid=$STARTED_PID got=""
+    wait_port "$pid" "$port" && got=$(answer "$row" "$url" 2>&1)
+    if [[ $got != "Hello, world!" ]]; then
+        log "$name ($row) did not answer (got: ${got:0:80}); its log:"
         tail -n 5 "$WORK/$name-$row.log" >&2 || true
         printf '%s\t%s\t%s\t\tdid not answer\n' "$name" "$row" "$round" >>"$RAW"
         stop_server "$pid"
