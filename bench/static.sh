@@ -8,10 +8,13 @@
 #   2. a 100 MiB file, `wrk -t1 -c8`: wsrun bytes/s / nginx bytes/s, and each worker's peak RSS
 #      (VmHWM) before and after (it must not grow with the file);
 #   3. a 20 KB JSON response from a Python app (`bench/apps/json20k.py`), requests sending
-#      `Accept-Encoding: gzip`: wsrun with `compression = ["gzip"]` / `compression = []`.
+#      `Accept-Encoding: gzip`: wsrun with `compression = ["gzip"]` / `compression = []`, for a
+#      body built once (`/json`: the compressor's cost against almost nothing) and for one
+#      built by `json.dumps` on every request (`/built`, as an API endpoint does).
 # nginx is Debian's (installed with apt-get when missing): `worker_processes 1`, `sendfile on`,
 # `tcp_nopush on`, access log off, `keepalive_requests` raised so wrk's connections stay open.
-# Environment: DURATION [10]  WARMUP [2]  PORT_NGINX [18480]  PORT_WSRUN [18481]
+# Every row runs ROUNDS times, its two sides alternating; the report gives medians.
+# Environment: ROUNDS [3]  DURATION [10]  WARMUP [2]  PORT_NGINX [18480]  PORT_WSRUN [18481, and the next]
 #              SKIP_INSTALL, SKIP_BUILD [unset]  WSRUN_BIN [target/release/wsrun]
 set -euo pipefail
 
@@ -21,6 +24,7 @@ ROOT=$(dirname "$BENCH_DIR")
 source "$BENCH_DIR/lib.sh"
 
 DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-2}
 PORT_NGINX=${PORT_NGINX:-18480}
 PORT_WSRUN=${PORT_WSRUN:-18481}
@@ -80,6 +84,10 @@ prefix = "/json"
 python = "json20k:app"
 
 [[route]]
+prefix = "/built"
+python = "json20k:built"
+
+[[route]]
 prefix = "/"
 static = "$PUBLIC"
 CONF
@@ -119,19 +127,16 @@ bytes_per_sec_of() {
         printf "%.0f\n", v * m }'
 }
 
-# Runs the static rows against the server listening on $1 (worker $2); sets SMALL, BIG,
-# RSS_BEFORE, RSS_AFTER.
+# Runs the static rows against the server listening on $1; sets SMALL (req/s) and BIG (B/s).
 static_rows() {
-    local port=$1 worker=$2 out
+    local port=$1 out
     load "http://127.0.0.1:$port/small.bin" "$WARMUP" -c64 >/dev/null
     out=$(load "http://127.0.0.1:$port/small.bin" "$DURATION" -c64)
     SMALL=$(rps_of <<<"$out")
-    log "  4 KiB: $SMALL req/s $(wrk_note "$out")"
-    RSS_BEFORE=$(peak_rss_kib "$worker")
+    log "  port $port, 4 KiB: $SMALL req/s $(wrk_note "$out")"
     out=$(load "http://127.0.0.1:$port/big.bin" "$DURATION" -c8)
     BIG=$(bytes_per_sec_of <<<"$out")
-    RSS_AFTER=$(peak_rss_kib "$worker")
-    log "  100 MiB: $BIG B/s, peak RSS $RSS_BEFORE -> $RSS_AFTER KiB $(wrk_note "$out")"
+    log "  port $port, 100 MiB: $BIG B/s $(wrk_note "$out")"
 }
 
 log "nginx: $(/usr/sbin/nginx -v 2>&1)"
@@ -139,41 +144,56 @@ start_group "$WORK/nginx.log" "${PIN_SERVER[@]}" /usr/sbin/nginx -c "$WORK/nginx
 NGINX_PID=$STARTED_PID
 group_started "$NGINX_PID" || true
 wait_port "$NGINX_PID" "$PORT_NGINX" || die "nginx did not start: $(tail -n 5 "$WORK/nginx.log")"
-static_rows "$PORT_NGINX" "$(worker_of "$NGINX_PID")"
-N_SMALL=$SMALL N_BIG=$BIG N_RSS_BEFORE=$RSS_BEFORE N_RSS_AFTER=$RSS_AFTER
-stop_server "$NGINX_PID"
 
-# Starts wsrun with `compression = $1`; sets WSRUN_PID.
+# Starts wsrun on port $2 with `compression = $1`; sets WSRUN_PID.
 start_wsrun() {
-    wsrun_config "$1" >"$WORK/wsrun.toml"
-    start_group "$WORK/wsrun.log" "${PIN_SERVER[@]}" "$WSRUN_BIN" -c "$WORK/wsrun.toml" \
-        --pythonpath "$BENCH_DIR/apps" --bind "127.0.0.1:$PORT_WSRUN" --workers 1
+    wsrun_config "$1" >"$WORK/wsrun-$2.toml"
+    start_group "$WORK/wsrun-$2.log" "${PIN_SERVER[@]}" "$WSRUN_BIN" -c "$WORK/wsrun-$2.toml" \
+        --pythonpath "$BENCH_DIR/apps" --bind "127.0.0.1:$2" --workers 1
+    group_started "$STARTED_PID" || true
+    wait_port "$STARTED_PID" "$2" || die "wsrun did not start: $(tail -n 5 "$WORK/wsrun-$2.log")"
     WSRUN_PID=$STARTED_PID
-    group_started "$WSRUN_PID" || true
-    wait_port "$WSRUN_PID" "$PORT_WSRUN" || die "wsrun did not start: $(tail -n 5 "$WORK/wsrun.log")"
 }
-
 log "wsrun: $WSRUN_BIN"
-start_wsrun '["gzip"]'
-static_rows "$PORT_WSRUN" "$(worker_of "$WSRUN_PID")"
-W_SMALL=$SMALL W_BIG=$BIG W_RSS_BEFORE=$RSS_BEFORE W_RSS_AFTER=$RSS_AFTER
-gzip_run() {
+GZIP_PORT=$PORT_WSRUN PLAIN_PORT=$((PORT_WSRUN + 1))
+start_wsrun '["gzip"]' "$GZIP_PORT" && GZIP_PID=$WSRUN_PID
+start_wsrun '[]' "$PLAIN_PORT" && PLAIN_PID=$WSRUN_PID
+
+# One wrk run of the JSON route $2 on port $1 with `Accept-Encoding: gzip`; prints req/s.
+json_rps() {
     local out
-    load "http://127.0.0.1:$PORT_WSRUN/json" "$WARMUP" -c64 -H 'Accept-Encoding: gzip' >/dev/null
-    out=$(load "http://127.0.0.1:$PORT_WSRUN/json" "$DURATION" -c64 -H 'Accept-Encoding: gzip')
-    log "  json $1: $(rps_of <<<"$out") req/s, $(awk '/^Transfer\/sec/ { print $2 }' <<<"$out")/s $(wrk_note "$out")"
+    load "http://127.0.0.1:$1$2" "$WARMUP" -c64 -H 'Accept-Encoding: gzip' >/dev/null
+    out=$(load "http://127.0.0.1:$1$2" "$DURATION" -c64 -H 'Accept-Encoding: gzip')
+    log "  $2 on port $1: $(rps_of <<<"$out") req/s $(wrk_note "$out")"
     rps_of <<<"$out"
 }
-GZIP_ON=$(gzip_run "gzip on")
-GZIP_SIZE=$(curl -s -H 'Accept-Encoding: gzip' "http://127.0.0.1:$PORT_WSRUN/json" | wc -c)
-stop_server "$WSRUN_PID"
-start_wsrun '[]'
-GZIP_OFF=$(gzip_run "compression off")
-stop_server "$WSRUN_PID"
 
+# Every row alternates its two sides, ROUNDS times, so drift on this shared machine hits both.
+declare -a N_SMALLS W_SMALLS N_BIGS W_BIGS ON_FIXED OFF_FIXED ON_BUILT OFF_BUILT
+N_RSS_BEFORE=$(peak_rss_kib "$(worker_of "$NGINX_PID")")
+W_RSS_BEFORE=$(peak_rss_kib "$(worker_of "$GZIP_PID")")
+for ((round = 1; round <= ROUNDS; round++)); do
+    log "round $round of $ROUNDS"
+    static_rows "$PORT_NGINX" && N_SMALLS+=("$SMALL") N_BIGS+=("$BIG")
+    static_rows "$GZIP_PORT" && W_SMALLS+=("$SMALL") W_BIGS+=("$BIG")
+    ON_FIXED+=("$(json_rps "$GZIP_PORT" /json)") OFF_FIXED+=("$(json_rps "$PLAIN_PORT" /json)")
+    ON_BUILT+=("$(json_rps "$GZIP_PORT" /built)") OFF_BUILT+=("$(json_rps "$PLAIN_PORT" /built)")
+done
+N_RSS_AFTER=$(peak_rss_kib "$(worker_of "$NGINX_PID")")
+W_RSS_AFTER=$(peak_rss_kib "$(worker_of "$GZIP_PID")")
+GZIP_SIZE=$(curl -s -H 'Accept-Encoding: gzip' "http://127.0.0.1:$GZIP_PORT/json" | wc -c)
+stop_server "$NGINX_PID"
+stop_server "$GZIP_PID"
+stop_server "$PLAIN_PID"
+
+med() { printf '%s\n' "$@" | median; }
+N_SMALL=$(med "${N_SMALLS[@]}") W_SMALL=$(med "${W_SMALLS[@]}")
+N_BIG=$(med "${N_BIGS[@]}" | cut -d. -f1) W_BIG=$(med "${W_BIGS[@]}" | cut -d. -f1)
+GZ_ON=$(med "${ON_FIXED[@]}") GZ_OFF=$(med "${OFF_FIXED[@]}")
+BUILT_ON=$(med "${ON_BUILT[@]}") BUILT_OFF=$(med "${OFF_BUILT[@]}")
 REPORT="$WORK/static.md"
 {
-    echo "## bench/static.sh, $(date -u '+%Y-%m-%d %H:%M') UTC, one run of ${DURATION} s each"
+    echo "## bench/static.sh, $(date -u '+%Y-%m-%d %H:%M') UTC, medians of $ROUNDS alternating rounds of ${DURATION} s"
     echo
     echo "Machine: $(machine); $PINNING."
     echo
@@ -181,11 +201,14 @@ REPORT="$WORK/static.md"
     echo "| --- | ---: | ---: | ---: |"
     echo "| 4 KiB file, wrk -c64, req/s | $N_SMALL | $W_SMALL | $(ratio "$W_SMALL" "$N_SMALL") |"
     echo "| 100 MiB file, wrk -c8, MB/s | $((N_BIG / 1000000)) | $((W_BIG / 1000000)) | $(ratio "$W_BIG" "$N_BIG") |"
-    echo "| worker peak RSS before -> after the 100 MiB run, KiB | $N_RSS_BEFORE -> $N_RSS_AFTER | $W_RSS_BEFORE -> $W_RSS_AFTER | |"
+    echo "| worker peak RSS before -> after all rounds, KiB | $N_RSS_BEFORE -> $N_RSS_AFTER | $W_RSS_BEFORE -> $W_RSS_AFTER | |"
     echo
-    echo "| 20 KB JSON (Python), Accept-Encoding: gzip | gzip on | compression off | on / off |"
+    echo "| 20 KB JSON (Python), Accept-Encoding: gzip, req/s | gzip on | compression off | on / off |"
     echo "| --- | ---: | ---: | ---: |"
-    echo "| req/s (body $GZIP_SIZE B gzipped) | $GZIP_ON | $GZIP_OFF | $(ratio "$GZIP_ON" "$GZIP_OFF") |"
+    echo "| a body built once (\`/json\`, $GZIP_SIZE B gzipped) | $GZ_ON | $GZ_OFF | $(ratio "$GZ_ON" "$GZ_OFF") |"
+    echo "| \`json.dumps\` per request (\`/built\`) | $BUILT_ON | $BUILT_OFF | $(ratio "$BUILT_ON" "$BUILT_OFF") |"
+    echo
+    echo "Per round: ${N_SMALLS[*]} / ${W_SMALLS[*]} (4 KiB nginx / wsrun); ${N_BIGS[*]} / ${W_BIGS[*]} (100 MiB B/s)."
     total_time $((SECONDS - STARTED))
 } >"$REPORT"
 mkdir -p "$BENCH_DIR/results"

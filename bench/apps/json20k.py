@@ -1,4 +1,5 @@
-"""A 20 KB JSON document for bench/static.sh's compression row: `json20k:app`."""
+"""A 20 KB JSON document for bench/static.sh's compression rows: `json20k:app` (built once),
+`json20k:built` (serialized per request)."""
 
 import json
 from collections.abc import Callable, Iterable
@@ -18,3 +19,12 @@ def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byte
     """Answer every request with the same 20 KB JSON body."""
     start_response("200 OK", HEADERS)
     return [BODY]
+
+
+def built(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """The same document, serialized on every request as an API endpoint does."""
+    body = json.dumps({"users": ROWS}).encode()
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
+    return [body]

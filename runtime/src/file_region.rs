@@ -1,19 +1,22 @@
 //! A byte range of an open file, read in Rust chunk by chunk (never through Python), without
 //! blocking the event loop.
 //!
-//! Owns: `FileRegion` and how its chunks are read: first `preadv2(RWF_NOWAIT)`, which returns
-//! what the page cache holds and refuses (EAGAIN) rather than waiting for the disk; on a miss,
-//! or on a file system that does not take the flag, the chunk is read on tokio's blocking pool
-//! and the body waits for it. Must not touch: response framing, headers, or what the file is.
+//! Owns: `FileRegion` and how its bytes leave the file: read chunk by chunk, first with
+//! `preadv2(RWF_NOWAIT)`, which returns what the page cache holds and refuses (EAGAIN) rather
+//! than waiting for the disk; on a miss, or on a file system that does not take the flag, the
+//! chunk is read on tokio's blocking pool and the body waits for it. Or sent with sendfile(2)
+//! straight to a socket (`sendfile_cached`, for a connection that owns its socket: the inline
+//! path), only for a window of the file the page cache holds, so the event loop never waits
+//! for the disk. Must not touch: response framing, headers, sockets' readiness, or what the
+//! file is.
 //!
-//! Why not sendfile(2): hyper owns the connection's socket and its write buffer, so a body can
-//! only hand it bytes; sending from the file descriptor would need the connection to take the
-//! file region itself (`server::connection`, outside this module's reach).
+//! hyper's path cannot take sendfile: hyper owns the connection's socket and its write buffer,
+//! so a body can only hand it bytes.
 
 use std::fs::File;
 use std::future::Future;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -34,6 +37,8 @@ pub struct FileRegion {
     pending: Option<JoinHandle<io::Result<BytesMut>>>,
     /// `RWF_NOWAIT` is worth trying (cleared when the file system refuses the flag).
     nowait: bool,
+    /// sendfile may send up to here without probing the page cache again.
+    cached_until: u64,
 }
 
 impl FileRegion {
@@ -54,6 +59,7 @@ impl FileRegion {
             chunk_size: Self::DEFAULT_CHUNK,
             pending: None,
             nowait: true,
+            cached_until: 0,
         }
     }
 
@@ -102,6 +108,48 @@ impl FileRegion {
         Poll::Ready(Some(self.advance(read)))
     }
 
+    /// Sends the next bytes of the region to `socket` with sendfile(2) when the page cache
+    /// holds them: `Ok(Some(n))` sent `n` bytes; `Ok(None)` sent nothing because the next window
+    /// is not (known to be) cached, and the caller reads it with `poll_chunk` instead (off the
+    /// event loop on a miss; that read brings it into the cache); `WouldBlock` when the socket
+    /// is full. The cache is probed with a one-byte `RWF_NOWAIT` read at each end of the
+    /// window: a page in the middle evicted between the two is the one way a call could still
+    /// wait for the disk.
+    pub fn sendfile_cached(&mut self, socket: RawFd) -> io::Result<Option<usize>> {
+        if self.remaining == 0 || self.pending.is_some() {
+            return Ok(None);
+        }
+        if self.offset >= self.cached_until {
+            let window = SENDFILE_WINDOW.min(self.remaining);
+            let last = self.offset + window - 1;
+            if !self.nowait
+                || !page_cached(&self.file, self.offset)?
+                || !page_cached(&self.file, last)?
+            {
+                return Ok(None);
+            }
+            self.cached_until = self.offset + window;
+        }
+        let count = usize::try_from(self.cached_until - self.offset).unwrap_or(usize::MAX);
+        let mut offset =
+            libc::off_t::try_from(self.offset).map_err(|_| io::Error::other("offset too large"))?;
+        // SAFETY: both descriptors are open for the call (`socket` is the caller's, the file is
+        // ours); `offset` is a valid off_t the kernel advances.
+        let n = unsafe { libc::sendfile(socket, self.file.as_raw_fd(), &mut offset, count) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = usize::try_from(n).unwrap_or(0);
+        if n == 0 {
+            let err = format!("file ended {} bytes early", self.remaining);
+            self.remaining = 0;
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, err));
+        }
+        self.offset += n as u64;
+        self.remaining -= n as u64;
+        Ok(Some(n))
+    }
+
     /// Moves past a chunk read at `offset` (or ends the region on an error).
     fn advance(&mut self, read: io::Result<BytesMut>) -> Result<Bytes, BoxError> {
         match read {
@@ -142,6 +190,18 @@ fn read_nowait(file: &File, want: usize, offset: u64) -> io::Result<BytesMut> {
     // SAFETY: preadv2 initialised the first `n` bytes of the spare capacity.
     unsafe { buf.set_len(n) };
     Ok(buf)
+}
+
+/// How much sendfile sends between two probes of the page cache: 512 KiB.
+const SENDFILE_WINDOW: u64 = 512 * 1024;
+
+/// Whether the page holding byte `offset` is in the page cache (a one-byte `RWF_NOWAIT` read).
+fn page_cached(file: &File, offset: u64) -> io::Result<bool> {
+    match read_nowait(file, 1, offset) {
+        Ok(_) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock || refuses_nowait(&err) => Ok(false),
+        Err(err) => Err(err),
+    }
 }
 
 /// Whether `err` means the kernel or file system does not take `RWF_NOWAIT` at all.

@@ -3,11 +3,12 @@
 //! Owns: the connection's life — TLS first when the server has a certificate (then ALPN picks
 //! HTTP/2 or HTTP/1.1), else on cleartext h2c when the client opens with HTTP/2's preface,
 //! else HTTP/1.1: the inline path (`inline_h1`, plain sockets only, while its requests are
-//! plain `GET`s to Python apps on the event loop), then hyper's HTTP/1.1 state machine for the
-//! rest of its life, behind the strict `guard`. Also hyper's HTTP/1.1 settings (keep-alive,
-//! head size), the header-read (or TLS handshake) and keep-alive timeouts, graceful shutdown on
-//! drain, and tracking each of hyper's responses to its end (access log, idle clock). Must not
-//! touch: routing or handlers (see `service`), HTTP/2 limits (`h2`), certificates (`tls`).
+//! plain `GET`s to Python apps on the event loop or to static routes), then hyper's HTTP/1.1
+//! state machine for the rest of its life, behind the strict `guard`. Also hyper's HTTP/1.1
+//! settings (keep-alive, head size), the header-read (or TLS handshake) and keep-alive
+//! timeouts, graceful shutdown on drain, and tracking each of hyper's responses to its end
+//! (access log, idle clock). Must not touch: routing or handlers (see `service`), HTTP/2
+//! limits (`h2`), certificates (`tls`).
 
 use std::convert::Infallible;
 use std::future::Future;

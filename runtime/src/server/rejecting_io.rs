@@ -70,6 +70,14 @@ impl<IO: LastWord> RejectingIo<IO> {
     }
 }
 
+impl RejectingIo<TcpStream> {
+    /// The socket, for writes that bypass the byte stream (sendfile of a file region; the
+    /// inline path only, which never serves TLS).
+    pub fn socket(&self) -> &TcpStream {
+        self.inner.get_ref()
+    }
+}
+
 impl<IO: LastWord> AsyncRead for RejectingIo<IO> {
     fn poll_read(
         mut self: Pin<&mut Self>,

@@ -64,8 +64,9 @@ impl StaticDir {
         }
         let head = parts.method == Method::HEAD;
         match open::beneath(&self.root_fd, &self.root, rel, self.options.hidden) {
-            Opened::File(path, file) => {
-                return send::file(parts, &self.root, &path, Some(file), &self.options)
+            Opened::File(path, file, meta) => {
+                let opened = Some((file, meta));
+                return send::file(parts, &self.root, &path, opened, &self.options);
             }
             Opened::Missing => return not_found(),
             Opened::Resolve => {}

@@ -8,7 +8,7 @@
 //! paths those rules already allow (`resolve::segments`). Must not touch: headers or bodies.
 
 use std::ffi::CString;
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -23,9 +23,13 @@ struct OpenHow {
 }
 
 /// What the fast path found.
+// Returned once per request and matched at once: boxing the large variant would cost an
+// allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Opened {
-    /// A regular file: its path (under the canonical root, no symlink on the way) and the file.
-    File(PathBuf, File),
+    /// A regular file: its path (under the canonical root, no symlink on the way), the file
+    /// and its metadata (taken once: `send` uses it).
+    File(PathBuf, File, Metadata),
     /// Nothing there (and no symlink on the way): 404 without asking `resolve`.
     Missing,
     /// Ask `resolve` (a directory, a symlink, a refused path, or openat2 unavailable).
@@ -75,7 +79,7 @@ pub fn beneath(root_fd: &OwnedFd, root: &Path, rel: &[u8], hidden: bool) -> Open
     // SAFETY: openat2 returned this descriptor to us and nothing else owns it.
     let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     match file.metadata() {
-        Ok(meta) if meta.is_file() => Opened::File(root.join(joined), file),
+        Ok(meta) if meta.is_file() => Opened::File(root.join(joined), file, meta),
         _ => Opened::Resolve,
     }
 }
@@ -96,7 +100,7 @@ mod tests {
         let root = root.canonicalize().expect("canonical");
         let fd = OwnedFd::from(File::open(&root).expect("root"));
         let open = |rel: &str| beneath(&fd, &root, rel.as_bytes(), false);
-        assert!(matches!(open("/sub/a.txt"), Opened::File(p, _) if p == root.join("sub/a.txt")));
+        assert!(matches!(open("/sub/a.txt"), Opened::File(p, _, _) if p == root.join("sub/a.txt")));
         assert!(matches!(open("/nope"), Opened::Missing));
         for rel in ["/out", "/b.txt", "/sub", "/sub/", "/../outside", "/.x", ""] {
             assert!(matches!(open(rel), Opened::Resolve), "{rel}");

@@ -7,7 +7,7 @@
 //! parsing of conditional or range fields (`conditional`, `ranges`), reading file contents
 //! (`body::FileRegion` does, off the event loop when the page cache misses).
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::path::Path;
 
 use bytes::Bytes;
@@ -20,13 +20,13 @@ use super::options::StaticOptions;
 use super::ranges::{multipart, RangeRequest};
 use crate::body::{plain, FileRegion, ResponseBody};
 
-/// The response for the regular file `path` (under `root`); `opened` is that file when the
-/// caller has it open already.
+/// The response for the regular file `path` (under `root`); `opened` is that file and its
+/// metadata when the caller has it open already.
 pub fn file(
     parts: &Parts,
     root: &Path,
     path: &Path,
-    opened: Option<File>,
+    opened: Option<(File, Metadata)>,
     options: &StaticOptions,
 ) -> Response<ResponseBody> {
     let accept = parts
@@ -41,14 +41,13 @@ pub fn file(
         Some((sibling, codec)) => (sibling.as_path(), Some(*codec)),
         None => (path, None),
     };
-    let file = match opened.filter(|_| codec.is_none()) {
-        Some(file) => file,
-        None => match File::open(send_path) {
-            Ok(file) => file,
-            Err(_) => return plain(StatusCode::NOT_FOUND, "Not Found\n"),
-        },
+    let opened = match opened.filter(|_| codec.is_none()) {
+        Some(opened) => Some(opened),
+        None => File::open(send_path)
+            .and_then(|file| file.metadata().map(|meta| (file, meta)))
+            .ok(),
     };
-    let Ok(meta) = file.metadata() else {
+    let Some((file, meta)) = opened else {
         return plain(StatusCode::NOT_FOUND, "Not Found\n");
     };
     if !meta.is_file() {

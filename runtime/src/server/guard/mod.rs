@@ -108,6 +108,12 @@ impl<IO> GuardedIo<IO> {
         self.rejection.take()
     }
 
+    /// The inner IO, to write to it. Reading from it directly bypasses (and desynchronizes)
+    /// the guard.
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
+
     /// The inner IO. Reading from it directly bypasses (and desynchronizes) the guard.
     pub fn get_mut(&mut self) -> &mut IO {
         &mut self.io

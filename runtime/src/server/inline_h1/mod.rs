@@ -1,13 +1,13 @@
 //! The inline path: HTTP/1.1 keep-alive served without hyper, for the requests a Python app on
-//! the event loop answers most (plain `GET`s).
+//! the event loop or a static route answers most (plain `GET`s).
 //!
 //! Owns: a connection's life while its requests are the inline path's — reading what the
 //! `guard` has already validated into one buffer, taking each whole head from it (`request`),
 //! routing it, building the app's environ straight from the head's bytes and calling the app
-//! (`WsgiHost::reply_now`), and writing every response of the buffer's requests with one
-//! `write` (`reply`, `response`).
-//! The first request it does not serve (a body, another method or version, a WASM or static
-//! route, ...) ends it: the connection goes to hyper with every byte from that request on, for
+//! (`WsgiHost::reply_now`) or the static route (`static_get`), and writing every response of
+//! the buffer's requests with one `write` (`reply`, `response`; a large file with sendfile).
+//! The first request it does not serve (a body, another method or version, a WASM route, ...)
+//! ends it: the connection goes to hyper with every byte from that request on, for
 //! the rest of its life. Also the header-read and keep-alive timeouts, draining, and the
 //! access log of its requests. Must not touch: the strict checks (`guard` made them before any
 //! byte reaches here), routing rules (`router`), or what the app does (`python`).
@@ -18,6 +18,7 @@
 mod reply;
 mod request;
 mod response;
+mod static_get;
 
 use std::borrow::Cow;
 
@@ -159,7 +160,8 @@ enum Answered {
     NotInline,
 }
 
-/// Routes one request and, when its route is a Python app, answers it into `output`.
+/// Routes one request and, when its route is a Python app or a static directory, answers it
+/// into `output`.
 async fn answer(
     io: &mut RejectingIo,
     state: &ConnectionState,
@@ -180,9 +182,27 @@ async fn answer(
         let response = plain(StatusCode::NOT_FOUND, "Not Found\n");
         return respond(io, state, &request, Reply::Server(response), output).await;
     };
-    let Handler::Python(app) = &matched.route.handler else {
-        state.clock.response_finished();
-        return Answered::NotInline;
+    let app = match &matched.route.handler {
+        Handler::Python(app) => app,
+        Handler::Static(dir) => {
+            let Some(parts) = static_get::parts(request.buf, target, request.fields) else {
+                state.clock.response_finished();
+                return Answered::NotInline;
+            };
+            let rel = path.get(matched.path_info_start..).unwrap_or_default();
+            let response = dir.serve(&parts, rel).await;
+            let reply = compressed(
+                state,
+                &request,
+                matched.route.compress,
+                Reply::Server(response),
+            );
+            return respond(io, state, &request, reply, output).await;
+        }
+        Handler::Wasm(_) => {
+            state.clock.response_finished();
+            return Answered::NotInline;
+        }
     };
     let environ_source = RawGet {
         head: request.buf,

@@ -159,6 +159,13 @@ impl Framing {
         }
     }
 
+    /// Counts `n` bytes of a `Length` body that went to the socket without `out` (sendfile).
+    pub fn sent_directly(&mut self, n: u64) {
+        if let Framing::Length(left) = self {
+            *left = left.saturating_sub(n);
+        }
+    }
+
     /// Appends the end of the body; `false` when the body ended short of its length.
     pub fn finish(&self, out: &mut Vec<u8>) -> bool {
         match self {
