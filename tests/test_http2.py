@@ -247,3 +247,17 @@ def test_ping_and_settings_floods_are_held_back(srv: Server, kind: str) -> None:
     client.sock.close()
     flooder.join(WAIT)
     assert_serves_a_normal_client(srv)
+
+
+def test_h2_connections_keep_the_timeouts(launcher: Launcher, tmp_path: Path) -> None:
+    """An idle HTTP/2 connection is ended by the server after the keep-alive timeout; one
+    that never sends a request is dropped after the header timeout."""
+    cfg = config(tmp_path)
+    srv = launcher.start(["-c", str(cfg), "--keepalive-timeout", "1s", "--header-timeout", "1s"])
+    idle = H2Client.connect(srv.port)
+    reply = idle.outcome(idle.send("/hello"))
+    assert isinstance(reply, Reply) and reply.status == 200
+    assert idle.until_ended().closed
+    silent = H2Client.connect(srv.port)
+    ended = silent.until_ended()
+    assert ended.closed and ended.goaway is None
