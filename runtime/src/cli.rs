@@ -35,6 +35,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Certificates and keys are read and checked before anything is bound.
+    if let Err(err) = server::tls::check(&config) {
+        eprintln!("wsrun: error: {err}");
+        return ExitCode::from(2);
+    }
     init_logging(&config.server.log_level);
     match prepare(&cli, &mut config) {
         Ok(Prepared::Checked(router)) => {

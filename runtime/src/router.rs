@@ -41,14 +41,14 @@ pub struct Matched<'r, H> {
 }
 
 #[derive(Debug)]
-enum HostPattern {
+pub(crate) enum HostPattern {
     Exact(String),
     /// `*.example.com` stored as `.example.com`.
     Suffix(String),
 }
 
 impl HostPattern {
-    fn parse(host: &str) -> HostPattern {
+    pub(crate) fn parse(host: &str) -> HostPattern {
         let host = host.to_ascii_lowercase();
         match host.strip_prefix('*') {
             Some(suffix) => HostPattern::Suffix(suffix.to_string()),
@@ -56,7 +56,7 @@ impl HostPattern {
         }
     }
 
-    fn matches(&self, host: &str) -> bool {
+    pub(crate) fn matches(&self, host: &str) -> bool {
         match self {
             HostPattern::Exact(name) => name.eq_ignore_ascii_case(host),
             HostPattern::Suffix(suffix) => {

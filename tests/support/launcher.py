@@ -27,7 +27,7 @@ from support.procfs import child_pids
 
 #: Logged by each worker once per listener when it is ready to serve (after its handlers are
 #: loaded and its watcher started), at info level.
-READY_LINE = re.compile(r"worker (\d+) \(pid (\d+)\) listening on http://(\S+)")
+READY_LINE = re.compile(r"worker (\d+) \(pid (\d+)\) listening on https?://(\S+)")
 
 #: How a start waits: "log" for every worker's ready line, "port" only for an open port (for a
 #: run whose log level hides info lines), "none" not at all. `True`/`False`, the old spelling,

@@ -12,6 +12,7 @@
 //! cli -> jobs_cli -> toml_file -> toml_routes, toml_jobs -> toml_values -> units -> route
 //!   \-> server (the settings table) -> settings, setting_kinds -> toml_values, units, error
 //! model (Config) -> server, route, jobs, wasm_settings;   error, jobs, wasm_settings: leaves
+//! setting_kinds, toml_values, route -> tls (a configured PEM file) -> error
 //! ```
 //!
 //! Adding a `[server]` setting = one entry in the table in `server.rs` (+ reading it where it
@@ -26,6 +27,7 @@ mod route;
 mod server;
 mod setting_kinds;
 mod settings;
+mod tls;
 mod toml_file;
 mod toml_jobs;
 mod toml_routes;
@@ -40,6 +42,7 @@ pub use jobs_cli::{JobsAction, JobsArgs};
 pub use model::Config;
 pub use route::{RouteConfig, RouteTarget, TenantConfig};
 pub use server::{ServerConfig, ServerFlags, DEFAULT_BIND};
+pub use tls::TlsFile;
 pub use toml_jobs::check_timer_routes;
 pub use units::{
     format_duration, format_size, normalize_prefix, parse_bind, parse_duration, parse_size,

@@ -2,11 +2,12 @@
 //!
 //! Owns: `RouteConfig`, `RouteTarget` and `TenantConfig` (plain data, checked by whoever builds
 //! them: `toml_routes`, `cli`, the Python host's script loader). Must not touch: parsing or
-//! reading files; depends only on `wasm_settings` and `static_files::StaticOptions` (a static
+//! reading files; depends only on `wasm_settings`, `tls` and `static_files::StaticOptions` (a static
 //! route's own keys, defined by the module that obeys them).
 
 use std::path::PathBuf;
 
+use super::tls::TlsFile;
 use super::wasm_settings::WasmSettings;
 pub use crate::static_files::StaticOptions;
 
@@ -17,6 +18,10 @@ pub struct TenantConfig {
     pub hosts: Vec<String>,
     /// Defaults for the tenant's routes; `defaults.max_concurrency` caps the whole tenant.
     pub defaults: WasmSettings,
+    /// The tenant's own certificate and key (`tls_cert`, `tls_key`), served by SNI for its
+    /// hosts; both or neither (checked at start-up by `server::tls`).
+    pub tls_cert: Option<TlsFile>,
+    pub tls_key: Option<TlsFile>,
 }
 
 /// One `[[route]]` table (or a CLI app target, or one entry of a script's `PATHS`).

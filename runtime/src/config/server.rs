@@ -5,8 +5,10 @@
 //! used). The macro (`settings::settings_table!`) generates `ServerConfig` and its `Default`,
 //! the clap flags `ServerFlags` (help shows the default, rendered from the value), the TOML key
 //! list and dispatch used by `toml_file`, and the flag application used by `cli`. Every
-//! `[server]` key has a flag of the same name; `watch` is the one `[server]` key outside this
-//! table (it lands in `Config::watch`, and `--watch` sits with `--wasm` in `cli`).
+//! `[server]` key has a flag of the same name, except where a line says `toml KEY`
+//! (`--certfile`/`tls_cert`, `--keyfile`/`tls_key`: gunicorn's flag names, the keys);
+//! `watch` is the one `[server]` key outside this table (it lands in `Config::watch`, and
+//! `--watch` sits with `--wasm` in `cli`).
 //!
 //! Owns: the settings table, `ServerConfig::bind_addrs`. Must not touch: how a kind of value
 //! is read (`setting_kinds`) or the generated code's shape (`settings`).
@@ -17,9 +19,10 @@ use std::time::Duration;
 
 use super::setting_kinds::{
     AccessLog, AnyPath, Binds, Codecs, Count, Dur, ExistingDir, LogLevel, PathList, Size,
-    SizeUsize, Switch,
+    SizeUsize, Switch, TlsPem,
 };
 use super::settings::settings_table;
+use super::tls::TlsFile;
 pub use super::units::DEFAULT_BIND;
 use super::units::LOG_LEVELS;
 use crate::accept_encoding::Codec;
@@ -122,6 +125,15 @@ settings_table! {
     /// always compressed).
     #[arg(value_name = "SIZE")]
     compression_min_size: u64 = 1024, read Size, flag Option<String>;
+    /// Serve TLS with this PEM certificate chain (needs --keyfile)
+    /// gunicorn's flag name; the TOML key is `tls_cert`. The default certificate: tenants may
+    /// bring their own, chosen by SNI. Reloaded when the file changes.
+    #[arg(value_name = "PEM")]
+    certfile: Option<TlsFile> = None, read TlsPem, flag Option<PathBuf>, toml tls_cert;
+    /// The PEM private key of --certfile
+    /// The TOML key is `tls_key`.
+    #[arg(value_name = "PEM")]
+    keyfile: Option<TlsFile> = None, read TlsPem, flag Option<PathBuf>, toml tls_key;
 }
 
 impl ServerConfig {

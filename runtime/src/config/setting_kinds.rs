@@ -13,8 +13,9 @@ use toml::de::DeValue;
 
 use crate::accept_encoding::Codec;
 
-use super::error::ConfigError;
+use super::error::{ConfigError, CLI_FILE};
 use super::settings::Setting;
+use super::tls::TlsFile;
 use super::toml_values::{At, Res};
 use super::units::{
     format_duration, format_size, parse_bind, parse_duration, parse_log_level, parse_size,
@@ -45,6 +46,9 @@ pub(super) struct AccessLog;
 pub(super) struct Switch;
 /// Content codings in order of preference (`["zstd", "br", "gzip"]`; empty turns it off).
 pub(super) struct Codecs;
+/// A TLS certificate or key file, remembered with where it was named (its contents are read
+/// and checked at start-up by `server::tls`, whose errors point back here).
+pub(super) struct TlsPem;
 
 impl Setting for Count {
     type Value = usize;
@@ -317,4 +321,25 @@ fn parse_codec(name: &str, seen: &[Codec]) -> Result<Codec, String> {
         return Err(format!("`{name}` is listed twice"));
     }
     Ok(codec)
+}
+
+impl Setting for TlsPem {
+    type Value = Option<TlsFile>;
+    type Flag = Option<PathBuf>;
+    fn from_flag(flag: &str, given: &Option<PathBuf>, cwd: &Path) -> Res<Option<Self::Value>> {
+        Ok(given.as_ref().map(|path| {
+            Some(TlsFile {
+                path: cwd.join(path),
+                source: CLI_FILE.to_string(),
+                line: None,
+                key: flag.to_string(),
+            })
+        }))
+    }
+    fn from_toml(at: &At) -> Res<Option<TlsFile>> {
+        at.tls_file().map(Some)
+    }
+    fn shown(_: &Option<TlsFile>) -> Option<String> {
+        None
+    }
 }

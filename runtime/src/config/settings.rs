@@ -8,6 +8,8 @@
 //! exist (`server`), the kinds of value (`setting_kinds`), the TOML grammar outside one value
 //! (`toml_file`).
 //!
+//! A setting's TOML key is its field name unless the line ends in `toml KEY` (see the macro).
+//!
 //! Errors from the generated code are exactly those of the kinds: a flag's names the file
 //! `<command line>` and the flag (`--max-body-size`), a TOML value's the file, line and dotted
 //! key (`server.max_body_size`).
@@ -51,7 +53,11 @@ pub(super) fn flag_name(setting: &str) -> String {
 /// /// More lines: documentation of the field only.
 /// #[arg(short = 'w', value_name = "N")]          // extra clap attributes, optional
 /// name: FieldType = default, read Kind, flag FlagType;
+/// name: FieldType = default, read Kind, flag FlagType, toml other_key;   // TOML key differs
 /// ```
+///
+/// The TOML key is the field's name unless `toml KEY` says otherwise (`certfile` is gunicorn's
+/// flag name, `tls_cert` the key under `[server]`).
 ///
 /// Generates `$config` (the fields, documented), `impl Default`, `$flags` (a clap `Args`
 /// struct: one `--name` flag per setting) with `apply` (the flags given win over `$config`),
@@ -64,7 +70,8 @@ macro_rules! settings_table {
             #[doc = $help:literal]
             $(#[doc = $more:literal])*
             $(#[arg($($arg:tt)*)])?
-            $name:ident : $ty:ty = $default:expr, read $kind:ty, flag $fty:ty;
+            $name:ident : $ty:ty = $default:expr, read $kind:ty, flag $fty:ty
+                $(, toml $tkey:ident)?;
         )*
     ) => {
         $(#[doc = $doc])*
@@ -118,7 +125,15 @@ macro_rules! settings_table {
 
         impl $config {
             /// The TOML keys of these settings, in table order.
-            pub(super) const TOML_KEYS: &'static [&'static str] = &[$(stringify!($name)),*];
+            pub(super) const TOML_KEYS: &'static [&'static str] =
+                &[$($crate::config::settings::toml_key!($name $(, $tkey)?)),*];
+
+            /// Each setting's TOML key and field name (which is also its flag's), in table order.
+            #[cfg(test)]
+            pub(super) const KEYS_AND_FIELDS: &'static [(&'static str, &'static str)] = &[$((
+                $crate::config::settings::toml_key!($name $(, $tkey)?),
+                stringify!($name),
+            )),*];
 
             /// Reads one TOML entry onto the setting named `key`; `None` if there is none.
             pub(super) fn apply_toml(
@@ -129,7 +144,7 @@ macro_rules! settings_table {
                 use $crate::config::settings::Setting;
                 match key {
                     $(
-                        stringify!($name) => {
+                        $crate::config::settings::toml_key!($name $(, $tkey)?) => {
                             Some(<$kind as Setting>::from_toml(at).map(|v| self.$name = v))
                         }
                     )*
@@ -140,4 +155,15 @@ macro_rules! settings_table {
     };
 }
 
+/// A setting's TOML key: its own `toml KEY` if the table gives one, else the field's name.
+macro_rules! toml_key {
+    ($name:ident) => {
+        stringify!($name)
+    };
+    ($name:ident, $key:ident) => {
+        stringify!($key)
+    };
+}
+
 pub(super) use settings_table;
+pub(super) use toml_key;

@@ -355,3 +355,26 @@ env = { WHO = "acme" }
         RouteTarget::Static { .. }
     ));
 }
+
+#[test]
+fn tls_files_remember_where_they_were_named() {
+    let src = "[server]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n\n[[tenant]]\nname = \"a\"\n\
+               hosts = [\"a.test\"]\ntls_cert = \"a.pem\"\ntls_key = \"a.key\"\n\
+               [[tenant.route]]\nprefix = \"/\"\nwasm = \"h.wasm\"\n";
+    let (dir, result) = load(src);
+    let (config, _) = result.expect("loads");
+    let cert = config.server.certfile.expect("certfile");
+    assert_eq!(cert.path, dir.path().join("c.pem"));
+    assert_eq!(
+        (cert.source.as_str(), cert.line, cert.key.as_str()),
+        ("conf/wsrun.toml", Some(2), "server.tls_cert")
+    );
+    assert_eq!(
+        config.server.keyfile.expect("keyfile").key,
+        "server.tls_key"
+    );
+    let tenant = &config.tenants[0];
+    let key = tenant.tls_key.as_ref().expect("tenant key");
+    assert_eq!((key.key.as_str(), key.line), ("tenant[1].tls_key", Some(9)));
+    assert!(tenant.tls_cert.is_some());
+}

@@ -65,7 +65,7 @@ const QUOTA_KEYS: &[&str] = &[
 /// WASM keys a `[[tenant]]` takes and its routes do not (tenant-wide budgets).
 const TENANT_ONLY_KEYS: &[&str] = &["memory_total"];
 /// A tenant table's own keys; it also takes `WASM_KEYS` and `TENANT_ONLY_KEYS`.
-const TENANT_KEYS: &[&str] = &["name", "hosts", "route"];
+const TENANT_KEYS: &[&str] = &["name", "hosts", "route", "tls_cert", "tls_key"];
 
 /// Every key of a table made of these groups, for an unknown-key message.
 fn known(groups: &[&[&'static str]]) -> Vec<&'static str> {
@@ -286,6 +286,7 @@ impl Doc<'_> {
         let mut hosts = Vec::new();
         let mut defaults = WasmSettings::default();
         let mut routes_entry = None;
+        let (mut tls_cert, mut tls_key) = (None, None);
         for (k, v) in in_order(table) {
             let key: &str = k.get_ref();
             let at = self.at(format!("tenant[{t}].{key}"), v);
@@ -293,6 +294,8 @@ impl Doc<'_> {
                 "name" => name = Some(self.tenant_name(&at, config)?),
                 "hosts" => hosts = self.tenant_hosts(&at, config)?,
                 "route" => routes_entry = Some((k, v)),
+                "tls_cert" => tls_cert = Some(at.tls_file()?),
+                "tls_key" => tls_key = Some(at.tls_file()?),
                 _ if WASM_KEYS.contains(&key) || TENANT_ONLY_KEYS.contains(&key) => {
                     wasm_key(&at, key, &mut defaults)?
                 }
@@ -323,6 +326,8 @@ impl Doc<'_> {
             name,
             hosts,
             defaults,
+            tls_cert,
+            tls_key,
         });
         Ok(())
     }

@@ -14,6 +14,7 @@ use toml::de::{DeString, DeTable, DeValue};
 use toml::Spanned;
 
 use super::error::ConfigError;
+use super::tls::TlsFile;
 use super::units::{parse_duration, parse_size};
 
 pub(super) type Key<'i> = Spanned<DeString<'i>>;
@@ -116,6 +117,16 @@ impl<'v> At<'_, 'v, '_> {
             return Err(self.err(format!("`{}` is not a file", file.display())));
         }
         Ok(file)
+    }
+
+    /// A TLS certificate or key file, remembered with this entry's file, line and key.
+    pub(super) fn tls_file(&self) -> Res<TlsFile> {
+        Ok(TlsFile {
+            path: self.path()?,
+            source: self.doc.file.to_string(),
+            line: Some(self.doc.line(self.v.span().start)),
+            key: self.key.clone(),
+        })
     }
 
     /// A table of string values (`{ MODE = "prod" }`), in file order.

@@ -163,6 +163,9 @@ impl EnvironBuilder {
         set!(env, "RAW_URI", &raw_target)?;
         set!(env, "REQUEST_URI", raw_target)?;
         set!(env, "SERVER_PROTOCOL", protocol_str(py, req.version()))?;
+        if req.https() {
+            set!(env, "wsgi.url_scheme", pyo3::intern!(py, "https"))?;
+        }
         let server_name = self
             .last_server_name
             .get_or_make(py, req.server_name(), |py| text(py, req.server_name()));
@@ -299,6 +302,7 @@ fn method_str<'py>(py: Python<'py>, method: &Method) -> Bound<'py, PyString> {
 fn protocol_str(py: Python<'_>, version: Version) -> Bound<'_, PyString> {
     match version {
         Version::HTTP_10 => pyo3::intern!(py, "HTTP/1.0").clone(),
+        Version::HTTP_2 => pyo3::intern!(py, "HTTP/2").clone(),
         _ => pyo3::intern!(py, "HTTP/1.1").clone(),
     }
 }

@@ -30,6 +30,10 @@ pub trait RequestView {
     /// Calls `each` with every header field (name as received, value), in arrival order.
     /// Fields only a job delivery may carry are already left out.
     fn for_each_field<E>(&self, each: impl FnMut(&[u8], &[u8]) -> Result<(), E>) -> Result<(), E>;
+    /// Arrived over TLS (`wsgi.url_scheme` is `https`); the inline path is never TLS.
+    fn https(&self) -> bool {
+        false
+    }
 }
 
 /// An owned request head, from `http` types.
@@ -48,11 +52,16 @@ pub struct RequestParts {
     pub remote: SocketAddr,
     /// Length of the spooled body; `CONTENT_LENGTH` when the request has a body.
     pub body_len: Option<u64>,
+    /// Arrived over TLS: `wsgi.url_scheme` is `https`.
+    pub https: bool,
 }
 
 impl RequestView for RequestParts {
     fn method(&self) -> &Method {
         &self.method
+    }
+    fn https(&self) -> bool {
+        self.https
     }
     fn version(&self) -> Version {
         self.version

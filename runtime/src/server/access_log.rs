@@ -95,6 +95,7 @@ impl AccessRecord {
     ) -> AccessRecord {
         let version = match version {
             Version::HTTP_10 => "HTTP/1.0",
+            Version::HTTP_2 => "HTTP/2.0",
             _ => "HTTP/1.1",
         };
         let target = uri.path_and_query().map_or("/", |pq| pq.as_str());

@@ -1,23 +1,29 @@
-//! One client connection: the inline path first when it can, hyper's HTTP/1.1 state machine
-//! otherwise, both behind the strict `guard`.
+//! One client connection: which protocol serves it, and driving hyper until it ends.
 //!
-//! Owns: the connection's life — which loop serves it (`inline_h1` while its requests are plain
-//! `GET`s to Python apps on the event loop or to static routes, then hyper for the rest of
-//! its life), hyper
-//! settings (keep-alive, head size), the header-read and keep-alive timeouts, graceful shutdown
-//! on drain, and tracking each of hyper's responses to its end (access log, idle clock). Must
-//! not touch: routing or handlers (see `service`).
+//! Owns: the connection's life — TLS first when the server has a certificate (then ALPN picks
+//! HTTP/2 or HTTP/1.1), else on cleartext h2c when the client opens with HTTP/2's preface,
+//! else HTTP/1.1: the inline path (`inline_h1`, plain sockets only, while its requests are
+//! plain `GET`s to Python apps on the event loop or to static routes), then hyper's HTTP/1.1
+//! state machine for the rest of its life, behind the strict `guard`. Also hyper's HTTP/1.1
+//! settings (keep-alive, head size), the header-read (or TLS handshake) and keep-alive
+//! timeouts, graceful shutdown on drain, and tracking each of hyper's responses to its end
+//! (access log, idle clock). Must not touch: routing or handlers (see `service`), HTTP/2
+//! limits (`h2`), certificates (`tls`).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -25,12 +31,14 @@ use super::access_log::AccessRecord;
 use super::connection_state::ConnectionState;
 use super::context::WorkerContext;
 use super::guard::{GuardLimits, GuardedIo, HeadClock};
+use super::h2;
 use super::idle_clock::{ConnectionTimer, Expired, IdleClock};
 use super::inline_h1;
 use super::peer::Peer;
 use super::rejecting_io::RejectingIo;
 use super::rewind::Rewind;
 use super::service::serve;
+use super::tls::{self, TlsAcceptor};
 use crate::body::{BoxError, ResponseBody};
 
 /// Serves `stream` until the client leaves, a timeout fires, or the worker drains.
@@ -41,21 +49,39 @@ pub async fn serve_connection(
     draining: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let server = &ctx.config.server;
-    let limits = GuardLimits {
-        max_header_size: server.max_header_size,
-        max_headers: server.max_headers,
-    };
     let head_clock = HeadClock::started_now();
-    let io = RejectingIo::new(GuardedIo::with_clock(stream, limits, head_clock.clone()));
+    let timer = ConnectionTimer::new(
+        ctx.config.server.header_timeout,
+        ctx.config.server.keepalive_timeout,
+    );
     let mut state = ConnectionState {
         peer,
-        timer: ConnectionTimer::new(server.header_timeout, server.keepalive_timeout),
+        timer,
         ctx,
         draining,
         head_clock,
         clock: Rc::new(IdleClock::new()),
     };
+    let header_timeout = state.ctx.config.server.header_timeout;
+    if let Some(acceptor) = state.ctx.tls.clone() {
+        return serve_tls(stream, acceptor, state).await;
+    }
+    // h2c with prior knowledge? Bounded by the header-read timeout; a drain ends the wait.
+    let sniff = tokio::time::timeout(header_timeout, h2::sends_preface(&stream));
+    let preface = tokio::select! {
+        preface = sniff => preface,
+        _ = state.draining.changed() => return,
+    };
+    match preface {
+        Ok(Ok(true)) => return serve_h2(TokioIo::new(stream), state).await,
+        Ok(Ok(false)) => {}
+        Ok(Err(_)) | Err(_) => return,
+    }
+    let io = RejectingIo::new(GuardedIo::with_clock(
+        stream,
+        guard_limits(&state),
+        state.head_clock.clone(),
+    ));
     let (io, unserved) = if state.ctx.wsgi.runs_inline() {
         match inline_h1::serve(io, &mut state).await {
             Some(handover) => handover,
@@ -64,46 +90,55 @@ pub async fn serve_connection(
     } else {
         (io, Vec::new())
     };
-    serve_with_hyper(Rewind::new(unserved, io), state).await;
+    serve_h1(Rewind::new(unserved, io), state).await;
 }
 
-/// Serves the rest of the connection with hyper; `io` starts at a request head.
-async fn serve_with_hyper(io: Rewind<RejectingIo>, state: ConnectionState) {
-    let ConnectionState {
-        peer,
-        ctx,
-        mut draining,
-        head_clock,
-        clock,
-        timer: timeouts,
-    } = state;
-    let server = &ctx.config.server;
-    let service = {
-        let (ctx, clock) = (ctx.clone(), clock.clone());
-        service_fn(move |req| {
-            let (ctx, clock) = (ctx.clone(), clock.clone());
-            async move {
-                clock.request_started();
-                let record = ctx
-                    .access_log
-                    .is_some()
-                    .then(|| AccessRecord::capture(&req, peer.remote));
-                let response = serve(&ctx, peer, req).await;
-                let status = response.status().as_u16();
-                let finish = Finish {
-                    ctx: ctx.clone(),
-                    clock,
-                    record,
-                    status,
-                    sent: 0,
-                };
-                Ok::<_, Infallible>(response.map(|body| TrackedBody {
-                    body,
-                    finish: Some(finish),
-                }))
-            }
-        })
+/// The strict HTTP/1 guard's limits: the server's.
+fn guard_limits(state: &ConnectionState) -> GuardLimits {
+    let server = &state.ctx.config.server;
+    GuardLimits {
+        max_header_size: server.max_header_size,
+        max_headers: server.max_headers,
+    }
+}
+
+/// A TLS connection: the handshake within the header-read timeout, then HTTP/2 if ALPN chose
+/// it, else HTTP/1.1 with hyper behind the guard (never the inline path, which needs the
+/// plain socket).
+async fn serve_tls(stream: TcpStream, acceptor: TlsAcceptor, state: ConnectionState) {
+    let header_timeout = state.ctx.config.server.header_timeout;
+    let tls = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(err)) => {
+            tracing::debug!("{}: TLS handshake failed: {err}", state.peer.remote);
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("{}: TLS handshake not done in time", state.peer.remote);
+            return;
+        }
     };
+    if tls.get_ref().1.alpn_protocol() == Some(tls::ALPN_H2) {
+        return serve_h2(TokioIo::new(tls), state).await;
+    }
+    let io = RejectingIo::new(GuardedIo::with_clock(
+        tls,
+        guard_limits(&state),
+        state.head_clock.clone(),
+    ));
+    serve_h1(io, state).await;
+}
+
+/// Serves the rest of the connection with hyper's HTTP/1.1; `io` starts at a request head.
+async fn serve_h1<IO>(io: IO, state: ConnectionState)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let service = {
+        let (ctx, clock, peer) = (state.ctx.clone(), state.clock.clone(), state.peer);
+        service_fn(move |req| respond(ctx.clone(), clock.clone(), peer, req))
+    };
+    let server = &state.ctx.config.server;
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -120,9 +155,73 @@ async fn serve_with_hyper(io: Rewind<RejectingIo>, state: ConnectionState) {
         .writev(false);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
+    drive(conn, |conn| conn.graceful_shutdown(), state).await;
+}
+
+/// Serves the connection with hyper's HTTP/2 (`io` starts at the client's preface).
+async fn serve_h2<IO>(io: IO, state: ConnectionState)
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+{
+    let service = {
+        let (ctx, clock, peer) = (state.ctx.clone(), state.clock.clone(), state.peer);
+        let head_clock = state.head_clock.clone();
+        service_fn(move |req| {
+            // HTTP/2 frames its own requests: the head clock only bounds the first one.
+            head_clock.stop();
+            respond(ctx.clone(), clock.clone(), peer, req)
+        })
+    };
+    let conn = h2::builder(&state.ctx.config.server).serve_connection(io, service);
+    tokio::pin!(conn);
+    drive(conn, |conn| conn.graceful_shutdown(), state).await;
+}
+
+/// One request: the service's response, with its body tracked to its end.
+async fn respond(
+    ctx: Rc<WorkerContext>,
+    clock: Rc<IdleClock>,
+    peer: Peer,
+    req: Request<Incoming>,
+) -> Result<Response<TrackedBody>, Infallible> {
+    clock.request_started();
+    let record = ctx
+        .access_log
+        .is_some()
+        .then(|| AccessRecord::capture(&req, peer.remote));
+    let response = serve(&ctx, peer, req).await;
+    let status = response.status().as_u16();
+    let finish = Finish {
+        ctx,
+        clock,
+        record,
+        status,
+        sent: 0,
+    };
+    Ok(response.map(|body| TrackedBody {
+        body,
+        finish: Some(finish),
+    }))
+}
+
+/// Runs a hyper connection (HTTP/1.1 or HTTP/2) to its end, shutting it down gracefully
+/// (`shutdown`) on drain or keep-alive timeout, and dropping it on a header-read timeout.
+async fn drive<C, E>(mut conn: Pin<&mut C>, shutdown: impl Fn(Pin<&mut C>), state: ConnectionState)
+where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let ConnectionState {
+        peer,
+        mut draining,
+        head_clock,
+        clock,
+        timer: timeouts,
+        ..
+    } = state;
     let mut closing = *draining.borrow();
     if closing {
-        conn.as_mut().graceful_shutdown();
+        shutdown(conn.as_mut());
     }
     let timer = timeouts.sleep();
     tokio::pin!(timer);
@@ -137,7 +236,7 @@ async fn serve_with_hyper(io: Rewind<RejectingIo>, state: ConnectionState) {
             }
             _ = draining.changed(), if !closing => {
                 closing = true;
-                conn.as_mut().graceful_shutdown();
+                shutdown(conn.as_mut());
             }
             _ = timer.as_mut() => {
                 match timeouts.fired(&clock, &head_clock, timer.as_mut()) {
@@ -147,7 +246,7 @@ async fn serve_with_hyper(io: Rewind<RejectingIo>, state: ConnectionState) {
                     }
                     Expired::Idle if !closing => {
                         closing = true;
-                        conn.as_mut().graceful_shutdown();
+                        shutdown(conn.as_mut());
                     }
                     _ => {}
                 }

@@ -1,7 +1,7 @@
 //! What every connection, request and job delivery of a worker reads.
 //!
 //! Owns: `WorkerContext` (the worker's live router, its WSGI and WebAssembly hosts, its access
-//! log and the validated `Config` it runs with, shared as an `Arc`) and building it after the
+//! log, its TLS acceptor and the validated `Config` it runs with, shared as an `Arc`) and building it after the
 //! fork: WASM code loaded and the watched directory's first scan done before the worker binds.
 //! Must not touch: sockets, accepting, or what happens per request (`service`, `connection`).
 
@@ -13,6 +13,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::access_log::AccessLog;
 use super::handler::Handler;
 use super::live_routes::{start_wasm, LiveRouter};
+use super::tls::{self, TlsAcceptor};
 use crate::config::Config;
 use crate::python::WsgiHost;
 use crate::router::Router;
@@ -27,6 +28,8 @@ pub struct WorkerContext {
     pub access_log: Option<AccessLog>,
     /// The validated configuration (timeouts and limits are read from `config.server`).
     pub config: Arc<Config>,
+    /// Set when the bound addresses serve TLS (`[server] tls_cert`): every connection is.
+    pub tls: Option<TlsAcceptor>,
 }
 
 /// `--watch` changes still to come, when watching.
@@ -52,12 +55,14 @@ impl WorkerContext {
             ),
             None => None,
         };
+        let tls = tls::acceptor(&config).map_err(|e| e.to_string())?;
         let ctx = WorkerContext {
             router: LiveRouter::new(router),
             wsgi,
             wasm,
             access_log,
             config,
+            tls,
         };
         Ok((ctx, changes))
     }

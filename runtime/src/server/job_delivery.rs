@@ -37,6 +37,7 @@ impl Deliver for JobDelivery {
         let peer = Peer {
             remote: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             local: self.local,
+            tls: false,
         };
         Box::pin(async move { deliver(&ctx, peer, job).await })
     }

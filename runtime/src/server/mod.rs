@@ -27,6 +27,8 @@ mod connection;
 mod connection_state;
 mod context;
 pub mod guard;
+mod h2;
+mod h2_request;
 mod handler;
 mod idle_clock;
 mod inline_h1;
@@ -38,6 +40,7 @@ mod rejecting_io;
 mod rewind;
 mod service;
 pub mod supervisor;
+pub mod tls;
 mod worker;
 
 pub use handler::{build_router, Handler};

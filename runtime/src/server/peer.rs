@@ -1,6 +1,6 @@
 //! Where a request comes from and arrives: the two socket addresses a handler may read.
 //!
-//! Owns: `Peer`. Must not touch: anything else — it sits below every server file that needs it.
+//! Owns: `Peer` (the two addresses, and whether the connection is TLS). Must not touch: anything else — it sits below every server file that needs it.
 
 use std::net::SocketAddr;
 
@@ -9,4 +9,6 @@ use std::net::SocketAddr;
 pub struct Peer {
     pub remote: SocketAddr,
     pub local: SocketAddr,
+    /// The connection is TLS (`wsgi.url_scheme` is `https`).
+    pub tls: bool,
 }

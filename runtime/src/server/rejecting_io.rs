@@ -2,8 +2,10 @@
 //! on the write side the guard's refusal (`400 Bad Request`, `431`, ...) written before the
 //! connection closes, after every earlier pipelined response.
 //!
-//! Owns: `RejectingIo`. Must not touch: parsing, requests or responses (it only passes bytes
-//! through and writes the refusal the guard made).
+//! Owns: `RejectingIo` (over a plain socket, or a TLS stream for HTTP/1.1 over TLS) and
+//! `LastWord`, how a refusal is still sent when the connection is dropped. Must not touch:
+//! parsing, requests or responses (it only passes bytes through and writes the refusal the
+//! guard made).
 
 use std::io;
 use std::pin::Pin;
@@ -11,27 +13,41 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 
 use super::guard::GuardedIo;
 
+/// A stream that can make a last, non-blocking attempt to write when it is dropped.
+pub trait LastWord: AsyncRead + AsyncWrite + Unpin {
+    /// Writes what fits now, without waiting; errors are ignored.
+    fn last_word(&mut self, bytes: &[u8]);
+}
+
+impl LastWord for TcpStream {
+    fn last_word(&mut self, bytes: &[u8]) {
+        let _ = self.try_write(bytes);
+    }
+}
+
+impl LastWord for TlsStream<TcpStream> {
+    /// Nothing: a TLS record cannot be written without waiting (a refusal over TLS is only
+    /// sent on a clean shutdown, which hyper does after a refused head).
+    fn last_word(&mut self, _: &[u8]) {}
+}
+
 /// The guarded socket, plus: when hyper closes the connection after the guard refused a
 /// request head, the refusal (e.g. `400 Bad Request`) is written first.
-pub struct RejectingIo {
-    inner: GuardedIo<TcpStream>,
+pub struct RejectingIo<IO: LastWord = TcpStream> {
+    inner: GuardedIo<IO>,
     pending: Option<(Vec<u8>, usize)>,
 }
 
-impl RejectingIo {
-    pub fn new(inner: GuardedIo<TcpStream>) -> RejectingIo {
+impl<IO: LastWord> RejectingIo<IO> {
+    pub fn new(inner: GuardedIo<IO>) -> RejectingIo<IO> {
         RejectingIo {
             inner,
             pending: None,
         }
-    }
-
-    /// The socket, for writes that bypass the byte stream (sendfile of a file region).
-    pub fn socket(&self) -> &TcpStream {
-        self.inner.get_ref()
     }
 
     fn poll_write_rejection(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -54,7 +70,15 @@ impl RejectingIo {
     }
 }
 
-impl AsyncRead for RejectingIo {
+impl RejectingIo<TcpStream> {
+    /// The socket, for writes that bypass the byte stream (sendfile of a file region; the
+    /// inline path only, which never serves TLS).
+    pub fn socket(&self) -> &TcpStream {
+        self.inner.get_ref()
+    }
+}
+
+impl<IO: LastWord> AsyncRead for RejectingIo<IO> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -64,7 +88,7 @@ impl AsyncRead for RejectingIo {
     }
 }
 
-impl AsyncWrite for RejectingIo {
+impl<IO: LastWord> AsyncWrite for RejectingIo<IO> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -98,13 +122,13 @@ impl AsyncWrite for RejectingIo {
     }
 }
 
-impl Drop for RejectingIo {
+impl<IO: LastWord> Drop for RejectingIo<IO> {
     /// If hyper ended without a clean shutdown, still tell the client why (best effort: the
     /// refusal is small and the socket buffer is empty by then).
     fn drop(&mut self) {
         if self.pending.is_none() {
             if let Some(rejection) = self.inner.take_rejection() {
-                let _ = self.inner.get_mut().try_write(&rejection.to_http_bytes());
+                self.inner.get_mut().last_word(&rejection.to_http_bytes());
             }
         }
     }

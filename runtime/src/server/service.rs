@@ -1,18 +1,20 @@
 //! One request, from hyper's parsed head to the handler's response.
 //!
-//! Owns: the per-request pipeline — Host and path resolution, routing (404), the body limit
+//! Owns: the per-request pipeline — HTTP/2 requests checked as the guard checks HTTP/1.1
+//! heads (`h2_request`), Host and path resolution, routing (404), the body limit
 //! (413 before reading when Content-Length says so), spooling, and dispatch to the route's
 //! handler, then response compression (`compress::apply`, the one place it happens). Must not
 //! touch: connection-level concerns (timeouts between requests, the strict
 //! framing checks in `guard`, access logging) or what a handler does inside.
 
 use http::request::Parts;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, Response, StatusCode, Version};
 use http_body::Body;
 use hyper::body::Incoming;
 
 use super::compress::{apply, Negotiation};
 use super::context::WorkerContext;
+use super::h2_request;
 use super::handler::Handler;
 use super::peer::Peer;
 use crate::body::{plain, ResponseBody};
@@ -29,6 +31,12 @@ pub async fn serve(
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let (mut parts, body) = req.into_parts();
+    if parts.version == Version::HTTP_2 {
+        if let Err(why) = h2_request::check(&mut parts) {
+            tracing::debug!("{}: refused an HTTP/2 request: {why}", peer.remote);
+            return plain(StatusCode::BAD_REQUEST, format!("Bad Request: {why}\n"));
+        }
+    }
     strip_job_headers(&mut parts.headers);
     let server_name = request_host(&parts, peer);
     let path = percent_decode(parts.uri.path().as_bytes());
@@ -110,6 +118,7 @@ pub async fn run_handler(
                 server_port: peer.local.port(),
                 remote: peer.remote,
                 body_len,
+                https: peer.tls,
             };
             ctx.wsgi
                 .handle(app, route.script_name(), request, spooled)
@@ -125,7 +134,10 @@ pub async fn run_handler(
                 return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
             };
             let authority = format!("{server_name}:{}", peer.local.port());
-            let request = wasm::guest_request(parts, spooled, route.script_name(), &authority);
+            let mut request = wasm::guest_request(parts, spooled, route.script_name(), &authority);
+            if peer.tls {
+                request.extensions_mut().insert(wasm::Tls);
+            }
             host.handle(wasm_route, request).await
         }
     }

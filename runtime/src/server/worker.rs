@@ -79,8 +79,9 @@ async fn serve_until_drained(setup: WorkerSetup, index: usize) -> i32 {
     };
     let live = Rc::new(LiveConnections::default());
     for (listener, addr) in listeners {
+        let scheme = if ctx.tls.is_some() { "https" } else { "http" };
         tracing::info!(
-            "worker {index} (pid {}) listening on http://{addr}",
+            "worker {index} (pid {}) listening on {scheme}://{addr}",
             std::process::id()
         );
         let accept = accept_loop(
@@ -281,7 +282,11 @@ async fn accept_loop(
             continue;
         }
         let local = stream.local_addr().unwrap_or(remote);
-        let peer = Peer { remote, local };
+        let peer = Peer {
+            remote,
+            local,
+            tls: ctx.tls.is_some(),
+        };
         let guard = live.open();
         let (ctx, draining) = (ctx.clone(), draining.clone());
         tokio::task::spawn_local(async move {

@@ -171,7 +171,11 @@ fn start(
         ))
     });
     let mut http = store.data_mut().http();
-    let incoming = http.new_incoming_request(Scheme::Http, request)?;
+    let scheme = match request.extensions().get::<super::Tls>() {
+        Some(_) => Scheme::Https,
+        None => Scheme::Http,
+    };
+    let incoming = http.new_incoming_request(scheme, request)?;
     let outparam = http.new_response_outparam(sender)?;
     let info = info.clone();
     let started = clock.clone();

@@ -167,6 +167,10 @@ impl WasmHost {
     }
 }
 
+/// Marks a guest request that arrived over TLS: the guest sees scheme `https`.
+#[derive(Debug, Clone, Copy)]
+pub struct Tls;
+
 /// The request a guest sees: origin-form target, the client's headers with `Host` always
 /// present and `wsrun-script-name` set by us (a client's own is dropped), the spooled body.
 pub fn guest_request(

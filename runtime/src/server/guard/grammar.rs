@@ -166,7 +166,7 @@ pub(super) fn finish_head(head: &HeadScan) -> Result<State, Fail> {
 }
 
 /// `uri-host [ ":" port ]` with uri-host = IP-literal / IPv4address / reg-name (non-empty).
-pub(super) fn is_valid_host(value: &[u8]) -> bool {
+pub(crate) fn is_valid_host(value: &[u8]) -> bool {
     let (host_ok, port) = if let Some(rest) = value.strip_prefix(b"[") {
         let Some((literal, after)) = split_once(rest, b']') else {
             return false;
@@ -287,7 +287,7 @@ pub(super) fn trim_ows(s: &[u8]) -> &[u8] {
 }
 
 /// `1*DIGIT` as a `u64`; `None` if empty, not digits, or too large.
-pub(super) fn parse_decimal(s: &[u8]) -> Option<u64> {
+pub(crate) fn parse_decimal(s: &[u8]) -> Option<u64> {
     if s.is_empty() {
         return None;
     }

@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 mod grammar;
 mod scan;
 use grammar::*;
+pub(crate) use grammar::{is_valid_host, parse_decimal};
 use scan::*;
 pub use scan::{GuardLimits, Rejection};
 
@@ -68,6 +69,12 @@ impl HeadClock {
     /// When the head in progress started, if one is.
     pub fn head_started(&self) -> Option<std::time::Instant> {
         self.0.get()
+    }
+
+    /// No head is in progress any more (HTTP/2: the first request arrived; later ones are
+    /// framed by h2, with no per-head clock).
+    pub fn stop(&self) {
+        self.0.set(None);
     }
 }
 
