@@ -39,7 +39,7 @@ pub use jobs::{JobsConfig, Schedule, TimerConfig};
 pub use jobs_cli::{JobsAction, JobsArgs};
 pub use model::Config;
 pub use route::{RouteConfig, RouteTarget, TenantConfig};
-pub use server::{ServerConfig, ServerFlags, DEFAULT_BIND};
+pub use server::{AccessLogFormat, ServerConfig, ServerFlags, DEFAULT_BIND};
 pub use toml_jobs::check_timer_routes;
 pub use units::{
     format_duration, format_size, normalize_prefix, parse_bind, parse_duration, parse_size,

@@ -32,6 +32,10 @@ use super::rewind::Rewind;
 use super::service::serve;
 use crate::body::{BoxError, ResponseBody};
 
+/// While draining, how often a connection that has not started its first request yet looks
+/// whether it has (only such connections poll, and only during a drain).
+const FIRST_REQUEST_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Serves `stream` until the client leaves, a timeout fires, or the worker drains.
 pub async fn serve_connection(
     stream: TcpStream,
@@ -119,7 +123,11 @@ async fn serve_with_hyper(io: Rewind<RejectingIo>, state: ConnectionState) {
         .writev(false);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    let mut closing = *draining.borrow();
+    // Draining: hyper's graceful shutdown closes an idle connection at once, so it waits until
+    // the connection's first request has started (a fresh connection's client has most
+    // likely sent it already; the header timeout bounds the wait).
+    let mut drain_seen = *draining.borrow();
+    let mut closing = drain_seen && !clock.fresh();
     if closing {
         conn.as_mut().graceful_shutdown();
     }
@@ -134,9 +142,18 @@ async fn serve_with_hyper(io: Rewind<RejectingIo>, state: ConnectionState) {
                 }
                 return;
             }
-            _ = draining.changed(), if !closing => {
-                closing = true;
-                conn.as_mut().graceful_shutdown();
+            _ = draining.changed(), if !drain_seen => {
+                drain_seen = true;
+                if !closing && !clock.fresh() {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+            _ = tokio::time::sleep(FIRST_REQUEST_POLL), if drain_seen && !closing => {
+                if !clock.fresh() {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
             }
             _ = timer.as_mut() => {
                 match timeouts.fired(&clock, &head_clock, timer.as_mut()) {
@@ -167,6 +184,7 @@ struct Finish {
 impl Finish {
     fn run(self, complete: bool) {
         self.clock.response_finished();
+        self.ctx.recycle.request_done();
         if let (Some(log), Some(record)) = (&self.ctx.access_log, &self.record) {
             log.write(record, self.status, complete.then_some(self.sent));
         }

@@ -1,7 +1,7 @@
 //! What every connection, request and job delivery of a worker reads.
 //!
 //! Owns: `WorkerContext` (the worker's live router, its WSGI and WebAssembly hosts, its access
-//! log and the validated `Config` it runs with, shared as an `Arc`) and building it after the
+//! log, its recycling state and the validated `Config` it runs with, shared as an `Arc`) and building it after the
 //! fork: WASM code loaded and the watched directory's first scan done before the worker binds.
 //! Must not touch: sockets, accepting, or what happens per request (`service`, `connection`).
 
@@ -13,6 +13,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::access_log::AccessLog;
 use super::handler::Handler;
 use super::live_routes::{start_wasm, LiveRouter};
+use super::recycle::Recycle;
 use crate::config::Config;
 use crate::python::WsgiHost;
 use crate::router::Router;
@@ -25,6 +26,8 @@ pub struct WorkerContext {
     pub wsgi: Arc<WsgiHost>,
     pub wasm: Option<WasmHost>,
     pub access_log: Option<AccessLog>,
+    /// Counts responses towards `max_requests`, watches `max_rss`.
+    pub recycle: Rc<Recycle>,
     /// The validated configuration (timeouts and limits are read from `config.server`).
     pub config: Arc<Config>,
 }
@@ -38,6 +41,7 @@ impl WorkerContext {
     pub fn build(
         config: Arc<Config>,
         mut router: Router<Handler>,
+        recycle: Recycle,
     ) -> Result<(WorkerContext, WatchChanges), String> {
         let server = &config.server;
         let (wasm, changes) = match start_wasm(&config, &mut router)? {
@@ -57,6 +61,7 @@ impl WorkerContext {
             wsgi,
             wasm,
             access_log,
+            recycle: Rc::new(recycle),
             config,
         };
         Ok((ctx, changes))

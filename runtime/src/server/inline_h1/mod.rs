@@ -87,9 +87,11 @@ pub async fn serve(mut io: RejectingIo, state: &mut ConnectionState) -> Option<H
         flush(&mut io, &mut output).await.ok()?;
         input.drain(..served);
         served = 0;
-        if *state.draining.borrow() {
+        if *state.draining.borrow() && !state.clock.fresh() {
             // Draining: every whole request read has been answered; a head still arriving
-            // is not waited for (as hyper's graceful shutdown).
+            // is not waited for (as hyper's graceful shutdown), except the first one of a
+            // connection, which its client has most likely sent already (bounded by the
+            // header timeout).
             return close(io, &mut output).await;
         }
         if input.capacity() - input.len() < read_room / 2 {
@@ -107,7 +109,9 @@ pub async fn serve(mut io: RejectingIo, state: &mut ConnectionState) -> Option<H
             },
             // Whether the signal changed or its sender is gone (the worker is going), this
             // connection drains: what is buffered is answered, then it closes.
-            _ = drain_started.as_mut() => return close(io, &mut output).await,
+            _ = drain_started.as_mut(), if !state.clock.fresh() => {
+                return close(io, &mut output).await
+            }
             _ = sleep.as_mut() => {
                 match state.timer.fired(&state.clock, &state.head_clock, sleep.as_mut()) {
                     Expired::Head => {
@@ -266,6 +270,7 @@ async fn respond(
     };
     let sent = send(io, reply, output, closing).await;
     state.clock.response_finished();
+    state.ctx.recycle.request_done();
     if let Some(log) = &state.ctx.access_log {
         let target = request.head.target(request.buf);
         let record = AccessRecord::of_get(
