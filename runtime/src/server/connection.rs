@@ -87,11 +87,12 @@ async fn serve_with_hyper(io: Rewind<RejectingIo>, state: ConnectionState) {
             let (ctx, clock) = (ctx.clone(), clock.clone());
             async move {
                 clock.request_started();
-                let record = ctx
+                let mut record = ctx
                     .access_log
-                    .is_some()
-                    .then(|| AccessRecord::capture(&req, peer.remote));
-                let response = serve(&ctx, peer, req).await;
+                    .as_ref()
+                    .map(|log| log.capture(&req, peer.remote));
+                let label = record.as_mut().and_then(AccessRecord::route_label);
+                let response = serve(&ctx, peer, req, label).await;
                 let status = response.status().as_u16();
                 let finish = Finish {
                     ctx: ctx.clone(),
@@ -99,6 +100,7 @@ async fn serve_with_hyper(io: Rewind<RejectingIo>, state: ConnectionState) {
                     record,
                     status,
                     sent: 0,
+                    length: body_length(&response),
                 };
                 Ok::<_, Infallible>(response.map(|body| TrackedBody {
                     body,
@@ -172,6 +174,15 @@ async fn serve_with_hyper(io: Rewind<RejectingIo>, state: ConnectionState) {
     }
 }
 
+/// A response body's length when known up front: its exact size hint, else its
+/// `Content-Length` (a WebAssembly guest's body gives no hint but its head says).
+fn body_length(response: &http::Response<ResponseBody>) -> Option<u64> {
+    response.body().size_hint().exact().or_else(|| {
+        let value = response.headers().get(http::header::CONTENT_LENGTH)?;
+        value.to_str().ok()?.parse().ok()
+    })
+}
+
 /// Runs once per response, when its body ends or is dropped (client gone).
 struct Finish {
     ctx: Rc<WorkerContext>,
@@ -179,6 +190,9 @@ struct Finish {
     record: Option<AccessRecord>,
     status: u16,
     sent: u64,
+    /// The body's length when known up front: hyper may drop such a body once that many
+    /// bytes went out, without polling it to its end.
+    length: Option<u64>,
 }
 
 impl Finish {
@@ -240,7 +254,7 @@ impl Body for TrackedBody {
 impl Drop for TrackedBody {
     fn drop(&mut self) {
         if let Some(finish) = self.finish.take() {
-            let complete = self.body.is_end_stream();
+            let complete = self.body.is_end_stream() || finish.length == Some(finish.sent);
             finish.run(complete);
         }
     }

@@ -42,6 +42,7 @@ impl WorkerContext {
         config: Arc<Config>,
         mut router: Router<Handler>,
         recycle: Recycle,
+        index: usize,
     ) -> Result<(WorkerContext, WatchChanges), String> {
         let server = &config.server;
         let (wasm, changes) = match start_wasm(&config, &mut router)? {
@@ -51,7 +52,7 @@ impl WorkerContext {
         let wsgi = WsgiHost::start(server.threads, server.workers > 1, server.debug)?;
         let access_log = match &server.access_log {
             Some(target) => Some(
-                AccessLog::open(target)
+                AccessLog::open(target, server.access_log_format, index)
                     .map_err(|e| format!("cannot open access log {target}: {e}"))?,
             ),
             None => None,

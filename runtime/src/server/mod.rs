@@ -14,7 +14,8 @@
 //! - `connection`: one client connection behind `guard` (strict RFC 9112 framing, with
 //!   `rejecting_io` writing its refusals): `inline_h1` serves plain `GET`s to Python apps on
 //!   the event loop without hyper, and hands anything else (`rewind`) to hyper, with the
-//!   `connection_state` both loops share; timeouts (`idle_clock`), `access_log`.
+//!   `connection_state` both loops share; timeouts (`idle_clock`), `access_log` (its JSON
+//!   line: `access_json`).
 //! - `job_delivery`: a durable job as an in-process request through `service`.
 //! - `service`: one request: Host and path, routing, body limit, spooling, `run_handler`, then
 //!   `compress` (the response compression rules; `compress_stream`: the codecs).
@@ -23,6 +24,7 @@
 //! - `handler`: `Handler` (one variant per route kind) and `build_router`, one builder per kind.
 //! - `peer`: the connection's addresses.
 
+mod access_json;
 mod access_log;
 mod compress;
 mod compress_stream;

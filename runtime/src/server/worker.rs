@@ -130,7 +130,7 @@ struct Ready {
 fn get_ready(setup: WorkerSetup, index: usize) -> Option<Ready> {
     let fail = |message: String| tracing::error!("worker {index}: {message}");
     let recycle = Recycle::new(&setup.config.server, index, setup.link);
-    let (ctx, watch_changes) = WorkerContext::build(setup.config, setup.router, recycle)
+    let (ctx, watch_changes) = WorkerContext::build(setup.config, setup.router, recycle, index)
         .map_err(fail)
         .ok()?;
     let ctx = Rc::new(ctx);

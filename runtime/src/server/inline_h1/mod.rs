@@ -20,11 +20,11 @@ mod request;
 mod response;
 
 use std::borrow::Cow;
+use std::time::Instant;
 
 use http::{HeaderValue, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::access_log::AccessRecord;
 use super::compress::{self, Negotiation};
 use super::connection_state::ConnectionState;
 use super::handler::Handler;
@@ -35,6 +35,7 @@ use super::service::host_name;
 use crate::body::plain;
 use crate::http_path::percent_decode;
 use crate::python::{FieldSpan, RawGet, Reply};
+use crate::router::Route;
 use crate::spool::SpooledBody;
 use reply::{flush, send};
 use request::{Head, InlineHead};
@@ -180,9 +181,16 @@ async fn answer(
     let server_name = server_name(&request, peer);
     let router = ctx.router();
     state.clock.request_started();
+    // Only a JSON access line reads the clock here (for `duration_ms`).
+    let started = ctx.access_log.as_ref().filter(|log| log.is_json());
+    let started = started.map(|_| Instant::now());
     let Some(matched) = router.find(&server_name, &path) else {
         let response = plain(StatusCode::NOT_FOUND, "Not Found\n");
-        return respond(io, state, &request, Reply::Server(response), output).await;
+        let logged = Logged {
+            route: None,
+            started,
+        };
+        return respond(io, state, &request, Reply::Server(response), output, logged).await;
     };
     let Handler::Python(app) = &matched.route.handler else {
         state.clock.response_finished();
@@ -210,7 +218,18 @@ async fn answer(
     // the next loop turn).
     let reply = compressed(state, &request, matched.route.compress, reply);
     tokio::task::yield_now().await;
-    respond(io, state, &request, reply, output).await
+    let logged = Logged {
+        route: Some(matched.route),
+        started,
+    };
+    respond(io, state, &request, reply, output, logged).await
+}
+
+/// What the access log gets from routing: the route (`None`: no route matched) and, for a
+/// JSON line, when the head had been read.
+struct Logged<'r> {
+    route: Option<&'r Route<Handler>>,
+    started: Option<Instant>,
 }
 
 /// The reply, compressed by the same rules as on hyper's path (`compress::apply`) when the
@@ -262,6 +281,7 @@ async fn respond(
     request: &Request<'_>,
     reply: Reply,
     output: &mut Vec<u8>,
+    logged: Logged<'_>,
 ) -> Answered {
     let closing = request.head.close || *state.draining.borrow();
     let status = match &reply {
@@ -273,11 +293,13 @@ async fn respond(
     state.ctx.recycle.request_done();
     if let Some(log) = &state.ctx.access_log {
         let target = request.head.target(request.buf);
-        let record = AccessRecord::of_get(
+        let fields = (request.field(b"referer"), request.field(b"user-agent"));
+        let record = log.record_get(
             target,
-            request.field(b"referer"),
-            request.field(b"user-agent"),
+            fields,
             state.peer.remote,
+            logged.route,
+            logged.started,
         );
         log.write(&record, status, sent.complete.then_some(sent.bytes));
     }
