@@ -21,6 +21,8 @@ pub struct Route<H> {
     pub max_body_size: u64,
     /// Responses may be compressed (`compress = false` turns it off for the route).
     pub compress: bool,
+    /// The `[[tenant]]` the route belongs to, by name (for logs).
+    pub tenant: Option<String>,
 }
 
 impl<H> Route<H> {
@@ -114,6 +116,7 @@ impl<H> Router<H> {
                     handler: (),
                     max_body_size: route.max_body_size,
                     compress: route.compress,
+                    tenant: route.tenant.clone(),
                 };
                 (hosts.clone(), Arc::new(shape))
             })
@@ -227,6 +230,7 @@ mod tests {
             handler: name,
             max_body_size: 10,
             compress: true,
+            tenant: None,
         }
     }
 

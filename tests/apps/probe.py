@@ -24,6 +24,7 @@ Environ = dict[str, Any]
 StartResponse = Callable[..., Callable[[bytes], object]]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+_LEAKED: list[bytes] = []
 
 
 def _append(var: str, line: str) -> None:
@@ -234,6 +235,10 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
                 n = sum(1 for line in f if line.strip())
         return _text(start_response, str(n))
     if path == "/pid":
+        return _text(start_response, str(os.getpid()))
+    if path == "/leak":
+        # A leaky app: keeps `kib` KiB (written, so resident) per call for the worker's life.
+        _LEAKED.append(b"x" * (int(_qs(environ).get("kib", "1024")) * 1024))
         return _text(start_response, str(os.getpid()))
     if path == "/headers":
         return _json(start_response, {k: v for k, v in environ.items() if k.startswith("HTTP_")})

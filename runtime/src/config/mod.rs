@@ -41,7 +41,7 @@ pub use jobs::{JobsConfig, Schedule, TimerConfig};
 pub use jobs_cli::{JobsAction, JobsArgs};
 pub use model::Config;
 pub use route::{RouteConfig, RouteTarget, TenantConfig};
-pub use server::{ServerConfig, ServerFlags, DEFAULT_BIND};
+pub use server::{AccessLogFormat, ServerConfig, ServerFlags, DEFAULT_BIND};
 pub use tls::TlsFile;
 pub use toml_jobs::check_timer_routes;
 pub use units::{

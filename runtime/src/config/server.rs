@@ -18,11 +18,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::setting_kinds::{
-    AccessLog, AnyPath, Binds, Codecs, Count, Dur, ExistingDir, LogLevel, PathList, Size,
-    SizeUsize, Switch, TlsPem,
+    AccessLog, AccessLogFormatKind, AnyPath, Binds, Codecs, Count, Dur, ExistingDir, Limit,
+    LogLevel, PathList, Size, SizeUsize, Switch, TlsPem,
 };
 use super::settings::settings_table;
 use super::tls::TlsFile;
+pub use super::units::AccessLogFormat;
 pub use super::units::DEFAULT_BIND;
 use super::units::LOG_LEVELS;
 use crate::accept_encoding::Codec;
@@ -90,6 +91,23 @@ settings_table! {
     /// `None`: no access log.
     #[arg(value_name = "PATH")]
     access_log: Option<String> = None, read AccessLog, flag Option<String>;
+    /// Access log line format: `combined` or `json`
+    /// `combined` is Apache's combined format; `json` is one JSON object per line (see the
+    /// README for its fields).
+    #[arg(value_name = "FORMAT")]
+    access_log_format: AccessLogFormat = AccessLogFormat::Combined, read AccessLogFormatKind, flag Option<String>;
+    /// Recycle a worker after this many requests (0: never)
+    /// gunicorn's `max_requests`: the worker starts its replacement, then drains and exits.
+    #[arg(value_name = "N")]
+    max_requests: u64 = 0, read Limit, flag Option<u64>;
+    /// Add a random 0..=N to each worker's `max_requests`
+    /// So that workers started together do not all recycle at once.
+    #[arg(value_name = "N")]
+    max_requests_jitter: u64 = 0, read Limit, flag Option<u64>;
+    /// Recycle a worker whose resident memory exceeds this, e.g. 512MiB (0: never)
+    /// Measured from /proc/self/statm once a second; the worker is replaced, then drains.
+    #[arg(value_name = "SIZE")]
+    max_rss: u64 = 0, read Size, flag Option<String>;
     /// Add to the Python import path (repeatable; one value may list DIR:DIR:...)
     /// With `-c FILE`, the file's own directory is added after these (see `cli`).
     #[arg(value_name = "DIR")]

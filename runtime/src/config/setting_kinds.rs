@@ -1,7 +1,8 @@
 //! The kinds of setting value, each read the same way from a flag and from `wsrun.toml`.
 //!
 //! Owns: one `Setting` implementation per kind (`Count`, `Size`, `SizeUsize`, `Dur`,
-//! `AnyPath`, `ExistingDir`, `PathList`, `Binds`, `LogLevel`, `AccessLog`, `Switch`, `Codecs`) with the
+//! `AnyPath`, `ExistingDir`, `PathList`, `Binds`, `LogLevel`, `AccessLog`, `AccessLogFormatKind`,
+//! `Limit`, `Switch`, `Codecs`) with the
 //! checks and messages of that kind. Must not touch: which settings exist (`server`) or the
 //! value grammars themselves (`units`); TOML access goes through `toml_values::At`.
 
@@ -18,12 +19,16 @@ use super::settings::Setting;
 use super::tls::TlsFile;
 use super::toml_values::{At, Res};
 use super::units::{
-    format_duration, format_size, parse_bind, parse_duration, parse_log_level, parse_size,
-    DEFAULT_BIND,
+    format_duration, format_size, parse_access_log_format, parse_bind, parse_duration,
+    parse_log_level, parse_size, AccessLogFormat, DEFAULT_BIND,
 };
 
 /// A whole number, at least 1 (`workers`, `max_connections`).
 pub(super) struct Count;
+/// A whole number where 0 means "no limit" (`max_requests`).
+pub(super) struct Limit;
+/// `combined` or `json` (`access_log_format`).
+pub(super) struct AccessLogFormatKind;
 /// A byte size (`10MiB`, or a number of bytes in TOML).
 pub(super) struct Size;
 /// A byte size kept as `usize` (sizes of in-memory buffers).
@@ -64,6 +69,36 @@ impl Setting for Count {
     }
     fn shown(default: &usize) -> Option<String> {
         Some(default.to_string())
+    }
+}
+
+impl Setting for Limit {
+    type Value = u64;
+    type Flag = Option<u64>;
+    fn from_flag(_: &str, given: &Option<u64>, _: &Path) -> Res<Option<u64>> {
+        Ok(*given)
+    }
+    fn from_toml(at: &At) -> Res<u64> {
+        at.uint()?
+            .ok_or_else(|| at.type_err("a whole number (0 for no limit)"))
+    }
+    fn shown(default: &u64) -> Option<String> {
+        Some(default.to_string())
+    }
+}
+
+impl Setting for AccessLogFormatKind {
+    type Value = AccessLogFormat;
+    type Flag = Option<String>;
+    fn from_flag(flag: &str, given: &Option<String>, _: &Path) -> Res<Option<AccessLogFormat>> {
+        let parse = |v: &String| parse_access_log_format(v).map_err(|m| ConfigError::flag(flag, m));
+        given.as_ref().map(parse).transpose()
+    }
+    fn from_toml(at: &At) -> Res<AccessLogFormat> {
+        parse_access_log_format(at.string()?).map_err(|m| at.err(m))
+    }
+    fn shown(default: &AccessLogFormat) -> Option<String> {
+        Some(default.name().to_string())
     }
 }
 

@@ -1,5 +1,5 @@
 //! Small value grammars shared by the command line, `wsrun.toml` and (later) the Python host's
-//! script loader: sizes, durations, listen addresses, route prefixes, host names and
+//! script loader: sizes, durations, listen addresses, access log formats, route prefixes, host names and
 //! `module:attr` targets.
 //!
 //! Owns: turning one user-written string into one checked value, with a plain-English error
@@ -24,6 +24,35 @@ pub const DEFAULT_PORT: u16 = 8888;
 /// Where the server listens when nothing says otherwise: every IPv4 interface, `DEFAULT_PORT`.
 pub const DEFAULT_BIND: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_PORT);
+
+/// How access log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// Apache's combined format (the default).
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
+impl AccessLogFormat {
+    /// The name a user writes (`combined`, `json`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AccessLogFormat::Combined => "combined",
+            AccessLogFormat::Json => "json",
+        }
+    }
+}
+
+/// Reads an access log format name (`combined`, `json`, any case).
+pub fn parse_access_log_format(name: &str) -> Result<AccessLogFormat, ValueError> {
+    [AccessLogFormat::Combined, AccessLogFormat::Json]
+        .into_iter()
+        .find(|f| f.name().eq_ignore_ascii_case(name.trim()))
+        .ok_or_else(|| {
+            format!("`{name}` is not an access log format: use \"combined\" or \"json\"").into()
+        })
+}
 
 /// Log levels accepted by `--log-level` and `server.log_level`.
 pub const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];

@@ -1,6 +1,8 @@
-//! The access log: one line per response, in the combined log format.
+//! The access log: one line per response, in the combined log format (the default) or as
+//! JSON (`access_log_format = "json"`, see `access_json`).
 //!
-//! Owns: the log sink (stdout or an append-only file) and the line format
+//! Owns: the log sink (stdout or an append-only file), what a record captures when the request
+//! arrives, and the combined line
 //! `host - - [time] "request line" status bytes "referer" "user-agent"`, written once the
 //! response body has been sent (or abandoned). Must not touch: requests or responses beyond
 //! reading the few fields it prints.
@@ -9,18 +11,26 @@ use std::cell::RefCell;
 use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::{header, Request, Version};
+
+use super::access_json::{JsonLine, RouteLabel};
+use super::handler::Handler;
+use crate::config::AccessLogFormat;
+use crate::router::Route;
 
 /// Where access lines go (one per worker; single-threaded).
 pub struct AccessLog {
     sink: RefCell<BufWriter<Box<dyn Write>>>,
+    format: AccessLogFormat,
+    /// The worker's index, for JSON lines.
+    worker: usize,
 }
 
 impl AccessLog {
     /// `-` is stdout; anything else a file opened for appending.
-    pub fn open(target: &str) -> io::Result<AccessLog> {
+    pub fn open(target: &str, format: AccessLogFormat, worker: usize) -> io::Result<AccessLog> {
         let sink: Box<dyn Write> = if target == "-" {
             Box::new(io::stdout())
         } else {
@@ -28,21 +38,65 @@ impl AccessLog {
         };
         Ok(AccessLog {
             sink: RefCell::new(BufWriter::new(sink)),
+            format,
+            worker,
         })
     }
 
+    /// Whether records carry the JSON fields (route, start instant).
+    pub fn is_json(&self) -> bool {
+        self.format == AccessLogFormat::Json
+    }
+
+    /// The record of a request on hyper's path, taken when its head has been read.
+    pub fn capture<B>(&self, req: &Request<B>, remote: SocketAddr) -> AccessRecord {
+        if self.is_json() {
+            let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+            return AccessRecord::Json(JsonLine::new(
+                req.method().as_str(),
+                target,
+                remote,
+                Instant::now(),
+            ));
+        }
+        AccessRecord::Combined(CombinedRecord::of_head(
+            req.method(),
+            req.uri(),
+            req.version(),
+            req.headers(),
+            remote,
+        ))
+    }
+
+    /// The record of a `GET` over HTTP/1.1 with origin-form `target` (the inline path's
+    /// requests), given its `Referer` and `User-Agent` values, its route (`None`: no route
+    /// matched) and, for JSON, when its head was read. For the combined format this is exactly
+    /// the work it was before JSON existed: the route and instant are not looked at.
+    pub fn record_get(
+        &self,
+        target: &str,
+        (referer, user_agent): (Option<&[u8]>, Option<&[u8]>),
+        remote: SocketAddr,
+        route: Option<&Route<Handler>>,
+        started: Option<Instant>,
+    ) -> AccessRecord {
+        if !self.is_json() {
+            return AccessRecord::Combined(CombinedRecord::of_get(
+                target, referer, user_agent, remote,
+            ));
+        }
+        let mut line = JsonLine::new("GET", target, remote, started.unwrap_or_else(Instant::now));
+        if let Some(route) = route {
+            line.route = RouteLabel::of(route);
+        }
+        AccessRecord::Json(line)
+    }
+
     pub fn write(&self, record: &AccessRecord, status: u16, bytes: Option<u64>) {
-        let bytes = bytes.map_or_else(|| "-".to_string(), |b| b.to_string());
-        let line = format!(
-            "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\"\n",
-            record.remote.ip(),
-            clf_time(record.time),
-            record.request_line,
-            status,
-            bytes,
-            record.referer,
-            record.user_agent
-        );
+        let line = match record {
+            AccessRecord::Combined(record) => record.line(status, bytes),
+            AccessRecord::Json(record) => record.line(self.worker, status, bytes),
+        };
         if let Ok(mut sink) = self.sink.try_borrow_mut() {
             let _ = sink.write_all(line.as_bytes());
             let _ = sink.flush();
@@ -51,7 +105,23 @@ impl AccessLog {
 }
 
 /// The request-side fields of an access line, captured when the request arrives.
-pub struct AccessRecord {
+pub enum AccessRecord {
+    Combined(CombinedRecord),
+    Json(JsonLine),
+}
+
+impl AccessRecord {
+    /// Where the request's route is to be noted, for the formats that print it.
+    pub fn route_label(&mut self) -> Option<&mut RouteLabel> {
+        match self {
+            AccessRecord::Combined(_) => None,
+            AccessRecord::Json(line) => Some(&mut line.route),
+        }
+    }
+}
+
+/// The fields of a combined line.
+pub struct CombinedRecord {
     remote: SocketAddr,
     time: SystemTime,
     request_line: String,
@@ -59,26 +129,28 @@ pub struct AccessRecord {
     user_agent: String,
 }
 
-impl AccessRecord {
-    pub fn capture<B>(req: &Request<B>, remote: SocketAddr) -> AccessRecord {
-        AccessRecord::of_head(
-            req.method(),
-            req.uri(),
-            req.version(),
-            req.headers(),
-            remote,
+impl CombinedRecord {
+    fn line(&self, status: u16, bytes: Option<u64>) -> String {
+        let bytes = bytes.map_or_else(|| "-".to_string(), |b| b.to_string());
+        format!(
+            "{} - - [{}] \"{}\" {} {} \"{}\" \"{}\"\n",
+            self.remote.ip(),
+            clf_time(self.time),
+            self.request_line,
+            status,
+            bytes,
+            self.referer,
+            self.user_agent
         )
     }
 
-    /// The record of a `GET` over HTTP/1.1 with origin-form `target` (the inline path's
-    /// requests), given its `Referer` and `User-Agent` values.
-    pub fn of_get(
+    fn of_get(
         target: &str,
         referer: Option<&[u8]>,
         user_agent: Option<&[u8]>,
         remote: SocketAddr,
-    ) -> AccessRecord {
-        AccessRecord::new(
+    ) -> CombinedRecord {
+        CombinedRecord::new(
             format_args!("GET {target} HTTP/1.1"),
             referer,
             user_agent,
@@ -92,7 +164,7 @@ impl AccessRecord {
         version: Version,
         headers: &http::HeaderMap,
         remote: SocketAddr,
-    ) -> AccessRecord {
+    ) -> CombinedRecord {
         let version = match version {
             Version::HTTP_10 => "HTTP/1.0",
             Version::HTTP_2 => "HTTP/2.0",
@@ -100,7 +172,7 @@ impl AccessRecord {
         };
         let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
         let field = |name| headers.get(name).map(http::HeaderValue::as_bytes);
-        AccessRecord::new(
+        CombinedRecord::new(
             format_args!("{method} {target} {version}"),
             field(header::REFERER),
             field(header::USER_AGENT),
@@ -113,11 +185,11 @@ impl AccessRecord {
         referer: Option<&[u8]>,
         user_agent: Option<&[u8]>,
         remote: SocketAddr,
-    ) -> AccessRecord {
+    ) -> CombinedRecord {
         let field_text = |value: Option<&[u8]>| {
             value.map_or_else(|| "-".to_string(), |v| escape(&String::from_utf8_lossy(v)))
         };
-        AccessRecord {
+        CombinedRecord {
             remote,
             time: SystemTime::now(),
             request_line: escape(&request_line.to_string()),

@@ -41,6 +41,10 @@ use super::service::serve;
 use super::tls::{self, TlsAcceptor};
 use crate::body::{BoxError, ResponseBody};
 
+/// While draining, how often a connection that has not started its first request yet looks
+/// whether it has (only such connections poll, and only during a drain).
+const FIRST_REQUEST_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Serves `stream` until the client leaves, a timeout fires, or the worker drains.
 pub async fn serve_connection(
     stream: TcpStream,
@@ -185,11 +189,12 @@ async fn respond(
     req: Request<Incoming>,
 ) -> Result<Response<TrackedBody>, Infallible> {
     clock.request_started();
-    let record = ctx
+    let mut record = ctx
         .access_log
-        .is_some()
-        .then(|| AccessRecord::capture(&req, peer.remote));
-    let response = serve(&ctx, peer, req).await;
+        .as_ref()
+        .map(|log| log.capture(&req, peer.remote));
+    let label = record.as_mut().and_then(AccessRecord::route_label);
+    let response = serve(&ctx, peer, req, label).await;
     let status = response.status().as_u16();
     let finish = Finish {
         ctx,
@@ -197,6 +202,7 @@ async fn respond(
         record,
         status,
         sent: 0,
+        length: body_length(&response),
     };
     Ok(response.map(|body| TrackedBody {
         body,
@@ -219,7 +225,11 @@ where
         timer: timeouts,
         ..
     } = state;
-    let mut closing = *draining.borrow();
+    // Draining: hyper's graceful shutdown closes an idle connection at once, so it waits until
+    // the connection's first request has started (a fresh connection's client has most
+    // likely sent it already; the header timeout bounds the wait).
+    let mut drain_seen = *draining.borrow();
+    let mut closing = drain_seen && !clock.fresh();
     if closing {
         shutdown(conn.as_mut());
     }
@@ -234,9 +244,18 @@ where
                 }
                 return;
             }
-            _ = draining.changed(), if !closing => {
-                closing = true;
-                shutdown(conn.as_mut());
+            _ = draining.changed(), if !drain_seen => {
+                drain_seen = true;
+                if !closing && !clock.fresh() {
+                    closing = true;
+                    shutdown(conn.as_mut());
+                }
+            }
+            _ = tokio::time::sleep(FIRST_REQUEST_POLL), if drain_seen && !closing => {
+                if !clock.fresh() {
+                    closing = true;
+                    shutdown(conn.as_mut());
+                }
             }
             _ = timer.as_mut() => {
                 match timeouts.fired(&clock, &head_clock, timer.as_mut()) {
@@ -255,6 +274,15 @@ where
     }
 }
 
+/// A response body's length when known up front: its exact size hint, else its
+/// `Content-Length` (a WebAssembly guest's body gives no hint but its head says).
+fn body_length(response: &http::Response<ResponseBody>) -> Option<u64> {
+    response.body().size_hint().exact().or_else(|| {
+        let value = response.headers().get(http::header::CONTENT_LENGTH)?;
+        value.to_str().ok()?.parse().ok()
+    })
+}
+
 /// Runs once per response, when its body ends or is dropped (client gone).
 struct Finish {
     ctx: Rc<WorkerContext>,
@@ -262,11 +290,15 @@ struct Finish {
     record: Option<AccessRecord>,
     status: u16,
     sent: u64,
+    /// The body's length when known up front: hyper may drop such a body once that many
+    /// bytes went out, without polling it to its end.
+    length: Option<u64>,
 }
 
 impl Finish {
     fn run(self, complete: bool) {
         self.clock.response_finished();
+        self.ctx.recycle.request_done();
         if let (Some(log), Some(record)) = (&self.ctx.access_log, &self.record) {
             log.write(record, self.status, complete.then_some(self.sent));
         }
@@ -322,7 +354,7 @@ impl Body for TrackedBody {
 impl Drop for TrackedBody {
     fn drop(&mut self) {
         if let Some(finish) = self.finish.take() {
-            let complete = self.body.is_end_stream();
+            let complete = self.body.is_end_stream() || finish.length == Some(finish.sent);
             finish.run(complete);
         }
     }

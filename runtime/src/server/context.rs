@@ -1,7 +1,7 @@
 //! What every connection, request and job delivery of a worker reads.
 //!
 //! Owns: `WorkerContext` (the worker's live router, its WSGI and WebAssembly hosts, its access
-//! log, its TLS acceptor and the validated `Config` it runs with, shared as an `Arc`) and building it after the
+//! log, its TLS acceptor, its recycling state and the validated `Config` it runs with, shared as an `Arc`) and building it after the
 //! fork: WASM code loaded and the watched directory's first scan done before the worker binds.
 //! Must not touch: sockets, accepting, or what happens per request (`service`, `connection`).
 
@@ -13,6 +13,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::access_log::AccessLog;
 use super::handler::Handler;
 use super::live_routes::{start_wasm, LiveRouter};
+use super::recycle::Recycle;
 use super::tls::{self, TlsAcceptor};
 use crate::config::Config;
 use crate::python::WsgiHost;
@@ -26,6 +27,8 @@ pub struct WorkerContext {
     pub wsgi: Arc<WsgiHost>,
     pub wasm: Option<WasmHost>,
     pub access_log: Option<AccessLog>,
+    /// Counts responses towards `max_requests`, watches `max_rss`.
+    pub recycle: Rc<Recycle>,
     /// The validated configuration (timeouts and limits are read from `config.server`).
     pub config: Arc<Config>,
     /// Set when the bound addresses serve TLS (`[server] tls_cert`): every connection is.
@@ -41,6 +44,8 @@ impl WorkerContext {
     pub fn build(
         config: Arc<Config>,
         mut router: Router<Handler>,
+        recycle: Recycle,
+        index: usize,
     ) -> Result<(WorkerContext, WatchChanges), String> {
         let server = &config.server;
         let (wasm, changes) = match start_wasm(&config, &mut router)? {
@@ -50,7 +55,7 @@ impl WorkerContext {
         let wsgi = WsgiHost::start(server.threads, server.workers > 1, server.debug)?;
         let access_log = match &server.access_log {
             Some(target) => Some(
-                AccessLog::open(target)
+                AccessLog::open(target, server.access_log_format, index)
                     .map_err(|e| format!("cannot open access log {target}: {e}"))?,
             ),
             None => None,
@@ -61,6 +66,7 @@ impl WorkerContext {
             wsgi,
             wasm,
             access_log,
+            recycle: Rc::new(recycle),
             config,
             tls,
         };

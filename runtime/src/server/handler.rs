@@ -46,6 +46,10 @@ pub fn build_router(config: &Config, apps: &PythonApps) -> Result<Router<Handler
             handler,
             max_body_size,
             compress: route.compress,
+            tenant: route
+                .tenant
+                .and_then(|i| config.tenants.get(i))
+                .map(|t| t.name.clone()),
         };
         entries.push((route.hosts.clone(), entry));
     }

@@ -36,6 +36,12 @@ impl IdleClock {
         }
     }
 
+    /// No request has started on this connection yet: a drain still answers its first one
+    /// (its client has most likely sent it already; closing now would reset it).
+    pub fn fresh(&self) -> bool {
+        self.in_flight.get() == 0 && self.idle_since.get().is_none()
+    }
+
     pub fn request_started(&self) {
         self.in_flight.set(self.in_flight.get() + 1);
         self.idle_since.set(None);

@@ -7,11 +7,31 @@
 //! already holds (or that we may not bind) as a clear start-up error instead of a silent
 //! split of traffic.
 //!
+//! The master binds one set of listeners per worker index (`bind_all`) and keeps them for its
+//! whole life; each worker generation of that index accepts from them (see `server::run`).
+//!
 //! This module only creates sockets; per-connection options such as `TCP_NODELAY` are set on
 //! each accepted stream by the connection code.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+
+/// Accept queue length of every listener.
+pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// One listener per address (see [`bind_reuseport`]), each with its actual address (port 0
+/// resolved); the error names the address.
+pub fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<(TcpListener, SocketAddr)>, String> {
+    addrs
+        .iter()
+        .map(|addr| {
+            let listener = bind_reuseport(*addr, LISTEN_BACKLOG)
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let local = listener.local_addr().unwrap_or(*addr);
+            Ok((listener, local))
+        })
+        .collect()
+}
 
 use socket2::{Domain, Protocol, Socket, Type};
 

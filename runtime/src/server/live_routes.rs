@@ -139,6 +139,7 @@ fn watched_entry(route: Arc<WasmRoute>, max_body_size: u64) -> Entry<Handler> {
         handler: Handler::Wasm(route),
         max_body_size,
         compress: true,
+        tenant: None,
     };
     (Vec::new(), Arc::new(route))
 }
@@ -182,6 +183,7 @@ mod tests {
                 handler: Handler::Wasm(configured),
                 max_body_size: 10,
                 compress: true,
+                tenant: None,
             },
         )]));
         let watched = wasm_route("watched");

@@ -1,17 +1,21 @@
 //! The front end: listeners, workers, connections and the per-request pipeline.
 //!
-//! Owns: starting the server for a validated config — a master process and its workers — and
+//! Owns: starting the server for a validated config — a master process, the listeners it
+//! holds for each worker index, and its workers — and
 //! everything between the socket and a route's handler, including what each route kind's
 //! handler is (`handler`). Must not touch: configuration parsing (see `config`) or handler
 //! internals (`python`, `wasm`, `static_files`).
 //!
 //! Layout, top down (each file uses only files below it):
-//! - `worker`: one process's event loop: builds its context, starts the services, then binds
-//!   its listeners (`listener`) and accepts; `supervisor` forks and restarts workers.
+//! - `worker`: one process's event loop: builds its context, starts the services, then accepts
+//!   on the listeners the master bound for its index (`listener`); `supervisor` forks, restarts
+//!   and recycles workers; `recycle`: when a worker asks to be replaced (`max_requests`,
+//!   `max_rss`).
 //! - `connection`: one client connection behind `guard` (strict RFC 9112 framing, with
 //!   `rejecting_io` writing its refusals): `inline_h1` serves plain `GET`s to Python apps on
 //!   the event loop without hyper, and hands anything else (`rewind`) to hyper, with the
-//!   `connection_state` both loops share; timeouts (`idle_clock`), `access_log`.
+//!   `connection_state` both loops share; timeouts (`idle_clock`), `access_log` (its JSON
+//!   line: `access_json`).
 //! - `job_delivery`: a durable job as an in-process request through `service`.
 //! - `service`: one request: Host and path, routing, body limit, spooling, `run_handler`, then
 //!   `compress` (the response compression rules; `compress_stream`: the codecs).
@@ -20,6 +24,7 @@
 //! - `handler`: `Handler` (one variant per route kind) and `build_router`, one builder per kind.
 //! - `peer`: the connection's addresses.
 
+mod access_json;
 mod access_log;
 mod compress;
 mod compress_stream;
@@ -36,6 +41,7 @@ mod job_delivery;
 pub mod listener;
 mod live_routes;
 mod peer;
+mod recycle;
 mod rejecting_io;
 mod rewind;
 mod service;
@@ -67,6 +73,21 @@ pub fn run(config: Arc<Config>, router: Router<Handler>, startup: StartupService
     // Always a master, even for one worker (as with gunicorn): a worker that crashes is
     // replaced, and SIGTERM/SIGHUP mean the same whatever the worker count.
     let workers = config.server.workers.max(1);
+    // One set of SO_REUSEPORT listeners per worker index, bound here and kept open by the
+    // master for its whole life: a worker that stops (SIGHUP, recycle, crash) closes only its
+    // copy, so the connections waiting in its accept queue are not reset but accepted by the
+    // next worker of that index (or by the replacement already running beside it).
+    let mut per_index = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        match listener::bind_all(&config.server.bind_addrs()) {
+            Ok(listeners) => per_index.push(Some(listeners)),
+            Err(message) => {
+                tracing::error!("{message}");
+                startup.stop();
+                return 1;
+            }
+        }
+    }
     let settings = SupervisorSettings {
         workers,
         graceful_timeout: config.server.graceful_timeout,
@@ -76,19 +97,25 @@ pub fn run(config: Arc<Config>, router: Router<Handler>, startup: StartupService
         after_in_parent: &mut interpreter::fork::after_in_parent,
         after_in_child: &mut interpreter::fork::after_in_child,
     };
-    // `worker_main` runs only in a freshly forked child, which has its own copy of this slot:
-    // each child moves the router out of its copy; the master's stays filled for the next fork.
+    // `worker_main` runs only in a freshly forked child, which has its own copy of these slots:
+    // each child moves the router and its index's listeners out of its copy (and closes its
+    // copies of the other indexes' listeners); the master's stay filled for the next fork.
     let router = std::cell::RefCell::new(Some(router));
-    let mut worker_main = |index: usize| -> i32 {
-        match router.borrow_mut().take() {
-            Some(router) => run_worker(
+    let listeners = std::cell::RefCell::new(per_index);
+    let mut worker_main = |index: usize, link| -> i32 {
+        let mine = listeners.borrow_mut().get_mut(index).and_then(Option::take);
+        listeners.borrow_mut().clear();
+        match (router.borrow_mut().take(), mine) {
+            (Some(router), Some(listeners)) => run_worker(
                 WorkerSetup {
                     config: config.clone(),
                     router,
+                    listeners,
+                    link,
                 },
                 index,
             ),
-            None => supervisor::WORKER_BOOT_FAILED,
+            _ => supervisor::WORKER_BOOT_FAILED,
         }
     };
     supervise(&settings, startup, hooks, &mut worker_main)

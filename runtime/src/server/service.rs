@@ -3,15 +3,17 @@
 //! Owns: the per-request pipeline — HTTP/2 requests checked as the guard checks HTTP/1.1
 //! heads (`h2_request`), Host and path resolution, routing (404), the body limit
 //! (413 before reading when Content-Length says so), spooling, and dispatch to the route's
-//! handler, then response compression (`compress::apply`, the one place it happens). Must not
-//! touch: connection-level concerns (timeouts between requests, the strict
-//! framing checks in `guard`, access logging) or what a handler does inside.
+//! handler, then response compression (`compress::apply`, the one place it happens); it notes
+//! the matched route for a JSON access line when asked (`RouteLabel`). Must not touch:
+//! connection-level concerns (timeouts between requests, the strict framing checks in
+//! `guard`, writing the access log) or what a handler does inside.
 
 use http::request::Parts;
 use http::{header, HeaderValue, Request, Response, StatusCode, Version};
 use http_body::Body;
 use hyper::body::Incoming;
 
+use super::access_json::RouteLabel;
 use super::compress::{apply, Negotiation};
 use super::context::WorkerContext;
 use super::h2_request;
@@ -24,11 +26,12 @@ use crate::router::Route;
 use crate::spool::{spool, SpoolError, SpooledBody};
 use crate::wasm;
 
-/// Serves one request.
+/// Serves one request; notes its route in `label` when given one.
 pub async fn serve(
     ctx: &WorkerContext,
     peer: Peer,
     req: Request<Incoming>,
+    label: Option<&mut RouteLabel>,
 ) -> Response<ResponseBody> {
     let (mut parts, body) = req.into_parts();
     if parts.version == Version::HTTP_2 {
@@ -48,6 +51,9 @@ pub async fn serve(
         return plain(StatusCode::NOT_FOUND, "Not Found\n");
     };
     let route = matched.route;
+    if let Some(label) = label {
+        *label = RouteLabel::of(route);
+    }
     let declared_len = match content_length(&parts) {
         Ok(len) => len,
         Err(response) => return response,

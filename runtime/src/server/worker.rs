@@ -1,8 +1,9 @@
 //! A worker: one process, one event-loop thread, its own listeners and interpreter state.
 //!
 //! Owns: the tokio runtime of a worker, its start-up order (context, `--watch` changes,
-//! services, and only then its SO_REUSEPORT listeners: a worker accepts once it is ready, and
-//! logs `worker N (pid P) listening on http://ADDR` then), the accept loops
+//! services, and only then its accept loops on the SO_REUSEPORT listeners the master bound for
+//! its index: a worker accepts once it is ready, logs `worker N (pid P) listening on
+//! http://ADDR` then, and tells the master it is ready), the accept loops
 //! (with the per-worker connection cap: past it a new connection gets 503 and is closed), and
 //! draining on SIGTERM/SIGINT within the grace period. Must not touch: other workers or the
 //! supervisor (see `supervisor`), or per-request logic (see `service`).
@@ -23,9 +24,9 @@ use super::connection::serve_connection;
 use super::context::WorkerContext;
 use super::handler::Handler;
 use super::job_delivery::JobDelivery;
-use super::listener::bind_reuseport;
 use super::peer::Peer;
-use super::supervisor::WORKER_BOOT_FAILED;
+use super::recycle::Recycle;
+use super::supervisor::{MasterLink, WORKER_BOOT_FAILED};
 use crate::config::Config;
 use crate::python::services as python_services;
 use crate::router::Router;
@@ -37,9 +38,12 @@ use tokio::sync::mpsc::UnboundedReceiver;
 pub struct WorkerSetup {
     pub config: Arc<Config>,
     pub router: Router<Handler>,
+    /// This index's listeners, bound by the master (which keeps its own copies: connections
+    /// waiting in their accept queues outlive this worker, for its successor to accept).
+    pub listeners: Vec<(std::net::TcpListener, SocketAddr)>,
+    /// How to reach the master (ready, recycle me).
+    pub link: MasterLink,
 }
-
-const LISTEN_BACKLOG: i32 = 1024;
 
 /// Runs worker `index` until it has drained; returns the process exit code.
 pub fn run_worker(setup: WorkerSetup, index: usize) -> i32 {
@@ -56,7 +60,9 @@ pub fn run_worker(setup: WorkerSetup, index: usize) -> i32 {
     LocalSet::new().block_on(&runtime, serve_until_drained(setup, index))
 }
 
-async fn serve_until_drained(setup: WorkerSetup, index: usize) -> i32 {
+async fn serve_until_drained(mut setup: WorkerSetup, index: usize) -> i32 {
+    let listeners = std::mem::take(&mut setup.listeners);
+    let link = setup.link;
     let Some(ready) = get_ready(setup, index) else {
         return WORKER_BOOT_FAILED;
     };
@@ -67,10 +73,9 @@ async fn serve_until_drained(setup: WorkerSetup, index: usize) -> i32 {
         mut stop,
     } = ready;
     let server = &ctx.config.server;
-    // Bound only now that the worker is ready (context built, WASM loaded, the watched
-    // directory scanned, services started): no connection waits behind a loading worker, and
-    // the "listening" line below means "ready".
-    let listeners = match bind_all(&server.bind_addrs()) {
+    // Accepted from only now that the worker is ready (context built, WASM loaded, the watched
+    // directory scanned, services started): the "listening" line below means "ready".
+    let listeners = match to_tokio(listeners) {
         Ok(listeners) => listeners,
         Err(message) => {
             tracing::error!("worker {index}: {message}");
@@ -93,6 +98,8 @@ async fn serve_until_drained(setup: WorkerSetup, index: usize) -> i32 {
         );
         tokio::task::spawn_local(accept);
     }
+    link.ready();
+    tokio::task::spawn_local(ctx.recycle.clone().watch());
     let _ = stop.wait_for(|stopped| *stopped).await;
     tracing::info!(
         "worker {index}: draining {} connection(s)",
@@ -123,7 +130,8 @@ struct Ready {
 /// changes, the stop watchdog and the services. `None` after logging why the boot failed.
 fn get_ready(setup: WorkerSetup, index: usize) -> Option<Ready> {
     let fail = |message: String| tracing::error!("worker {index}: {message}");
-    let (ctx, watch_changes) = WorkerContext::build(setup.config, setup.router)
+    let recycle = Recycle::new(&setup.config.server, index, setup.link);
+    let (ctx, watch_changes) = WorkerContext::build(setup.config, setup.router, recycle, index)
         .map_err(fail)
         .ok()?;
     let ctx = Rc::new(ctx);
@@ -184,15 +192,15 @@ fn start_services(
     Ok(())
 }
 
-fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<(TcpListener, SocketAddr)>, String> {
-    addrs
-        .iter()
-        .map(|addr| {
-            let std_listener = bind_reuseport(*addr, LISTEN_BACKLOG)
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            let local = std_listener.local_addr().unwrap_or(*addr);
-            TcpListener::from_std(std_listener)
-                .map(|l| (l, local))
+/// The master's listeners as this worker's event loop's.
+fn to_tokio(
+    listeners: Vec<(std::net::TcpListener, SocketAddr)>,
+) -> Result<Vec<(TcpListener, SocketAddr)>, String> {
+    listeners
+        .into_iter()
+        .map(|(listener, addr)| {
+            TcpListener::from_std(listener)
+                .map(|l| (l, addr))
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))
         })
         .collect()

@@ -21,11 +21,11 @@ mod response;
 mod static_get;
 
 use std::borrow::Cow;
+use std::time::Instant;
 
 use http::{HeaderValue, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::access_log::AccessRecord;
 use super::compress::{self, Negotiation};
 use super::connection_state::ConnectionState;
 use super::handler::Handler;
@@ -36,6 +36,7 @@ use super::service::host_name;
 use crate::body::plain;
 use crate::http_path::percent_decode;
 use crate::python::{FieldSpan, RawGet, Reply};
+use crate::router::Route;
 use crate::spool::SpooledBody;
 use reply::{flush, send};
 use request::{Head, InlineHead};
@@ -88,9 +89,11 @@ pub async fn serve(mut io: RejectingIo, state: &mut ConnectionState) -> Option<H
         flush(&mut io, &mut output).await.ok()?;
         input.drain(..served);
         served = 0;
-        if *state.draining.borrow() {
+        if *state.draining.borrow() && !state.clock.fresh() {
             // Draining: every whole request read has been answered; a head still arriving
-            // is not waited for (as hyper's graceful shutdown).
+            // is not waited for (as hyper's graceful shutdown), except the first one of a
+            // connection, which its client has most likely sent already (bounded by the
+            // header timeout).
             return close(io, &mut output).await;
         }
         if input.capacity() - input.len() < read_room / 2 {
@@ -108,7 +111,9 @@ pub async fn serve(mut io: RejectingIo, state: &mut ConnectionState) -> Option<H
             },
             // Whether the signal changed or its sender is gone (the worker is going), this
             // connection drains: what is buffered is answered, then it closes.
-            _ = drain_started.as_mut() => return close(io, &mut output).await,
+            _ = drain_started.as_mut(), if !state.clock.fresh() => {
+                return close(io, &mut output).await
+            }
             _ = sleep.as_mut() => {
                 match state.timer.fired(&state.clock, &state.head_clock, sleep.as_mut()) {
                     Expired::Head => {
@@ -178,9 +183,16 @@ async fn answer(
     let server_name = server_name(&request, peer);
     let router = ctx.router();
     state.clock.request_started();
+    // Only a JSON access line reads the clock here (for `duration_ms`).
+    let started = ctx.access_log.as_ref().filter(|log| log.is_json());
+    let started = started.map(|_| Instant::now());
     let Some(matched) = router.find(&server_name, &path) else {
         let response = plain(StatusCode::NOT_FOUND, "Not Found\n");
-        return respond(io, state, &request, Reply::Server(response), output).await;
+        let logged = Logged {
+            route: None,
+            started,
+        };
+        return respond(io, state, &request, Reply::Server(response), output, logged).await;
     };
     let app = match &matched.route.handler {
         Handler::Python(app) => app,
@@ -197,7 +209,11 @@ async fn answer(
                 matched.route.compress,
                 Reply::Server(response),
             );
-            return respond(io, state, &request, reply, output).await;
+            let logged = Logged {
+                route: Some(matched.route),
+                started,
+            };
+            return respond(io, state, &request, reply, output, logged).await;
         }
         Handler::Wasm(_) => {
             state.clock.response_finished();
@@ -226,7 +242,18 @@ async fn answer(
     // the next loop turn).
     let reply = compressed(state, &request, matched.route.compress, reply);
     tokio::task::yield_now().await;
-    respond(io, state, &request, reply, output).await
+    let logged = Logged {
+        route: Some(matched.route),
+        started,
+    };
+    respond(io, state, &request, reply, output, logged).await
+}
+
+/// What the access log gets from routing: the route (`None`: no route matched) and, for a
+/// JSON line, when the head had been read.
+struct Logged<'r> {
+    route: Option<&'r Route<Handler>>,
+    started: Option<Instant>,
 }
 
 /// The reply, compressed by the same rules as on hyper's path (`compress::apply`) when the
@@ -278,6 +305,7 @@ async fn respond(
     request: &Request<'_>,
     reply: Reply,
     output: &mut Vec<u8>,
+    logged: Logged<'_>,
 ) -> Answered {
     let closing = request.head.close || *state.draining.borrow();
     let status = match &reply {
@@ -286,13 +314,16 @@ async fn respond(
     };
     let sent = send(io, reply, output, closing).await;
     state.clock.response_finished();
+    state.ctx.recycle.request_done();
     if let Some(log) = &state.ctx.access_log {
         let target = request.head.target(request.buf);
-        let record = AccessRecord::of_get(
+        let fields = (request.field(b"referer"), request.field(b"user-agent"));
+        let record = log.record_get(
             target,
-            request.field(b"referer"),
-            request.field(b"user-agent"),
+            fields,
             state.peer.remote,
+            logged.route,
+            logged.started,
         );
         log.write(&record, status, sent.complete.then_some(sent.bytes));
     }

@@ -21,6 +21,8 @@
 //! - `SIGCHLD`: reap; a worker that died unexpectedly is replaced (immediately, then with a
 //!   back-off of 100 ms doubling to 5 s while the same index keeps dying within 2 s); a worker
 //!   that exited with [`WORKER_BOOT_FAILED`] stops everything with exit code 1.
+//! - a worker's notes ("ready", "recycle me"): see `recycle` (replacement first, then the old
+//!   worker drains; not a crash).
 
 use std::io::{self, Write};
 use std::panic::{self, AssertUnwindSafe};
@@ -90,7 +92,7 @@ pub fn supervise(
     settings: &SupervisorSettings,
     startup: StartupServices,
     hooks: ForkHooks<'_>,
-    worker_main: &mut dyn FnMut(usize) -> i32,
+    worker_main: &mut dyn FnMut(usize, MasterLink) -> i32,
 ) -> i32 {
     // The master's service threads end here, before the first fork: `startup` is consumed,
     // so nothing of it is left to cross a fork (each worker opens its own services).
@@ -99,7 +101,7 @@ pub fn supervise(
         error!("the number of workers must be at least 1");
         return 1;
     }
-    let signals = match Signals::block() {
+    let signals = match Signals::block(&notes::note_signals()) {
         Ok(signals) => signals,
         Err(e) => {
             error!("cannot block signals in the supervisor: {e}");
@@ -110,7 +112,10 @@ pub fn supervise(
     master.run()
 }
 
+mod notes;
+mod recycle;
 mod signals;
+pub use notes::MasterLink;
 use signals::*;
 
 /// Restart delay after `failures` consecutive quick deaths (or fork failures) of one index:
@@ -128,8 +133,9 @@ fn backoff(failures: u32) -> Duration {
 /// The body of a freshly forked worker: never returns into the master's code.
 fn run_child(
     after_in_child: &mut dyn FnMut(),
-    worker_main: &mut dyn FnMut(usize) -> i32,
+    worker_main: &mut dyn FnMut(usize, MasterLink) -> i32,
     index: usize,
+    link: MasterLink,
 ) -> ! {
     let code = panic::catch_unwind(AssertUnwindSafe(|| {
         for sig in SIGNALS {
@@ -141,7 +147,7 @@ fn run_child(
             error!(index, "worker cannot unblock signals: {e}");
             return WORKER_BOOT_FAILED;
         }
-        worker_main(index)
+        worker_main(index, link)
     }))
     .unwrap_or(PANIC_EXIT);
     let _ = io::stdout().flush();
@@ -159,6 +165,8 @@ struct Worker {
     started: Instant,
     /// Set once the master asked this worker to stop; its exit is then expected.
     stop: Option<Stopping>,
+    /// The worker this one replaces (a recycle), until this one is ready.
+    replaces: Option<pid_t>,
 }
 
 /// A worker that was sent `SIGTERM`.
@@ -207,8 +215,10 @@ struct Rolling {
 struct Master<'s, 'h, 'w> {
     settings: &'s SupervisorSettings,
     hooks: ForkHooks<'h>,
-    worker_main: &'w mut dyn FnMut(usize) -> i32,
+    worker_main: &'w mut dyn FnMut(usize, MasterLink) -> i32,
     signals: Signals,
+    /// What every forked worker gets to reach this process.
+    link: MasterLink,
     workers: Vec<Worker>,
     slots: Vec<Slot>,
     rolling: Option<Rolling>,
@@ -219,7 +229,7 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
     fn new(
         settings: &'s SupervisorSettings,
         hooks: ForkHooks<'h>,
-        worker_main: &'w mut dyn FnMut(usize) -> i32,
+        worker_main: &'w mut dyn FnMut(usize, MasterLink) -> i32,
         signals: Signals,
     ) -> Self {
         let now = Instant::now();
@@ -232,6 +242,8 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
             hooks,
             worker_main,
             signals,
+            // SAFETY: getpid has no requirements.
+            link: MasterLink::new(unsafe { libc::getpid() }),
             workers: Vec::with_capacity(settings.workers),
             slots: vec![first_start; settings.workers],
             rolling: None,
@@ -249,6 +261,10 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
         loop {
             self.start_due_workers();
             let signal = self.signals.wait(TICK);
+            let signal = match signal {
+                Some((sig, pid)) if self.on_note(sig, pid) => None,
+                other => other.map(|(sig, _)| sig),
+            };
             self.reap();
             if self.boot_failed {
                 error!("a worker could not start; stopping all workers");
@@ -298,6 +314,7 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
             index,
             started: Instant::now(),
             stop: None,
+            replaces: None,
         });
         Ok(pid)
     }
@@ -313,6 +330,7 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
                 &mut *self.hooks.after_in_child,
                 &mut *self.worker_main,
                 index,
+                self.link,
             );
         }
         let fork_error = io::Error::last_os_error();
@@ -378,9 +396,11 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
                 index, "worker {index} (pid {pid}) failed to boot ({exit})"
             );
             self.boot_failed = true;
-        } else {
+        } else if self.needs_restart_after_crash(pid, worker.replaces) {
             warn!(pid, index, %exit, "worker {index} (pid {pid}) died ({exit}); replacing it");
             self.schedule_restart(index, worker.started.elapsed() < QUICK_DEATH);
+        } else {
+            warn!(pid, index, %exit, "worker {index} (pid {pid}) died ({exit})");
         }
     }
 
@@ -449,7 +469,7 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
                 return;
             }
             self.enforce_kill_deadlines();
-            if let Some(sig @ (SIGINT | SIGQUIT)) = self.signals.wait(TICK) {
+            if let Some((sig @ (SIGINT | SIGQUIT), _)) = self.signals.wait(TICK) {
                 info!(
                     "received {} while stopping; stopping workers now",
                     SignalName(sig)
@@ -506,19 +526,31 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
                 rolling.next += 1;
                 continue;
             };
-            if let Err(e) = self.start_worker(index) {
-                rolling.fork_failures += 1;
-                let delay = backoff(rolling.fork_failures + 1);
-                error!(
-                    index,
-                    "cannot fork a replacement for worker {index}: {e}; retrying in {}",
-                    format_duration(delay)
-                );
-                rolling.not_before = Instant::now() + delay;
-                return false;
-            }
+            let new = match self.start_worker(index) {
+                Ok(new) => new,
+                Err(e) => {
+                    rolling.fork_failures += 1;
+                    let delay = backoff(rolling.fork_failures + 1);
+                    error!(
+                        index,
+                        "cannot fork a replacement for worker {index}: {e}; retrying in {}",
+                        format_duration(delay)
+                    );
+                    rolling.not_before = Instant::now() + delay;
+                    return false;
+                }
+            };
             rolling.fork_failures = 0;
-            self.retire(old);
+            // The old worker, and a recycle's replacement not yet ready, if any.
+            let others: Vec<pid_t> = self
+                .workers
+                .iter()
+                .filter(|w| w.index == index && w.stop.is_none() && w.pid != new)
+                .map(|w| w.pid)
+                .collect();
+            for pid in others {
+                self.retire(pid);
+            }
             rolling.retiring = Some(old);
             rolling.next += 1;
             return false;

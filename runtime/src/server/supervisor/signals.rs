@@ -12,7 +12,7 @@ use std::time::Duration;
 use libc::{c_int, pid_t, SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use tracing::warn;
 
-/// The signals the master blocks and waits for.
+/// The signals the master blocks and waits for, besides the workers' notes (`recycle`).
 pub(super) const SIGNALS: [c_int; 5] = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD];
 
 /// How a child process ended.
@@ -77,22 +77,29 @@ pub(super) struct Signals {
 impl Signals {
     /// Blocks [`SIGNALS`] in the calling thread and makes sure `SIGCHLD` is not ignored (an
     /// inherited `SIG_IGN` would let the kernel reap workers before we see how they ended).
-    pub(super) fn block() -> io::Result<Self> {
+    pub(super) fn block(notes: &[c_int]) -> io::Result<Self> {
         set_default_disposition(SIGCHLD)?;
-        let set = change_signal_mask(libc::SIG_BLOCK, &SIGNALS)?;
+        let mut all = SIGNALS.to_vec();
+        all.extend(notes);
+        let set = change_signal_mask(libc::SIG_BLOCK, &all)?;
         Ok(Signals { set })
     }
 
-    /// Waits up to `timeout` for one of the blocked signals; `None` on timeout.
-    pub(super) fn wait(&self, timeout: Duration) -> Option<c_int> {
+    /// Waits up to `timeout` for one of the blocked signals and returns it with the pid of its
+    /// sender; `None` on timeout.
+    pub(super) fn wait(&self, timeout: Duration) -> Option<(c_int, pid_t)> {
         let ts = libc::timespec {
             tv_sec: timeout.as_secs() as libc::time_t,
             tv_nsec: timeout.subsec_nanos() as libc::c_long,
         };
-        // SAFETY: `set` and `ts` are valid for the call; a null siginfo pointer is allowed.
-        let sig = unsafe { libc::sigtimedwait(&self.set, ptr::null_mut(), &ts) };
+        let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+        // SAFETY: `set`, `info` and `ts` are valid for the call.
+        let sig = unsafe { libc::sigtimedwait(&self.set, info.as_mut_ptr(), &ts) };
         if sig > 0 {
-            return Some(sig);
+            // SAFETY: sigtimedwait filled `info` for the signal it returned; every signal
+            // here is sent by `kill` or the kernel's SIGCHLD, both of which set `si_pid`.
+            let pid = unsafe { info.assume_init_ref().si_pid() };
+            return Some((sig, pid));
         }
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
