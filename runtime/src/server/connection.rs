@@ -70,12 +70,10 @@ pub async fn serve_connection(
     if let Some(acceptor) = state.ctx.tls.clone() {
         return serve_tls(stream, acceptor, state).await;
     }
-    // h2c with prior knowledge? Bounded by the header-read timeout; a drain ends the wait.
-    let sniff = tokio::time::timeout(header_timeout, h2::sends_preface(&stream));
-    let preface = tokio::select! {
-        preface = sniff => preface,
-        _ = state.draining.changed() => return,
-    };
+    // h2c with prior knowledge? Bounded by the header-read timeout. A drain does not end the
+    // wait: the connection's first request is still answered (its client has most likely sent
+    // it already; closing now would reset it), as on both HTTP/1.1 loops.
+    let preface = tokio::time::timeout(header_timeout, h2::sends_preface(&stream)).await;
     match preface {
         Ok(Ok(true)) => return serve_h2(TokioIo::new(stream), state).await,
         Ok(Ok(false)) => {}
