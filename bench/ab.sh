@@ -39,7 +39,6 @@ esac
 URL_PATH=${URL_PATH:-/}
 SERVER_ENV=()
 if [[ $SCENARIO == flask || $SCENARIO == django ]]; then
-    VENV="$BENCH_DIR/.venv"
     [[ -x $VENV/bin/python ]] || die "bench/.venv is missing: run bash bench/core.sh once"
     SITE_PACKAGES=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     SERVER_ENV=(env "PYTHONPATH=$SITE_PACKAGES" "VIRTUAL_ENV=$VENV")

@@ -32,11 +32,6 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$BENCH_DIR/lib.sh"
-APPS_DIR="$BENCH_DIR/apps"
-VENV="$BENCH_DIR/.venv"
-RESULTS_DIR="$BENCH_DIR/results"
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-WSRUN_BIN="${WSRUN_BIN:-$TARGET_DIR/release/wsrun}"
 HYPER_BIN="${HYPER_BIN:-$TARGET_DIR/release/hyper-hello}"
 
 DURATION="${DURATION:-10}"

@@ -38,10 +38,6 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$BENCH_DIR/lib.sh"
-APPS_DIR="$BENCH_DIR/apps"
-RESULTS_DIR="$BENCH_DIR/results"
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-WSRUN_BIN="${WSRUN_BIN:-$TARGET_DIR/release/wsrun}"
 
 case ${1:-} in
     "") ;;

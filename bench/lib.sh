@@ -1,8 +1,19 @@
 # shellcheck shell=bash
-# bench/lib.sh — helpers shared by bench/core.sh and bench/wasm.sh; sourced, not run.
+# bench/lib.sh — paths and helpers shared by the bench scripts; sourced, not run.
 #
-# The sourcing script sets ROOT (the repository root), SERVER_CPU and CLIENT_CPU; make_work
-# sets WORK and RAW, setup_pinning PIN_SERVER, PIN_CLIENT and PINNING.
+# The sourcing script sets BENCH_DIR (this folder) and ROOT (the repository root) before
+# sourcing, and SERVER_CPU and CLIENT_CPU; make_work sets WORK and RAW, setup_pinning
+# PIN_SERVER, PIN_CLIENT and PINNING.
+
+# Paths every script uses (WSRUN_BIN and CARGO_TARGET_DIR may come from the environment).
+# shellcheck disable=SC2034  # read by the sourcing scripts
+APPS_DIR="$BENCH_DIR/apps"
+# shellcheck disable=SC2034
+VENV="$BENCH_DIR/.venv"
+# shellcheck disable=SC2034
+RESULTS_DIR="$BENCH_DIR/results"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+WSRUN_BIN="${WSRUN_BIN:-$TARGET_DIR/release/wsrun}"
 
 declare -a PGIDS=()          # process groups started here, killed on exit
 declare -A UNAVAILABLE=()    # server -> reason it shows as n/a

@@ -22,9 +22,6 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$BENCH_DIR/lib.sh"
-APPS_DIR="$BENCH_DIR/apps"
-VENV="$BENCH_DIR/.venv"
-WSRUN_BIN="${WSRUN_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/wsrun}"
 PROFILED="${SECONDS_PROFILED:-8}"
 WARMUP="${WARMUP:-2}"
 CONNECTIONS="${CONNECTIONS:-64}"

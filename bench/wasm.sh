@@ -32,10 +32,7 @@ ROOT=$(dirname "$BENCH_DIR")
 source "$BENCH_DIR/lib.sh"
 WASM_DIR="$BENCH_DIR/wasm"
 HANDLERS_DIR="$ROOT/handlers"
-RESULTS_DIR="$BENCH_DIR/results"
 TOOLS_DIR="$BENCH_DIR/.tools"
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-WSRUN_BIN="${WSRUN_BIN:-$TARGET_DIR/release/wsrun}"
 HYPER_BIN="${HYPER_BIN:-$TARGET_DIR/release/hyper-hello}"
 WASMTIME_BIN="${WASMTIME_BIN:-$TOOLS_DIR/bin/wasmtime}"
 WASMTIME_VERSION=48.0.8

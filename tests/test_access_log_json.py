@@ -14,8 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from support.config_files import (
+    assert_config_error,
+    hello_tenant,
+    probe_and_hello,
+    probe_app,
+    write_config,
+)
 from support.launcher import Launcher, Server
-from support.paths import APPS, WAIT, wait_for
+from support.paths import WAIT, wait_for
 from support.wasm import wasm_handler
 
 KEYS = {
@@ -52,32 +59,12 @@ def _request(
 @pytest.fixture
 def json_server(launcher: Launcher, tmp_path: Path) -> Iterator[tuple[Server, Path]]:
     log = tmp_path / "access.log"
-    cfg = tmp_path / "wsrun.toml"
-    cfg.write_text(
-        f"""[server]
-workers = 1
-state_dir = "{tmp_path / "state"}"
-access_log = "{log}"
-access_log_format = "json"
-pythonpath = ["{APPS}"]
-
-[[route]]
-prefix = "/py"
-python = "probe:app"
-
-[[route]]
-prefix = "/hello"
-wasm = "{wasm_handler("hello")}"
-
-[[tenant]]
-name = "acme"
-hosts = ["acme.test"]
-
-  [[tenant.route]]
-  prefix = "/site"
-  wasm = "{wasm_handler("hello")}"
-"""
+    server = (
+        f'workers = 1\nstate_dir = "{tmp_path / "state"}"\n'
+        f'access_log = "{log}"\naccess_log_format = "json"'
     )
+    acme = hello_tenant(["acme.test"], prefix="/site")
+    cfg = write_config(tmp_path, probe_and_hello(server, python_prefix="/py", tenant=acme))
     srv = launcher.start(["-c", str(cfg)])
     yield srv, log
 
@@ -152,12 +139,5 @@ def test_combined_stays_the_default(launcher: Launcher, tmp_path: Path) -> None:
 
 
 def test_bad_access_log_format_is_a_config_error(launcher: Launcher, tmp_path: Path) -> None:
-    cfg = tmp_path / "wsrun.toml"
-    cfg.write_text(
-        f'[server]\npythonpath = ["{APPS}"]\naccess_log_format = "xml"\n'
-        '[[route]]\nprefix = "/"\npython = "probe:app"\n'
-    )
-    srv = launcher.start(["-c", str(cfg)], wait="none")
-    assert srv.wait_exit() != 0
-    log = srv.log()
-    assert f"{cfg}:3" in log and "server.access_log_format" in log and "xml" in log, log
+    cfg = write_config(tmp_path, probe_app('access_log_format = "xml"'))
+    assert_config_error(launcher, cfg, 2, "server.access_log_format", "xml")

@@ -15,11 +15,12 @@ import hpack
 import hyperframe.frame as frames
 import pytest
 
+from support.config_files import probe_and_hello, write_config
 from support.h2_client import H2Client, Refused, Reply
 from support.launcher import Launcher, Server
-from support.paths import APPS, WAIT
+from support.paths import WAIT
 from support.tls import TestCA, curl_http
-from support.wasm import hello_body, wasm_handler
+from support.wasm import hello_body
 
 #: What the server advertises and enforces (runtime/src/server/h2.rs).
 MAX_CONCURRENT_STREAMS = 100
@@ -31,22 +32,8 @@ SETTINGS_MAX_HEADER_LIST_SIZE = 0x6
 
 
 def config(tmp: Path, tls: str = "") -> Path:
-    cfg = tmp / "wsrun.toml"
-    cfg.write_text(
-        f"""[server]
-pythonpath = ["{APPS}"]
-max_body_size = "16KiB"
-{tls}
-[[route]]
-prefix = "/"
-python = "probe:app"
-
-[[route]]
-prefix = "/hello"
-wasm = "{wasm_handler("hello")}"
-"""
-    )
-    return cfg
+    """The probe app at `/` and hello.wasm at `/hello`, bodies limited to 16 KiB."""
+    return write_config(tmp, probe_and_hello(f'max_body_size = "16KiB"\n{tls}'))
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from support.config_files import assert_config_error, probe_app, write_config
 from support.launcher import Launcher, Server
-from support.paths import APPS, WAIT
+from support.paths import WAIT
 
 RECYCLED_AFTER = re.compile(r"worker (\d+) \(pid (\d+)\) recycled after (\d+) requests")
 LIMIT_LINE = re.compile(r"worker (\d+) \(pid (\d+)\) will be recycled after (\d+) requests")
@@ -148,12 +149,5 @@ def test_max_rss_recycles_a_leaking_worker_and_a_new_pid_serves(launcher: Launch
 def test_bad_max_rss_is_a_config_error_naming_file_line_and_key(
     launcher: Launcher, tmp_path: Path
 ) -> None:
-    cfg = tmp_path / "wsrun.toml"
-    cfg.write_text(
-        f'[server]\nworkers = 1\nmax_rss = "lots"\npythonpath = ["{APPS}"]\n'
-        '[[route]]\nprefix = "/"\npython = "probe:app"\n'
-    )
-    srv = launcher.start(["-c", str(cfg)], wait="none")
-    assert srv.wait_exit() != 0
-    log = srv.log()
-    assert f"{cfg}:3" in log and "server.max_rss" in log and "lots" in log, log
+    cfg = write_config(tmp_path, probe_app('workers = 1\nmax_rss = "lots"'))
+    assert_config_error(launcher, cfg, 3, "server.max_rss", "lots")

@@ -11,44 +11,22 @@ from pathlib import Path
 
 import pytest
 
+from support import config_files
+from support.config_files import hello_tenant, probe_and_hello
 from support.http import free_port
 from support.launcher import Launcher, Server, run_wsrun
 from support.paths import APPS
 from support.tls import CertPair, TestCA, install, tls_get
-from support.wasm import hello_body, wasm_handler
+from support.wasm import hello_body
 
 
 def write_config(tmp: Path, cert: CertPair, tenant: CertPair | None = None) -> Path:
     """A config serving the probe app at `/`, hello.wasm at `/hello`, and a tenant
     `acme.test` (its own certificate when given) with hello.wasm at `/`."""
-    tenant_tls = ""
-    if tenant is not None:
-        tenant_tls = f'tls_cert = "{tenant.cert}"\ntls_key = "{tenant.key}"\n'
-    cfg = tmp / "wsrun.toml"
-    cfg.write_text(
-        f"""[server]
-tls_cert = "{cert.cert}"
-tls_key = "{cert.key}"
-pythonpath = ["{APPS}"]
-
-[[route]]
-prefix = "/"
-python = "probe:app"
-
-[[route]]
-prefix = "/hello"
-wasm = "{wasm_handler("hello")}"
-
-[[tenant]]
-name = "acme"
-hosts = ["acme.test", "*.acme.test"]
-{tenant_tls}
-  [[tenant.route]]
-  prefix = "/"
-  wasm = "{wasm_handler("hello")}"
-"""
-    )
-    return cfg
+    tenant_tls = f'tls_cert = "{tenant.cert}"\ntls_key = "{tenant.key}"' if tenant else ""
+    server = f'tls_cert = "{cert.cert}"\ntls_key = "{cert.key}"'
+    acme = hello_tenant(["acme.test", "*.acme.test"], extra=tenant_tls)
+    return config_files.write_config(tmp, probe_and_hello(server, tenant=acme))
 
 
 @pytest.fixture
