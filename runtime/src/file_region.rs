@@ -179,17 +179,26 @@ fn read_nowait(file: &File, want: usize, offset: u64) -> io::Result<BytesMut> {
         iov_base: spare.as_mut_ptr().cast(),
         iov_len: want,
     };
+    // SAFETY: the iovec points at `want` bytes of `buf`'s spare capacity, alive for the call.
+    let n = unsafe { preadv2_nowait(file, iov, offset)? };
+    // SAFETY: preadv2 initialised the first `n` bytes (at most `want`) of the spare capacity.
+    unsafe { buf.set_len(n) };
+    Ok(buf)
+}
+
+/// One `preadv2(RWF_NOWAIT)` into `iov`'s buffer; the count read, at most `iov.iov_len`.
+///
+/// # Safety
+/// `iov.iov_base` must point at `iov.iov_len` writable bytes that outlive the call.
+unsafe fn preadv2_nowait(file: &File, iov: libc::iovec, offset: u64) -> io::Result<usize> {
     let offset = libc::off_t::try_from(offset).map_err(|_| io::Error::other("offset too large"))?;
-    // SAFETY: the iovec points at `want` bytes of `buf`'s spare capacity, which outlives the
-    // call; the descriptor is open for as long as `file` is borrowed.
+    // SAFETY: the caller's iovec points at `iov_len` writable bytes that outlive the call; the
+    // descriptor is open for as long as `file` is borrowed.
     let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let n = usize::try_from(n).unwrap_or(0).min(want);
-    // SAFETY: preadv2 initialised the first `n` bytes of the spare capacity.
-    unsafe { buf.set_len(n) };
-    Ok(buf)
+    Ok(usize::try_from(n).unwrap_or(0).min(iov.iov_len))
 }
 
 /// How much sendfile sends between two probes of the page cache: 2 MiB, nginx's default
@@ -198,7 +207,13 @@ const SENDFILE_WINDOW: u64 = 2 * 1024 * 1024;
 
 /// Whether the page holding byte `offset` is in the page cache (a one-byte `RWF_NOWAIT` read).
 fn page_cached(file: &File, offset: u64) -> io::Result<bool> {
-    match read_nowait(file, 1, offset) {
+    let mut byte = 0u8;
+    let iov = libc::iovec {
+        iov_base: (&raw mut byte).cast(),
+        iov_len: 1,
+    };
+    // SAFETY: the iovec points at `byte`, which outlives the call.
+    match unsafe { preadv2_nowait(file, iov, offset) } {
         Ok(_) => Ok(true),
         Err(err) if err.kind() == io::ErrorKind::WouldBlock || refuses_nowait(&err) => Ok(false),
         Err(err) => Err(err),
