@@ -113,6 +113,9 @@ FORBIDDEN = [
     ([("x-ctl", "a\x01b")], "goaway"),
     ([("host", "other.test")], 400),
     ([("host", "localhost"), ("host", "localhost")], 400),
+    ([("content-type", "text/plain"), ("content-type", "text/plain")], 400),
+    ([("authorization", "Basic YTpi"), ("authorization", "Basic Yzpk")], 400),
+    ([("range", "bytes=0-1"), ("range", "bytes=2-3")], 400),
 ]
 
 
@@ -139,6 +142,23 @@ def test_forbidden_fields_never_reach_the_app(srv: Server, fields: list, expecte
     calls = srv.calls()
     assert any("/after" in c for c in calls)
     assert not any("/forbidden" in c for c in calls), calls
+
+
+@pytest.mark.parametrize(
+    ("trailer", "expected"),
+    [(("content-length", "3"), 400), (("authorization", "Basic YTpi"), 400), (("x-sum", "1"), 200)],
+    ids=["content-length", "authorization", "allowed"],
+)
+def test_trailers_are_checked_over_h2(srv: Server, trailer: tuple[str, str], expected: int) -> None:
+    """RFC 9110 section 6.5.1: framing, routing and auth fields in trailers get 400; others are
+    dropped (the app never sees them as headers)."""
+    client = H2Client.connect(srv.port)
+    stream = client.send("/env", method="POST", body=b"abc", trailers=[trailer])
+    reply = client.outcome(stream)
+    assert isinstance(reply, Reply) and reply.status == expected, reply
+    if expected == 200:
+        environ = json.loads(reply.body)
+        assert not any(key.startswith("HTTP_X_SUM") for key in environ), environ
 
 
 def test_settings_advertise_the_limits(srv: Server) -> None:

@@ -49,6 +49,36 @@ CASES: list[tuple[str, bytes, int]] = [
     # --- Host
     ("missing-host", b"GET / HTTP/1.1\r\n\r\n", 400),
     ("two-hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ("two-equal-hosts", b"GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", 400),
+    # --- singleton fields repeated (field_rules.rs), equal values too
+    (
+        "two-content-types",
+        POST
+        + b"Content-Type: text/plain\r\ncontent-type: text/html\r\nContent-Length: 5\r\n\r\nhello",
+        400,
+    ),
+    ("two-auth", b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: a\r\nAuthorization: a\r\n\r\n", 400),
+    (
+        "two-proxy-auth",
+        b"GET / HTTP/1.1\r\nHost: x\r\nProxy-Authorization: a\r\nPROXY-AUTHORIZATION: b\r\n\r\n",
+        400,
+    ),
+    (
+        "two-ranges",
+        b"GET / HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\nRange: bytes=2-3\r\n\r\n",
+        400,
+    ),
+    (
+        "two-if-modified-since",
+        b"GET / HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: a\r\nIf-Modified-Since: b\r\n\r\n",
+        400,
+    ),
+    # --- forbidden trailer fields (RFC 9110 section 6.5.1)
+    ("trailer-content-length", CHUNKED + b"5\r\nhello\r\n0\r\nContent-Length: 5\r\n\r\n", 400),
+    ("trailer-te", CHUNKED + b"5\r\nhello\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+    ("trailer-host", CHUNKED + b"5\r\nhello\r\n0\r\nHost: evil\r\n\r\n", 400),
+    ("trailer-auth", CHUNKED + b"5\r\nhello\r\n0\r\nX-Ok: 1\r\nAuthorization: a\r\n\r\n", 400),
+    ("trailer-content-type", CHUNKED + b"5\r\nhello\r\n0\r\ncontent-type: a/b\r\n\r\n", 400),
     # --- request target
     ("target-relative", b"GET foo HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     ("target-bad-absolute", b"GET http://[bad HTTP/1.1\r\nHost: x\r\n\r\n", 400),
@@ -113,6 +143,11 @@ def test_valid_requests_still_pass(probe: Server) -> None:
         + b'5;a=b;c="d e"\r\nhello\r\n0\r\n\r\n',
         b"GET /x?q=a%20b HTTP/1.1\r\nHost: x\r\nX-Tab: a\tb\r\nConnection: close\r\n\r\n",
         b"GET /x HTTP/1.0\r\n\r\n",
+        # list-valued fields may repeat; a trailer outside the forbidden list is dropped
+        b"GET /x HTTP/1.1\r\nHost: x\r\nAccept: a/b\r\nAccept: c/d\r\nCookie: a=1\r\n"
+        b"Cookie: b=2\r\nConnection: close\r\n\r\n",
+        CHUNKED.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+        + b"5\r\nhello\r\n0\r\nX-Checksum: 1\r\n\r\n",
     ]
     for raw in ok:
         res = raw_exchange(probe.port, raw, timeout=3)

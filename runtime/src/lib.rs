@@ -16,13 +16,15 @@
 //!   Services are values: `cli` builds the master's `StartupServices`, which `server::run`
 //!   consumes before any fork; each worker builds its own `Services` and hands it to the
 //!   Python module and the WASM host.
-//! - `config`: the validated `Config`; `static_files` (-> `body`, `accept_encoding`), `spool`,
+//! - `config`: the validated `Config`; `field_rules` (request singletons, forbidden trailers);
+//!   `static_files` (-> `body`, `accept_encoding`), `spool`,
 //!   `body` (-> `file_region`), `http_path`, `accept_encoding`: leaves
 
 pub mod accept_encoding;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod field_rules;
 pub mod file_region;
 pub mod http_path;
 pub mod python;

@@ -87,8 +87,9 @@ class H2Client:
         headers: Sequence[tuple[str, str]] = (),
         body: bytes | None = None,
         authority: str = "localhost",
+        trailers: Sequence[tuple[str, str]] = (),
     ) -> int:
-        """Starts a request; returns its stream id."""
+        """Starts a request; returns its stream id. `trailers` end the stream after the body."""
         stream = self.conn.get_next_available_stream_id()
         head = [
             (":method", method),
@@ -100,8 +101,10 @@ class H2Client:
         if body is not None:
             step = self.conn.max_outbound_frame_size
             for at in range(0, len(body), step):
-                last = at + step >= len(body)
+                last = at + step >= len(body) and not trailers
                 self.conn.send_data(stream, body[at : at + step], end_stream=last)
+        if trailers:
+            self.conn.send_headers(stream, list(trailers), end_stream=True)
         self.flush()
         return stream
 

@@ -6,16 +6,19 @@
 //! than `trailers`) and a body longer or shorter than its `content-length`. This module adds
 //! what the guard checks on an HTTP/1.1 head and h2 does not: one valid `host`, agreeing
 //! with `:authority`; one valid `content-length`; a `host` at all (an app's `HTTP_HOST`,
-//! made from `:authority` when the client sent only that). Owns: `check`. Must not touch:
+//! made from `:authority` when the client sent only that); no repeated singleton
+//! (`field_rules`). Owns: `check`. Must not touch:
 //! routing or bodies (`service`), frames or flood limits (`h2`).
 
 use http::request::Parts;
 use http::{header, HeaderValue};
 
 use super::guard::{is_valid_host, parse_decimal};
+use crate::field_rules::singleton_names;
 
 /// Checks an HTTP/2 request's fields; `Err` is the reason for a 400.
 pub fn check(parts: &mut Parts) -> Result<(), &'static str> {
+    check_singletons(parts)?;
     for name in [
         header::CONNECTION,
         header::TRANSFER_ENCODING,
@@ -61,6 +64,20 @@ pub fn check(parts: &mut Parts) -> Result<(), &'static str> {
             Ok(())
         }
     }
+}
+
+/// Refuses a repeated `field_rules` singleton, as the HTTP/1 guard does.
+fn check_singletons(parts: &Parts) -> Result<(), &'static str> {
+    // Most requests repeat no field name at all: then there is nothing to look up.
+    if parts.headers.len() == parts.headers.keys_len() {
+        return Ok(());
+    }
+    for (name, reason) in singleton_names() {
+        if parts.headers.get_all(name).iter().nth(1).is_some() {
+            return Err(reason);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::net::Ipv6Addr;
 use memchr::memchr;
 
 use super::scan::{bad, fail, Fail, HeadScan, LineErr, State, MAX_CHUNK_DIGITS, MAX_TARGET_LEN};
+use crate::field_rules::{repeated_reason, singleton_index};
 
 /// Finds the next CRLF-terminated line in `raw`, resuming the LF search at `*scan`.
 /// Returns the line without CRLF and its length with CRLF; `limit` caps that length.
@@ -100,8 +101,16 @@ pub(super) fn parse_field(line: &[u8]) -> Result<(&[u8], &[u8]), &'static str> {
     Ok((name, trim_ows(value)))
 }
 
-/// Records the framing-relevant header fields of a request head.
+/// Records the framing-relevant header fields of a request head; refuses a repeated
+/// singleton (`field_rules`).
 pub(super) fn check_header(name: &[u8], value: &[u8], head: &mut HeadScan) -> Result<(), Fail> {
+    if let Some(index) = singleton_index(name) {
+        let bit = 1u16 << index;
+        if head.singletons & bit != 0 {
+            return Err(bad(repeated_reason(index)));
+        }
+        head.singletons |= bit;
+    }
     if name.eq_ignore_ascii_case(b"host") {
         head.hosts += 1;
         if head.hosts > 1 {

@@ -5,7 +5,7 @@
 //! so keep-alive and pipelining work), buffers each request head until its final CRLFCRLF,
 //! validates the whole head, and only then lets hyper read it. Body bytes are passed through
 //! as soon as their framing is known to be valid; chunk-size lines, chunk CRLFs and trailers
-//! are validated on the way.
+//! are validated on the way (a trailer field that `field_rules` forbids stops the body).
 //!
 //! What it must not touch: it never interprets routes, never looks at the content of bodies,
 //! and never writes to the client. A rejected head is reported through
@@ -20,6 +20,8 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::field_rules::{is_forbidden_trailer, FORBIDDEN_TRAILER_REASON};
 
 mod grammar;
 mod scan;
@@ -280,7 +282,10 @@ impl<IO> GuardedIo<IO> {
             if self.head.fields > self.limits.max_headers {
                 return Err(Fail::Body("too many trailer fields"));
             }
-            parse_field(line).map_err(Fail::Body)?;
+            let (name, _) = parse_field(line).map_err(Fail::Body)?;
+            if is_forbidden_trailer(name) {
+                return Err(Fail::Body(FORBIDDEN_TRAILER_REASON));
+            }
             self.head.bytes = self.head.bytes.saturating_add(used);
             State::Trailers
         };

@@ -81,6 +81,8 @@ pub(super) struct HeadScan {
     /// Head size once complete; trailer lines are added to it.
     pub(super) bytes: usize,
     pub(super) hosts: usize,
+    /// One bit per `field_rules` singleton already seen in this head.
+    pub(super) singletons: u16,
     pub(super) content_length: Option<u64>,
     pub(super) te_seen: bool,
     pub(super) te_chunked: usize,
