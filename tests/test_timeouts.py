@@ -1,4 +1,4 @@
-"""Header-read, body-read, keep-alive idle timeouts and the per-worker connection cap."""
+"""Header-read, body-read, keep-alive idle timeouts and the per-worker connection cap (at the cap\nthe oldest connection serving no request is evicted; 503 only when all are busy)."""
 
 from __future__ import annotations
 
@@ -115,36 +115,63 @@ def test_idle_keep_alive_connection_is_closed(timed: Server) -> None:
     assert 0.6 <= elapsed <= 2.5, elapsed
 
 
-def test_max_connections_per_worker(launcher: Launcher) -> None:
-    # The harness waits for the ready line, never connects: both slots are free.
+GET = b"GET /framing/cl HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_at_the_cap_the_oldest_idle_connection_makes_room(launcher: Launcher) -> None:
     srv = launcher.probe("--max-connections", "2", "--keepalive-timeout", "10s")
-    a = _connect(srv)
-    b = _connect(srv)
+    a, b = _connect(srv), _connect(srv)
     try:
         for s in (a, b):
-            s.sendall(b"GET /framing/cl HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.sendall(GET)
             assert read_response(s).status == 200
+        with _connect(srv) as c:  # a third: `a`, idle longest, is closed for it
+            c.sendall(GET)
+            assert read_response(c).status == 200
+            data, closed = recv_until_closed(a, 3)
+            assert closed and data == b"", data
+            b.sendall(GET)  # `b` was left alone
+            assert read_response(b).status == 200
+    finally:
+        a.close()
+        b.close()
+
+
+def test_at_the_cap_a_new_connection_gets_503_when_all_are_busy(launcher: Launcher) -> None:
+    srv = launcher.probe("--max-connections", "2", "--threads", "2")
+    busy = [_connect(srv), _connect(srv)]
+    try:
+        for s in busy:
+            s.sendall(b"GET /sleep?s=2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert wait_for(lambda: len(srv.calls()) == 2), srv.calls()
         with _connect(srv) as c:
-            c.sendall(b"GET /framing/cl HTTP/1.1\r\nHost: x\r\n\r\n")
+            c.sendall(GET)
             data, closed = recv_until_closed(c, 3)
         assert status_of(data) == 503, data
         assert closed
-        # the two admitted connections are still served
-        a.sendall(b"GET /framing/cl HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert read_response(a).status == 200
+        for s in busy:  # the busy ones were not touched
+            assert read_response(s, timeout=5).status == 200
     finally:
-        a.close()
+        for s in busy:
+            s.close()
 
-    # once one slot is free a new connection is served again
-    def served() -> bool:
-        with _connect(srv) as d:
-            d.sendall(b"GET /framing/cl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data, _ = recv_until_closed(d, 2)
-        if status_of(data) != 200:
-            return False
-        assert parse_response(data).body == b"0123456789"
-        return True
 
-    ok = wait_for(served, interval=0.1)
-    b.close()
-    assert ok, "a freed connection slot must be reusable"
+def test_slowloris_heads_make_room_for_normal_clients(launcher: Launcher) -> None:
+    """Far more trickling heads than the cap: each new normal connection evicts one of them,
+    and every normal request is served."""
+    srv = launcher.probe("--max-connections", "100", "--header-timeout", "30s")
+    slow: list[socket.socket] = []
+    try:
+        for _ in range(400):
+            s = _connect(srv)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            slow.append(s)
+        for _ in range(50):
+            with _connect(srv) as c:
+                c.sendall(b"GET /framing/cl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                data, _ = recv_until_closed(c, 5)
+            assert status_of(data) == 200, data[:200]
+            assert parse_response(data).body == b"0123456789"
+    finally:
+        for s in slow:
+            s.close()

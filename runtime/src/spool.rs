@@ -19,6 +19,8 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
+use crate::field_rules::{is_forbidden_trailer, FORBIDDEN_TRAILER_REASON};
+
 /// Limits that govern one request's body.
 #[derive(Debug, Clone)]
 pub struct SpoolLimits {
@@ -95,6 +97,33 @@ pub enum SpoolError {
     Io(io::Error),
 }
 
+/// What a failed spool write says about the storage, for the status the request gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFault {
+    /// No room: a full disk, a quota or a file-size limit (507).
+    Full,
+    /// The spool directory is gone, unwritable or read-only (503).
+    Unavailable,
+    /// Anything else (500).
+    Other,
+}
+
+impl SpoolError {
+    /// For `Io` errors, which storage fault caused them; `None` for the other kinds.
+    pub fn storage_fault(&self) -> Option<StorageFault> {
+        let SpoolError::Io(err) = self else {
+            return None;
+        };
+        Some(match err.raw_os_error() {
+            Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG) => StorageFault::Full,
+            Some(libc::ENOENT | libc::ENOTDIR | libc::EACCES | libc::EROFS) => {
+                StorageFault::Unavailable
+            }
+            _ => StorageFault::Other,
+        })
+    }
+}
+
 impl std::fmt::Display for SpoolError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -132,11 +161,28 @@ where
             Ok(Some(Err(err))) => return Err(classify_body_error(err.into())),
             Ok(Some(Ok(frame))) => frame,
         };
-        if let Ok(data) = frame.into_data() {
-            sink.push(data, limits)?;
+        match frame.into_data() {
+            Ok(data) => sink.push(data, limits)?,
+            // Trailers (HTTP/2; the HTTP/1 guard refused forbidden ones before hyper saw
+            // them): a forbidden field refuses the request, the others are dropped.
+            Err(frame) => {
+                if let Ok(trailers) = frame.into_trailers() {
+                    check_trailers(&trailers)?;
+                }
+            }
         }
     }
     sink.finish()
+}
+
+fn check_trailers(trailers: &http::HeaderMap) -> Result<(), SpoolError> {
+    match trailers
+        .keys()
+        .any(|name| is_forbidden_trailer(name.as_str().as_bytes()))
+    {
+        true => Err(SpoolError::Malformed(FORBIDDEN_TRAILER_REASON.to_string())),
+        false => Ok(()),
+    }
 }
 
 fn allowance_deadline(started: Instant, received: u64, limits: &SpoolLimits) -> Instant {

@@ -193,7 +193,6 @@ fn flag_errors_name_the_flag() {
     let cases = [
         ("-w 0", "--workers", "at least 1"),
         ("--threads 0", "--threads", "at least 1"),
-        ("--max-connections 0", "--max-connections", "at least 1"),
         ("--max-headers 0", "--max-headers", "at least 1"),
         ("--max-body-size 10XB", "--max-body-size", "unknown size unit"),
         ("--spool-threshold 1.5M", "--spool-threshold", "whole numbers"),

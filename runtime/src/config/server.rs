@@ -77,10 +77,12 @@ settings_table! {
     /// Past it the client gets 431.
     #[arg(value_name = "N")]
     max_headers: usize = 100, read Count, flag Option<usize>;
-    /// Open connections per worker
-    /// Past it a new connection gets 503 and is closed.
+    /// Open connections per worker (0: the open-file limit less 256)
+    /// At the cap a new connection takes the place of the oldest one serving no request (a
+    /// head still arriving, or idle keep-alive); when every one is busy it gets 503. The soft
+    /// open-file limit is raised to the hard limit at start-up.
     #[arg(value_name = "N")]
-    max_connections: usize = 1000, read Count, flag Option<usize>;
+    max_connections: u64 = 0, read Limit, flag Option<u64>;
     /// How long SIGTERM waits for in-flight requests
     #[arg(value_name = "DUR")]
     graceful_timeout: Duration = Duration::from_secs(30), read Dur, flag Option<String>;

@@ -23,9 +23,9 @@ use super::units::{
     parse_log_level, parse_size, AccessLogFormat, DEFAULT_BIND,
 };
 
-/// A whole number, at least 1 (`workers`, `max_connections`).
+/// A whole number, at least 1 (`workers`, `max_headers`).
 pub(super) struct Count;
-/// A whole number where 0 means "no limit" (`max_requests`).
+/// A whole number where 0 means "no limit" or "automatic" (`max_requests`, `max_connections`).
 pub(super) struct Limit;
 /// `combined` or `json` (`access_log_format`).
 pub(super) struct AccessLogFormatKind;

@@ -6,7 +6,8 @@
 //! plain `GET`s to Python apps on the event loop or to static routes), then hyper's HTTP/1.1
 //! state machine for the rest of its life, behind the strict `guard`. Also hyper's HTTP/1.1
 //! settings (keep-alive, head size), the header-read (or TLS handshake) and keep-alive
-//! timeouts, graceful shutdown on drain, and tracking each of hyper's responses to its end
+//! timeouts, eviction (the worker's, through the idle clock), graceful shutdown on drain, and
+//! tracking each of hyper's responses to its end
 //! (access log, idle clock). Must not touch: routing or handlers (see `service`), HTTP/2
 //! limits (`h2`), certificates (`tls`).
 
@@ -46,11 +47,14 @@ use crate::body::{BoxError, ResponseBody};
 const FIRST_REQUEST_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Serves `stream` until the client leaves, a timeout fires, or the worker drains.
+/// `clock` is the worker's handle on the connection: through it the worker may evict the
+/// connection while it serves no request.
 pub async fn serve_connection(
     stream: TcpStream,
     peer: Peer,
     ctx: Rc<WorkerContext>,
     draining: watch::Receiver<bool>,
+    clock: Rc<IdleClock>,
 ) {
     let _ = stream.set_nodelay(true);
     let head_clock = HeadClock::started_now();
@@ -64,7 +68,7 @@ pub async fn serve_connection(
         ctx,
         draining,
         head_clock,
-        clock: Rc::new(IdleClock::new()),
+        clock,
     };
     let header_timeout = state.ctx.config.server.header_timeout;
     if let Some(acceptor) = state.ctx.tls.clone() {
@@ -73,7 +77,11 @@ pub async fn serve_connection(
     // h2c with prior knowledge? Bounded by the header-read timeout. A drain does not end the
     // wait: the connection's first request is still answered (its client has most likely sent
     // it already; closing now would reset it), as on both HTTP/1.1 loops.
-    let preface = tokio::time::timeout(header_timeout, h2::sends_preface(&stream)).await;
+    let sniff = tokio::time::timeout(header_timeout, h2::sends_preface(&stream));
+    let preface = tokio::select! {
+        preface = sniff => preface,
+        _ = state.clock.evicted() => return, // nothing sent yet: the cheapest to let go
+    };
     match preface {
         Ok(Ok(true)) => return serve_h2(TokioIo::new(stream), state).await,
         Ok(Ok(false)) => {}
@@ -109,7 +117,12 @@ fn guard_limits(state: &ConnectionState) -> GuardLimits {
 /// plain socket).
 async fn serve_tls(stream: TcpStream, acceptor: TlsAcceptor, state: ConnectionState) {
     let header_timeout = state.ctx.config.server.header_timeout;
-    let tls = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+    let handshake = tokio::time::timeout(header_timeout, acceptor.accept(stream));
+    let handshake = tokio::select! {
+        handshake = handshake => handshake,
+        _ = state.clock.evicted() => return,
+    };
+    let tls = match handshake {
         Ok(Ok(tls)) => tls,
         Ok(Err(err)) => {
             tracing::debug!("{}: TLS handshake failed: {err}", state.peer.remote);
@@ -227,6 +240,7 @@ where
     // the connection's first request has started (a fresh connection's client has most
     // likely sent it already; the header timeout bounds the wait).
     let mut drain_seen = *draining.borrow();
+    let mut evict_seen = false;
     let mut closing = drain_seen && !clock.fresh();
     if closing {
         shutdown(conn.as_mut());
@@ -252,6 +266,17 @@ where
             _ = tokio::time::sleep(FIRST_REQUEST_POLL), if drain_seen && !closing => {
                 if !clock.fresh() {
                     closing = true;
+                    shutdown(conn.as_mut());
+                }
+            }
+            _ = clock.evicted(), if !evict_seen => {
+                evict_seen = true;
+                if clock.idle() {
+                    tracing::debug!("{}: evicted to make room", peer.remote);
+                    return;
+                }
+                if !closing {
+                    closing = true; // a request started meanwhile: close after it
                     shutdown(conn.as_mut());
                 }
             }

@@ -2,23 +2,28 @@
 //! progress (started by the `guard`'s `HeadClock`) and the keep-alive idle timeout after the
 //! last response.
 //!
-//! Owns: `IdleClock` (responses in flight, idle since when) and the decision which timer ran
-//! out. Must not touch: sockets or what happens when a timer runs out (the connection loops,
-//! hyper's and the inline one, act on `Expired`).
+//! Owns: `IdleClock` (responses in flight, idle since when, evicted or not) and the decision
+//! which timer ran out. Must not touch: sockets or what happens when a timer runs out or the
+//! connection is evicted (the connection loops, hyper's and the inline one, act on `Expired`
+//! and on `evicted`); which connection to evict is the worker's choice.
 
 use std::cell::Cell;
 use std::pin::Pin;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use super::guard::HeadClock;
 
-/// When the connection last finished a response, and whether one is in flight.
+/// When the connection last finished a response, whether one is in flight, and whether the
+/// worker evicted the connection to make room for a new one.
 #[derive(Default)]
 pub struct IdleClock {
     in_flight: Cell<u32>,
     idle_since: Cell<Option<Instant>>,
+    evicted: Cell<bool>,
+    evict: Notify,
 }
 
 /// Which connection timer ran out.
@@ -30,10 +35,30 @@ pub enum Expired {
 
 impl IdleClock {
     pub fn new() -> IdleClock {
-        IdleClock {
-            in_flight: Cell::new(0),
-            idle_since: Cell::new(None),
+        IdleClock::default()
+    }
+
+    /// Asks the connection to close if it is serving no request (a head still arriving, or
+    /// idle between requests); `false` if it is busy or already asked.
+    pub fn evict(&self) -> bool {
+        if self.in_flight.get() > 0 || self.evicted.get() {
+            return false;
         }
+        self.evicted.set(true);
+        self.evict.notify_one();
+        true
+    }
+
+    /// Resolves once the connection was evicted (at once if it already was).
+    pub async fn evicted(&self) {
+        while !self.evicted.get() {
+            self.evict.notified().await;
+        }
+    }
+
+    /// No response is in flight (an evicted connection closes now rather than gracefully).
+    pub fn idle(&self) -> bool {
+        self.in_flight.get() == 0
     }
 
     /// No request has started on this connection yet: a drain still answers its first one

@@ -31,6 +31,7 @@ mod compress_stream;
 mod connection;
 mod connection_state;
 mod context;
+mod fd_limit;
 pub mod guard;
 mod h2;
 mod h2_request;
@@ -39,6 +40,7 @@ mod idle_clock;
 mod inline_h1;
 mod job_delivery;
 pub mod listener;
+mod live_connections;
 mod live_routes;
 mod peer;
 mod recycle;
@@ -63,6 +65,13 @@ use supervisor::{supervise, ForkHooks, SupervisorSettings};
 /// Serves `config` with `router` until stopped; returns the process exit code. `startup`, the
 /// master's services while the apps were imported, is stopped before the workers fork.
 pub fn run(config: Arc<Config>, router: Router<Handler>, startup: StartupServices) -> i32 {
+    if let Err(err) = supervisor::ignore_file_size_signal() {
+        tracing::warn!("cannot ignore SIGXFSZ: {err}");
+    }
+    match fd_limit::raise_open_file_limit() {
+        Ok(limit) => tracing::debug!("open-file limit: {limit}"),
+        Err(err) => tracing::warn!("cannot raise the open-file limit: {err}"),
+    }
     for addr in config.server.bind_addrs() {
         if let Err(err) = listener::check_bindable(addr) {
             tracing::error!("{err}"); // names the address and the reason

@@ -23,7 +23,7 @@ use crate::body::{plain, ResponseBody};
 use crate::http_path::percent_decode;
 use crate::python::RequestParts;
 use crate::router::Route;
-use crate::spool::{spool, SpoolError, SpooledBody};
+use crate::spool::{spool, SpoolError, SpooledBody, StorageFault};
 use crate::wasm;
 
 /// Serves one request; notes its route in `label` when given one.
@@ -217,11 +217,26 @@ fn spool_failure(err: SpoolError, parts: &Parts) -> Response<ResponseBody> {
         }
         SpoolError::Io(_) => {
             tracing::error!("{} {}: {err}", parts.method, parts.uri);
-            plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+            storage_failure(err.storage_fault())
         }
     };
     tracing::debug!("{} {}: {err}", parts.method, parts.uri);
     closing(response)
+}
+
+/// The answer to a spool write that failed: the client learns whether to retry later.
+fn storage_failure(fault: Option<StorageFault>) -> Response<ResponseBody> {
+    match fault {
+        Some(StorageFault::Full) => plain(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "Insufficient Storage: no room to keep the request body\n",
+        ),
+        Some(StorageFault::Unavailable) => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable: the request body cannot be stored now\n",
+        ),
+        _ => plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"),
+    }
 }
 
 /// Marks a response as the last on its connection.

@@ -4,11 +4,11 @@
 //! services, and only then its accept loops on the SO_REUSEPORT listeners the master bound for
 //! its index: a worker accepts once it is ready, logs `worker N (pid P) listening on
 //! http://ADDR` then, and tells the master it is ready), the accept loops
-//! (with the per-worker connection cap: past it a new connection gets 503 and is closed), and
+//! (with the per-worker connection cap: past it the oldest connection serving no request is
+//! evicted for the new one, see `live_connections`; when all are busy, 503), and
 //! draining on SIGTERM/SIGINT within the grace period. Must not touch: other workers or the
 //! supervisor (see `supervisor`), or per-request logic (see `service`).
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -17,13 +17,16 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tokio::task::LocalSet;
 
 use super::connection::serve_connection;
 use super::context::WorkerContext;
+use super::fd_limit;
 use super::handler::Handler;
+use super::idle_clock::IdleClock;
 use super::job_delivery::JobDelivery;
+use super::live_connections::LiveConnections;
 use super::peer::Peer;
 use super::recycle::Recycle;
 use super::supervisor::{MasterLink, WORKER_BOOT_FAILED};
@@ -83,6 +86,8 @@ async fn serve_until_drained(mut setup: WorkerSetup, index: usize) -> i32 {
         }
     };
     let live = Rc::new(LiveConnections::default());
+    let open_files = fd_limit::open_file_limit().unwrap_or(1024);
+    let max_connections = fd_limit::connection_cap(server.max_connections, open_files);
     for (listener, addr) in listeners {
         let scheme = if ctx.tls.is_some() { "https" } else { "http" };
         tracing::info!(
@@ -94,17 +99,14 @@ async fn serve_until_drained(mut setup: WorkerSetup, index: usize) -> i32 {
             ctx.clone(),
             draining.clone(),
             live.clone(),
-            server.max_connections,
+            max_connections,
         );
         tokio::task::spawn_local(accept);
     }
     link.ready();
     tokio::task::spawn_local(ctx.recycle.clone().watch());
     let _ = stop.wait_for(|stopped| *stopped).await;
-    tracing::info!(
-        "worker {index}: draining {} connection(s)",
-        live.count.get()
-    );
+    tracing::info!("worker {index}: draining {} connection(s)", live.count());
     let _ = drain.send(true);
     if tokio::time::timeout(server.graceful_timeout, live.all_closed())
         .await
@@ -112,7 +114,7 @@ async fn serve_until_drained(mut setup: WorkerSetup, index: usize) -> i32 {
     {
         tracing::warn!(
             "worker {index}: grace period over, closing {} connection(s)",
-            live.count.get()
+            live.count()
         );
     }
     0
@@ -285,7 +287,9 @@ async fn accept_loop(
                 continue;
             }
         };
-        if live.count.get() >= max_connections {
+        // At the cap, the oldest connection serving no request makes room (slowloris heads
+        // and idle keep-alives go first); only when all are busy is the new one refused.
+        if live.count() >= max_connections && !live.evict_oldest_idle() {
             tokio::task::spawn_local(refuse_busy(stream));
             continue;
         }
@@ -295,10 +299,11 @@ async fn accept_loop(
             local,
             tls: ctx.tls.is_some(),
         };
-        let guard = live.open();
+        let clock = Rc::new(IdleClock::new());
+        let guard = live.open(&clock);
         let (ctx, draining) = (ctx.clone(), draining.clone());
         tokio::task::spawn_local(async move {
-            serve_connection(stream, peer, ctx, draining).await;
+            serve_connection(stream, peer, ctx, draining, clock).await;
             drop(guard);
         });
     }
@@ -308,34 +313,4 @@ async fn refuse_busy(mut stream: TcpStream) {
     const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 42\r\nRetry-After: 1\r\nConnection: close\r\n\r\nService Unavailable: too many connections\n";
     let _ = stream.write_all(BUSY).await;
     let _ = stream.shutdown().await;
-}
-
-/// Counts open connections so draining knows when it is done.
-#[derive(Default)]
-struct LiveConnections {
-    count: Cell<usize>,
-    closed: Notify,
-}
-
-impl LiveConnections {
-    fn open(self: &Rc<Self>) -> LiveGuard {
-        self.count.set(self.count.get() + 1);
-        LiveGuard(self.clone())
-    }
-
-    async fn all_closed(&self) {
-        while self.count.get() > 0 {
-            self.closed.notified().await;
-        }
-    }
-}
-
-struct LiveGuard(Rc<LiveConnections>);
-
-impl Drop for LiveGuard {
-    fn drop(&mut self) {
-        let live = &self.0;
-        live.count.set(live.count.get().saturating_sub(1));
-        live.closed.notify_waiters();
-    }
 }

@@ -114,6 +114,9 @@ pub async fn serve(mut io: RejectingIo, state: &mut ConnectionState) -> Option<H
             _ = drain_started.as_mut(), if !state.clock.fresh() => {
                 return close(io, &mut output).await
             }
+            // Evicted to make room for a new connection: between requests here, by
+            // construction (each request is answered before the next read).
+            _ = state.clock.evicted() => return close(io, &mut output).await,
             _ = sleep.as_mut() => {
                 match state.timer.fired(&state.clock, &state.head_clock, sleep.as_mut()) {
                     Expired::Head => {

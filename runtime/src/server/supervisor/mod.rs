@@ -116,6 +116,7 @@ mod notes;
 mod recycle;
 mod signals;
 pub use notes::MasterLink;
+pub use signals::ignore_file_size_signal;
 use signals::*;
 
 /// Restart delay after `failures` consecutive quick deaths (or fork failures) of one index:

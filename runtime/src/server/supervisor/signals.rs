@@ -132,9 +132,20 @@ pub(super) fn signal_set(signals: &[c_int]) -> io::Result<libc::sigset_t> {
 
 /// Sets the disposition of `sig` to `SIG_DFL`.
 pub(super) fn set_default_disposition(sig: c_int) -> io::Result<()> {
+    set_disposition(sig, libc::SIG_DFL)
+}
+
+/// Ignores `SIGXFSZ` in this process and the workers it forks: a write past a file-size
+/// limit (`RLIMIT_FSIZE`) then fails with `EFBIG`, which the spooler answers as a full disk
+/// (507), instead of killing the worker and every request it holds.
+pub fn ignore_file_size_signal() -> io::Result<()> {
+    set_disposition(libc::SIGXFSZ, libc::SIG_IGN)
+}
+
+fn set_disposition(sig: c_int, handler: libc::sighandler_t) -> io::Result<()> {
     // SAFETY: an all-zero sigaction is a valid value (SIG_DFL, empty mask, no flags).
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-    action.sa_sigaction = libc::SIG_DFL;
+    action.sa_sigaction = handler;
     // SAFETY: `action` is fully initialised; a null old-action pointer is allowed.
     if unsafe { libc::sigaction(sig, &action, ptr::null_mut()) } != 0 {
         return Err(io::Error::last_os_error());
