@@ -140,10 +140,14 @@ def test_config_errors_name_file_line_and_key(launcher: Launcher, tmp_path: Path
     line = bad.read_text().splitlines().index('bind = "nowhere:x"') + 1
     assert_config_error(launcher, bad, line, "admin.bind", "nowhere:x")
     port = free_port()
-    same = probe_app(f'bind = "127.0.0.1:{port}"') + f'\n[admin]\nbind = "0.0.0.0:{port}"\n'
-    cfg = write_config(tmp_path, same)
-    line = cfg.read_text().splitlines().index(f'bind = "0.0.0.0:{port}"') + 1
-    assert_config_error(launcher, cfg, line, "admin.bind", f"127.0.0.1:{port}")
+    same = write_config(
+        tmp_path, probe_app("workers = 1") + f'\n[admin]\nbind = "0.0.0.0:{port}"\n'
+    )
+    line = same.read_text().splitlines().index(f'bind = "0.0.0.0:{port}"') + 1
+    clash = launcher.start(["-c", str(same)], port=port, wait="none")
+    assert clash.wait_exit() != 0
+    log = clash.log()
+    assert f"{same}:{line}" in log and "admin.bind" in log and f"127.0.0.1:{port}" in log, log
     flag = launcher.start(
         ["probe:app", "--pythonpath", str(APPS), "--admin", f"127.0.0.1:{port}"],
         port=port,
