@@ -16,6 +16,8 @@
 //!   Services are values: `cli` builds the master's `StartupServices`, which `server::run`
 //!   consumes before any fork; each worker builds its own `Services` and hands it to the
 //!   Python module and the WASM host.
+//! - `metrics`: the shared-memory counters every worker adds to and the master renders
+//!   (`server` and `wasm` count into it; it imports nothing of the crate)
 //! - `config`: the validated `Config`; `field_rules` (request singletons, forbidden trailers);
 //!   `static_files` (-> `body`, `accept_encoding`), `spool`,
 //!   `body` (-> `file_region`), `http_path`, `accept_encoding`: leaves
@@ -27,6 +29,7 @@ pub mod config;
 pub mod field_rules;
 pub mod file_region;
 pub mod http_path;
+pub mod metrics;
 pub mod python;
 pub mod router;
 pub mod server;

@@ -6,8 +6,10 @@
 //! ends on a segment boundary wins: `/api` matches `/api` and `/api/x`, never `/apix`.
 //! `serves` is the one answer to "is this (host, path as a caller writes it) routed?" for
 //! start-up checks, timers and jobs: it decodes the path as a request's is (`http_path`).
+//! Each route carries its metrics label slot (`label_routes` fills it once, when built).
 //! Must not touch: what a handler is or does — the router is generic over it.
 
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 
 use crate::http_path::route_path;
@@ -23,6 +25,9 @@ pub struct Route<H> {
     pub compress: bool,
     /// The `[[tenant]]` the route belongs to, by name (for logs).
     pub tenant: Option<String>,
+    /// The route's (prefix, tenant) label slot in the metrics segment, resolved once when
+    /// the route is built (`0`: the `(other)` slot, also used when metrics are off).
+    pub metrics_slot: AtomicU16,
 }
 
 impl<H> Route<H> {
@@ -33,6 +38,11 @@ impl<H> Route<H> {
         } else {
             &self.prefix
         }
+    }
+
+    /// Its metrics label slot (see `metrics_slot`).
+    pub fn metrics_slot(&self) -> u16 {
+        self.metrics_slot.load(Ordering::Relaxed)
     }
 }
 
@@ -117,6 +127,7 @@ impl<H> Router<H> {
                     max_body_size: route.max_body_size,
                     compress: route.compress,
                     tenant: route.tenant.clone(),
+                    metrics_slot: AtomicU16::new(route.metrics_slot.load(Ordering::Relaxed)),
                 };
                 (hosts.clone(), Arc::new(shape))
             })
@@ -184,6 +195,14 @@ impl<H> Router<H> {
             .map(|m| m.route.max_body_size)
     }
 
+    /// Gives every route still on slot 0 the slot `claim(prefix, tenant)` returns.
+    pub fn label_routes(&self, claim: impl Fn(&str, Option<&str>) -> u16) {
+        for route in self.routes().filter(|r| r.metrics_slot() == 0) {
+            let slot = claim(&route.prefix, route.tenant.as_deref());
+            route.metrics_slot.store(slot, Ordering::Relaxed);
+        }
+    }
+
     /// Every route, host groups first.
     pub fn routes(&self) -> impl Iterator<Item = &Arc<Route<H>>> {
         self.host_groups
@@ -231,6 +250,7 @@ mod tests {
             max_body_size: 10,
             compress: true,
             tenant: None,
+            metrics_slot: AtomicU16::new(0),
         }
     }
 

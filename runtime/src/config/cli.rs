@@ -128,6 +128,15 @@ fn build(args: &RunArgs, cwd: &Path) -> Result<Config, ConfigError> {
         };
         return Err(ConfigError::new(CLI_FILE, None, None, message));
     }
+    if let Some(admin) = &config.server.admin {
+        if let Some(public) = admin.clashes_with(&config.server.bind_addrs()) {
+            let message = format!(
+                "the admin listener {} would share the public address {public}; give it its own port",
+                admin.addr
+            );
+            return Err(admin.error(message));
+        }
+    }
     Ok(config)
 }
 

@@ -18,6 +18,7 @@
 //! Adding a `[server]` setting = one entry in the table in `server.rs` (+ reading it where it
 //! is used): its field, `--flag`, TOML key, default and `--help` line all come from that entry.
 
+mod admin;
 mod cli;
 mod error;
 mod jobs;
@@ -35,6 +36,7 @@ mod toml_values;
 mod units;
 mod wasm_settings;
 
+pub use admin::AdminBind;
 pub use cli::{Cli, Command, RunArgs};
 pub use error::ConfigError;
 pub use jobs::{JobsConfig, Schedule, TimerConfig};

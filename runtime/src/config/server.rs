@@ -17,9 +17,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::admin::AdminBind;
 use super::setting_kinds::{
-    AccessLog, AccessLogFormatKind, AnyPath, Binds, Codecs, Count, Dur, ExistingDir, Limit,
-    LogLevel, PathList, Size, SizeUsize, Switch, TlsPem,
+    AccessLog, AccessLogFormatKind, AdminAddr, AnyPath, Binds, Codecs, Count, Dur, ExistingDir,
+    Limit, LogLevel, PathList, Size, SizeUsize, Switch, TlsPem,
 };
 use super::settings::settings_table;
 use super::tls::TlsFile;
@@ -154,6 +155,11 @@ settings_table! {
     /// The TOML key is `tls_key`.
     #[arg(value_name = "PEM")]
     keyfile: Option<TlsFile> = None, read TlsPem, flag Option<PathBuf>, toml tls_key;
+    /// Serve /metrics (Prometheus) and /status (JSON) on HOST:PORT (off by default)
+    /// The TOML key is `bind` under `[admin]`. Never one of the public addresses; served by
+    /// the master process, summed over the workers.
+    #[arg(value_name = "ADDR")]
+    admin: Option<AdminBind> = None, read AdminAddr, flag Option<String>;
 }
 
 impl ServerConfig {

@@ -2,7 +2,7 @@
 //!
 //! Owns: one `Setting` implementation per kind (`Count`, `Size`, `SizeUsize`, `Dur`,
 //! `AnyPath`, `ExistingDir`, `PathList`, `Binds`, `LogLevel`, `AccessLog`, `AccessLogFormatKind`,
-//! `Limit`, `Switch`, `Codecs`) with the
+//! `Limit`, `Switch`, `Codecs`, `AdminAddr`) with the
 //! checks and messages of that kind. Must not touch: which settings exist (`server`) or the
 //! value grammars themselves (`units`); TOML access goes through `toml_values::At`.
 
@@ -14,6 +14,7 @@ use toml::de::DeValue;
 
 use crate::accept_encoding::Codec;
 
+use super::admin::AdminBind;
 use super::error::{ConfigError, CLI_FILE};
 use super::settings::Setting;
 use super::tls::TlsFile;
@@ -51,6 +52,9 @@ pub(super) struct AccessLog;
 pub(super) struct Switch;
 /// Content codings in order of preference (`["zstd", "br", "gzip"]`; empty turns it off).
 pub(super) struct Codecs;
+/// The admin listener's address (`--admin`, `[admin] bind`), remembered with where it was
+/// given so a later check (the same address as a public bind) can point back at it.
+pub(super) struct AdminAddr;
 /// A TLS certificate or key file, remembered with where it was named (its contents are read
 /// and checked at start-up by `server::tls`, whose errors point back here).
 pub(super) struct TlsPem;
@@ -375,6 +379,29 @@ impl Setting for TlsPem {
         at.tls_file().map(Some)
     }
     fn shown(_: &Option<TlsFile>) -> Option<String> {
+        None
+    }
+}
+
+impl Setting for AdminAddr {
+    type Value = Option<AdminBind>;
+    type Flag = Option<String>;
+    fn from_flag(flag: &str, given: &Option<String>, _: &Path) -> Res<Option<Self::Value>> {
+        let Some(text) = given else {
+            return Ok(None);
+        };
+        let addr = parse_bind(text).map_err(|m| ConfigError::flag(flag, m))?;
+        let at = ConfigError::flag(flag, "");
+        Ok(Some(Some(AdminBind { addr, at })))
+    }
+    fn from_toml(at: &At) -> Res<Self::Value> {
+        let addr = parse_bind(at.string()?).map_err(|m| at.err(m))?;
+        Ok(Some(AdminBind {
+            addr,
+            at: at.err(""),
+        }))
+    }
+    fn shown(_: &Self::Value) -> Option<String> {
         None
     }
 }

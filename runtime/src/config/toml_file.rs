@@ -6,7 +6,7 @@
 //! the file's relative paths against its directory. Must not touch: command-line flags
 //! (`cli`), the value grammars themselves (`units`), or anything at run time. Routes are named `route[N]` with N counted from 1 in file order.
 //! `[[route]]` and `[[tenant]]` tables are read by `toml_routes`, `[jobs]` and `[[timer]]` by
-//! `toml_jobs`. Keys that later work will add (`LATER_TOP_KEYS`) are errors saying so, never
+//! `toml_jobs`; `[admin]` (its one key, `bind`) here. Keys that later work will add (`LATER_TOP_KEYS`) are errors saying so, never
 //! silently ignored.
 
 use std::path::Path;
@@ -18,7 +18,7 @@ use super::model::Config;
 use super::server::ServerConfig;
 use super::toml_values::{in_order, Doc, Res, Value};
 
-const TOP_KEYS: &[&str] = &["server", "route", "tenant", "jobs", "timer"];
+const TOP_KEYS: &[&str] = &["server", "route", "tenant", "jobs", "timer", "admin"];
 const LATER_TOP_KEYS: &[&str] = &[];
 
 /// Reads `path` and applies it onto `config`; errors name the file as `shown`.
@@ -51,6 +51,7 @@ impl Doc<'_> {
                 "tenant" => self.tenants(k, v, config)?,
                 "jobs" => self.jobs(k, v, config)?,
                 "timer" => self.timers(k, v, config)?,
+                "admin" => self.admin(v, config)?,
                 _ if server_keys().contains(&name) => {
                     let msg =
                         format!("unknown top-level key; did you mean `{name}` under [server]?");
@@ -71,7 +72,9 @@ impl Doc<'_> {
         for (k, v) in in_order(table) {
             let name: &str = k.get_ref();
             let at = self.at(format!("server.{name}"), v);
-            if name == "watch" {
+            if name == "admin" {
+                return Err(at.err("the admin listener is `bind` under [admin]"));
+            } else if name == "watch" {
                 config.watch = Some(at.dir()?);
             } else if let Some(applied) = config.server.apply_toml(name, &at) {
                 applied?;
@@ -83,9 +86,33 @@ impl Doc<'_> {
     }
 }
 
+impl Doc<'_> {
+    /// `[admin]`: `bind`, the admin listener's address (the `admin` setting of `server.rs`).
+    fn admin(&self, value: &Value, config: &mut Config) -> Res<()> {
+        let DeValue::Table(table) = value.get_ref() else {
+            let at = self.at("admin".into(), value);
+            return Err(at.type_err("a table ([admin])"));
+        };
+        for (k, v) in in_order(table) {
+            let name: &str = k.get_ref();
+            let at = self.at(format!("admin.{name}"), v);
+            let applied = match name {
+                "bind" => config.server.apply_toml("admin", &at),
+                _ => None,
+            };
+            match applied {
+                Some(applied) => applied?,
+                None => return Err(at.unknown(k, &["bind"], &[])),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Every key `[server]` takes: the settings, then `watch`.
 fn server_keys() -> Vec<&'static str> {
     let mut keys = ServerConfig::TOML_KEYS.to_vec();
+    keys.retain(|&k| k != "admin");
     keys.push("watch");
     keys
 }

@@ -7,8 +7,9 @@
 //! state machine for the rest of its life, behind the strict `guard`. Also hyper's HTTP/1.1
 //! settings (keep-alive, head size), the header-read (or TLS handshake) and keep-alive
 //! timeouts, eviction (the worker's, through the idle clock), graceful shutdown on drain, and
-//! tracking each of hyper's responses to its end
-//! (access log, idle clock). Must not touch: routing or handlers (see `service`), HTTP/2
+//! tracking each of hyper's responses to its end (access log, idle clock, the metrics: in
+//! flight, then status and latency by route label). Must not touch: routing or handlers (see
+//! `service`), HTTP/2
 //! limits (`h2`), certificates (`tls`).
 
 use std::convert::Infallible;
@@ -16,6 +17,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -41,6 +43,8 @@ use super::rewind::Rewind;
 use super::service::serve;
 use super::tls::{self, TlsAcceptor};
 use crate::body::{BoxError, ResponseBody};
+use crate::metrics::labels::UNROUTED;
+use crate::metrics::WorkerMetrics;
 
 /// While draining, how often a connection that has not started its first request yet looks
 /// whether it has (only such connections poll, and only during a drain).
@@ -151,7 +155,12 @@ where
 {
     let service = {
         let (ctx, clock, peer) = (state.ctx.clone(), state.clock.clone(), state.peer);
-        service_fn(move |req| respond(ctx.clone(), clock.clone(), peer, req))
+        let head_clock = state.head_clock.clone();
+        service_fn(move |req| {
+            // The guard's clock already read when this request's head began to arrive.
+            let started = head_clock.last_head_started();
+            respond(ctx.clone(), clock.clone(), peer, req, started)
+        })
     };
     let server = &state.ctx.config.server;
     let mut builder = http1::Builder::new();
@@ -184,7 +193,8 @@ where
         service_fn(move |req| {
             // HTTP/2 frames its own requests: the head clock only bounds the first one.
             head_clock.stop();
-            respond(ctx.clone(), clock.clone(), peer, req)
+            let started = ctx.metrics.is_some().then(Instant::now);
+            respond(ctx.clone(), clock.clone(), peer, req, started)
         })
     };
     let conn = h2::builder(&state.ctx.config.server).serve_connection(io, service);
@@ -198,20 +208,29 @@ async fn respond(
     clock: Rc<IdleClock>,
     peer: Peer,
     req: Request<Incoming>,
+    started: Option<Instant>,
 ) -> Result<Response<TrackedBody>, Infallible> {
     clock.request_started();
+    let mut in_flight = InFlight(ctx.metrics);
+    if let Some(m) = ctx.metrics {
+        m.request_started();
+    }
     let mut record = ctx
         .access_log
         .as_ref()
         .map(|log| log.capture(&req, peer.remote));
     let label = record.as_mut().and_then(AccessRecord::route_label);
-    let response = serve(&ctx, peer, req, label).await;
+    let mut slot = UNROUTED;
+    let response = serve(&ctx, peer, req, label, &mut slot).await;
     let status = response.status().as_u16();
+    in_flight.0 = None; // `Finish` ends it now
     let finish = Finish {
         ctx,
         clock,
         record,
         status,
+        slot,
+        started,
         sent: 0,
         length: body_length(&response),
     };
@@ -306,12 +325,28 @@ fn body_length(response: &http::Response<ResponseBody>) -> Option<u64> {
     })
 }
 
+/// A request counted in flight until its response exists (then `Finish` ends it); dropped
+/// before (the client went away while the handler ran), it ends the count uncounted.
+struct InFlight(Option<WorkerMetrics>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(m) = self.0 {
+            m.request_abandoned();
+        }
+    }
+}
+
 /// Runs once per response, when its body ends or is dropped (client gone).
 struct Finish {
     ctx: Rc<WorkerContext>,
     clock: Rc<IdleClock>,
     record: Option<AccessRecord>,
     status: u16,
+    /// The route's metrics label slot, and when the request began (its head, or HTTP/2's
+    /// dispatch when metrics are on).
+    slot: u16,
+    started: Option<Instant>,
     sent: u64,
     /// The body's length when known up front: hyper may drop such a body once that many
     /// bytes went out, without polling it to its end.
@@ -320,8 +355,17 @@ struct Finish {
 
 impl Finish {
     fn run(self, complete: bool) {
-        self.clock.response_finished();
+        let finished = self.clock.response_finished();
         self.ctx.recycle.request_done();
+        if let Some(m) = self.ctx.metrics {
+            let elapsed = match self.started {
+                Some(start) => finished
+                    .unwrap_or_else(Instant::now)
+                    .saturating_duration_since(start),
+                None => std::time::Duration::ZERO,
+            };
+            m.request_done(self.slot, self.status, elapsed);
+        }
         if let (Some(log), Some(record)) = (&self.ctx.access_log, &self.record) {
             log.write(record, self.status, complete.then_some(self.sent));
         }

@@ -5,6 +5,7 @@
 //! not touch: sockets, requests or what either loop does with these.
 
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -22,4 +23,22 @@ pub struct ConnectionState {
     pub head_clock: HeadClock,
     pub clock: Rc<IdleClock>,
     pub timer: ConnectionTimer,
+}
+
+impl ConnectionState {
+    /// How long the request whose head completed last took, until `end` (`None`: now): the
+    /// metrics' latency, from the guard's head clock, so no clock is read for the start.
+    pub fn elapsed(&self, end: Option<Instant>) -> Duration {
+        request_time(&self.head_clock, end)
+    }
+}
+
+/// See `ConnectionState::elapsed`.
+pub fn request_time(head_clock: &HeadClock, end: Option<Instant>) -> Duration {
+    match head_clock.last_head_started() {
+        Some(start) => end
+            .unwrap_or_else(Instant::now)
+            .saturating_duration_since(start),
+        None => Duration::ZERO,
+    }
 }

@@ -1,7 +1,7 @@
 //! What every connection, request and job delivery of a worker reads.
 //!
 //! Owns: `WorkerContext` (the worker's live router, its WSGI and WebAssembly hosts, its access
-//! log, its TLS acceptor, its recycling state and the validated `Config` it runs with, shared as an `Arc`) and building it after the
+//! log, its TLS acceptor, its recycling state, its metrics handle and the validated `Config` it runs with, shared as an `Arc`) and building it after the
 //! fork: WASM code loaded and the watched directory's first scan done before the worker binds.
 //! Must not touch: sockets, accepting, or what happens per request (`service`, `connection`).
 
@@ -16,6 +16,7 @@ use super::live_routes::{start_wasm, LiveRouter};
 use super::recycle::Recycle;
 use super::tls::{self, TlsAcceptor};
 use crate::config::Config;
+use crate::metrics::{MetricsSegment, WorkerMetrics};
 use crate::python::WsgiHost;
 use crate::router::Router;
 use crate::spool::SpoolLimits;
@@ -33,6 +34,8 @@ pub struct WorkerContext {
     pub config: Arc<Config>,
     /// Set when the bound addresses serve TLS (`[server] tls_cert`): every connection is.
     pub tls: Option<TlsAcceptor>,
+    /// Where this worker counts, when the admin listener is on.
+    pub metrics: Option<WorkerMetrics>,
 }
 
 /// `--watch` changes still to come, when watching.
@@ -46,12 +49,23 @@ impl WorkerContext {
         mut router: Router<Handler>,
         recycle: Recycle,
         index: usize,
+        segment: Option<&'static MetricsSegment>,
     ) -> Result<(WorkerContext, WatchChanges), String> {
         let server = &config.server;
+        let metrics = match segment {
+            Some(segment) => Some(
+                WorkerMetrics::attach(segment, index)
+                    .ok_or_else(|| format!("no room for worker {index} in the metrics"))?,
+            ),
+            None => None,
+        };
         let (wasm, changes) = match start_wasm(&config, &mut router)? {
             Some(boot) => (Some(boot.host), boot.changes),
             None => (None, None),
         };
+        if let (Some(wasm), Some(m)) = (&wasm, metrics) {
+            wasm.set_metrics(m);
+        }
         let wsgi = WsgiHost::start(server.threads, server.workers > 1, server.debug)?;
         let access_log = match &server.access_log {
             Some(target) => Some(
@@ -62,13 +76,14 @@ impl WorkerContext {
         };
         let tls = tls::acceptor(&config).map_err(|e| e.to_string())?;
         let ctx = WorkerContext {
-            router: LiveRouter::new(router),
+            router: LiveRouter::new(router, metrics),
             wsgi,
             wasm,
             access_log,
             recycle: Rc::new(recycle),
             config,
             tls,
+            metrics,
         };
         Ok((ctx, changes))
     }

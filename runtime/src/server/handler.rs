@@ -50,6 +50,7 @@ pub fn build_router(config: &Config, apps: &PythonApps) -> Result<Router<Handler
                 .tenant
                 .and_then(|i| config.tenants.get(i))
                 .map(|t| t.name.clone()),
+            metrics_slot: Default::default(),
         };
         entries.push((route.hosts.clone(), entry));
     }

@@ -72,12 +72,17 @@ impl IdleClock {
         self.idle_since.set(None);
     }
 
-    pub fn response_finished(&self) {
+    /// A response ended; returns the clock reading it took (when the connection fell idle),
+    /// for the metrics to reuse.
+    pub fn response_finished(&self) -> Option<std::time::Instant> {
         let left = self.in_flight.get().saturating_sub(1);
         self.in_flight.set(left);
-        if left == 0 {
-            self.idle_since.set(Some(Instant::now()));
+        if left != 0 {
+            return None;
         }
+        let now = Instant::now();
+        self.idle_since.set(Some(now));
+        Some(now.into_std())
     }
 
     /// The next moment a timer may run out: the header-read timeout of a head in progress, or

@@ -3,7 +3,8 @@
 //! Owns: the worker's `Deliver` implementation — building the request head from a stored
 //! record (with the delivery headers `services::job` names, `Host`, `Content-Length`), routing it,
 //! running the route's handler exactly as for a client, and reading the response to its end
-//! so the handler finishes (a Python iterable's `close()`, a WASM instance's last write).
+//! so the handler finishes (a Python iterable's `close()`, a WASM instance's last write), and
+//! counting each delivery as delivered (below 400) or failed in the worker's metrics.
 //! Must not touch: sockets, the journal, or the retry policy (`services::dispatch`).
 
 use std::future::Future;
@@ -39,7 +40,13 @@ impl Deliver for JobDelivery {
             local: self.local,
             tls: false,
         };
-        Box::pin(async move { deliver(&ctx, peer, job).await })
+        Box::pin(async move {
+            let delivered = deliver(&ctx, peer, job).await;
+            if let Some(m) = ctx.metrics {
+                m.job_done(matches!(delivered, Delivered::Status(status) if status < 400));
+            }
+            delivered
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Owns: `LiveRouter` (the router built before the fork, replaced whole when `--watch` adds or
 //! removes a handler; a request keeps the table it started with; a watched handler never
-//! displaces a configured route, and its removal removes only itself) and `start_wasm`, which builds
+//! displaces a configured route, and its removal removes only itself; a route added here claims its metrics label slot) and `start_wasm`, which builds
 //! the worker's `WasmHost` after the fork, loads every fixed wasm route (a failure fails the
 //! boot) and starts the directory watcher. Must not touch: request handling or matching rules.
 
@@ -15,6 +15,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::handler::Handler;
 use crate::config::{Config, WasmLimits};
+use crate::metrics::WorkerMetrics;
 use crate::router::{Entry, Route, Router};
 use crate::services::RouteCheck;
 use crate::wasm::{CompileLimits, WasmHost, WasmRoute, WatchChange};
@@ -24,6 +25,8 @@ pub struct LiveRouter {
     current: RefCell<Rc<Router<Handler>>>,
     /// Its shape, readable from any thread (the services check job paths against it).
     shape: Arc<RouteShape>,
+    /// Where a route added at run time claims its metrics label slot.
+    metrics: Option<WorkerMetrics>,
 }
 
 /// Which (host, path) pairs the worker routes now; shared with the services.
@@ -40,11 +43,15 @@ impl RouteCheck for RouteShape {
 }
 
 impl LiveRouter {
-    pub fn new(router: Router<Handler>) -> LiveRouter {
+    pub fn new(router: Router<Handler>, metrics: Option<WorkerMetrics>) -> LiveRouter {
+        if let Some(m) = metrics {
+            router.label_routes(|prefix, tenant| m.claim(prefix, tenant));
+        }
         let shape = Arc::new(RouteShape(ArcSwap::from_pointee(router.shape())));
         LiveRouter {
             current: RefCell::new(Rc::new(router)),
             shape,
+            metrics,
         }
     }
 
@@ -77,6 +84,9 @@ impl LiveRouter {
             }
             WatchChange::Removed(gone) => entries.retain(|(_, r)| !is_route(r, &gone)),
         });
+        if let Some(m) = self.metrics {
+            next.label_routes(|prefix, tenant| m.claim(prefix, tenant));
+        }
         self.shape.0.store(Arc::new(next.shape()));
         *self.current.borrow_mut() = Rc::new(next);
     }
@@ -140,6 +150,7 @@ fn watched_entry(route: Arc<WasmRoute>, max_body_size: u64) -> Entry<Handler> {
         max_body_size,
         compress: true,
         tenant: None,
+        metrics_slot: Default::default(),
     };
     (Vec::new(), Arc::new(route))
 }
@@ -176,16 +187,20 @@ mod tests {
     #[test]
     fn a_watched_route_never_replaces_or_removes_a_configured_one() {
         let configured = wasm_route("configured");
-        let live = LiveRouter::new(Router::new(vec![(
-            Vec::new(),
-            Route {
-                prefix: "/hello".to_string(),
-                handler: Handler::Wasm(configured),
-                max_body_size: 10,
-                compress: true,
-                tenant: None,
-            },
-        )]));
+        let live = LiveRouter::new(
+            Router::new(vec![(
+                Vec::new(),
+                Route {
+                    prefix: "/hello".to_string(),
+                    handler: Handler::Wasm(configured),
+                    max_body_size: 10,
+                    compress: true,
+                    tenant: None,
+                    metrics_slot: Default::default(),
+                },
+            )]),
+            None,
+        );
         let watched = wasm_route("watched");
         live.apply(WatchChange::Added(watched.clone()), 10);
         assert_eq!(served_by(&live).as_deref(), Some("configured"));
@@ -197,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_removed_watched_route_is_gone() {
-        let live = LiveRouter::new(Router::new(Vec::new()));
+        let live = LiveRouter::new(Router::new(Vec::new()), None);
         let watched = wasm_route("watched");
         live.apply(WatchChange::Added(watched.clone()), 10);
         assert_eq!(served_by(&live).as_deref(), Some("watched"));

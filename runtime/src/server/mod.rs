@@ -23,9 +23,12 @@
 //! - `live_routes`: the router while it runs (`--watch` changes) and the worker's WASM host.
 //! - `handler`: `Handler` (one variant per route kind) and `build_router`, one builder per kind.
 //! - `peer`: the connection's addresses.
+//! - `admin`: the admin listener in the master (`/metrics`, `/status` from `crate::metrics`),
+//!   kept out of every `fork()` by its gate.
 
 mod access_json;
 mod access_log;
+pub mod admin;
 mod compress;
 mod compress_stream;
 mod connection;
@@ -79,6 +82,17 @@ pub fn run(config: Arc<Config>, router: Router<Handler>, startup: StartupService
             return 1;
         }
     }
+    let admin = match admin::start(&config, &router) {
+        Ok(admin) => admin,
+        Err(message) => {
+            tracing::error!("{message}");
+            startup.stop();
+            return 1;
+        }
+    };
+    let metrics = admin.as_ref().map(|a| a.segment);
+    let admin_fd = admin.as_ref().map(|a| a.fd);
+    let gate = admin.as_ref().map(|a| a.gate.clone());
     // Always a master, even for one worker (as with gunicorn): a worker that crashes is
     // replaced, and SIGTERM/SIGHUP mean the same whatever the worker count.
     let workers = config.server.workers.max(1);
@@ -101,9 +115,22 @@ pub fn run(config: Arc<Config>, router: Router<Handler>, startup: StartupService
         workers,
         graceful_timeout: config.server.graceful_timeout,
     };
+    // The admin thread stays out of every fork (see `admin::gate`).
+    let mut before = || {
+        if let Some(gate) = &gate {
+            gate.close();
+        }
+        interpreter::fork::before();
+    };
+    let mut after_in_parent = || {
+        interpreter::fork::after_in_parent();
+        if let Some(gate) = &gate {
+            gate.open();
+        }
+    };
     let hooks = ForkHooks {
-        before: &mut interpreter::fork::before,
-        after_in_parent: &mut interpreter::fork::after_in_parent,
+        before: &mut before,
+        after_in_parent: &mut after_in_parent,
         after_in_child: &mut interpreter::fork::after_in_child,
     };
     // `worker_main` runs only in a freshly forked child, which has its own copy of these slots:
@@ -112,6 +139,11 @@ pub fn run(config: Arc<Config>, router: Router<Handler>, startup: StartupService
     let router = std::cell::RefCell::new(Some(router));
     let listeners = std::cell::RefCell::new(per_index);
     let mut worker_main = |index: usize, link| -> i32 {
+        if let Some(fd) = admin_fd {
+            // SAFETY: the admin listener's fd, inherited from the master; this process never
+            // uses it (only the master's admin thread, which does not exist here, did).
+            unsafe { libc::close(fd) };
+        }
         let mine = listeners.borrow_mut().get_mut(index).and_then(Option::take);
         listeners.borrow_mut().clear();
         match (router.borrow_mut().take(), mine) {
@@ -121,6 +153,7 @@ pub fn run(config: Arc<Config>, router: Router<Handler>, startup: StartupService
                     router,
                     listeners,
                     link,
+                    metrics,
                 },
                 index,
             ),

@@ -4,7 +4,8 @@
 //! heads (`h2_request`), Host and path resolution, routing (404), the body limit
 //! (413 before reading when Content-Length says so), spooling, and dispatch to the route's
 //! handler, then response compression (`compress::apply`, the one place it happens); it notes
-//! the matched route for a JSON access line when asked (`RouteLabel`). Must not touch:
+//! the matched route for a JSON access line when asked (`RouteLabel`) and its metrics label
+//! slot, and counts spooled body bytes. Must not touch:
 //! connection-level concerns (timeouts between requests, the strict framing checks in
 //! `guard`, writing the access log) or what a handler does inside.
 
@@ -26,12 +27,14 @@ use crate::router::Route;
 use crate::spool::{spool, SpoolError, SpooledBody, StorageFault};
 use crate::wasm;
 
-/// Serves one request; notes its route in `label` when given one.
+/// Serves one request; notes its route in `label` when given one, and its metrics label slot
+/// in `slot` when a route matched.
 pub async fn serve(
     ctx: &WorkerContext,
     peer: Peer,
     req: Request<Incoming>,
     label: Option<&mut RouteLabel>,
+    slot: &mut u16,
 ) -> Response<ResponseBody> {
     let (mut parts, body) = req.into_parts();
     if parts.version == Version::HTTP_2 {
@@ -51,6 +54,7 @@ pub async fn serve(
         return plain(StatusCode::NOT_FOUND, "Not Found\n");
     };
     let route = matched.route;
+    *slot = route.metrics_slot();
     if let Some(label) = label {
         *label = RouteLabel::of(route);
     }
@@ -61,10 +65,14 @@ pub async fn serve(
     let has_body = declared_len.is_some_and(|n| n > 0) || !body.is_end_stream();
     let spooled = if has_body {
         let limits = ctx.spool_limits(route.max_body_size);
-        match spool(body, declared_len, &limits).await {
+        let spooled = match spool(body, declared_len, &limits).await {
             Ok(spooled) => spooled,
             Err(err) => return spool_failure(err, &parts),
+        };
+        if let Some(m) = ctx.metrics {
+            m.spooled(spooled.len());
         }
+        spooled
     } else {
         SpooledBody::Empty
     };

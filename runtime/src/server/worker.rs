@@ -31,6 +31,7 @@ use super::peer::Peer;
 use super::recycle::Recycle;
 use super::supervisor::{MasterLink, WORKER_BOOT_FAILED};
 use crate::config::Config;
+use crate::metrics::MetricsSegment;
 use crate::python::services as python_services;
 use crate::router::Router;
 use crate::services::{dispatch, Services};
@@ -46,6 +47,8 @@ pub struct WorkerSetup {
     pub listeners: Vec<(std::net::TcpListener, SocketAddr)>,
     /// How to reach the master (ready, recycle me).
     pub link: MasterLink,
+    /// The master's metrics segment, when the admin listener is on.
+    pub metrics: Option<&'static MetricsSegment>,
 }
 
 /// Runs worker `index` until it has drained; returns the process exit code.
@@ -133,9 +136,10 @@ struct Ready {
 fn get_ready(setup: WorkerSetup, index: usize) -> Option<Ready> {
     let fail = |message: String| tracing::error!("worker {index}: {message}");
     let recycle = Recycle::new(&setup.config.server, index, setup.link);
-    let (ctx, watch_changes) = WorkerContext::build(setup.config, setup.router, recycle, index)
-        .map_err(fail)
-        .ok()?;
+    let (ctx, watch_changes) =
+        WorkerContext::build(setup.config, setup.router, recycle, index, setup.metrics)
+            .map_err(fail)
+            .ok()?;
     let ctx = Rc::new(ctx);
     if let Some(changes) = watch_changes {
         tokio::task::spawn_local(apply_watch_changes(ctx.clone(), changes));

@@ -17,7 +17,8 @@
 //! commit thread, SQL; `journal_schema`: tables, upgrades, space; `journal_quota`: quotas and
 //! fair claims), `facade` (the `Services` value and its checks), `startup` (the master's services before
 //! the fork), `dispatch`
-//! (claiming due jobs and delivering them), `admin` (`wsrun jobs`), `store_suite` (the
+//! (claiming due jobs and delivering them), `admin` (`wsrun jobs`), `job_figures` (the
+//! admin listener's read-only look at the journal), `store_suite` (the
 //! behaviour tests every store runs).
 
 pub mod admin;
@@ -25,6 +26,7 @@ pub mod dispatch;
 pub mod error;
 mod facade;
 pub mod job;
+pub mod job_figures;
 pub mod job_store;
 pub mod journal;
 mod journal_quota;

@@ -7,7 +7,8 @@
 //! budget (500 naming it), a cut stream (no terminator) when the instance ends before
 //! finishing a started body, and turning what the guest did into a response: its own response
 //! streamed back, or a plain error that names the handler, route and limit but never the
-//! guest's internals (those go to the log).
+//! guest's internals (those go to the log). Counts instances, traps and limit hits in the
+//! worker's metrics when given them.
 //! Must not touch: compiling or swapping versions, the router, or how bodies are framed.
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use super::registry::{Admission, HandlerVersion, WasmRoute};
 use super::route_info::RouteInfo;
 use super::state::GuestState;
 use crate::body::{plain, ResponseBody};
+use crate::metrics::{LimitKind, WorkerMetrics};
 use crate::services::Services;
 
 type GuestResponse = Result<hyper::Response<HyperOutgoingBody>, ErrorCode>;
@@ -60,6 +62,8 @@ pub struct HostParts<'h> {
     pub memory: &'h Arc<MemoryAccount>,
     /// The worker's instance-pool slots (`engine::POOL_INSTANCES`).
     pub pool: &'h Arc<tokio::sync::Semaphore>,
+    /// Where instances, traps and limit hits are counted, when the admin listener is on.
+    pub metrics: Option<WorkerMetrics>,
 }
 
 /// Runs `request` on a fresh instance of the route's current handler version.
@@ -76,6 +80,9 @@ pub async fn invoke(
     let admission = match route.admit(host.pool) {
         Ok(admission) => admission,
         Err(busy) => {
+            if let Some(m) = host.metrics {
+                m.limit_hit(LimitKind::Concurrency);
+            }
             tracing::warn!("{}: 503, {busy}", info.label());
             let text = format!("Service Unavailable: {busy}; retry shortly\n");
             return retry_later(plain(StatusCode::SERVICE_UNAVAILABLE, text));
@@ -179,6 +186,10 @@ fn start(
     let outparam = http.new_response_outparam(sender)?;
     let info = info.clone();
     let started = clock.clone();
+    let metrics = host.metrics;
+    if let Some(m) = metrics {
+        m.wasm_instance();
+    }
     let guest = Box::pin(async move {
         let _admission = admission;
         // The guest's time starts when it first runs, not when its store was made: under load
@@ -213,6 +224,9 @@ fn start(
                 Outcome::TimedOut
             }
         };
+        if let Some(m) = metrics {
+            count_outcome(m, &outcome);
+        }
         // Before the store (and an unfinished body's sender with it) is dropped.
         started.instance_ended(has_unfinished_body(&mut store));
         outcome
@@ -221,6 +235,21 @@ fn start(
     let lane = host.slow_lane.clone();
     tokio::spawn(run_in_lanes(guest, clock, lane, share, done));
     Ok(outcome)
+}
+
+/// Counts a run's trap or the limit that stopped it.
+fn count_outcome(metrics: WorkerMetrics, outcome: &Outcome) {
+    match outcome {
+        Outcome::Trapped { limit } => {
+            metrics.wasm_trap();
+            if matches!(limit, Some(TrapLimit::Memory(_))) {
+                metrics.limit_hit(LimitKind::Memory);
+            }
+        }
+        Outcome::TimedOut => metrics.limit_hit(LimitKind::Timeout),
+        Outcome::CpuBudget => metrics.limit_hit(LimitKind::CpuTime),
+        Outcome::Returned | Outcome::Cancelled => {}
+    }
 }
 
 /// Does the instance still hold an `outgoing-body` it never finished (its response's, once

@@ -59,6 +59,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::body::ResponseBody;
 use crate::config::{format_duration, WasmLimits};
+use crate::metrics::WorkerMetrics;
 use crate::services::Services;
 use crate::spool::SpooledBody;
 use compile::Compiler;
@@ -79,6 +80,8 @@ pub struct WasmHost {
     memory: Arc<MemoryAccount>,
     /// One permit per slot of the instance pool: a full pool answers 503 like a full route.
     pool: Arc<tokio::sync::Semaphore>,
+    /// Where instances, traps and limit hits are counted (admin listener on).
+    metrics: std::sync::OnceLock<WorkerMetrics>,
 }
 
 impl WasmHost {
@@ -103,7 +106,13 @@ impl WasmHost {
             services: std::sync::OnceLock::new(),
             memory: MemoryAccount::worker(memory_budget),
             pool: Arc::new(tokio::sync::Semaphore::new(engine::POOL_INSTANCES as usize)),
+            metrics: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Counts this worker's instances, traps and limit hits into `metrics` from now on.
+    pub fn set_metrics(&self, metrics: WorkerMetrics) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// Gives guests the worker's services (the first call wins; guests that run before get
@@ -162,6 +171,7 @@ impl WasmHost {
             services: self.services.get(),
             memory: &self.memory,
             pool: &self.pool,
+            metrics: self.metrics.get().copied(),
         };
         invoke::invoke(host, route, request).await
     }

@@ -55,28 +55,51 @@ pub struct GuardedIo<IO> {
 }
 
 /// When the request head now being received started to arrive (`None` while no head is in
-/// progress). Shared with the connection, which enforces the header-read timeout with it: one
-/// timer per connection instead of one per request.
+/// progress), and when the last complete one did. Shared with the connection, which enforces
+/// the header-read timeout with it: one timer per connection instead of one per request; the
+/// metrics time a request from its head's start with it (no second clock read).
 #[derive(Debug, Clone, Default)]
-pub struct HeadClock(std::rc::Rc<std::cell::Cell<Option<std::time::Instant>>>);
+pub struct HeadClock(std::rc::Rc<HeadTimes>);
+
+#[derive(Debug, Default)]
+pub struct HeadTimes {
+    current: std::cell::Cell<Option<std::time::Instant>>,
+    last: std::cell::Cell<Option<std::time::Instant>>,
+}
 
 impl HeadClock {
     /// A clock already running: a new connection owes its first head from now on.
     pub fn started_now() -> HeadClock {
         let clock = HeadClock::default();
-        clock.0.set(Some(std::time::Instant::now()));
+        clock.0.current.set(Some(std::time::Instant::now()));
         clock
     }
 
     /// When the head in progress started, if one is.
     pub fn head_started(&self) -> Option<std::time::Instant> {
-        self.0.get()
+        self.0.current.get()
+    }
+
+    /// When the last complete head started to arrive (a new connection's first: when it was
+    /// accepted).
+    pub fn last_head_started(&self) -> Option<std::time::Instant> {
+        self.0.last.get()
+    }
+
+    fn start(&self, at: std::time::Instant) {
+        self.0.current.set(Some(at));
+    }
+
+    fn head_done(&self) {
+        if let Some(at) = self.0.current.take() {
+            self.0.last.set(Some(at));
+        }
     }
 
     /// No head is in progress any more (HTTP/2: the first request arrived; later ones are
     /// framed by h2, with no per-head clock).
     pub fn stop(&self) {
-        self.0.set(None);
+        self.head_done();
     }
 }
 
@@ -129,7 +152,7 @@ impl<IO> GuardedIo<IO> {
     /// Moves to `next`; entering `Head` starts a fresh head scan.
     fn set_state(&mut self, next: State) {
         if self.state == State::Head {
-            self.clock.0.set(None); // the head is complete
+            self.clock.head_done(); // the head is complete
         }
         self.state = next;
         self.scan = 0;
@@ -152,8 +175,9 @@ impl<IO> GuardedIo<IO> {
 
     /// Validates as much buffered input as possible, recording a halt on violation.
     fn run(&mut self) {
-        if self.state == State::Head && self.end > self.ready && self.clock.0.get().is_none() {
-            self.clock.0.set(Some(std::time::Instant::now()));
+        if self.state == State::Head && self.end > self.ready && self.clock.head_started().is_none()
+        {
+            self.clock.start(std::time::Instant::now());
         }
         loop {
             let step = match self.state {

@@ -9,7 +9,7 @@
 //! The first request it does not serve (a body, another method or version, a WASM route, ...)
 //! ends it: the connection goes to hyper with every byte from that request on, for
 //! the rest of its life. Also the header-read and keep-alive timeouts, draining, and the
-//! access log of its requests. Must not touch: the strict checks (`guard` made them before any
+//! access log and metrics of its requests. Must not touch: the strict checks (`guard` made them before any
 //! byte reaches here), routing rules (`router`), or what the app does (`python`).
 //!
 //! Why: hyper's general machinery (dispatcher, header maps both ways, encoder) was most of
@@ -35,6 +35,7 @@ use super::rejecting_io::RejectingIo;
 use super::service::host_name;
 use crate::body::plain;
 use crate::http_path::percent_decode;
+use crate::metrics::labels::UNROUTED;
 use crate::python::{FieldSpan, RawGet, Reply};
 use crate::router::Route;
 use crate::spool::SpooledBody;
@@ -186,6 +187,9 @@ async fn answer(
     let server_name = server_name(&request, peer);
     let router = ctx.router();
     state.clock.request_started();
+    if let Some(m) = ctx.metrics {
+        m.request_started();
+    }
     // Only a JSON access line reads the clock here (for `duration_ms`).
     let started = ctx.access_log.as_ref().filter(|log| log.is_json());
     let started = started.map(|_| Instant::now());
@@ -201,7 +205,7 @@ async fn answer(
         Handler::Python(app) => app,
         Handler::Static(dir) => {
             let Some(parts) = static_get::parts(request.buf, target, request.fields) else {
-                state.clock.response_finished();
+                not_inline(state);
                 return Answered::NotInline;
             };
             let rel = path.get(matched.path_info_start..).unwrap_or_default();
@@ -219,7 +223,7 @@ async fn answer(
             return respond(io, state, &request, reply, output, logged).await;
         }
         Handler::Wasm(_) => {
-            state.clock.response_finished();
+            not_inline(state);
             return Answered::NotInline;
         }
     };
@@ -250,6 +254,14 @@ async fn answer(
         started,
     };
     respond(io, state, &request, reply, output, logged).await
+}
+
+/// Undoes `answer`'s start of a request that hyper's path serves instead (and counts).
+fn not_inline(state: &ConnectionState) {
+    let _ = state.clock.response_finished();
+    if let Some(m) = state.ctx.metrics {
+        m.request_abandoned();
+    }
 }
 
 /// What the access log gets from routing: the route (`None`: no route matched) and, for a
@@ -316,8 +328,12 @@ async fn respond(
         Reply::Server(response) => response.status().as_u16(),
     };
     let sent = send(io, reply, output, closing).await;
-    state.clock.response_finished();
+    let finished = state.clock.response_finished();
     state.ctx.recycle.request_done();
+    if let Some(m) = state.ctx.metrics {
+        let slot = logged.route.map_or(UNROUTED, |r| r.metrics_slot());
+        m.request_done(slot, status, state.elapsed(finished));
+    }
     if let Some(log) = &state.ctx.access_log {
         let target = request.head.target(request.buf);
         let fields = (request.field(b"referer"), request.field(b"user-agent"));

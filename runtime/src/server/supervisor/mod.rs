@@ -83,8 +83,9 @@ const PANIC_EXIT: i32 = 101;
 /// with code 101). Returns 0 after a stop by signal, 1 when a worker exited with
 /// [`WORKER_BOOT_FAILED`] or the master could not set itself up.
 ///
-/// Preconditions: apart from the threads of `startup` (stopped here, before the first fork),
-/// the calling process has no other threads (they would not survive `fork()` and could
+/// Preconditions: apart from the threads of `startup` (stopped here, before the first fork)
+/// and the admin listener's thread (which `hooks.before` keeps out of every fork: see
+/// `server::admin::gate`; it blocks every signal), the calling process has no other threads (they would not survive `fork()` and could
 /// receive the signals meant for the master), and it has no other children whose
 /// exit status it cares about (`waitpid(-1)` reaps them). The signals above stay blocked when
 /// this returns: the caller is expected to exit with the returned code.
