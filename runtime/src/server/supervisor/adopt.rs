@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use tracing::info;
 
-use super::rolling::Rolling;
+use super::progress::Rolling;
 use super::{Master, Stopping, Worker, KILL_MARGIN};
 use crate::handover::HandedWorker;
 

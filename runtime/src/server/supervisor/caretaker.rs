@@ -13,13 +13,17 @@ use std::time::{Duration, Instant};
 use libc::{c_int, pid_t, SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM};
 use tracing::{error, info, warn};
 
+use super::exec::exec_self;
 use super::notes::note_signals;
-use super::reload::{exec_self, ReloadSetup};
+use super::reload_state::ReloadSetup;
 use super::signals::{send_signal, Signals};
-use super::{KILL_MARGIN, TICK};
 use crate::control_files::{ControlFiles, ReloadState, ReloadStatus};
 use crate::handover::{Handover, Inherited};
 
+/// Longest sleep between two looks at the workers (as the master's loop).
+const TICK: Duration = Duration::from_millis(100);
+/// Extra time a stopping worker gets after its grace period before `SIGKILL` (as the master).
+const KILL_MARGIN: Duration = Duration::from_secs(1);
 /// How long the old workers get to drain when the degraded master is stopped (the new
 /// configuration's grace period is unknown here; this is the default one).
 const GRACE: Duration = Duration::from_secs(30);

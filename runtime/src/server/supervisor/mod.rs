@@ -121,16 +121,19 @@ pub fn supervise(
 
 mod adopt;
 mod caretaker;
+mod exec;
 mod notes;
+mod progress;
 mod recycle;
 mod reload;
+mod reload_state;
 mod rolling;
 mod signals;
 pub use caretaker::keep_old_workers;
 pub use notes::MasterLink;
-use reload::Reload;
-pub use reload::ReloadSetup;
-use rolling::{Progress, Rolling};
+use progress::{Progress, Rolling};
+use reload_state::Reload;
+pub use reload_state::ReloadSetup;
 use signals::*;
 
 /// Restart delay after `failures` consecutive quick deaths (or fork failures) of one index:

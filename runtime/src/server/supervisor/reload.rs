@@ -8,25 +8,24 @@
 //! listeners and other named descriptors, the workers, the generation), and the new image
 //! adopts the workers and replaces them (`rolling`). A `SIGHUP` that arrives while a reload is
 //! under way (checking, or replacing workers) is remembered and starts one more reload after
-//! it, across the exec too. Also the pid file and the status file (`crate::control_files`).
+//! it, across the exec too (the state: `reload_state`; the exec: `exec`).
 //! Must not touch: sockets (the caller registers their descriptors), the configuration's
 //! content, or how workers are forked (`mod.rs`).
 
-use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::io::{self, Read, Seek};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use libc::{pid_t, SIGKILL};
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
+use super::exec::exec_self;
+use super::reload_state::Checking;
 use super::signals::{send_signal, Exit};
 use super::Master;
-use crate::control_files::{ControlFiles, ReloadState, ReloadStatus};
-use crate::handover::{HandedWorker, Handover, Outgoing, ENV};
+use crate::control_files::ReloadState;
+use crate::handover::{HandedWorker, Handover, ENV};
 
 /// The subcommand that validates a configuration (`wsrun check`).
 const CHECK_SUBCOMMAND: &str = "check";
@@ -35,82 +34,6 @@ const SELF_EXE: &str = "/proc/self/exe";
 /// At most this many lines of a failed check's output go into the log and the status file
 /// when it printed no `wsrun: error:` line.
 const TAIL_LINES: usize = 10;
-
-/// What the master needs to reload itself, built by `server::run`.
-#[derive(Debug)]
-pub struct ReloadSetup {
-    /// The master's `argv` (the program name first), given again to the check and the exec.
-    pub argv: Vec<OsString>,
-    /// The directory wsrun started in (relative arguments resolve there).
-    pub cwd: PathBuf,
-    /// The absolute state directory (control files live there).
-    pub state_dir: PathBuf,
-    /// The descriptors to hand to the next image (listeners, admin, metrics, ...).
-    pub outgoing: Outgoing,
-    /// What the previous image handed over, when this one was started by a reload.
-    pub handover: Option<Handover>,
-}
-
-/// The master's reload state.
-#[derive(Debug)]
-pub(super) struct Reload {
-    setup: ReloadSetup,
-    files: ControlFiles,
-    /// The generation of the configuration new workers get; counts reload attempts.
-    pub(super) generation: u64,
-    /// A `SIGHUP` arrived during a reload: start another one after it.
-    pending: bool,
-    checking: Option<Checking>,
-}
-
-/// A running `wsrun check` child.
-#[derive(Debug)]
-struct Checking {
-    pid: pid_t,
-    output: File,
-}
-
-impl Reload {
-    /// The reload state of a master image; writes the pid file and, on a fresh start, a
-    /// status of generation 0.
-    pub(super) fn new(mut setup: ReloadSetup) -> (Reload, Vec<HandedWorker>) {
-        let files = ControlFiles::new(&setup.state_dir);
-        if let Err(e) = files.write_pid() {
-            warn!("cannot write {}: {e}", files.pid_path().display());
-        }
-        let (generation, pending, workers) = match setup.handover.take() {
-            Some(h) => (h.generation, h.pending, h.workers),
-            None => (0, false, Vec::new()),
-        };
-        let reload = Reload {
-            setup,
-            files,
-            generation,
-            pending,
-            checking: None,
-        };
-        if workers.is_empty() {
-            reload.status(ReloadState::Ok, "");
-        }
-        (reload, workers)
-    }
-
-    fn status(&self, state: ReloadState, message: &str) {
-        let status = ReloadStatus {
-            generation: self.generation,
-            state,
-            message: message.to_string(),
-        };
-        if let Err(e) = self.files.write_status(&status) {
-            warn!("cannot write {}: {e}", self.files.status_path().display());
-        }
-    }
-
-    /// The pid file goes when the master exits.
-    pub(super) fn remove_pid(&self) {
-        self.files.remove_pid();
-    }
-}
 
 impl Master<'_, '_, '_> {
     /// `SIGHUP`: starts a reload, or remembers it for after the one under way.
@@ -225,50 +148,6 @@ impl Master<'_, '_, '_> {
             })
             .collect()
     }
-}
-
-/// `execv`s `/proc/self/exe` with the master's argv and the handover; returns the error if the
-/// exec failed (everything it changed is put back).
-pub(super) fn exec_self(setup: &ReloadSetup, handover: &Handover) -> io::Error {
-    let argv: Result<Vec<CString>, _> = setup
-        .argv
-        .iter()
-        .map(|a| CString::new(a.as_bytes()))
-        .collect();
-    let Ok(argv) = argv else {
-        return io::Error::new(io::ErrorKind::InvalidInput, "an argument holds a NUL byte");
-    };
-    let mut pointers: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    pointers.push(std::ptr::null());
-    let here = std::env::current_dir().ok();
-    if let Err(e) = std::env::set_current_dir(&setup.cwd) {
-        return e;
-    }
-    if let Err(e) = setup.outgoing.clear_cloexec() {
-        setup.outgoing.restore_cloexec();
-        return e;
-    }
-    // The master has no other threads (a precondition of `supervise`): changing the
-    // environment cannot race a reader.
-    std::env::set_var(ENV, handover.to_json());
-    flush_stdio();
-    let path = c"/proc/self/exe";
-    // SAFETY: `path` and every `pointers` entry are NUL-terminated strings that outlive the
-    // call, and `pointers` ends with a null pointer.
-    unsafe { libc::execv(path.as_ptr(), pointers.as_ptr()) };
-    let error = io::Error::last_os_error();
-    std::env::remove_var(ENV);
-    setup.outgoing.restore_cloexec();
-    if let Some(dir) = here {
-        let _ = std::env::set_current_dir(dir);
-    }
-    error
-}
-
-fn flush_stdio() {
-    use std::io::Write;
-    let _ = io::stdout().flush();
-    let _ = io::stderr().flush();
 }
 
 /// What a failed check said: its `wsrun: error:` lines (the file, line and key of a

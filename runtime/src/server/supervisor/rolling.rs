@@ -1,62 +1,23 @@
 //! The rolling restart that applies a reload: every worker of an older generation is replaced,
 //! one index at a time, by a worker of the new configuration.
 //!
-//! Owns: the order and pace of the replacement ([`Rolling`]): for index 0, 1, ... start the new
+//! Owns: the order and pace of the replacement: for index 0, 1, ... start the new
 //! worker beside the old one, wait for its ready note (at most [`READY_TIMEOUT`]), and only then
 //! `SIGTERM` the old ones of that index (they drain); when every index is done, stop the old
 //! workers of indexes the new configuration no longer has. If a new worker dies or is not ready
 //! in time, the restart stops there and the old workers go on serving: never zero workers.
+//! Its state is a value (`progress`).
 //! Must not touch: what triggers a reload or what happens after (`reload`), how notes travel
 //! (`notes`), sockets.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use libc::pid_t;
 use tracing::{info, warn};
 
+use super::progress::{Progress, Rolling, Waiting, READY_TIMEOUT};
 use super::{backoff, Master};
 use crate::config::format_duration;
-
-/// How long a new worker may take to be ready (its apps imported, WASM compiled or loaded
-/// from the cache) before the reload is abandoned.
-pub(super) const READY_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Progress of a rolling restart.
-#[derive(Debug)]
-pub(super) struct Rolling {
-    /// Next index to replace.
-    next: usize,
-    /// The new worker of the current index, until it is ready.
-    waiting: Option<Waiting>,
-    /// Do not fork before this (back-off after a fork failure).
-    not_before: Instant,
-    fork_failures: u32,
-}
-
-#[derive(Debug)]
-struct Waiting {
-    new: pid_t,
-    index: usize,
-    deadline: Instant,
-}
-
-/// What a step of the rolling restart came to.
-pub(super) enum Progress {
-    Going,
-    Done,
-    Failed(String),
-}
-
-impl Rolling {
-    pub(super) fn new() -> Rolling {
-        Rolling {
-            next: 0,
-            waiting: None,
-            not_before: Instant::now(),
-            fork_failures: 0,
-        }
-    }
-}
 
 impl Master<'_, '_, '_> {
     /// One step of `rolling`; see the module docs.
