@@ -11,8 +11,10 @@ use std::sync::Arc;
 use clap::Parser;
 
 use crate::config::{self, Cli, Config};
+use crate::handover::{Handover, Inherited};
 use crate::python::services as python_services;
 use crate::python::{interpreter, loader};
+use crate::reload_client;
 use crate::router::Router;
 use crate::server::{self, Handler};
 use crate::services::{self, StartupServices};
@@ -24,21 +26,46 @@ pub fn main() -> ExitCode {
     if args.next().is_some_and(|a| a == wasm::COMPILE_SUBCOMMAND) {
         return wasm::compile_child_main(args.collect());
     }
+    // A reload's new image: read (and unset) the handover before anything else runs.
+    let handover = match Handover::from_env() {
+        Ok(handover) => handover,
+        Err(message) => {
+            eprintln!("wsrun: error: {message}");
+            return ExitCode::from(1);
+        }
+    };
+    let inherited = match &handover {
+        // SAFETY: read from the environment at the start of `main`: the numbers are the
+        // descriptors the previous image left open for this one, owned by nothing else.
+        Some(h) => unsafe { Inherited::adopt(h) },
+        None => Inherited::default(),
+    };
     let cli = Cli::parse();
-    if let Some(config::Command::Jobs(args)) = &cli.command {
-        return services::admin::main(args);
+    match &cli.command {
+        Some(config::Command::Jobs(args)) => return services::admin::main(args),
+        Some(config::Command::Reload(args)) => return reload_client::main(args),
+        _ => {}
     }
+    let launch = server::Launch {
+        argv: std::env::args_os().collect(),
+        cwd: match &handover {
+            Some(h) => h.cwd.clone(),
+            None => std::env::current_dir().unwrap_or_default(),
+        },
+        handover,
+        inherited,
+    };
     let mut config = match config::load(&cli) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("wsrun: error: {err}");
-            return ExitCode::from(2);
+            return failed(launch, 2, &err.to_string());
         }
     };
     // Certificates and keys are read and checked before anything is bound.
     if let Err(err) = server::tls::check(&config) {
         eprintln!("wsrun: error: {err}");
-        return ExitCode::from(2);
+        return failed(launch, 2, &err.to_string());
     }
     init_logging(&config.server.log_level);
     match prepare(&cli, &mut config) {
@@ -50,13 +77,22 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Prepared::Ready(router, startup)) => {
-            exit_code(server::run(Arc::new(config), router, startup))
+            exit_code(server::run(Arc::new(config), router, startup, launch))
         }
         Err(message) => {
             eprintln!("wsrun: error: {message}");
-            ExitCode::from(1)
+            failed(launch, 1, &message)
         }
     }
+}
+
+/// A start-up failure: exit with `code`, or after a reload's exec keep the old workers
+/// serving (`server::Launch::failed`), logging as it goes.
+fn failed(launch: server::Launch, code: i32, message: &str) -> ExitCode {
+    if launch.handover.is_some() {
+        init_logging("info");
+    }
+    exit_code(launch.failed(code, message))
 }
 
 fn exit_code(code: i32) -> ExitCode {

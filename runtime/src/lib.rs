@@ -4,7 +4,9 @@
 //! The binary's logic lives here so tests and benchmarks can reach it; `main.rs` only calls
 //! `cli::main`. Dependencies point one way, top down (no file imports a file that imports it
 //! back; `tools/import_cycles.py` lists the edges and any cycle):
-//! - `cli`: the start-up sequence -> `config`, `python`, `router`, `server`, `services`, `wasm`
+//! - `cli`: the start-up sequence -> `config`, `python`, `router`, `server`, `services`, `wasm`,
+//!   `handover` (what a reload's previous master image passed), `reload_client` (`wsrun reload`
+//!   -> `config`, `control_files`)
 //! - `server`: master and workers, connections, the request pipeline, the route kinds
 //!   (`server::handler`) -> `router`, `python`, `wasm`, `static_files`, `services`, `spool`,
 //!   `http_path`, `body`
@@ -18,6 +20,8 @@
 //!   Python module and the WASM host.
 //! - `metrics`: the shared-memory counters every worker adds to and the master renders
 //!   (`server` and `wasm` count into it; it imports nothing of the crate)
+//! - `handover` (the reload's exec: named descriptors, workers) and `control_files` (the pid
+//!   and reload status files in `state_dir`): leaves, used by `server::supervisor` too
 //! - `config`: the validated `Config`; `field_rules` (request singletons, forbidden trailers);
 //!   `static_files` (-> `body`, `accept_encoding`), `spool`,
 //!   `body` (-> `file_region`), `http_path`, `accept_encoding`: leaves
@@ -26,11 +30,14 @@ pub mod accept_encoding;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod control_files;
 pub mod field_rules;
 pub mod file_region;
+pub mod handover;
 pub mod http_path;
 pub mod metrics;
 pub mod python;
+pub mod reload_client;
 pub mod router;
 pub mod server;
 pub mod services;

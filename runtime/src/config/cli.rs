@@ -1,4 +1,5 @@
-//! The command line: `wsrun [OPTIONS] [TARGET]` and `wsrun check [OPTIONS] [TARGET]`.
+//! The command line: `wsrun [OPTIONS] [TARGET]` and `wsrun check [OPTIONS] [TARGET]` (the
+//! other subcommands' options: `jobs_cli`, `reload_cli`).
 //!
 //! Owns: the clap definitions (`Cli`, `Command`, `RunArgs`) and `build_config`, which layers
 //! defaults, then the `-c` TOML file, then the flags (flags win), then the TARGET into one
@@ -21,6 +22,7 @@ use clap::{Args, Parser, Subcommand};
 use super::error::{ConfigError, CLI_FILE};
 use super::jobs_cli::JobsArgs;
 use super::model::Config;
+use super::reload_cli::ReloadArgs;
 use super::route::{RouteConfig, RouteTarget};
 use super::server::ServerFlags;
 use super::toml_file;
@@ -45,6 +47,8 @@ pub enum Command {
     Check(RunArgs),
     /// Inspect and repair the durable job journal: list, show ID, retry ID, purge [--pending]
     Jobs(JobsArgs),
+    /// Make the running server re-read its configuration (exit 0 applied, 1 error, 2 no server)
+    Reload(ReloadArgs),
 }
 
 impl Cli {
@@ -52,7 +56,7 @@ impl Cli {
     pub fn run_args(&self) -> &RunArgs {
         match &self.command {
             Some(Command::Check(args)) => args,
-            Some(Command::Jobs(_)) | None => &self.run,
+            Some(Command::Jobs(_) | Command::Reload(_)) | None => &self.run,
         }
     }
 

@@ -65,23 +65,34 @@ impl JobsArgs {
     }
 
     fn state_dir_in(&self, cwd: &Path) -> Result<PathBuf, ConfigError> {
-        if let Some(dir) = &self.state_dir {
-            return Ok(cwd.join(dir));
-        }
-        let Some(file) = &self.config else {
-            return Ok(cwd.join(ServerConfig::default().state_dir));
-        };
-        let mut config = Config::default();
-        let shown = file.display().to_string();
-        toml_file::apply_file(&cwd.join(file), &shown, &mut config)?;
-        // A relative default resolves where the server runs: after its `chdir`, if any.
-        let base = config
-            .server
-            .chdir
-            .clone()
-            .unwrap_or_else(|| cwd.to_path_buf());
-        Ok(base.join(&config.server.state_dir))
+        resolve_state_dir(self.config.as_deref(), self.state_dir.as_deref(), cwd)
     }
+}
+
+/// The state directory a server run with `-c config` / `--state-dir state_dir` uses,
+/// absolute: the flag (against `cwd`), else the file's `[server] state_dir` (a relative one
+/// against the file's `chdir` or `cwd`), else the default.
+pub(crate) fn resolve_state_dir(
+    config: Option<&Path>,
+    state_dir: Option<&Path>,
+    cwd: &Path,
+) -> Result<PathBuf, ConfigError> {
+    if let Some(dir) = state_dir {
+        return Ok(cwd.join(dir));
+    }
+    let Some(file) = config else {
+        return Ok(cwd.join(ServerConfig::default().state_dir));
+    };
+    let mut loaded = Config::default();
+    let shown = file.display().to_string();
+    toml_file::apply_file(&cwd.join(file), &shown, &mut loaded)?;
+    // A relative default resolves where the server runs: after its `chdir`, if any.
+    let base = loaded
+        .server
+        .chdir
+        .clone()
+        .unwrap_or_else(|| cwd.to_path_buf());
+    Ok(base.join(&loaded.server.state_dir))
 }
 
 #[cfg(test)]

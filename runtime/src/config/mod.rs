@@ -10,6 +10,7 @@
 //!
 //! ```text
 //! cli -> jobs_cli -> toml_file -> toml_routes, toml_jobs -> toml_values -> units -> route
+//!   \-> reload_cli -> jobs_cli, units
 //!   \-> server (the settings table) -> settings, setting_kinds -> toml_values, units, error
 //! model (Config) -> server, route, jobs, wasm_settings;   error, jobs, wasm_settings: leaves
 //! setting_kinds, toml_values, route -> tls (a configured PEM file) -> error
@@ -24,6 +25,7 @@ mod error;
 mod jobs;
 mod jobs_cli;
 mod model;
+mod reload_cli;
 mod route;
 mod server;
 mod setting_kinds;
@@ -42,6 +44,7 @@ pub use error::ConfigError;
 pub use jobs::{JobsConfig, Schedule, TimerConfig};
 pub use jobs_cli::{JobsAction, JobsArgs};
 pub use model::Config;
+pub use reload_cli::ReloadArgs;
 pub use route::{RouteConfig, RouteTarget, TenantConfig};
 pub use server::{AccessLogFormat, ServerConfig, ServerFlags, DEFAULT_BIND};
 pub use tls::TlsFile;

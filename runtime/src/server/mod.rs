@@ -8,9 +8,9 @@
 //!
 //! Layout, top down (each file uses only files below it):
 //! - `worker`: one process's event loop: builds its context, starts the services, then accepts
-//!   on the listeners the master bound for its index (`listener`); `supervisor` forks, restarts
-//!   and recycles workers; `recycle`: when a worker asks to be replaced (`max_requests`,
-//!   `max_rss`).
+//!   on the listeners the master bound for its index (`listener`; `listener_set`: which of
+//!   them a reload inherits); `supervisor` forks, restarts, recycles workers and reloads the
+//!   configuration; `recycle`: when a worker asks to be replaced (`max_requests`, `max_rss`).
 //! - `connection`: one client connection behind `guard` (strict RFC 9112 framing, with
 //!   `rejecting_io` writing its refusals): `inline_h1` serves plain `GET`s to Python apps on
 //!   the event loop without hyper, and hands anything else (`rewind`) to hyper, with the
@@ -43,6 +43,7 @@ mod idle_clock;
 mod inline_h1;
 mod job_delivery;
 pub mod listener;
+mod listener_set;
 mod live_connections;
 mod live_routes;
 mod peer;
@@ -57,17 +58,50 @@ mod worker;
 pub use handler::{build_router, Handler};
 pub use worker::{run_worker, WorkerSetup};
 
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::handover::{Handover, Inherited, Outgoing};
 use crate::python::interpreter;
 use crate::router::Router;
 use crate::services::StartupServices;
-use supervisor::{supervise, ForkHooks, SupervisorSettings};
+use supervisor::{supervise, ForkHooks, ReloadSetup, SupervisorSettings};
+
+/// How this master image started: fresh, or by a reload's `execv` of the previous one.
+pub struct Launch {
+    /// The process's arguments, the program name first (a reload runs them again).
+    pub argv: Vec<OsString>,
+    /// The directory wsrun started in, before any `chdir`.
+    pub cwd: PathBuf,
+    /// What the previous image handed over, if any.
+    pub handover: Option<Handover>,
+    /// The named descriptors it passed; what is not taken by the time the workers fork is
+    /// closed.
+    pub inherited: Inherited,
+}
+
+impl Launch {
+    /// The exit code after a failure before serving: `code` on a fresh start; after a
+    /// reload's exec, the old workers keep serving under a degraded master
+    /// (`supervisor::keep_old_workers`) and its code is returned once they are gone.
+    pub fn failed(self, code: i32, message: &str) -> i32 {
+        match self.handover {
+            Some(handover) => supervisor::keep_old_workers(handover, self.inherited, message),
+            None => code,
+        }
+    }
+}
 
 /// Serves `config` with `router` until stopped; returns the process exit code. `startup`, the
 /// master's services while the apps were imported, is stopped before the workers fork.
-pub fn run(config: Arc<Config>, router: Router<Handler>, startup: StartupServices) -> i32 {
+pub fn run(
+    config: Arc<Config>,
+    router: Router<Handler>,
+    startup: StartupServices,
+    launch: Launch,
+) -> i32 {
     if let Err(err) = supervisor::ignore_file_size_signal() {
         tracing::warn!("cannot ignore SIGXFSZ: {err}");
     }
@@ -76,13 +110,23 @@ pub fn run(config: Arc<Config>, router: Router<Handler>, startup: StartupService
         Err(err) => tracing::warn!("cannot raise the open-file limit: {err}"),
     }
     for addr in config.server.bind_addrs() {
+        if listener_set::inherited(&launch.inherited, &addr) {
+            continue; // ours already: a reload keeps it
+        }
         if let Err(err) = listener::check_bindable(addr) {
             tracing::error!("{err}"); // names the address and the reason
             startup.stop();
-            return 1;
+            return launch.failed(1, &err.to_string());
         }
     }
-    let admin = match admin::start(&config, &router) {
+    let Launch {
+        argv,
+        cwd,
+        handover,
+        mut inherited,
+    } = launch;
+    let mut outgoing = Outgoing::default();
+    let admin = match admin::start(&config, &router, &mut inherited, &mut outgoing) {
         Ok(admin) => admin,
         Err(message) => {
             tracing::error!("{message}");
@@ -100,17 +144,26 @@ pub fn run(config: Arc<Config>, router: Router<Handler>, startup: StartupService
     // master for its whole life: a worker that stops (SIGHUP, recycle, crash) closes only its
     // copy, so the connections waiting in its accept queue are not reset but accepted by the
     // next worker of that index (or by the replacement already running beside it).
-    let mut per_index = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        match listener::bind_all(&config.server.bind_addrs()) {
-            Ok(listeners) => per_index.push(Some(listeners)),
-            Err(message) => {
-                tracing::error!("{message}");
-                startup.stop();
-                return 1;
-            }
+    // A reload inherits the listeners of an address and index it keeps (`listener_set`).
+    let addrs = config.server.bind_addrs();
+    let per_index = match listener_set::take_or_bind(workers, &addrs, &mut inherited, &mut outgoing)
+    {
+        Ok(per_index) => per_index,
+        Err(message) => {
+            tracing::error!("{message}");
+            startup.stop();
+            return 1;
         }
-    }
+    };
+    // Other subsystems take their named descriptors from `inherited` before this point.
+    drop(inherited);
+    let reload = ReloadSetup {
+        argv,
+        state_dir: absolute(&cwd, &config.server.state_dir),
+        cwd,
+        outgoing,
+        handover,
+    };
     let settings = SupervisorSettings {
         workers,
         graceful_timeout: config.server.graceful_timeout,
@@ -160,5 +213,12 @@ pub fn run(config: Arc<Config>, router: Router<Handler>, startup: StartupService
             _ => supervisor::WORKER_BOOT_FAILED,
         }
     };
-    supervise(&settings, startup, hooks, &mut worker_main)
+    supervise(&settings, startup, reload, hooks, &mut worker_main)
+}
+
+/// `dir` made absolute against the current directory (after `chdir`, where the server runs),
+/// else against `cwd`.
+fn absolute(cwd: &std::path::Path, dir: &std::path::Path) -> PathBuf {
+    let here = std::env::current_dir().unwrap_or_else(|_| cwd.to_path_buf());
+    here.join(dir)
 }

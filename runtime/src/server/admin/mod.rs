@@ -29,6 +29,7 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use super::handler::Handler;
 use crate::config::Config;
+use crate::handover::{Inherited, Outgoing};
 use crate::metrics::{render, MetricsSegment, MAX_WORKERS};
 use crate::router::Router;
 use crate::services::job_figures;
@@ -55,7 +56,15 @@ pub struct Started {
 
 /// When `[admin] bind` is set: creates the metrics segment (before any fork), gives every
 /// route of `router` its label slot, binds the admin address and starts the admin thread.
-pub fn start(config: &Config, router: &Router<Handler>) -> Result<Option<Started>, String> {
+/// After a live reload both come from the old image instead (`inherited`: the segment as
+/// "metrics", so counters go on; the socket as "admin", so the address is never unbound),
+/// and both are registered in `outgoing` for the next one.
+pub fn start(
+    config: &Config,
+    router: &Router<Handler>,
+    inherited: &mut Inherited,
+    outgoing: &mut Outgoing,
+) -> Result<Option<Started>, String> {
     let Some(admin) = &config.server.admin else {
         return Ok(None);
     };
@@ -73,14 +82,20 @@ pub fn start(config: &Config, router: &Router<Handler>) -> Result<Option<Started
             config.server.workers
         ));
     }
-    let segment = MetricsSegment::create(MAX_WORKERS)
+    let segment = inherited_segment(inherited)
+        .map_or_else(|| MetricsSegment::create(MAX_WORKERS), Ok)
         .map_err(|e| format!("cannot create the metrics segment: {e}"))?;
     // The master's for its whole life, and every forked worker's copy of the mapping too.
     let segment: &'static MetricsSegment = Box::leak(Box::new(segment));
     let labels = &segment.layout().labels;
     router.label_routes(|prefix, tenant| labels.claim(prefix, tenant.unwrap_or("")));
-    let listener = bind(admin.addr).map_err(|e| e.to_string())?;
+    let listener = match inherited_listener(inherited, admin.addr) {
+        Some(listener) => listener,
+        None => bind(admin.addr).map_err(|e| e.to_string())?,
+    };
     let fd = listener.as_raw_fd();
+    outgoing.register(HANDOVER_METRICS, segment.fd().as_raw_fd());
+    outgoing.register(HANDOVER_ADMIN, fd);
     let gate = Arc::new(ForkGate::default());
     let status = StatusInfo::of(config, router);
     serve(
@@ -93,6 +108,32 @@ pub fn start(config: &Config, router: &Router<Handler>) -> Result<Option<Started
     )
     .map_err(|e| format!("cannot start the admin listener: {e}"))?;
     Ok(Some(Started { segment, gate, fd }))
+}
+
+/// The names of the admin socket and the metrics segment in a reload's handover.
+const HANDOVER_ADMIN: &str = "admin";
+const HANDOVER_METRICS: &str = "metrics";
+
+/// The old image's metrics segment, if it handed one over that maps cleanly.
+fn inherited_segment(inherited: &mut Inherited) -> Option<MetricsSegment> {
+    let fd = inherited.take(HANDOVER_METRICS)?;
+    match MetricsSegment::from_fd(fd) {
+        Ok(segment) => Some(segment),
+        Err(err) => {
+            tracing::warn!("the inherited metrics segment is unusable ({err}); counting anew");
+            None
+        }
+    }
+}
+
+/// The old image's admin socket, if it listens on `addr` (else it is closed here, and the
+/// caller binds the new address).
+fn inherited_listener(inherited: &mut Inherited, addr: SocketAddr) -> Option<TcpListener> {
+    let listener = TcpListener::from(inherited.take(HANDOVER_ADMIN)?);
+    match listener.local_addr() {
+        Ok(bound) if bound == addr => Some(listener),
+        _ => None,
+    }
 }
 
 /// Binds the admin address (not `SO_REUSEPORT`: a second server on it is an error).

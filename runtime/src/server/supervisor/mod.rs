@@ -1,5 +1,5 @@
 //! The gunicorn-style master process: forks the worker processes, replaces the ones that die,
-//! restarts them all on `SIGHUP` and stops them on `SIGTERM` / `SIGINT` / `SIGQUIT`.
+//! reloads the configuration on `SIGHUP` and stops them on `SIGTERM` / `SIGINT` / `SIGQUIT`.
 //!
 //! This module owns process management only: it never touches sockets, Python or HTTP. The
 //! caller loads the configuration and the application *before* calling [`supervise`], which
@@ -16,8 +16,10 @@
 //!   running after the grace period + 1 s; exit code 0. A `SIGINT` or `SIGQUIT` during the
 //!   stop cuts the remaining grace to 1 s.
 //! - `SIGQUIT`: quick stop: as above with no grace (`SIGKILL` after 1 s).
-//! - `SIGHUP`: rolling restart: for each index in turn, start a new worker, `SIGTERM` the old
-//!   one, and wait for it to exit before the next index.
+//! - `SIGHUP`: configuration reload (`reload`): check the configuration in a child, then
+//!   `execv` the master in place; the new image adopts the running workers (still its children:
+//!   the pid is the same) and replaces them index by index, each new worker ready before the
+//!   old one drains (`rolling`). A configuration with an error changes nothing.
 //! - `SIGCHLD`: reap; a worker that died unexpectedly is replaced (immediately, then with a
 //!   back-off of 100 ms doubling to 5 s while the same index keeps dying within 2 s); a worker
 //!   that exited with [`WORKER_BOOT_FAILED`] stops everything with exit code 1.
@@ -92,6 +94,7 @@ const PANIC_EXIT: i32 = 101;
 pub fn supervise(
     settings: &SupervisorSettings,
     startup: StartupServices,
+    reload: ReloadSetup,
     hooks: ForkHooks<'_>,
     worker_main: &mut dyn FnMut(usize, MasterLink) -> i32,
 ) -> i32 {
@@ -109,15 +112,30 @@ pub fn supervise(
             return 1;
         }
     };
-    let mut master = Master::new(settings, hooks, worker_main, signals);
-    master.run()
+    let (reload, adopted) = Reload::new(reload);
+    let mut master = Master::new(settings, hooks, worker_main, signals, reload);
+    master.adopt(adopted);
+    let code = master.run();
+    master.reload.remove_pid();
+    code
 }
 
+mod adopt;
+mod caretaker;
+mod exec;
 mod notes;
+mod progress;
 mod recycle;
+mod reload;
+mod reload_state;
+mod rolling;
 mod signals;
+pub use caretaker::keep_old_workers;
 pub use notes::MasterLink;
 pub use signals::ignore_file_size_signal;
+use progress::{Progress, Rolling};
+use reload_state::Reload;
+pub use reload_state::ReloadSetup;
 use signals::*;
 
 /// Restart delay after `failures` consecutive quick deaths (or fork failures) of one index:
@@ -167,8 +185,10 @@ struct Worker {
     started: Instant,
     /// Set once the master asked this worker to stop; its exit is then expected.
     stop: Option<Stopping>,
-    /// The worker this one replaces (a recycle), until this one is ready.
+    /// The worker this one replaces (a recycle, a reload), until this one is ready.
     replaces: Option<pid_t>,
+    /// The reload generation whose configuration it runs.
+    generation: u64,
 }
 
 /// A worker that was sent `SIGTERM`.
@@ -201,18 +221,6 @@ struct Slot {
     failures: u32,
 }
 
-/// Progress of a `SIGHUP` rolling restart.
-#[derive(Debug)]
-struct Rolling {
-    /// Next index to replace.
-    next: usize,
-    /// The old worker being stopped; the next index waits until it has exited.
-    retiring: Option<pid_t>,
-    /// Do not fork before this (back-off after a fork failure).
-    not_before: Instant,
-    fork_failures: u32,
-}
-
 /// The master's state.
 struct Master<'s, 'h, 'w> {
     settings: &'s SupervisorSettings,
@@ -224,6 +232,7 @@ struct Master<'s, 'h, 'w> {
     workers: Vec<Worker>,
     slots: Vec<Slot>,
     rolling: Option<Rolling>,
+    reload: Reload,
     boot_failed: bool,
 }
 
@@ -233,6 +242,7 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
         hooks: ForkHooks<'h>,
         worker_main: &'w mut dyn FnMut(usize, MasterLink) -> i32,
         signals: Signals,
+        reload: Reload,
     ) -> Self {
         let now = Instant::now();
         let first_start = Slot {
@@ -249,6 +259,7 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
             workers: Vec::with_capacity(settings.workers),
             slots: vec![first_start; settings.workers],
             rolling: None,
+            reload,
             boot_failed: false,
         }
     }
@@ -284,7 +295,7 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
                     self.shutdown(Duration::ZERO);
                     return 0;
                 }
-                Some(SIGHUP) => self.begin_rolling_restart(),
+                Some(SIGHUP) => self.on_reload_signal(),
                 _ => {}
             }
             self.advance_rolling_restart();
@@ -317,6 +328,7 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
             started: Instant::now(),
             stop: None,
             replaces: None,
+            generation: self.reload.generation,
         });
         Ok(pid)
     }
@@ -384,6 +396,9 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
 
     /// Handles the end of child `pid`.
     fn on_exit(&mut self, pid: pid_t, exit: Exit) {
+        if self.on_check_exit(pid, exit) {
+            return;
+        }
         let Some(pos) = self.workers.iter().position(|w| w.pid == pid) else {
             debug!(pid, "reaped a child that is not a worker ({exit})");
             return;
@@ -392,13 +407,13 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
         let index = worker.index;
         if worker.stop.is_some() {
             info!(pid, index, "worker {index} (pid {pid}) stopped ({exit})");
-        } else if exit == Exit::Code(WORKER_BOOT_FAILED) {
+        } else if exit == Exit::Code(WORKER_BOOT_FAILED) && !self.reload_spares(&worker) {
             error!(
                 pid,
                 index, "worker {index} (pid {pid}) failed to boot ({exit})"
             );
             self.boot_failed = true;
-        } else if self.needs_restart_after_crash(pid, worker.replaces) {
+        } else if self.needs_restart_after_crash(pid, worker.replaces) && index < self.slots.len() {
             warn!(pid, index, %exit, "worker {index} (pid {pid}) died ({exit}); replacing it");
             self.schedule_restart(index, worker.started.elapsed() < QUICK_DEATH);
         } else {
@@ -431,6 +446,15 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
         }
     }
 
+    /// Sends `SIGTERM` to a worker that replaces nobody any more, with no grace.
+    fn retire_now(&mut self, pid: pid_t) {
+        let kill_at = Instant::now() + KILL_MARGIN;
+        if let Some(worker) = self.workers.iter_mut().find(|w| w.pid == pid) {
+            worker.replaces = None;
+            worker.stop(kill_at);
+        }
+    }
+
     /// `SIGKILL`s every stopping worker whose deadline has passed.
     fn enforce_kill_deadlines(&mut self) {
         let now = Instant::now();
@@ -454,6 +478,7 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
     /// Stops every worker and waits for them; `SIGINT`/`SIGQUIT` meanwhile cut the grace to 0.
     fn shutdown(&mut self, grace: Duration) {
         self.rolling = None;
+        self.abandon_check();
         self.stop_workers(grace);
         let give_up_at = Instant::now() + grace + KILL_MARGIN + REAP_AFTER_KILL;
         loop {
@@ -481,83 +506,16 @@ impl<'s, 'h, 'w> Master<'s, 'h, 'w> {
         }
     }
 
-    /// Starts (or restarts from index 0) a rolling restart.
-    fn begin_rolling_restart(&mut self) {
-        let retiring = self.rolling.as_ref().and_then(|r| r.retiring);
-        if self.rolling.is_some() {
-            info!("received SIGHUP during a rolling restart; starting over from worker 0");
-        } else {
-            info!("received SIGHUP; replacing all workers one by one");
-        }
-        self.rolling = Some(Rolling {
-            next: 0,
-            retiring,
-            not_before: Instant::now(),
-            fork_failures: 0,
-        });
-    }
-
-    /// Moves the rolling restart on, if one is under way.
+    /// Moves the reload's rolling restart on, if one is under way.
     fn advance_rolling_restart(&mut self) {
         let Some(mut rolling) = self.rolling.take() else {
             return;
         };
-        if self.rolling_step(&mut rolling) {
-            info!("rolling restart complete");
-        } else {
-            self.rolling = Some(rolling);
+        match self.rolling_step(&mut rolling) {
+            Progress::Going => self.rolling = Some(rolling),
+            Progress::Done => self.reload_done(),
+            Progress::Failed(message) => self.reload_failed(&message),
         }
-    }
-
-    /// One step: once the previous old worker has exited, start a new worker for the next
-    /// index and `SIGTERM` the old one. Returns `true` when every index has been replaced.
-    fn rolling_step(&mut self, rolling: &mut Rolling) -> bool {
-        if let Some(pid) = rolling.retiring {
-            if self.workers.iter().any(|w| w.pid == pid) {
-                return false;
-            }
-            rolling.retiring = None;
-        }
-        if Instant::now() < rolling.not_before {
-            return false;
-        }
-        while rolling.next < self.slots.len() {
-            let index = rolling.next;
-            // An index without an active worker is waiting for a fresh start anyway.
-            let Some(old) = self.active_worker(index) else {
-                rolling.next += 1;
-                continue;
-            };
-            let new = match self.start_worker(index) {
-                Ok(new) => new,
-                Err(e) => {
-                    rolling.fork_failures += 1;
-                    let delay = backoff(rolling.fork_failures + 1);
-                    error!(
-                        index,
-                        "cannot fork a replacement for worker {index}: {e}; retrying in {}",
-                        format_duration(delay)
-                    );
-                    rolling.not_before = Instant::now() + delay;
-                    return false;
-                }
-            };
-            rolling.fork_failures = 0;
-            // The old worker, and a recycle's replacement not yet ready, if any.
-            let others: Vec<pid_t> = self
-                .workers
-                .iter()
-                .filter(|w| w.index == index && w.stop.is_none() && w.pid != new)
-                .map(|w| w.pid)
-                .collect();
-            for pid in others {
-                self.retire(pid);
-            }
-            rolling.retiring = Some(old);
-            rolling.next += 1;
-            return false;
-        }
-        true
     }
 }
 
