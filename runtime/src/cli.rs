@@ -28,6 +28,9 @@ pub fn main() -> ExitCode {
     if let Some(config::Command::Jobs(args)) = &cli.command {
         return services::admin::main(args);
     }
+    if let Some(config::Command::Bench(args)) = &cli.command {
+        return wsrun_loadgen::main(args, bench_versions());
+    }
     let mut config = match config::load(&cli) {
         Ok(config) => config,
         Err(err) => {
@@ -56,6 +59,24 @@ pub fn main() -> ExitCode {
             eprintln!("wsrun: error: {message}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The versions `wsrun bench` records with each run. wasmtime is pinned with `=` in
+/// runtime/Cargo.toml; keep this in step with it.
+fn bench_versions() -> wsrun_loadgen::Versions {
+    // SAFETY: Py_GetVersion returns a pointer to a static NUL-terminated string and may be
+    // called before the interpreter is initialised (it is documented as such).
+    let python = unsafe { std::ffi::CStr::from_ptr(pyo3::ffi::Py_GetVersion()) };
+    let python = python.to_string_lossy();
+    wsrun_loadgen::Versions {
+        wsrun: env!("CARGO_PKG_VERSION").to_string(),
+        python: python
+            .split_whitespace()
+            .next()
+            .unwrap_or("unknown")
+            .to_string(),
+        wasmtime: "48.0.8".to_string(),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The command line: `wsrun [OPTIONS] [TARGET]` and `wsrun check [OPTIONS] [TARGET]`.
+//! The command line: `wsrun [OPTIONS] [TARGET]` and `wsrun check [OPTIONS] [TARGET]` (plus the
+//! `jobs` and `bench` subcommands, whose arguments are defined by their own modules).
 //!
 //! Owns: the clap definitions (`Cli`, `Command`, `RunArgs`) and `build_config`, which layers
 //! defaults, then the `-c` TOML file, then the flags (flags win), then the TARGET into one
@@ -45,6 +46,8 @@ pub enum Command {
     Check(RunArgs),
     /// Inspect and repair the durable job journal: list, show ID, retry ID, purge [--pending]
     Jobs(JobsArgs),
+    /// Load a URL and record the run (saturate, slow or flood); `history`; `compare A B`
+    Bench(wsrun_loadgen::BenchArgs),
 }
 
 impl Cli {
@@ -52,7 +55,7 @@ impl Cli {
     pub fn run_args(&self) -> &RunArgs {
         match &self.command {
             Some(Command::Check(args)) => args,
-            Some(Command::Jobs(_)) | None => &self.run,
+            Some(Command::Jobs(_) | Command::Bench(_)) | None => &self.run,
         }
     }
 
