@@ -4,7 +4,8 @@
 //! The binary's logic lives here so tests and benchmarks can reach it; `main.rs` only calls
 //! `cli::main`. Dependencies point one way, top down (no file imports a file that imports it
 //! back; `tools/import_cycles.py` lists the edges and any cycle):
-//! - `cli`: the start-up sequence -> `config`, `python`, `router`, `server`, `services`, `wasm`
+//! - `cli`: the start-up sequence -> `config`, `python`, `router`, `server`, `services`, `wasm`;
+//!   `wsrun bench` goes straight to the `wsrun-loadgen` crate (loadgen/)
 //! - `server`: master and workers, connections, the request pipeline, the route kinds
 //!   (`server::handler`) -> `router`, `python`, `wasm`, `static_files`, `services`, `spool`,
 //!   `http_path`, `body`
