@@ -219,8 +219,9 @@ def test_flood_reports_accepted_and_probe_ttfb(tmp_path: Path, target: Server) -
     outcomes = ("accepted", "refused", "reset", "timed_out", "other_errors")
     assert flood["attempts"] == sum(flood[k] for k in outcomes)
     assert flood["probes"] >= 1
-    assert flood["probes"] > flood["probe_failures"]
-    assert flood["probe_ttfb_ms"][0] > 0
+    # Whether the probes get through a flood is what the mode measures, not a given.
+    if flood["probes"] > flood["probe_failures"]:
+        assert flood["probe_ttfb_ms"][0] > 0
 
 
 def test_flood_against_a_closed_port_is_all_refused(tmp_path: Path) -> None:
@@ -267,7 +268,8 @@ def test_history_lists_runs_and_compare_prints_differences(tmp_path: Path, targe
     assert compare.returncode == 0, compare.stderr
     requests = next(line for line in compare.stdout.splitlines() if line.startswith("requests"))
     assert requests.split()[1:] == ["20.000", "30.000", "+50.0%"]
-    assert "scenario         one -> two" in compare.stdout
+    scenario = next(line for line in compare.stdout.splitlines() if line.startswith("scenario"))
+    assert scenario.split() == ["scenario", "one", "->", "two"]
 
 
 def test_report_posts_the_run_json(tmp_path: Path, target: Server) -> None:
