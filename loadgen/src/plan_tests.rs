@@ -93,7 +93,8 @@ fn user_headers_replace_defaults_and_no_keepalive_asks_to_close() {
     ]);
     let request = text(&plan.unwrap().request);
     assert!(request.contains("\r\nHost: other\r\n") && !request.contains("127.0.0.1"));
-    assert!(request.contains("Connection: close\r\nX-A: 1\r\n"));
+    assert!(request.contains("\r\nConnection: close\r\n"));
+    assert!(request.ends_with("\r\nX-A: 1\r\n\r\n"));
 }
 
 #[test]
