@@ -84,7 +84,7 @@ fn post_clients_post_while_the_rest_get() {
 #[test]
 fn user_headers_replace_defaults_and_no_keepalive_asks_to_close() {
     let plan = plan_of(&[
-        "http://h.test:1/",
+        "http://127.0.0.1:1/",
         "-H",
         "Host: other",
         "-H",
