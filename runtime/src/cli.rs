@@ -44,6 +44,9 @@ pub fn main() -> ExitCode {
     match &cli.command {
         Some(config::Command::Jobs(args)) => return services::admin::main(args),
         Some(config::Command::Reload(args)) => return reload_client::main(args),
+        Some(config::Command::Bench(args)) => {
+            return wsrun_loadgen::main(args, bench_versions())
+        }
         _ => {}
     }
     let launch = server::Launch {
@@ -93,6 +96,24 @@ fn failed(launch: server::Launch, code: i32, message: &str) -> ExitCode {
         init_logging("info");
     }
     exit_code(launch.failed(code, message))
+}
+
+/// The versions `wsrun bench` records with each run. wasmtime is pinned with `=` in
+/// runtime/Cargo.toml; keep this in step with it.
+fn bench_versions() -> wsrun_loadgen::Versions {
+    // SAFETY: Py_GetVersion returns a pointer to a static NUL-terminated string and may be
+    // called before the interpreter is initialised (it is documented as such).
+    let python = unsafe { std::ffi::CStr::from_ptr(pyo3::ffi::Py_GetVersion()) };
+    let python = python.to_string_lossy();
+    wsrun_loadgen::Versions {
+        wsrun: env!("CARGO_PKG_VERSION").to_string(),
+        python: python
+            .split_whitespace()
+            .next()
+            .unwrap_or("unknown")
+            .to_string(),
+        wasmtime: "48.0.8".to_string(),
+    }
 }
 
 fn exit_code(code: i32) -> ExitCode {

@@ -6,7 +6,8 @@
 //! back; `tools/import_cycles.py` lists the edges and any cycle):
 //! - `cli`: the start-up sequence -> `config`, `python`, `router`, `server`, `services`, `wasm`,
 //!   `handover` (what a reload's previous master image passed), `reload_client` (`wsrun reload`
-//!   -> `config`, `control_files`)
+//!   -> `config`, `control_files`); `wsrun bench` goes straight to the `wsrun-loadgen` crate
+//!   (loadgen/)
 //! - `server`: master and workers, connections, the request pipeline, the route kinds
 //!   (`server::handler`) -> `router`, `python`, `wasm`, `static_files`, `services`, `spool`,
 //!   `http_path`, `body`

@@ -1,5 +1,6 @@
 //! The command line: `wsrun [OPTIONS] [TARGET]` and `wsrun check [OPTIONS] [TARGET]` (the
-//! other subcommands' options: `jobs_cli`, `reload_cli`).
+//! other subcommands' options: `jobs_cli`, `reload_cli`, and the `wsrun-loadgen` crate's for
+//! `bench`).
 //!
 //! Owns: the clap definitions (`Cli`, `Command`, `RunArgs`) and `build_config`, which layers
 //! defaults, then the `-c` TOML file, then the flags (flags win), then the TARGET into one
@@ -49,6 +50,8 @@ pub enum Command {
     Jobs(JobsArgs),
     /// Make the running server re-read its configuration (exit 0 applied, 1 error, 2 no server)
     Reload(ReloadArgs),
+    /// Load a URL and record the run (saturate, slow or flood); `history`; `compare A B`
+    Bench(wsrun_loadgen::BenchArgs),
 }
 
 impl Cli {
@@ -56,7 +59,7 @@ impl Cli {
     pub fn run_args(&self) -> &RunArgs {
         match &self.command {
             Some(Command::Check(args)) => args,
-            Some(Command::Jobs(_) | Command::Reload(_)) | None => &self.run,
+            Some(Command::Jobs(_) | Command::Reload(_) | Command::Bench(_)) | None => &self.run,
         }
     }
 
