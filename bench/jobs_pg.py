@@ -163,7 +163,7 @@ def run(kind: str, work: Path, pg: PgServer, round_no: int) -> dict[str, float]:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="wsrun-jobs-pg-") as tmp:
         work = Path(tmp)
-        pg = PgServer(work, durable=True)
+        pg = PgServer(durable=True)
         try:
             rows: dict[str, list[dict[str, float]]] = {"postgres": [], "sqlite": []}
             for r in range(1, ROUNDS + 1):
@@ -184,7 +184,7 @@ def main() -> None:
                 + f"; median {statistics.median(ratios):.2f}"
             )
         finally:
-            pg.stop("fast")
+            pg.remove()
 
 
 if __name__ == "__main__":

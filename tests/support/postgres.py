@@ -15,6 +15,7 @@ import glob
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -34,14 +35,14 @@ def server_bin() -> Path | None:
 class PgServer:
     """One PostgreSQL server in `tmp/pg`."""
 
-    def __init__(self, tmp: Path, durable: bool = False) -> None:
+    def __init__(self, durable: bool = False) -> None:
         """`durable`: fsync on (benchmarks); off by default (tests need no crash safety)."""
         bin_dir = server_bin()
         if bin_dir is None:
             pytest.skip("*** no initdb: install Debian's `postgresql` (tests/run does) ***")
         self.bin = bin_dir
-        self.dir = tmp / "pg"
-        self.dir.mkdir()
+        # Its own directory under /tmp: the `postgres` user cannot enter pytest's (mode 0700).
+        self.dir = Path(tempfile.mkdtemp(prefix="wsrun-pg-"))
         self.data = self.dir / "data"
         self.port = free_port()
         self.durable = durable
@@ -81,6 +82,14 @@ class PgServer:
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        """Stops the server if it runs, and deletes its directory."""
+        cmd = [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]
+        if self.as_postgres:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, capture_output=True, timeout=60, check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def url(self, db: str = "postgres") -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{db}"

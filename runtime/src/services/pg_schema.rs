@@ -104,6 +104,8 @@ pub fn migrate(client: &mut Client) -> Result<Vec<i32>, postgres::Error> {
 }
 
 fn apply_missing(client: &mut Client) -> Result<Vec<i32>, postgres::Error> {
+    // No "already exists, skipping" notice in the log of every connection.
+    client.batch_execute("SET client_min_messages TO warning")?;
     client.batch_execute(
         "CREATE TABLE IF NOT EXISTS wsrun_schema_migrations (
              version    INTEGER PRIMARY KEY,
