@@ -57,7 +57,7 @@ class Node:
         jobs = f'backend = "{backend}"\n' if backend else ""
         cfg.write_text(
             f'[server]\nstate_dir = "{work / ("state-" + name)}"\nnode = "{name}"\n'
-            f'log_level = "warning"\n\n[jobs]\n{jobs}\n'
+            f'log_level = "warn"\n\n[jobs]\n{jobs}\n'
             '[[route]]\nprefix = "/"\npython = "jobs_bench:app"\n'
         )
         log = (work / f"{name}.log").open("wb")
