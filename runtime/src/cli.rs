@@ -149,7 +149,11 @@ fn prepare(cli: &Cli, config: &mut Config) -> Result<Prepared, String> {
         .as_ref()
         .map_or(config.server.state_dir.clone(), |d| d.path().to_path_buf());
     // Calls the apps make while they are imported go to the master's start-up services.
-    let startup = StartupServices::start(&startup_dir, &config.jobs)?;
+    let mut jobs = config.jobs.clone();
+    if scratch.is_some() {
+        jobs.backend = None; // a check never touches a shared database either
+    }
+    let startup = StartupServices::start(&startup_dir, &config.server.node, &jobs)?;
     python_services::install(startup.services())?;
     let router = match load_and_route(config, fixed, &startup) {
         Ok(router) => router,

@@ -14,7 +14,8 @@
 //! - `router`: Host + longest prefix, generic over the handler -> `http_path`
 //! - `python` (WSGI host) and `wasm` (wasi:http host) -> `services`, `config`, `spool`, `body`;
 //!   they never import each other
-//! - `services`: jobs, timers, the journal -> `config`; routes only through its `RouteCheck`
+//! - `services`: jobs, timers, their stores (the SQLite journal; PostgreSQL shared by several
+//!   nodes) -> `config`; routes only through its `RouteCheck`
 //!   and `Deliver` traits, which `server` implements
 //!   Services are values: `cli` builds the master's `StartupServices`, which `server::run`
 //!   consumes before any fork; each worker builds its own `Services` and hands it to the

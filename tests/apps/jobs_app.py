@@ -160,6 +160,8 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
             return answer(start_response, "200 OK", str(os.getpid()))
     except wsrun.UnknownRouteError as err:
         return answer(start_response, "404 Not Found", f"UnknownRouteError: {err}")
+    except wsrun.ServiceError as err:
+        return answer(start_response, "503 Service Unavailable", f"ServiceError: {err}")
     except (ValueError, TypeError) as err:
         return answer(start_response, "400 Bad Request", f"{type(err).__name__}: {err}")
     return answer(start_response, "404 Not Found", "no such test route")

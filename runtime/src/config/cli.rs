@@ -88,6 +88,9 @@ pub struct RunArgs {
     /// Serve every DIR/NAME.wasm at /NAME, reloading a file when it changes
     #[arg(long, value_name = "DIR")]
     pub watch: Option<PathBuf>,
+    /// Keep jobs and timers in this PostgreSQL database, shared by several nodes (postgres://user:pass@host:port/db) [default: the SQLite journal in state_dir]
+    #[arg(long, value_name = "URL")]
+    pub jobs_backend: Option<String>,
 }
 
 /// Defaults, then the `-c` file, then flags, then the TARGET; see the module docs.
@@ -117,6 +120,9 @@ fn build(args: &RunArgs, cwd: &Path) -> Result<Config, ConfigError> {
         file_root = root_line.map(|line| (shown, line));
     }
     args.server.apply(cwd, &mut config.server)?;
+    config
+        .jobs
+        .apply_backend_flag(args.jobs_backend.as_deref())?;
     if let Some(file) = &args.config {
         add_config_dir(&cwd.join(file), &mut config.server.pythonpath);
     }

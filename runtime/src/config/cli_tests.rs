@@ -427,3 +427,33 @@ fn the_config_files_directory_goes_last_on_the_python_path_once() {
         "no file, no extra entry"
     );
 }
+
+#[test]
+fn node_and_jobs_backend_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = build_in(
+        dir.path(),
+        "app:app --node web-1 --jobs-backend postgres://u@h/db",
+    )
+    .expect("valid");
+    assert_eq!(c.server.node, "web-1");
+    assert_eq!(
+        c.jobs.backend.map(|b| b.url).as_deref(),
+        Some("postgres://u@h/db")
+    );
+    let c = build_in(dir.path(), "app:app").expect("valid");
+    assert!(
+        c.server.node.ends_with(&format!("-{}", std::process::id())),
+        "{}",
+        c.server.node
+    );
+    assert_eq!(c.jobs.backend, None);
+    let msg = flag_err(dir.path(), "app:app --node a/b", Some("--node"));
+    assert!(msg.contains("not a node name"), "{msg}");
+    let msg = flag_err(
+        dir.path(),
+        "app:app --jobs-backend x",
+        Some("--jobs-backend"),
+    );
+    assert!(msg.contains("not a PostgreSQL URL"), "{msg}");
+}

@@ -1,15 +1,16 @@
 //! Settings of the shared services: the `[jobs]` table and `[[timer]]` tables, as types.
 //!
-//! Owns: `JobsConfig` (retry policy, concurrency, leases) with its defaults, `TimerConfig`,
-//! and `Schedule` — how a timer's period is written (`every`, `cron`, one-shot) and when it
+//! Owns: `JobsConfig` (retry policy, concurrency, leases, the store backend) with its
+//! defaults, `PostgresBackend` and the check of its URL, `TimerConfig`, and `Schedule` — how a timer's period is written (`every`, `cron`, one-shot) and when it
 //! next falls due. Must not touch: the journal or delivery (`services`), or TOML reading
 //! (`toml_jobs`).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::error::ValueError;
+use super::error::{ConfigError, ValueError};
 
 /// The `[jobs]` table: how durable jobs are retried and run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,51 @@ pub struct JobsConfig {
     pub max_backoff: Duration,
     /// How long a claimed job stays with its worker before another may take it over.
     pub lease: Duration,
+    /// Where jobs and timers live: `None` for the SQLite journal in `state_dir` (one node),
+    /// or a PostgreSQL database shared by several nodes (`[jobs] backend = "postgres://..."`).
+    pub backend: Option<PostgresBackend>,
+}
+
+impl JobsConfig {
+    /// `--jobs-backend URL` replaces the file's `[jobs] backend` (its `password_file` stays);
+    /// a bad URL is an error naming the flag.
+    pub(super) fn apply_backend_flag(&mut self, url: Option<&str>) -> Result<(), ConfigError> {
+        let Some(url) = url else {
+            return Ok(());
+        };
+        check_backend_url(url).map_err(|m| ConfigError::flag("--jobs-backend", String::from(m)))?;
+        let password_file = self.backend.take().and_then(|b| b.password_file);
+        self.backend = Some(PostgresBackend {
+            url: url.to_string(),
+            password_file,
+        });
+        Ok(())
+    }
+}
+
+/// A PostgreSQL database as `[jobs] backend` (or `--jobs-backend`) names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresBackend {
+    /// `postgres://user[:password]@host[:port]/db[?...]`, checked by `check_backend_url`.
+    pub url: String,
+    /// `[jobs] password_file`: the password, when the URL has none (else `PGPASSWORD`).
+    pub password_file: Option<PathBuf>,
+}
+
+/// Checks a `[jobs] backend` value: a `postgres://` or `postgresql://` URL that the client
+/// can read. The message completes "key `jobs.backend`: ...".
+pub fn check_backend_url(url: &str) -> Result<(), ValueError> {
+    let scheme_ok = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    if !scheme_ok {
+        return Err(format!(
+            "{url:?} is not a PostgreSQL URL (postgres://user:pass@host:port/db); \
+             leave it out for the SQLite journal"
+        )
+        .into());
+    }
+    url.parse::<postgres::Config>()
+        .map(drop)
+        .map_err(|e| format!("is not a valid PostgreSQL URL: {e}").into())
 }
 
 impl Default for JobsConfig {
@@ -34,6 +80,7 @@ impl Default for JobsConfig {
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             lease: Duration::from_secs(300),
+            backend: None,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The command line of `wsrun jobs`: `list`, `show ID`, `retry ID`, `purge [--pending]`, each
-//! with `-c wsrun.toml` or `--state-dir DIR` to find the job journal.
+//! with `-c wsrun.toml` or `--state-dir DIR` to find the job journal, or `--jobs-backend URL`
+//! (or the file's `[jobs] backend`) for a PostgreSQL store.
 //!
-//! Owns: the clap definitions (`JobsArgs`, `JobsAction`) and `JobsArgs::state_dir`, which
+//! Owns: the clap definitions (`JobsArgs`, `JobsAction`), `JobsArgs::backend`, and
+//! `JobsArgs::state_dir`, which
 //! resolves the state directory the way a server run does (the file's `[server] state_dir`
 //! relative to the file; the default `.wsrun` relative to `chdir` or the working directory).
 //! Must not touch: the journal or how its contents are shown (`services::admin`).
@@ -11,6 +13,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use super::error::{ConfigError, CLI_FILE};
+use super::jobs::PostgresBackend;
 use super::model::Config;
 use super::server::ServerConfig;
 use super::toml_file;
@@ -26,6 +29,9 @@ pub struct JobsArgs {
     /// The state directory holding jobs.sqlite3 (wins over -c) [default: .wsrun]
     #[arg(long, value_name = "DIR", global = true)]
     pub state_dir: Option<PathBuf>,
+    /// The PostgreSQL job store to use instead (postgres://...; wins over -c's [jobs] backend)
+    #[arg(long, value_name = "URL", global = true)]
+    pub jobs_backend: Option<String>,
 }
 
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
@@ -62,6 +68,28 @@ impl JobsArgs {
             ConfigError::new(CLI_FILE, None, None, msg)
         })?;
         self.state_dir_in(&cwd)
+    }
+
+    /// The PostgreSQL store to act on: `--jobs-backend`, else the `-c` file's `[jobs]
+    /// backend`; `None` for the SQLite journal of `state_dir`.
+    pub fn backend(&self) -> Result<Option<PostgresBackend>, ConfigError> {
+        let cwd = std::env::current_dir().map_err(|e| {
+            let msg = format!("cannot read the current directory: {e}");
+            ConfigError::new(CLI_FILE, None, None, msg)
+        })?;
+        self.backend_in(&cwd)
+    }
+
+    fn backend_in(&self, cwd: &Path) -> Result<Option<PostgresBackend>, ConfigError> {
+        let mut config = Config::default();
+        if let Some(file) = &self.config {
+            let shown = file.display().to_string();
+            toml_file::apply_file(&cwd.join(file), &shown, &mut config)?;
+        }
+        config
+            .jobs
+            .apply_backend_flag(self.jobs_backend.as_deref())?;
+        Ok(config.jobs.backend)
     }
 
     fn state_dir_in(&self, cwd: &Path) -> Result<PathBuf, ConfigError> {
@@ -111,6 +139,7 @@ mod tests {
             action: JobsAction::List { limit: 1 },
             config: config.map(PathBuf::from),
             state_dir: state_dir.map(PathBuf::from),
+            jobs_backend: None,
         };
         let resolve = |a: JobsArgs| a.state_dir_in(cwd);
         assert_eq!(resolve(args(None, None)), Ok(cwd.join(".wsrun")));

@@ -41,7 +41,7 @@ mod wasm_settings;
 pub use admin::AdminBind;
 pub use cli::{Cli, Command, RunArgs};
 pub use error::ConfigError;
-pub use jobs::{JobsConfig, Schedule, TimerConfig};
+pub use jobs::{JobsConfig, PostgresBackend, Schedule, TimerConfig};
 pub use jobs_cli::{JobsAction, JobsArgs};
 pub use model::Config;
 pub use reload_cli::ReloadArgs;

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use super::admin::AdminBind;
 use super::setting_kinds::{
-    AccessLog, AccessLogFormatKind, AdminAddr, AnyPath, Binds, Codecs, Count, Dur, ExistingDir,
-    Limit, LogLevel, PathList, Size, SizeUsize, Switch, TlsPem,
+    default_node, AccessLog, AccessLogFormatKind, AdminAddr, AnyPath, Binds, Codecs, Count, Dur,
+    ExistingDir, Limit, LogLevel, NodeName, PathList, Size, SizeUsize, Switch, TlsPem,
 };
 use super::settings::settings_table;
 use super::tls::TlsFile;
@@ -46,6 +46,10 @@ settings_table! {
     /// Directory for durable state
     #[arg(value_name = "DIR")]
     state_dir: PathBuf = PathBuf::from(".wsrun"), read AnyPath, flag Option<PathBuf>;
+    /// This node's name among the nodes that share a PostgreSQL job store
+    /// Leases are held by (node, worker pid): every node needs its own name.
+    #[arg(value_name = "NAME")]
+    node: String = default_node(), read NodeName, flag Option<String>;
     /// Directory for spooled request bodies
     #[arg(value_name = "DIR")]
     spool_dir: PathBuf = std::env::temp_dir(), read AnyPath, flag Option<PathBuf>;

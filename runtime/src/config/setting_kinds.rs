@@ -2,7 +2,7 @@
 //!
 //! Owns: one `Setting` implementation per kind (`Count`, `Size`, `SizeUsize`, `Dur`,
 //! `AnyPath`, `ExistingDir`, `PathList`, `Binds`, `LogLevel`, `AccessLog`, `AccessLogFormatKind`,
-//! `Limit`, `Switch`, `Codecs`, `AdminAddr`) with the
+//! `Limit`, `Switch`, `Codecs`, `AdminAddr`, `NodeName`) with the
 //! checks and messages of that kind. Must not touch: which settings exist (`server`) or the
 //! value grammars themselves (`units`); TOML access goes through `toml_values::At`.
 
@@ -55,6 +55,9 @@ pub(super) struct Codecs;
 /// The admin listener's address (`--admin`, `[admin] bind`), remembered with where it was
 /// given so a later check (the same address as a public bind) can point back at it.
 pub(super) struct AdminAddr;
+
+/// A node's name (`[server] node`): 1 to 63 of `A-Z a-z 0-9 . _ -`; default host name + pid.
+pub(super) struct NodeName;
 /// A TLS certificate or key file, remembered with where it was named (its contents are read
 /// and checked at start-up by `server::tls`, whose errors point back here).
 pub(super) struct TlsPem;
@@ -404,4 +407,61 @@ impl Setting for AdminAddr {
     fn shown(_: &Self::Value) -> Option<String> {
         None
     }
+}
+
+impl Setting for NodeName {
+    type Value = String;
+    type Flag = Option<String>;
+    fn from_flag(flag: &str, given: &Option<String>, _: &Path) -> Res<Option<String>> {
+        let check = |v: &String| check_node(v).map_err(|m| ConfigError::flag(flag, m));
+        given.as_ref().map(check).transpose()
+    }
+    fn from_toml(at: &At) -> Res<String> {
+        check_node(at.string()?).map_err(|m| at.err(m))
+    }
+    fn shown(_: &String) -> Option<String> {
+        Some("host name + pid".to_string())
+    }
+}
+
+fn check_node(name: &str) -> Result<String, String> {
+    let ok = (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    match ok {
+        true => Ok(name.to_string()),
+        false => Err(format!(
+            "{name:?} is not a node name (1 to 63 letters, digits, '.', '_' or '-')"
+        )),
+    }
+}
+
+/// The default node name: this machine's host name and this process's id (the master's: the
+/// config is built before the workers are forked), `web1-4242`.
+pub(super) fn default_node() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let host: String = match rc {
+        0 => String::from_utf8_lossy(&buf[..end])
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(50)
+            .collect(),
+        _ => String::new(),
+    };
+    let host = if host.is_empty() {
+        "node".to_string()
+    } else {
+        host
+    };
+    format!("{host}-{}", std::process::id())
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 use super::error::ConfigError;
-use super::jobs::{Schedule, TimerConfig};
+use super::jobs::{check_backend_url, PostgresBackend, Schedule, TimerConfig};
 use super::model::Config;
 use super::toml_values::{in_order, At, Doc, Key, Res, Value};
 use super::units::format_duration;
@@ -26,6 +26,8 @@ const JOBS_KEYS: &[&str] = &[
     "backoff",
     "max_backoff",
     "lease",
+    "backend",
+    "password_file",
 ];
 const TIMER_KEYS: &[&str] = &["name", "every", "cron", "path", "method", "body"];
 
@@ -43,6 +45,7 @@ impl Doc<'_> {
         // Where `backoff` and `max_backoff` were written, to blame the right one.
         let mut backoff_at = None;
         let mut max_backoff_at = None;
+        let mut password_file = None;
         for (k, v) in in_order(table) {
             let name: &str = k.get_ref();
             let at = self.at(format!("jobs.{name}"), v);
@@ -61,8 +64,24 @@ impl Doc<'_> {
                     max_backoff_at = Some(v.span());
                 }
                 "lease" => jobs.lease = positive(&at)?,
+                "backend" => {
+                    let url = at.string()?;
+                    check_backend_url(url).map_err(|m| at.err(m))?;
+                    jobs.backend = Some(PostgresBackend {
+                        url: url.to_string(),
+                        password_file: None,
+                    });
+                }
+                "password_file" => password_file = Some((at.path()?, v.span())),
                 _ => return Err(at.unknown(k, JOBS_KEYS, &[])),
             }
+        }
+        if let Some((file, span)) = password_file {
+            let Some(backend) = &mut jobs.backend else {
+                let msg = "is for a PostgreSQL backend: set jobs.backend too";
+                return Err(self.err(span, "jobs.password_file", msg));
+            };
+            backend.password_file = Some(file);
         }
         if jobs.max_backoff < jobs.backoff {
             let (max, min) = (

@@ -294,3 +294,43 @@ fn unrouted_timer_paths_are_named_by_file_line_and_key() {
     config.watch = Some(std::path::PathBuf::from("/handlers"));
     assert!(check_timer_routes(&config, |_| false).is_ok());
 }
+
+#[test]
+fn jobs_backend_takes_a_postgres_url_and_a_password_file() {
+    let got =
+        jobs("backend = \"postgres://u@db:5432/w\"\npassword_file = \"/run/pw\"").expect("valid");
+    let backend = got.backend.expect("a backend");
+    assert_eq!(backend.url, "postgres://u@db:5432/w");
+    assert_eq!(
+        backend.password_file,
+        Some(std::path::PathBuf::from("/run/pw"))
+    );
+    assert_eq!(jobs("").expect("valid").backend, None, "SQLite by default");
+    let src = "[jobs]\nlease = \"1s\"\nbackend = \"mysql://x\"\n";
+    assert_located(load(src), src, 3, "jobs.backend", "not a PostgreSQL URL");
+    let src = "[jobs]\nbackend = \"postgres://u@db:notaport/w\"\n";
+    assert_located(
+        load(src),
+        src,
+        2,
+        "jobs.backend",
+        "not a valid PostgreSQL URL",
+    );
+    let src = "[jobs]\n\npassword_file = \"pw\"\n";
+    assert_located(load(src), src, 3, "jobs.password_file", "set jobs.backend");
+}
+
+#[test]
+fn the_jobs_backend_flag_wins_and_keeps_the_password_file() {
+    let mut config = jobs("backend = \"postgres://a@h/x\"\npassword_file = \"/pw\"").expect("ok");
+    config
+        .apply_backend_flag(Some("postgresql://b@h/y"))
+        .expect("a good URL");
+    let backend = config.backend.clone().expect("a backend");
+    assert_eq!(backend.url, "postgresql://b@h/y");
+    assert_eq!(backend.password_file, Some(std::path::PathBuf::from("/pw")));
+    let e = config
+        .apply_backend_flag(Some("http://h"))
+        .expect_err("bad");
+    assert_eq!(e.key.as_deref(), Some("--jobs-backend"), "{e}");
+}

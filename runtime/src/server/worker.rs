@@ -181,6 +181,7 @@ fn start_services(
 ) -> Result<(), String> {
     let services = Services::open(
         &config.server.state_dir,
+        &config.server.node,
         config.jobs.clone(),
         ctx.router.shape(),
     )

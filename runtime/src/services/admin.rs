@@ -1,5 +1,7 @@
-//! `wsrun jobs`: list, show, retry and purge the jobs of a state directory's journal, from the
-//! command line, while a server may be running on it (SQLite locking keeps both consistent).
+//! `wsrun jobs`: list, show, retry and purge the jobs of a state directory's journal (or of
+//! the PostgreSQL store named by `--jobs-backend` or the `-c` file's `[jobs] backend`), from
+//! the command line, while servers may be running on it (the store's locking keeps all
+//! consistent).
 //!
 //! Owns: what each action does to the store (through the `JobStore` trait only), how jobs and
 //! timers are printed (stable, parseable: fixed columns, UTC ISO-8601 times) and the exit codes
@@ -15,8 +17,9 @@ use super::error::StoreError;
 use super::job::{JobRecord, JobState};
 use super::job_store::{JobStore, Listing};
 use super::journal::JOURNAL_FILE;
+use super::pg_store::{connection_config, PgStore};
 use super::store::SqliteStore;
-use crate::config::{JobsAction, JobsArgs, Schedule};
+use crate::config::{JobsAction, JobsArgs, PostgresBackend, Schedule};
 
 /// Widest `last error` shown by `list` (`show` prints it whole).
 const ERROR_WIDTH: usize = 60;
@@ -32,7 +35,18 @@ pub fn main(args: &JobsArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&args.action, &state_dir) {
+    let backend = match args.backend() {
+        Ok(backend) => backend,
+        Err(err) => {
+            eprintln!("wsrun: error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let out = match &backend {
+        Some(backend) => run_on_postgres(&args.action, backend),
+        None => run(&args.action, &state_dir),
+    };
+    match out {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS
@@ -49,6 +63,16 @@ pub fn run(action: &JobsAction, state_dir: &Path) -> Result<String, String> {
     let store = SqliteStore::open_existing(state_dir).map_err(|e| e.to_string())?;
     let file = state_dir.join(JOURNAL_FILE);
     let out = act(&store, action, &file.display().to_string()).map_err(|e| e.to_string());
+    store.shutdown();
+    out
+}
+
+/// One action against the PostgreSQL store of `backend` (`--jobs-backend`, or the `-c`
+/// file's `[jobs] backend`); the text to print, or the error.
+pub fn run_on_postgres(action: &JobsAction, backend: &PostgresBackend) -> Result<String, String> {
+    let (_, shown) = connection_config(backend).map_err(|e| e.to_string())?;
+    let store = PgStore::start(backend, "wsrun-jobs").map_err(|e| e.to_string())?;
+    let out = act(&store, action, &shown).map_err(|e| e.to_string());
     store.shutdown();
     out
 }

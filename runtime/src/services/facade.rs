@@ -16,8 +16,11 @@ use super::error::StoreResult;
 use super::job::{JobRequest, NewJob, Quota, ServiceError, TimerRecord};
 use super::job_store::JobStore;
 use super::journal::now_ms;
+use super::pg_store::PgStore;
 use super::store::SqliteStore;
-use crate::config::{format_duration, format_size, JobsConfig, Schedule, TimerConfig};
+use crate::config::{
+    format_duration, format_size, JobsConfig, PostgresBackend, Schedule, TimerConfig,
+};
 
 /// Answers "does a route serve this (host, path)?" — the services' only view of routing.
 pub trait RouteCheck: Send + Sync {
@@ -60,9 +63,17 @@ struct Shared {
     settings: JobsConfig,
 }
 
-/// Opens the job store of `state_dir`: the one place that picks the store implementation.
-pub fn open_store(state_dir: &std::path::Path) -> StoreResult<Arc<dyn JobStore>> {
-    Ok(Arc::new(SqliteStore::start(state_dir)?))
+/// Opens the job store: the PostgreSQL database of `backend` (as node `node`) when one is
+/// given, else the SQLite journal of `state_dir`. The one place that picks the store.
+pub fn open_store(
+    state_dir: &std::path::Path,
+    node: &str,
+    backend: Option<&PostgresBackend>,
+) -> StoreResult<Arc<dyn JobStore>> {
+    match backend {
+        Some(backend) => Ok(Arc::new(PgStore::start(backend, node)?)),
+        None => Ok(Arc::new(SqliteStore::start(state_dir)?)),
+    }
 }
 
 /// A durable timer as a caller asks for it.
@@ -89,13 +100,16 @@ impl Services {
         }))
     }
 
-    /// Opens the store of `state_dir` (starting its threads) for this process.
+    /// Opens the store (`settings.backend`, else `state_dir`'s journal; starting its
+    /// threads) for this process, which is (part of) node `node`.
     pub fn open(
         state_dir: &std::path::Path,
+        node: &str,
         settings: JobsConfig,
         routes: Arc<dyn RouteCheck>,
     ) -> StoreResult<Services> {
-        Ok(Services::new(open_store(state_dir)?, routes, settings))
+        let store = open_store(state_dir, node, settings.backend.as_ref())?;
+        Ok(Services::new(store, routes, settings))
     }
 
     /// The store (for the dispatcher).

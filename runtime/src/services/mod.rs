@@ -15,7 +15,10 @@
 //! Layout: `job` (what a job is, its rules), `error` (store errors by kind), `job_store` (the
 //! `JobStore` trait), `store` + `journal_thread` + `journal` (the SQLite store: handle, group
 //! commit thread, SQL; `journal_schema`: tables, upgrades, space; `journal_quota`: quotas and
-//! fair claims), `facade` (the `Services` value and its checks), `startup` (the master's services before
+//! fair claims), `pg_store` + `pg_thread` + `pg_sql` (the PostgreSQL store, shared by several
+//! nodes: handle, connection thread and listener, SQL; `pg_claim`: `SKIP LOCKED` claims and
+//! quotas; `pg_schema`: versioned migrations under an advisory lock; `pg_test_server`: a
+//! throw-away server for tests), `facade` (the `Services` value and its checks), `startup` (the master's services before
 //! the fork), `dispatch`
 //! (claiming due jobs and delivering them), `admin` (`wsrun jobs`), `job_figures` (the
 //! admin listener's read-only look at the journal), `store_suite` (the
@@ -32,6 +35,13 @@ pub mod journal;
 mod journal_quota;
 mod journal_schema;
 mod journal_thread;
+mod pg_claim;
+mod pg_schema;
+mod pg_sql;
+pub mod pg_store;
+#[cfg(test)]
+mod pg_test_server;
+mod pg_thread;
 mod startup;
 pub mod store;
 #[cfg(test)]
@@ -43,5 +53,6 @@ pub use facade::{
 };
 pub use job::{JobRecord, JobRequest, NewJob, Quota, ServiceError, TimerRecord};
 pub use job_store::JobStore;
+pub use pg_store::PgStore;
 pub use startup::{StartupCalls, StartupServices};
 pub use store::SqliteStore;

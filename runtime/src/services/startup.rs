@@ -20,14 +20,15 @@ pub struct StartupServices {
 }
 
 impl StartupServices {
-    /// Opens the store of `state_dir` for calls made while apps are imported; their route
+    /// Opens the store (`state_dir`'s journal, or `[jobs] backend`, as node `node`) for calls made while apps are imported; their route
     /// checks wait until the router exists (`unrouted`).
     pub fn start(
         state_dir: &std::path::Path,
+        node: &str,
         settings: &JobsConfig,
     ) -> Result<StartupServices, String> {
         let calls = StartupCalls::recorder();
-        let services = Services::open(state_dir, settings.clone(), calls.clone())
+        let services = Services::open(state_dir, node, settings.clone(), calls.clone())
             .map_err(|e| e.to_string())?;
         Ok(StartupServices { services, calls })
     }

@@ -1,8 +1,9 @@
 //! The behaviour every `JobStore` must show, written once against the trait.
 //!
-//! Owns: `suite`, which runs each case on fresh stores from a factory, and the SQLite run of
-//! it (the cases about accounts — quotas, timer owners, fair claims — are in
-//! `store_suite_accounts.rs`). A new store (PostgreSQL) adds one `#[test]` that calls `suite` with its own factory.
+//! Owns: `suite`, which runs each case on fresh stores from a factory, and the runs of it on
+//! both stores: SQLite, and PostgreSQL on a real server (`pg_test_server`; one database per
+//! store name) — the cases about accounts (quotas, timer owners, fair claims) are in
+//! `store_suite_accounts.rs`.
 //! Must not touch: any store's internals — only the trait is used.
 
 use std::future::Future;
@@ -454,4 +455,19 @@ fn sqlite_store_passes_the_suite() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().to_path_buf();
     suite(&|name: &str| super::SqliteStore::start(&root.join(name)).expect("open the store"));
+}
+
+#[test]
+fn postgres_store_passes_the_suite() {
+    let Some(server) = super::pg_test_server::TestServer::start() else {
+        return;
+    };
+    suite(&|name: &str| {
+        server.create_db(name);
+        let backend = crate::config::PostgresBackend {
+            url: server.url(name),
+            password_file: None,
+        };
+        super::PgStore::start(&backend, "suite").expect("open the store")
+    });
 }

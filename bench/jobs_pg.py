@@ -1,0 +1,191 @@
+"""Durable jobs across nodes: PostgreSQL with 3 nodes against SQLite on one node.
+
+Run through bench/jobs_pg.sh. Serves bench/apps/jobs_bench.py (one worker per node) and, in
+ROUNDS interleaved rounds (odd rounds PostgreSQL first, even rounds SQLite first), measures:
+
+* delivered jobs/s end to end: one `/burst?n=JOBS/nodes` request to every node at once (the
+  jobs are enqueued through all of them), then `/stats` of every node polled until all JOBS
+  were delivered; the rate is JOBS over (last delivery - first enqueue), both read from
+  `perf_counter_ns`, which is CLOCK_MONOTONIC and so comparable between processes here;
+* enqueue latency at RATE enqueues/s: `/enqueue` requests paced at RATE/s for PACED_S seconds,
+  spread over the nodes, one connection per node; the p99 of the in-app `wsrun.enqueue` call
+  (each node's /stats, the worst node) and of the whole HTTP request (client side).
+
+Medians over rounds are printed, with the PostgreSQL / SQLite ratio of each round. The
+PostgreSQL server is a throw-away `initdb` (fsync on: its commits are what a real deployment
+pays, unlike the tests' fsync=off) on this machine, sharing its 2 cores with the nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support.http import free_port  # noqa: E402
+from support.postgres import PgServer  # noqa: E402
+
+WSRUN = os.environ.get("WSRUN_BIN", str(ROOT / "target/release/wsrun"))
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+JOBS = int(os.environ.get("JOBS", "6000"))
+RATE = int(os.environ.get("RATE", "1000"))
+PACED_S = float(os.environ.get("PACED_S", "5"))
+NODES = int(os.environ.get("NODES", "3"))
+DRAIN_TIMEOUT = float(os.environ.get("DRAIN_TIMEOUT", "120"))
+
+
+def get(url: str, timeout: float = 60) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read()
+
+
+class Node:
+    def __init__(self, work: Path, name: str, backend: str | None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cfg = work / f"{name}.toml"
+        jobs = f'backend = "{backend}"\n' if backend else ""
+        cfg.write_text(
+            f'[server]\nstate_dir = "{work / ("state-" + name)}"\nnode = "{name}"\n'
+            f'log_level = "warn"\n\n[jobs]\n{jobs}\n'
+            '[[route]]\nprefix = "/"\npython = "jobs_bench:app"\n'
+        )
+        log = (work / f"{name}.log").open("wb")
+        bind = f"127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [WSRUN, "-c", str(cfg), "--pythonpath", str(ROOT / "bench/apps"), "--bind", bind],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                get(f"{self.url}/plain", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise SystemExit(f"node {name} did not start; see {work / name}.log") from None
+                time.sleep(0.1)
+
+    def stats(self) -> dict[str, float]:
+        return json.loads(get(f"{self.url}/stats"))
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, 15)
+        self.proc.wait(timeout=30)
+
+
+def burst_rate(nodes: list[Node]) -> float:
+    for node in nodes:
+        get(f"{node.url}/reset")
+    share = JOBS // len(nodes)
+    threads = [threading.Thread(target=get, args=(f"{n.url}/burst?n={share}", 300)) for n in nodes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    total = share * len(nodes)
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    while True:
+        stats = [n.stats() for n in nodes]
+        if sum(s["deliveries"] for s in stats) >= total:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {sum(s['deliveries'] for s in stats)} of {total} delivered")
+        time.sleep(0.05)
+    first = min(s["first_enqueue_ns"] for s in stats if s["first_enqueue_ns"])
+    last = max(s["last_delivery_ns"] for s in stats)
+    return total / ((last - first) / 1e9)
+
+
+def paced(nodes: list[Node]) -> tuple[float, float]:
+    """(worst node's in-app enqueue p99, client request p99), both in ms."""
+    for node in nodes:
+        get(f"{node.url}/reset")
+    per_node = RATE / len(nodes)
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def pace(node: Node) -> None:
+        start = time.monotonic()
+        n = int(per_node * PACED_S)
+        mine = []
+        for i in range(n):
+            due = start + i / per_node
+            pause = due - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            t0 = time.perf_counter()
+            get(f"{node.url}/enqueue")
+            mine.append((time.perf_counter() - t0) * 1000)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=pace, args=(n,)) for n in nodes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    in_app = max(n.stats()["enqueue_p99_us"] for n in nodes) / 1000
+    latencies.sort()
+    return in_app, latencies[int(len(latencies) * 0.99) - 1]
+
+
+def run(kind: str, work: Path, pg: PgServer, round_no: int) -> dict[str, float]:
+    count = NODES if kind == "postgres" else 1
+    backend = pg.create_db(f"bench{round_no}") if kind == "postgres" else None
+    nodes = [Node(work, f"{kind}{round_no}-{i}", backend) for i in range(count)]
+    try:
+        rate = burst_rate(nodes)
+        in_app, request = paced(nodes)
+    finally:
+        for node in nodes:
+            node.stop()
+    row = {"jobs_s": rate, "enqueue_p99_ms": in_app, "request_p99_ms": request}
+    print(
+        f"round {round_no} {kind:8} nodes={count} "
+        + " ".join(f"{k}={v:.2f}" for k, v in row.items())
+    )
+    return row
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="wsrun-jobs-pg-") as tmp:
+        work = Path(tmp)
+        pg = PgServer(durable=True)
+        try:
+            rows: dict[str, list[dict[str, float]]] = {"postgres": [], "sqlite": []}
+            for r in range(1, ROUNDS + 1):
+                order = ["postgres", "sqlite"] if r % 2 else ["sqlite", "postgres"]
+                for kind in order:
+                    rows[kind].append(run(kind, work, pg, r))
+            print(f"\nmedians over {ROUNDS} rounds, JOBS={JOBS}, RATE={RATE}/s:")
+            for kind, runs in rows.items():
+                med = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
+                print(f"  {kind:8} " + " ".join(f"{k}={v:.2f}" for k, v in med.items()))
+            ratios = [
+                p["jobs_s"] / s["jobs_s"]
+                for p, s in zip(rows["postgres"], rows["sqlite"], strict=True)
+            ]
+            print(
+                f"  jobs/s ratio postgres({NODES} nodes)/sqlite(1 node) per round: "
+                + ", ".join(f"{x:.2f}" for x in ratios)
+                + f"; median {statistics.median(ratios):.2f}"
+            )
+        finally:
+            pg.remove()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,369 @@
+//! The PostgreSQL store's threads: the command thread (group commit, heartbeat, lease
+//! sweep) and the listener (LISTEN/NOTIFY wake-ups).
+//!
+//! Owns: `Link` (the command thread's connection: opened when first needed, the schema
+//! migrated on each new connection, re-opened after a failure but at most once per
+//! `RECONNECT_PAUSE`, so a database that is down costs callers one quick refusal, never a
+//! hang), `Task` (a command with its reply), running a batch of tasks in one transaction —
+//! each in a savepoint when there are several, so one refused task does not undo the others
+//! — and answering each caller after the commit, and the listener thread that wakes this
+//! process's dispatcher when any node queues a job that is due at once. Must not touch: SQL
+//! (`pg_sql`, `pg_claim`, `pg_schema`), the handle callers hold (`pg_store`), delivery.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::{Client, NoTls};
+use tokio::sync::Notify;
+
+use super::error::{StoreError, StoreResult};
+use super::journal::now_ms;
+use super::pg_schema;
+use super::pg_sql::{pg_error, PgCtx, PgTx};
+
+/// At most this many commands share one transaction.
+const MAX_BATCH: usize = 256;
+/// How often this process records that it is alive and sweeps leases of gone processes.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+/// After a failed connection attempt, calls fail at once with its error for this long.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
+/// How often the listener looks at its stop flag while no notification comes.
+const LISTEN_TICK: Duration = Duration::from_millis(200);
+
+/// How the thread answers a caller.
+pub type Reply<T> = Box<dyn FnOnce(StoreResult<T>) + Send>;
+/// What to tell a caller once the batch's commit has (or has not) happened.
+type AfterCommit = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+/// A command for the thread.
+pub trait Task: Send {
+    /// Runs inside the batch's transaction; whether it succeeded, and what to answer.
+    fn run(self: Box<Self>, tx: &mut PgTx<'_, '_>, now: i64) -> (bool, AfterCommit);
+    /// Answers without running (no connection, or the batch failed before this task).
+    fn fail(self: Box<Self>, err: &StoreError);
+    /// Whether a commit of it makes a job due at once (this process's dispatcher is woken).
+    fn wakes(&self) -> bool;
+}
+
+struct TaskOf<T, F> {
+    work: F,
+    reply: Reply<T>,
+    wakes: bool,
+}
+
+/// A task that runs `work` and answers `reply` after the commit.
+pub fn task<T, F>(work: F, reply: Reply<T>, wakes: bool) -> Box<dyn Task>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
+{
+    Box::new(TaskOf { work, reply, wakes })
+}
+
+impl<T, F> Task for TaskOf<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
+{
+    fn run(self: Box<Self>, tx: &mut PgTx<'_, '_>, now: i64) -> (bool, AfterCommit) {
+        let result = (self.work)(tx, now);
+        let ok = result.is_ok();
+        let reply = self.reply;
+        let after: AfterCommit = Box::new(move |commit_error| {
+            reply(match (result, commit_error) {
+                (Ok(value), None) => Ok(value),
+                (Err(err), _) => Err(err),
+                (Ok(_), Some(err)) => Err(err.clone()),
+            })
+        });
+        (ok, after)
+    }
+
+    fn fail(self: Box<Self>, err: &StoreError) {
+        (self.reply)(Err(err.clone()))
+    }
+
+    fn wakes(&self) -> bool {
+        self.wakes
+    }
+}
+
+pub enum Command {
+    Run(Box<dyn Task>),
+    /// Ends the thread (after answering what came before).
+    Stop,
+}
+
+/// Opens a connection (no TLS: put the database on a trusted network or a unix socket).
+pub fn connect(config: &postgres::Config, ctx: &PgCtx) -> StoreResult<Client> {
+    config.connect(NoTls).map_err(|e| pg_error(&ctx.store, &e))
+}
+
+/// The command thread's connection.
+pub struct Link {
+    config: postgres::Config,
+    pub ctx: PgCtx,
+    client: Option<Client>,
+    failed: Option<(Instant, StoreError)>,
+}
+
+impl Link {
+    pub fn new(config: postgres::Config, ctx: PgCtx) -> Link {
+        Link {
+            config,
+            ctx,
+            client: None,
+            failed: None,
+        }
+    }
+
+    /// The open connection, opening (and migrating) one if needed.
+    fn client(&mut self) -> StoreResult<&mut Client> {
+        if self.client.as_ref().is_some_and(Client::is_closed) {
+            self.client = None;
+        }
+        if self.client.is_none() {
+            if let Some((at, err)) = &self.failed {
+                if at.elapsed() < RECONNECT_PAUSE {
+                    return Err(err.clone());
+                }
+            }
+            match self.open() {
+                Ok(client) => {
+                    self.failed = None;
+                    self.client = Some(client);
+                }
+                Err(err) => {
+                    tracing::warn!("jobs: {err}");
+                    self.failed = Some((Instant::now(), err.clone()));
+                    return Err(err);
+                }
+            }
+        }
+        self.client.as_mut().ok_or(StoreError::Closed)
+    }
+
+    fn open(&self) -> StoreResult<Client> {
+        let mut client = connect(&self.config, &self.ctx)?;
+        let applied = pg_schema::migrate(&mut client).map_err(|e| self.ctx.fail(e))?;
+        if !applied.is_empty() {
+            tracing::info!(
+                "jobs: migrated {} to schema version {}",
+                self.ctx.store,
+                pg_schema::current_version()
+            );
+        }
+        Ok(client)
+    }
+
+    /// Forgets a connection that failed (the next call opens a new one).
+    fn broken(&mut self, err: &StoreError) {
+        if matches!(err, StoreError::Io { .. }) {
+            self.client = None;
+        }
+    }
+
+    /// Runs `tasks` in one transaction; answers each after the commit. True if committed.
+    fn run_batch(&mut self, tasks: Vec<Box<dyn Task>>) -> bool {
+        let ctx = self.ctx.clone();
+        let client = match self.client() {
+            Ok(client) => client,
+            Err(err) => {
+                tasks.into_iter().for_each(|t| t.fail(&err));
+                return false;
+            }
+        };
+        let mut afters = Vec::with_capacity(tasks.len());
+        let outcome = run_in_transaction(client, &ctx, tasks, &mut afters);
+        let failure = outcome.err();
+        if let Some(err) = &failure {
+            tracing::error!("jobs: {err}");
+            self.broken(err);
+        }
+        for after in afters {
+            after(failure.as_ref());
+        }
+        failure.is_none()
+    }
+
+    /// Records this process as alive and frees the leases of gone ones.
+    fn housekeeping(&mut self) {
+        let ctx = self.ctx.clone();
+        let Ok(client) = self.client() else {
+            return;
+        };
+        let done = client
+            .transaction()
+            .map_err(|e| ctx.fail(e))
+            .and_then(|mut tx| {
+                let now = now_ms();
+                let mut pg = PgTx {
+                    tx: &mut tx,
+                    ctx: &ctx,
+                };
+                pg.heartbeat(now)?;
+                let freed = pg.sweep(now, &process_alive)?;
+                tx.commit().map_err(|e| ctx.fail(e))?;
+                Ok(freed)
+            });
+        match done {
+            Ok(0) => {}
+            Ok(freed) => tracing::info!("jobs: took over {freed} job(s) of gone processes"),
+            Err(err) => {
+                tracing::warn!("jobs: {err}");
+                self.broken(&err);
+            }
+        }
+    }
+}
+
+/// The batch's transaction: one task alone runs in it directly (rolled back if it failed);
+/// several run in a savepoint each. An error outside the tasks fails the whole batch.
+fn run_in_transaction(
+    client: &mut Client,
+    ctx: &PgCtx,
+    tasks: Vec<Box<dyn Task>>,
+    afters: &mut Vec<AfterCommit>,
+) -> StoreResult<()> {
+    let fail = |e| ctx.fail(e);
+    let now = now_ms();
+    let mut tx = match client.transaction() {
+        Ok(tx) => tx,
+        Err(e) => {
+            let err = fail(e);
+            tasks.into_iter().for_each(|t| t.fail(&err));
+            return Err(err);
+        }
+    };
+    if tasks.len() == 1 {
+        let mut tasks = tasks;
+        let Some(task) = tasks.pop() else {
+            return Ok(());
+        };
+        let (ok, after) = task.run(&mut PgTx { tx: &mut tx, ctx }, now);
+        afters.push(after);
+        return match ok {
+            true => tx.commit().map_err(fail),
+            false => tx.rollback().map_err(fail),
+        };
+    }
+    let mut rest = tasks.into_iter();
+    while let Some(task) = rest.next() {
+        let mut savepoint = match tx.savepoint("wsrun_task") {
+            Ok(savepoint) => savepoint,
+            Err(e) => {
+                let err = fail(e);
+                task.fail(&err);
+                rest.for_each(|t| t.fail(&err));
+                return Err(err);
+            }
+        };
+        let (ok, after) = task.run(
+            &mut PgTx {
+                tx: &mut savepoint,
+                ctx,
+            },
+            now,
+        );
+        afters.push(after);
+        let ended = match ok {
+            true => savepoint.commit(),
+            false => savepoint.rollback(),
+        };
+        if let Err(e) = ended {
+            let err = fail(e);
+            rest.for_each(|t| t.fail(&err));
+            return Err(err);
+        }
+    }
+    tx.commit().map_err(fail)
+}
+
+/// The command thread's body: wait for a command (or the housekeeping tick), take every
+/// other one waiting, run them in one transaction, answer after the commit.
+pub fn run(mut link: Link, commands: std_mpsc::Receiver<Command>, wake: Arc<Notify>) {
+    let mut last_housekeeping: Option<Instant> = None;
+    let mut stopping = false;
+    while !stopping {
+        let mut batch = Vec::new();
+        match commands.recv_timeout(HOUSEKEEPING_EVERY) {
+            Ok(Command::Run(task)) => batch.push(task),
+            Ok(Command::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => stopping = true,
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        while !stopping && batch.len() < MAX_BATCH {
+            match commands.try_recv() {
+                Ok(Command::Run(task)) => batch.push(task),
+                Ok(Command::Stop) => stopping = true,
+                Err(_) => break,
+            }
+        }
+        if !stopping && last_housekeeping.is_none_or(|at| at.elapsed() >= HOUSEKEEPING_EVERY) {
+            last_housekeeping = Some(Instant::now());
+            link.housekeeping();
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let wakes = batch.iter().any(|t| t.wakes());
+        if link.run_batch(batch) && wakes {
+            wake.notify_one();
+        }
+    }
+}
+
+/// The listener's body: LISTEN on `wsrun_jobs` and wake the dispatcher on each
+/// notification (and on each new connection, in case one was missed meanwhile); reconnects
+/// after a failure; returns once `stop` is set.
+pub fn listen(config: postgres::Config, ctx: PgCtx, wake: Arc<Notify>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        match connect(&config, &ctx) {
+            Ok(mut client) => {
+                if client.batch_execute("LISTEN wsrun_jobs").is_ok() {
+                    wake.notify_one();
+                    listen_on(&mut client, &wake, &stop);
+                }
+            }
+            Err(err) => tracing::debug!("jobs listener: {err}"),
+        }
+        let mut waited = Duration::ZERO;
+        while waited < RECONNECT_PAUSE && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(LISTEN_TICK);
+            waited += LISTEN_TICK;
+        }
+    }
+}
+
+fn listen_on(client: &mut Client, wake: &Notify, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let next = {
+            let mut notifications = client.notifications();
+            let next = notifications.timeout_iter(LISTEN_TICK).next();
+            next
+        };
+        match next {
+            Ok(Some(_)) => wake.notify_one(),
+            Ok(None) => {}
+            Err(_) => return,
+        }
+        if client.is_closed() {
+            return;
+        }
+    }
+}
+
+/// Whether process `pid` of this machine exists.
+pub fn process_alive(pid: i64) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists; nothing is delivered.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}

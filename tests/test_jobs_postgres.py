@@ -1,0 +1,164 @@
+"""Several wsrun nodes sharing durable jobs and timers through one real PostgreSQL.
+
+Each node is a whole wsrun process tree (`[server] node = "nN"`, `[jobs] backend` the test's
+own database) running `tests/apps/jobs_app.py` at /app; all of them append their deliveries to
+one shared call log (`sink ID ATTEMPT PID TIME METHOD BODY`). A node is "killed" with SIGKILL
+on its master and workers, as `kill -9` would leave it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from support.launcher import Launcher, Server
+from support.paths import APPS, WAIT, wait_for
+from support.postgres import PgServer
+
+NAMES = itertools.count()
+
+
+def config(url: str, node: str, extra: str = "") -> str:
+    return f"""
+[server]
+state_dir = "state-{node}"
+node = "{node}"
+
+[jobs]
+backend = "{url}"
+backoff = "100ms"
+max_backoff = "200ms"
+lease = "60s"
+{extra}
+
+[[route]]
+prefix = "/app"
+python = "jobs_app:app"
+"""
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgServer]:
+    server = PgServer()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+def start_node(launcher: Launcher, url: str, node: str, calls: Path, extra: str = "") -> Server:
+    cfg = launcher.tmp / f"{node}.toml"
+    cfg.write_text(config(url, node, extra))
+    env = {"WSRUN_TEST_CALL_LOG": str(calls)}
+    return launcher.start(["-c", str(cfg), "--pythonpath", str(APPS)], cwd=launcher.tmp, env=env)
+
+
+def sinks(calls: Path) -> list[list[str]]:
+    """The `sink` lines of the shared call log, split."""
+    if not calls.exists():
+        return []
+    return [line.split() for line in calls.read_text().splitlines() if line.startswith("sink ")]
+
+
+def enqueue(srv: Server, n: int, path: str = "/app/sink", delay: float = 0) -> list[int]:
+    params = {"n": str(n), "path": path, "delay": str(delay)}
+    r = requests.get(f"{srv.url}/app/enqueue", params=params, timeout=WAIT)
+    assert r.status_code == 200, r.text
+    return [int(i) for i in r.text.split()]
+
+
+def test_a_killed_node_loses_no_job_and_repeats_only_its_own(
+    launcher: Launcher, pg: PgServer
+) -> None:
+    url = pg.create_db(f"kill{next(NAMES)}")
+    calls = launcher.tmp / "cluster.calls.log"
+    nodes = [start_node(launcher, url, f"n{i}", calls) for i in range(3)]
+    total, batch = 3000, 100
+    ids: list[int] = []
+    for i in range(total // batch):
+        ids += enqueue(nodes[i % 3], batch, path="/app/slow?ms=2")
+    assert len(set(ids)) == total, "ids are unique across nodes"
+    victim = nodes[2]
+    victim_pids = {str(p) for p in victim.all_pids()}
+    # Mid-run: once the victim has delivered some, kill it while it holds more.
+    assert wait_for(lambda: sum(s[3] in victim_pids for s in sinks(calls)) >= 50), victim.log()
+    victim.kill_all()
+    assert wait_for(lambda: {int(s[1]) for s in sinks(calls)} >= set(ids), timeout=60), (
+        f"delivered {len({s[1] for s in sinks(calls)})} of {total}"
+    )
+    by_job: dict[str, list[str]] = defaultdict(list)
+    for s in sinks(calls):
+        by_job[s[1]].append(s[3])
+    repeated = {job: pids for job, pids in by_job.items() if len(pids) > 1}
+    # A job is delivered again only if the killed node held it: its earlier delivery was
+    # the victim's (its answer was lost with it), and no more than the victim had in flight.
+    for job, pids in repeated.items():
+        assert pids[0] in victim_pids, f"job {job} repeated, first by {pids}"
+    assert len(repeated) <= 8, f"{len(repeated)} repeated: more than one node's concurrency"
+    survivors = {str(p) for srv in nodes[:2] for p in srv.all_pids()}
+    assert any(s[3] in survivors for s in sinks(calls)), "the others delivered"
+
+
+def timer_fires(calls: Path) -> list[float]:
+    return [float(s[4]) for s in sinks(calls) if s[6] == "tick"]
+
+
+def test_a_timer_fires_once_per_period_across_nodes(launcher: Launcher, pg: PgServer) -> None:
+    url = pg.create_db(f"timer{next(NAMES)}")
+    calls = launcher.tmp / "cluster.calls.log"
+    nodes = [start_node(launcher, url, f"t{i}", calls) for i in range(3)]
+    r = requests.get(
+        f"{nodes[0].url}/app/every",
+        params={"name": "tick", "seconds": "1", "path": "/app/sink", "body": "tick"},
+        timeout=WAIT,
+    )
+    assert r.status_code == 200, r.text
+    start = time.time()
+    # Kill a node just after a firing (not while it delivers one), then start it again.
+    assert wait_for(lambda: len(timer_fires(calls)) >= 2), nodes[0].log()
+    time.sleep(0.2)
+    nodes[2].kill_all()
+    assert wait_for(lambda: len(timer_fires(calls)) >= 4), nodes[0].log()
+    nodes[2] = start_node(launcher, url, "t2", calls)
+    end = start + 8.5
+    time.sleep(max(0.0, end - time.time()))
+    fired = [t for t in timer_fires(calls) if start <= t <= end]
+    assert 7 <= len(fired) <= 9, f"{len(fired)} firings in 8.5 s: {fired}"
+    gaps = [b - a for a, b in itertools.pairwise(fired)]
+    assert min(gaps) > 0.5, f"two firings of one period: {gaps}"
+
+
+def test_an_unreachable_database_refuses_enqueues_then_recovers(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    own = PgServer()  # this test stops its own server
+    try:
+        url = own.create_db("outage")
+        calls = launcher.tmp / "cluster.calls.log"
+        srv = start_node(launcher, url, "o1", calls)
+        waiting = enqueue(srv, 3, delay=2)
+        own.stop()
+        r = requests.get(f"{srv.url}/app/pid", timeout=WAIT)
+        assert r.status_code == 200, "requests are still served"
+        r = requests.get(f"{srv.url}/app/enqueue", params={"n": "1"}, timeout=15)
+        assert r.status_code == 503, r.text
+        assert r.text.startswith("ServiceError"), r.text
+        own.start()
+        # Delivery resumes by itself: the jobs queued before the outage arrive ...
+        got = lambda: {int(s[1]) for s in sinks(calls)}  # noqa: E731
+        assert wait_for(lambda: got() >= set(waiting)), srv.log()
+        # ... and enqueues work again.
+        again = enqueue(srv, 1)
+        assert wait_for(lambda: got() >= set(again)), srv.log()
+        counts = Counter(s[1] for s in sinks(calls))
+        assert max(counts.values()) == 1, counts
+        assert re.search(r"jobs: .*(refused|closed|connect|error)", srv.stderr(), re.I), srv.log()
+    finally:
+        own.remove()
