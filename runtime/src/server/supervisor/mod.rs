@@ -132,10 +132,10 @@ mod rolling;
 mod signals;
 pub use caretaker::keep_old_workers;
 pub use notes::MasterLink;
-pub use signals::ignore_file_size_signal;
 use progress::{Progress, Rolling};
 use reload_state::Reload;
 pub use reload_state::ReloadSetup;
+pub use signals::ignore_file_size_signal;
 use signals::*;
 
 /// Restart delay after `failures` consecutive quick deaths (or fork failures) of one index:
