@@ -360,3 +360,40 @@ def test_a_new_address_that_is_taken_keeps_the_old_workers_serving(
     assert done.code == 0, done.out
     assert _post(site.url(taken_port) + "/upload/echo", 4096) == 200
     assert _gone(srv, before), "old workers still running"
+
+
+def _series(admin: str, series: str) -> float:
+    """One series of the admin listener's `/metrics` (0 when absent)."""
+    text = requests.get(admin + "/metrics", timeout=WAIT).text
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_and_the_admin_listener_survive_a_reload(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    """The metrics segment and the admin socket cross the exec as named descriptors: the
+    counters neither reset nor double, and the admin address answers throughout."""
+    site = Site(tmp_path)
+    admin_port = free_port()
+    admin = f"http://127.0.0.1:{admin_port}"
+    extra = f'\n[admin]\nbind = "127.0.0.1:{admin_port}"\n'
+    site.write(extra=extra)
+    srv = _start(launcher, site)
+    series = 'wsrun_http_requests_total{route="/",tenant="",code="200"}'
+    for _ in range(30):
+        assert _get(site.url() + "/pid").status_code == 200
+    assert wait_for(lambda: _series(admin, series) == 30), _series(admin, series)
+    before = _workers(srv)
+    site.write(extra=extra, upload_limit="8KiB")
+    done = _reload(site)
+    assert done.code == 0, done.out
+    assert _gone(srv, before), "old workers still running"
+    assert _series(admin, series) == 30, "a reload must neither reset nor double a counter"
+    for _ in range(10):
+        assert _get(site.url() + "/pid").status_code == 200
+    assert wait_for(lambda: _series(admin, series) == 40), _series(admin, series)
+    status = requests.get(admin + "/status", timeout=WAIT).json()
+    assert {w["pid"] for w in status["workers"]} == _workers(srv), status["workers"]
