@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from support.http import free_port
 from support.launcher import Launcher, Server
 from support.paths import APPS, WAIT, wait_for
 from support.postgres import PgServer
@@ -142,9 +143,18 @@ def test_an_unreachable_database_refuses_enqueues_then_recovers(
     try:
         url = own.create_db("outage")
         calls = launcher.tmp / "cluster.calls.log"
-        srv = start_node(launcher, url, "o1", calls)
+        admin = f"http://127.0.0.1:{free_port()}"
+        extra = f'\n[admin]\nbind = "{admin.removeprefix("http://")}"\n'
+        srv = start_node(launcher, url, "o1", calls, extra)
         waiting = enqueue(srv, 3, delay=2)
+        status = requests.get(admin + "/status", timeout=WAIT).json()
+        assert status["store"] == {"backend": "postgres", "up": True}, status["store"]
+        assert status["jobs"]["pending"] == 3, status["jobs"]
         own.stop()
+        # The admin status shows the store as down, and still answers.
+        status = requests.get(admin + "/status", timeout=15).json()
+        assert status["store"]["up"] is False and status["store"]["error"], status["store"]
+        assert status["jobs"] is None
         r = requests.get(f"{srv.url}/app/pid", timeout=WAIT)
         assert r.status_code == 200, "requests are still served"
         r = requests.get(f"{srv.url}/app/enqueue", params={"n": "1"}, timeout=15)

@@ -259,7 +259,7 @@ fn respond(page: Page, admin: &Admin) -> (&'static str, &'static str, String) {
                 admin.segment,
                 admin.status.workers,
                 Some(admin.status.master_pid),
-                jobs,
+                jobs.ok(),
             );
             ("200 OK", "text/plain; version=0.0.4; charset=utf-8", text)
         }
@@ -281,15 +281,12 @@ fn respond(page: Page, admin: &Admin) -> (&'static str, &'static str, String) {
     }
 }
 
-/// The job store's figures now (`None`, logged, when the journal cannot be read).
-fn jobs(admin: &Admin) -> Option<render::JobFigures> {
-    match job_figures::read(&admin.status.state_dir) {
-        Ok(figures) => Some(figures),
-        Err(e) => {
-            tracing::warn!("admin listener: cannot read the job store: {e}");
-            None
-        }
-    }
+/// The job store's figures now (the error, also logged, when the store cannot be read).
+fn jobs(admin: &Admin) -> Result<render::JobFigures, String> {
+    let status = &admin.status;
+    job_figures::read(&status.state_dir, status.jobs_backend.as_ref()).inspect_err(|e| {
+        tracing::warn!("admin listener: cannot read the job store: {e}");
+    })
 }
 
 #[cfg(test)]

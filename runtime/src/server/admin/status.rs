@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::super::handler::Handler;
-use crate::config::Config;
+use crate::config::{Config, PostgresBackend};
 use crate::metrics::procs::unix_ms;
 use crate::metrics::render::{self, JobFigures};
 use crate::metrics::MetricsSegment;
@@ -40,6 +40,8 @@ pub struct StatusInfo {
     pub started: Instant,
     pub workers: usize,
     pub state_dir: PathBuf,
+    /// `[jobs] backend`: the shared PostgreSQL store, if not the SQLite journal.
+    pub jobs_backend: Option<PostgresBackend>,
     pub routes: Vec<RouteDesc>,
     /// `(name, hosts)` of each `[[tenant]]`.
     pub tenants: Vec<(String, Vec<String>)>,
@@ -72,6 +74,7 @@ impl StatusInfo {
             started: Instant::now(),
             workers: config.server.workers.max(1),
             state_dir: config.server.state_dir.clone(),
+            jobs_backend: config.jobs.backend.clone(),
             routes,
             tenants: config
                 .tenants
@@ -84,7 +87,11 @@ impl StatusInfo {
 }
 
 /// The page.
-pub fn json(info: &StatusInfo, segment: &MetricsSegment, jobs: Option<JobFigures>) -> String {
+pub fn json(
+    info: &StatusInfo,
+    segment: &MetricsSegment,
+    jobs: Result<JobFigures, String>,
+) -> String {
     let workers = render::workers(segment, Some(info.master_pid));
     let mut routes: Vec<Value> = info.routes.iter().map(route_json).collect();
     routes.extend(watched(info.watch.as_deref()));
@@ -111,11 +118,25 @@ pub fn json(info: &StatusInfo, segment: &MetricsSegment, jobs: Option<JobFigures
         "workers": workers,
         "routes": routes,
         "tenants": tenants,
-        "jobs": jobs,
+        "store": store_json(info, &jobs),
+        "jobs": jobs.ok(),
     });
     let mut text = page.to_string();
     text.push('\n');
     text
+}
+
+/// Which job store, and whether its figures could be read (`up: false` and the error when
+/// not: a PostgreSQL database that is down).
+fn store_json(info: &StatusInfo, jobs: &Result<JobFigures, String>) -> Value {
+    let backend = match &info.jobs_backend {
+        Some(_) => "postgres",
+        None => "sqlite",
+    };
+    match jobs {
+        Ok(_) => json!({ "backend": backend, "up": true }),
+        Err(error) => json!({ "backend": backend, "up": false, "error": error }),
+    }
 }
 
 fn route_json(route: &RouteDesc) -> Value {
