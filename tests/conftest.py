@@ -69,6 +69,14 @@ def launcher(tmp_path: Path) -> Iterator[Launcher]:
         lau.stop_all()
 
 
+@pytest.fixture
+def spool_dir(tmp_path: Path) -> Path:
+    """An empty directory for `--spool-dir`."""
+    d = tmp_path / "spool"
+    d.mkdir()
+    return d
+
+
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A probe server shared by a module's tests (default settings)."""

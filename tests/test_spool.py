@@ -22,13 +22,6 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-def spool_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "spool"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
 def spooling(launcher: Launcher, spool_dir: Path) -> Server:
     return launcher.probe(
         "--spool-dir",

@@ -22,13 +22,6 @@ LIMIT = 256 * KiB
 
 
 @pytest.fixture
-def spool_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "spool"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
 def srv(launcher: Launcher, spool_dir: Path) -> Server:
     return launcher.probe(
         "--spool-dir", str(spool_dir), "--spool-threshold", "4KiB", "--max-body-size", "8MiB"

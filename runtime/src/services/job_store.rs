@@ -14,6 +14,7 @@
 //! - a due timer becomes exactly one job per period however many pollers race (its next due
 //!   time moves with a compare-and-set).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -146,4 +147,31 @@ pub trait JobStore: Send + Sync {
     /// Stops the store's threads and closes its connections; later calls fail with
     /// `StoreError::Closed`. Returns once they are gone.
     fn shutdown(&self);
+}
+
+/// One account's due jobs for a claim, oldest first as `(id, run_at)`, and how many of its
+/// jobs are in delivery (the claiming owner's) plus those this claim took.
+pub struct AccountQueue {
+    pub busy: usize,
+    pub jobs: VecDeque<(i64, i64)>,
+}
+
+/// The fair share every store claims by: up to `limit` job ids, each next one from the
+/// account with the fewest jobs in delivery, then the earliest due.
+pub fn pick_fairly(mut queues: Vec<AccountQueue>, limit: usize) -> Vec<i64> {
+    let mut chosen = Vec::new();
+    while chosen.len() < limit {
+        let next = queues
+            .iter_mut()
+            .filter(|q| !q.jobs.is_empty())
+            .min_by_key(|q| (q.busy, q.jobs.front().map_or(i64::MAX, |j| j.1)));
+        let Some(queue) = next else {
+            break;
+        };
+        if let Some((id, _)) = queue.jobs.pop_front() {
+            chosen.push(id);
+            queue.busy += 1;
+        }
+    }
+    chosen
 }

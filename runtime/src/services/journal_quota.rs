@@ -14,16 +14,9 @@ use rusqlite::params;
 
 use super::error::StoreError;
 use super::job::{stored_size, JobRecord, NewJob, TimerRecord};
-use super::job_store::Claim;
+use super::job_store::{pick_fairly, AccountQueue, Claim};
 use super::journal::{job_record, ms, JournalResult, Tx, JOB_COLUMNS};
 use crate::config::format_size;
-
-/// The due jobs of one account that a claim may take, oldest first.
-struct Queue {
-    /// Its jobs in delivery (this owner's) plus the ones this claim took.
-    busy: usize,
-    jobs: VecDeque<(i64, i64)>,
-}
 
 impl Tx<'_> {
     /// Refuses `job` when its account would pass `max_jobs` or `max_job_bytes`.
@@ -104,23 +97,10 @@ impl Tx<'_> {
             let jobs = self.due_of(&account, now, room)?;
             if !jobs.is_empty() {
                 let busy = claim.busy(&account);
-                queues.push(Queue { busy, jobs });
+                queues.push(AccountQueue { busy, jobs });
             }
         }
-        let mut chosen = Vec::new();
-        while chosen.len() < claim.limit {
-            let next = queues
-                .iter_mut()
-                .filter(|q| !q.jobs.is_empty())
-                .min_by_key(|q| (q.busy, q.jobs.front().map_or(i64::MAX, |j| j.1)));
-            let Some(queue) = next else {
-                break;
-            };
-            if let Some((id, _)) = queue.jobs.pop_front() {
-                chosen.push(id);
-                queue.busy += 1;
-            }
-        }
+        let chosen = pick_fairly(queues, claim.limit);
         let until = now.saturating_add(ms(claim.lease));
         let mut jobs = Vec::with_capacity(chosen.len());
         for id in chosen {

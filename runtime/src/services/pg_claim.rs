@@ -13,16 +13,10 @@ use std::collections::VecDeque;
 
 use super::error::{StoreError, StoreResult};
 use super::job::{stored_size, JobRecord, NewJob, TimerRecord};
-use super::job_store::Claim;
+use super::job_store::{pick_fairly, AccountQueue, Claim};
 use super::journal::ms;
 use super::pg_sql::{job_record, PgTx, JOB_COLUMNS};
 use crate::config::format_size;
-
-/// The due jobs of one account that a claim may take, oldest first.
-struct Queue {
-    busy: usize,
-    jobs: VecDeque<(i64, i64)>,
-}
 
 impl PgTx<'_, '_> {
     /// Holds `account`'s quota lock until the transaction ends.
@@ -118,23 +112,10 @@ impl PgTx<'_, '_> {
             let jobs = self.due_of(&account, now, room)?;
             if !jobs.is_empty() {
                 let busy = claim.busy(&account);
-                queues.push(Queue { busy, jobs });
+                queues.push(AccountQueue { busy, jobs });
             }
         }
-        let mut chosen = Vec::new();
-        while chosen.len() < claim.limit {
-            let next = queues
-                .iter_mut()
-                .filter(|q| !q.jobs.is_empty())
-                .min_by_key(|q| (q.busy, q.jobs.front().map_or(i64::MAX, |j| j.1)));
-            let Some(queue) = next else {
-                break;
-            };
-            if let Some((id, _)) = queue.jobs.pop_front() {
-                chosen.push(id);
-                queue.busy += 1;
-            }
-        }
+        let chosen = pick_fairly(queues, claim.limit);
         if chosen.is_empty() {
             return Ok(Vec::new());
         }
