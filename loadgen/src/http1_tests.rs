@@ -1,3 +1,4 @@
+//! Tests of `http1` (kept apart so the module stays readable).
 use super::*;
 
 #[test]

@@ -1,3 +1,4 @@
+//! Tests of `plan` (kept apart so the module stays readable).
 use clap::Parser;
 
 use super::*;

@@ -1,3 +1,4 @@
+//! Tests of `stats` (kept apart so the module stays readable).
 use super::*;
 
 #[test]

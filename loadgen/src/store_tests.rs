@@ -1,3 +1,4 @@
+//! Tests of `store` (kept apart so the module stays readable).
 use std::time::Duration;
 
 use super::*;
