@@ -36,6 +36,21 @@ make_work() {
     trap 'exit 129' HUP
 }
 
+# Make bench/.venv (with python3.11 where there is one) if it is missing, and pip install into
+# it each PACKAGE that does not import yet (a package's import name is its name here).
+ensure_venv_with() {
+    local py package
+    py=$(command -v python3.11 || command -v python3) || die "no python3 found"
+    if [[ ! -x $VENV/bin/python ]]; then
+        log "creating $VENV with $py"
+        "$py" -m venv "$VENV"
+    fi
+    for package in "$@"; do
+        "$VENV/bin/python" -c "import $package" 2>/dev/null || "$VENV/bin/pip" install -q "$package" ||
+            log "warning: pip install $package failed"
+    done
+}
+
 # --- process handling -------------------------------------------------------------------------
 
 # Processes of group $1 that are not zombies (a reaped-later leader stays as a zombie).

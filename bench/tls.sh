@@ -34,14 +34,7 @@ make_work wsrun-tls       # RAW: server <TAB> row <TAB> round <TAB> req/s <TAB> 
 
 install_tools() {
     apt_install_missing wrk=wrk nghttp2-client=h2load curl=curl openssl=openssl
-    local py
-    py=$(command -v python3.11 || command -v python3) || die "no python3 found"
-    if [[ ! -x $VENV/bin/python ]]; then
-        log "creating $VENV with $py"
-        "$py" -m venv "$VENV"
-    fi
-    "$VENV/bin/python" -c "import granian" 2>/dev/null || "$VENV/bin/pip" install -q granian ||
-        log "warning: pip install granian failed"
+    ensure_venv_with granian
 }
 
 make_cert() {

@@ -80,6 +80,8 @@ make_work wsrun-wasm-bench
 install_tools() {
     apt_install_missing wrk=wrk curl=curl procps=pgrep
     [[ $MODE == throughput ]] || return 0
+    # wasmtime-cli is a long build: only when a wasmtime row is asked for.
+    [[ " $SERVERS " == *" wasmtime"* ]] || return 0
     if [[ $WASMTIME_BIN != "$TOOLS_DIR/bin/wasmtime" ]]; then
         return 0    # the caller chose a binary; use it as it is
     fi
