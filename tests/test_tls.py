@@ -6,14 +6,16 @@ key is a start-up error naming the file and the config key, before anything is b
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from support import config_files
-from support.config_files import hello_tenant, probe_and_hello
-from support.http import free_port
+from support.config_files import hello_tenant, probe_and_hello, probe_app
+from support.http import free_port, parse_responses, recv_until_closed
 from support.launcher import Launcher, Server, run_wsrun
 from support.paths import APPS
 from support.tls import CertPair, TestCA, install, tls_get
@@ -130,3 +132,37 @@ def test_start_up_errors_name_the_file_and_the_key(tmp_path: Path, ca: TestCA) -
     out = start_fails(tmp_path, ["-c", str(cfg)])
     assert "tenant[1].tls_cert" in out and str(narrow.cert) in out
     assert "does not cover the tenant's host `*.acme.test`" in out
+
+
+def test_one_tls_connection_serves_inline_gets_a_file_and_then_a_body(
+    launcher: Launcher, tmp_path: Path, ca: TestCA
+) -> None:
+    """HTTP/1.1 over TLS takes the same paths as cleartext: pipelined GETs on the inline path
+    (a Python app, a static file large enough for sendfile on a plain socket, copied through
+    the TLS stream here), then a request with a body, which hyper serves for the rest of the
+    connection. Every response arrives whole and in order, and both Python GETs see https."""
+    pair = ca.issue("inline", ["localhost"])
+    files = tmp_path / "files"
+    files.mkdir()
+    big = os.urandom(1_000_000)
+    (files / "big.bin").write_bytes(big)
+    server = f'tls_cert = "{pair.cert}"\ntls_key = "{pair.key}"'
+    text = probe_app(server) + f'\n[[route]]\nprefix = "/files"\nstatic = "{files}"\n'
+    srv = launcher.start(["-c", str(config_files.write_config(tmp_path, text))])
+    requests = (
+        b"GET /env HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        b"GET /files/big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello"
+        b"GET /env HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    raw = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    with ca.context().wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(requests)
+        data, closed = recv_until_closed(tls, timeout=10)
+    assert closed
+    first, file, echo, last = parse_responses(data, ["GET", "GET", "POST", "GET"])
+    assert [r.status for r in (first, file, echo, last)] == [200, 200, 200, 200]
+    for probe in (first, last):
+        assert json.loads(probe.body)["wsgi.url_scheme"] == "https"
+    assert file.body == big
+    assert echo.body == b"hello"

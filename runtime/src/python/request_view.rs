@@ -30,10 +30,8 @@ pub trait RequestView {
     /// Calls `each` with every header field (name as received, value), in arrival order.
     /// Fields only a job delivery may carry are already left out.
     fn for_each_field<E>(&self, each: impl FnMut(&[u8], &[u8]) -> Result<(), E>) -> Result<(), E>;
-    /// Arrived over TLS (`wsgi.url_scheme` is `https`); the inline path is never TLS.
-    fn https(&self) -> bool {
-        false
-    }
+    /// Arrived over TLS (`wsgi.url_scheme` is `https`).
+    fn https(&self) -> bool;
 }
 
 /// An owned request head, from `http` types.
@@ -130,11 +128,16 @@ pub struct RawGet<'a> {
     pub server_name: &'a str,
     pub server_port: u16,
     pub remote: SocketAddr,
+    /// Arrived over TLS: `wsgi.url_scheme` is `https`.
+    pub https: bool,
 }
 
 impl RequestView for RawGet<'_> {
     fn method(&self) -> &Method {
         &Method::GET
+    }
+    fn https(&self) -> bool {
+        self.https
     }
     fn version(&self) -> Version {
         Version::HTTP_11

@@ -2,7 +2,7 @@
 //!
 //! Owns: the connection's life — TLS first when the server has a certificate (then ALPN picks
 //! HTTP/2 or HTTP/1.1), else on cleartext h2c when the client opens with HTTP/2's preface,
-//! else HTTP/1.1: the inline path (`inline_h1`, plain sockets only, while its requests are
+//! else HTTP/1.1 (cleartext or TLS): the inline path (`inline_h1`, while its requests are
 //! plain `GET`s to Python apps on the event loop or to static routes), then hyper's HTTP/1.1
 //! state machine for the rest of its life, behind the strict `guard`. Also hyper's HTTP/1.1
 //! settings (keep-alive, head size), the header-read (or TLS handshake) and keep-alive
@@ -38,7 +38,7 @@ use super::h2;
 use super::idle_clock::{ConnectionTimer, Expired, IdleClock};
 use super::inline_h1;
 use super::peer::Peer;
-use super::rejecting_io::RejectingIo;
+use super::rejecting_io::{LastWord, RejectingIo};
 use super::rewind::Rewind;
 use super::service::serve;
 use super::tls::{self, TlsAcceptor};
@@ -66,7 +66,7 @@ pub async fn serve_connection(
         ctx.config.server.header_timeout,
         ctx.config.server.keepalive_timeout,
     );
-    let mut state = ConnectionState {
+    let state = ConnectionState {
         peer,
         timer,
         ctx,
@@ -96,15 +96,7 @@ pub async fn serve_connection(
         guard_limits(&state),
         state.head_clock.clone(),
     ));
-    let (io, unserved) = if state.ctx.wsgi.runs_inline() {
-        match inline_h1::serve(io, &mut state).await {
-            Some(handover) => handover,
-            None => return,
-        }
-    } else {
-        (io, Vec::new())
-    };
-    serve_h1(Rewind::new(unserved, io), state).await;
+    serve_http1(io, state).await;
 }
 
 /// The strict HTTP/1 guard's limits: the server's.
@@ -117,8 +109,8 @@ fn guard_limits(state: &ConnectionState) -> GuardLimits {
 }
 
 /// A TLS connection: the handshake within the header-read timeout, then HTTP/2 if ALPN chose
-/// it, else HTTP/1.1 with hyper behind the guard (never the inline path, which needs the
-/// plain socket).
+/// it, else HTTP/1.1 behind the guard as on a plain connection (the inline path, then hyper;
+/// file bodies are copied through the TLS stream instead of sendfile).
 async fn serve_tls(stream: TcpStream, acceptor: TlsAcceptor, state: ConnectionState) {
     let header_timeout = state.ctx.config.server.header_timeout;
     let handshake = tokio::time::timeout(header_timeout, acceptor.accept(stream));
@@ -145,7 +137,21 @@ async fn serve_tls(stream: TcpStream, acceptor: TlsAcceptor, state: ConnectionSt
         guard_limits(&state),
         state.head_clock.clone(),
     ));
-    serve_h1(io, state).await;
+    serve_http1(io, state).await;
+}
+
+/// HTTP/1.1 over `io` (plain or TLS): the inline path while its requests are the inline
+/// path's, then hyper for the rest of the connection.
+async fn serve_http1<IO: LastWord + 'static>(io: RejectingIo<IO>, mut state: ConnectionState) {
+    let (io, unserved) = if state.ctx.wsgi.runs_inline() {
+        match inline_h1::serve(io, &mut state).await {
+            Some(handover) => handover,
+            None => return,
+        }
+    } else {
+        (io, Vec::new())
+    };
+    serve_h1(Rewind::new(unserved, io), state).await;
 }
 
 /// Serves the rest of the connection with hyper's HTTP/1.1; `io` starts at a request head.

@@ -3,7 +3,8 @@
 //! connection closes, after every earlier pipelined response.
 //!
 //! Owns: `RejectingIo` (over a plain socket, or a TLS stream for HTTP/1.1 over TLS) and
-//! `LastWord`, how a refusal is still sent when the connection is dropped. Must not touch:
+//! `LastWord`, how a refusal is still sent when the connection is dropped (and whether the
+//! stream lends its plain socket, for sendfile). Must not touch:
 //! parsing, requests or responses (it only passes bytes through and writes the refusal the
 //! guard made).
 
@@ -17,15 +18,24 @@ use tokio_rustls::server::TlsStream;
 
 use super::guard::GuardedIo;
 
-/// A stream that can make a last, non-blocking attempt to write when it is dropped.
+/// A stream that can make a last, non-blocking attempt to write when it is dropped, and may
+/// lend its plain socket for writes that bypass the byte stream.
 pub trait LastWord: AsyncRead + AsyncWrite + Unpin {
     /// Writes what fits now, without waiting; errors are ignored.
     fn last_word(&mut self, bytes: &[u8]);
+
+    /// The socket itself, when bytes written to it reach the client as they are (a plain
+    /// connection: sendfile(2) of a file region may go straight to it); `None` over TLS.
+    fn plain_socket(&self) -> Option<&TcpStream>;
 }
 
 impl LastWord for TcpStream {
     fn last_word(&mut self, bytes: &[u8]) {
         let _ = self.try_write(bytes);
+    }
+
+    fn plain_socket(&self) -> Option<&TcpStream> {
+        Some(self)
     }
 }
 
@@ -33,6 +43,10 @@ impl LastWord for TlsStream<TcpStream> {
     /// Nothing: a TLS record cannot be written without waiting (a refusal over TLS is only
     /// sent on a clean shutdown, which hyper does after a refused head).
     fn last_word(&mut self, _: &[u8]) {}
+
+    fn plain_socket(&self) -> Option<&TcpStream> {
+        None
+    }
 }
 
 /// The guarded socket, plus: when hyper closes the connection after the guard refused a
@@ -48,6 +62,12 @@ impl<IO: LastWord> RejectingIo<IO> {
             inner,
             pending: None,
         }
+    }
+
+    /// The plain socket, for writes that bypass the byte stream (sendfile of a file region on
+    /// the inline path); `None` over TLS, where every byte goes through the TLS stream.
+    pub fn plain_socket(&self) -> Option<&TcpStream> {
+        self.inner.get_ref().plain_socket()
     }
 
     fn poll_write_rejection(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -67,14 +87,6 @@ impl<IO: LastWord> RejectingIo<IO> {
             }
         }
         Poll::Ready(Ok(()))
-    }
-}
-
-impl RejectingIo<TcpStream> {
-    /// The socket, for writes that bypass the byte stream (sendfile of a file region; the
-    /// inline path only, which never serves TLS).
-    pub fn socket(&self) -> &TcpStream {
-        self.inner.get_ref()
     }
 }
 

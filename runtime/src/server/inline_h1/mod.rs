@@ -31,7 +31,7 @@ use super::connection_state::ConnectionState;
 use super::handler::Handler;
 use super::idle_clock::Expired;
 use super::peer::Peer;
-use super::rejecting_io::RejectingIo;
+use super::rejecting_io::{LastWord, RejectingIo};
 use super::service::host_name;
 use crate::body::plain;
 use crate::http_path::percent_decode;
@@ -43,11 +43,15 @@ use reply::{flush, send};
 use request::{Head, InlineHead};
 
 /// The connection and the bytes read but not served, for hyper to go on with.
-pub type Handover = (RejectingIo, Vec<u8>);
+pub type Handover<IO> = (RejectingIo<IO>, Vec<u8>);
 
-/// Serves `io` while its requests are the inline path's. `None`: the connection is over;
-/// `Some`: hyper serves the rest, starting with the handed-over bytes.
-pub async fn serve(mut io: RejectingIo, state: &mut ConnectionState) -> Option<Handover> {
+/// Serves `io` (a plain socket, or a TLS stream after its handshake) while its requests are
+/// the inline path's. `None`: the connection is over; `Some`: hyper serves the rest, starting
+/// with the handed-over bytes.
+pub async fn serve<IO: LastWord>(
+    mut io: RejectingIo<IO>,
+    state: &mut ConnectionState,
+) -> Option<Handover<IO>> {
     let read_room = state.ctx.config.server.max_header_size.max(8192) + 1024;
     let mut input: Vec<u8> = Vec::with_capacity(read_room);
     let mut output: Vec<u8> = Vec::with_capacity(16 * 1024);
@@ -134,12 +138,12 @@ pub async fn serve(mut io: RejectingIo, state: &mut ConnectionState) -> Option<H
 
 /// Writes what is buffered and gives hyper the connection with the bytes from the first
 /// request not served here on.
-async fn hand_over(
-    mut io: RejectingIo,
+async fn hand_over<IO: LastWord>(
+    mut io: RejectingIo<IO>,
     mut input: Vec<u8>,
     served: usize,
     output: &mut Vec<u8>,
-) -> Option<Handover> {
+) -> Option<Handover<IO>> {
     flush(&mut io, output).await.ok()?;
     input.drain(..served);
     Some((io, input))
@@ -171,8 +175,8 @@ enum Answered {
 
 /// Routes one request and, when its route is a Python app or a static directory, answers it
 /// into `output`.
-async fn answer(
-    io: &mut RejectingIo,
+async fn answer<IO: LastWord>(
+    io: &mut RejectingIo<IO>,
     state: &ConnectionState,
     request: Request<'_>,
     output: &mut Vec<u8>,
@@ -236,6 +240,7 @@ async fn answer(
         server_name: &server_name,
         server_port: peer.local.port(),
         remote: peer.remote,
+        https: peer.tls,
     };
     let reply = ctx.wsgi.reply_now(
         app,
@@ -314,8 +319,8 @@ fn server_name<'a>(request: &Request<'a>, peer: Peer) -> Cow<'a, str> {
 }
 
 /// Writes `reply`, logs it, and says whether the connection goes on.
-async fn respond(
-    io: &mut RejectingIo,
+async fn respond<IO: LastWord>(
+    io: &mut RejectingIo<IO>,
     state: &ConnectionState,
     request: &Request<'_>,
     reply: Reply,
@@ -355,7 +360,10 @@ async fn respond(
 
 /// Writes what is buffered, then ends the connection (writing the guard's refusal first, if
 /// it refused a head).
-async fn close(mut io: RejectingIo, output: &mut Vec<u8>) -> Option<Handover> {
+async fn close<IO: LastWord>(
+    mut io: RejectingIo<IO>,
+    output: &mut Vec<u8>,
+) -> Option<Handover<IO>> {
     if flush(&mut io, output).await.is_ok() {
         let _ = io.shutdown().await;
     }

@@ -21,7 +21,7 @@ use tokio::io::{AsyncWriteExt, Interest};
 use super::response::{write_head, write_response_head, Framing, HeadParts};
 use crate::body::{BoxError, FileRegion, ResponseBody};
 use crate::python::Reply;
-use crate::server::rejecting_io::RejectingIo;
+use crate::server::rejecting_io::{LastWord, RejectingIo};
 
 /// Output is written once this much of it is buffered, even mid-response.
 const FLUSH_AT: usize = 64 * 1024;
@@ -68,14 +68,20 @@ fn start(output: &mut Vec<u8>, reply: Reply, closing: bool) -> (Framing, Respons
 /// Writes `reply` into `output`, flushing to `io` when the body is not ready yet or much is
 /// buffered. The body (and what it holds, such as a request's deferred calls) is dropped
 /// after its last byte was handed to the socket or buffered for the next flush.
-pub async fn send(io: &mut RejectingIo, reply: Reply, output: &mut Vec<u8>, closing: bool) -> Sent {
+pub async fn send<IO: LastWord>(
+    io: &mut RejectingIo<IO>,
+    reply: Reply,
+    output: &mut Vec<u8>,
+    closing: bool,
+) -> Sent {
     let (mut framing, mut body, reply_closes) = start(output, reply, closing);
     let mut sent = Sent {
         bytes: 0,
         complete: false,
         keep_alive: false,
     };
-    if let ResponseBody::File(region) = &mut body {
+    let plain = io.plain_socket().is_some();
+    if let (ResponseBody::File(region), true) = (&mut body, plain) {
         let whole = Framing::Length(region.len());
         if region.len() >= SENDFILE_AT && framing == whole {
             match send_file(io, region, output).await {
@@ -129,28 +135,37 @@ pub async fn send(io: &mut RejectingIo, reply: Reply, output: &mut Vec<u8>, clos
 
 /// Writes what `output` holds, then `region` with sendfile(2) from the page cache, or read
 /// chunk by chunk (off the event loop) where the cache misses; returns the file bytes sent.
-/// The socket is corked meanwhile (nginx's `tcp_nopush`): the head and the file leave in full
-/// segments, and uncorking pushes the last one.
-async fn send_file(
-    io: &mut RejectingIo,
+/// Only for a plain socket (`RejectingIo::plain_socket`). The socket is corked meanwhile
+/// (nginx's `tcp_nopush`): the head and the file leave in full segments, and uncorking pushes
+/// the last one.
+async fn send_file<IO: LastWord>(
+    io: &mut RejectingIo<IO>,
     region: &mut FileRegion,
     output: &mut Vec<u8>,
 ) -> io::Result<u64> {
-    let _ = SockRef::from(io.socket()).set_tcp_cork(true);
+    set_cork(io, true);
     let sent = send_file_corked(io, region, output).await;
-    let _ = SockRef::from(io.socket()).set_tcp_cork(false);
+    set_cork(io, false);
     sent
 }
 
-async fn send_file_corked(
-    io: &mut RejectingIo,
+fn set_cork<IO: LastWord>(io: &RejectingIo<IO>, on: bool) {
+    if let Some(socket) = io.plain_socket() {
+        let _ = SockRef::from(socket).set_tcp_cork(on);
+    }
+}
+
+async fn send_file_corked<IO: LastWord>(
+    io: &mut RejectingIo<IO>,
     region: &mut FileRegion,
     output: &mut Vec<u8>,
 ) -> io::Result<u64> {
     flush(io, output).await?;
     let mut sent = 0u64;
     while !region.is_empty() {
-        let socket = io.socket();
+        let Some(socket) = io.plain_socket() else {
+            return Err(io::Error::other("sendfile needs the plain socket"));
+        };
         socket.writable().await?;
         let fd = socket.as_raw_fd();
         match socket.try_io(Interest::WRITABLE, || region.sendfile_cached(fd)) {
@@ -185,12 +200,18 @@ fn has_close_token(value: &[u8]) -> bool {
         .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
 }
 
-/// Writes what `output` holds to `io`, and empties it.
-pub async fn flush(io: &mut RejectingIo, output: &mut Vec<u8>) -> io::Result<()> {
+/// Writes what `output` holds to `io`, and empties it. Over TLS the stream is flushed too
+/// (the TLS layer may hold records back when the socket would block); on a plain socket
+/// that is a no-op.
+pub async fn flush<IO: LastWord>(io: &mut RejectingIo<IO>, output: &mut Vec<u8>) -> io::Result<()> {
     if output.is_empty() {
         return Ok(());
     }
     let written = io.write_all(output).await;
     output.clear();
-    written
+    written?;
+    if io.plain_socket().is_none() {
+        io.flush().await?;
+    }
+    Ok(())
 }
