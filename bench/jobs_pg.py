@@ -11,6 +11,12 @@ ROUNDS interleaved rounds (odd rounds PostgreSQL first, even rounds SQLite first
   spread over the nodes, one connection per node; the p99 of the in-app `wsrun.enqueue` call
   (each node's /stats, the worst node) and of the whole HTTP request (client side).
 
+Concurrency (both stores alike): BURSTS concurrent `/burst` requests per node [1] served by
+THREADS Python threads per node [1] (`--threads`; with 1 the app runs on the event loop and a
+burst's enqueues run one after another). SYNC_COMMIT [on]: the PostgreSQL databases'
+`synchronous_commit`; `off` is a diagnostic only (it shows what the commit's fsync costs: a
+commit then survives a crash of wsrun but not of the machine), never the headline figure.
+
 Medians over rounds are printed, with the PostgreSQL / SQLite ratio of each round. The
 PostgreSQL server is a throw-away `initdb` (fsync on: its commits are what a real deployment
 pays, unlike the tests' fsync=off) on this machine, sharing its 2 cores with the nodes.
@@ -42,6 +48,9 @@ RATE = int(os.environ.get("RATE", "1000"))
 PACED_S = float(os.environ.get("PACED_S", "5"))
 NODES = int(os.environ.get("NODES", "3"))
 DRAIN_TIMEOUT = float(os.environ.get("DRAIN_TIMEOUT", "120"))
+BURSTS = int(os.environ.get("BURSTS", "1"))
+THREADS = int(os.environ.get("THREADS", "1"))
+SYNC_COMMIT = os.environ.get("SYNC_COMMIT", "on")
 
 
 def get(url: str, timeout: float = 60) -> bytes:
@@ -63,7 +72,10 @@ class Node:
         log = (work / f"{name}.log").open("wb")
         bind = f"127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [WSRUN, "-c", str(cfg), "--pythonpath", str(ROOT / "bench/apps"), "--bind", bind],
+            [
+                *(WSRUN, "-c", str(cfg), "--pythonpath", str(ROOT / "bench/apps")),
+                *("--bind", bind, "--threads", str(THREADS)),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -89,13 +101,17 @@ class Node:
 def burst_rate(nodes: list[Node]) -> float:
     for node in nodes:
         get(f"{node.url}/reset")
-    share = JOBS // len(nodes)
-    threads = [threading.Thread(target=get, args=(f"{n.url}/burst?n={share}", 300)) for n in nodes]
+    share = JOBS // len(nodes) // BURSTS
+    threads = [
+        threading.Thread(target=get, args=(f"{n.url}/burst?n={share}", 300))
+        for n in nodes
+        for _ in range(BURSTS)
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    total = share * len(nodes)
+    total = share * len(nodes) * BURSTS
     deadline = time.monotonic() + DRAIN_TIMEOUT
     while True:
         stats = [n.stats() for n in nodes]
@@ -144,7 +160,10 @@ def paced(nodes: list[Node]) -> tuple[float, float]:
 
 def run(kind: str, work: Path, pg: PgServer, round_no: int) -> dict[str, float]:
     count = NODES if kind == "postgres" else 1
-    backend = pg.create_db(f"bench{round_no}") if kind == "postgres" else None
+    backend = None
+    if kind == "postgres":
+        backend = pg.create_db(f"bench{round_no}")
+        pg.psql(f'ALTER DATABASE "bench{round_no}" SET synchronous_commit = {SYNC_COMMIT}')
     nodes = [Node(work, f"{kind}{round_no}-{i}", backend) for i in range(count)]
     try:
         rate = burst_rate(nodes)
@@ -170,7 +189,10 @@ def main() -> None:
                 order = ["postgres", "sqlite"] if r % 2 else ["sqlite", "postgres"]
                 for kind in order:
                     rows[kind].append(run(kind, work, pg, r))
-            print(f"\nmedians over {ROUNDS} rounds, JOBS={JOBS}, RATE={RATE}/s:")
+            print(
+                f"\nmedians over {ROUNDS} rounds, JOBS={JOBS}, RATE={RATE}/s, BURSTS={BURSTS}, "
+                f"THREADS={THREADS}, synchronous_commit={SYNC_COMMIT}:"
+            )
             for kind, runs in rows.items():
                 med = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
                 print(f"  {kind:8} " + " ".join(f"{k}={v:.2f}" for k, v in med.items()))

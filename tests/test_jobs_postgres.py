@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import subprocess
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ import requests
 
 from support.http import free_port
 from support.launcher import Launcher, Server
-from support.paths import APPS, WAIT, wait_for
+from support.paths import APPS, WAIT, wait_for, wsrun_bin
 from support.postgres import PgServer
 
 NAMES = itertools.count()
@@ -172,3 +173,48 @@ def test_an_unreachable_database_refuses_enqueues_then_recovers(
         assert re.search(r"jobs: .*(refused|closed|connect|error)", srv.stderr(), re.I), srv.log()
     finally:
         own.remove()
+
+
+ONLY_A = '\n[[route]]\nprefix = "/only-a"\npython = "jobs_app:app"\n'
+
+
+def jobs_list(cwd: Path, url: str) -> str:
+    done = subprocess.run(
+        [wsrun_bin(), "jobs", "list", "--jobs-backend", url],
+        cwd=str(cwd),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_job_goes_only_to_a_node_serving_its_route_and_waits_for_one(
+    launcher: Launcher, pg: PgServer
+) -> None:
+    url = pg.create_db(f"routes{next(NAMES)}")
+    calls = launcher.tmp / "routes.calls.log"
+    node_a = start_node(launcher, url, "ra", calls, ONLY_A)
+    node_b = start_node(launcher, url, "rb", calls)  # serves /app only
+    a_pids = {str(p) for p in node_a.all_pids()}
+    ids = enqueue(node_a, 200, path="/only-a/sink")
+    got = lambda: {int(s[1]) for s in sinks(calls)}  # noqa: E731
+    assert wait_for(lambda: got() >= set(ids)), node_a.log()
+    # Node b polled all along, yet delivered none: it does not serve /only-a.
+    assert {s[3] for s in sinks(calls)} <= a_pids, "only node a delivered"
+    assert "0 dead" in jobs_list(launcher.tmp, url)
+    # With node a gone, its jobs wait (not dead-lettered), and the listing says why.
+    waiting = enqueue(node_a, 3, path="/only-a/sink", delay=1)
+    node_a.kill_all()
+    reason = "waiting: 3 job(s) for /only-a/sink: no live node serves that path"
+    assert wait_for(lambda: reason in jobs_list(launcher.tmp, url), timeout=20), jobs_list(
+        launcher.tmp, url
+    )
+    assert "jobs: 3 pending, 0 dead" in jobs_list(launcher.tmp, url)
+    assert not got() & set(waiting), "node b delivered none of them"
+    # A node that serves the route comes back: it delivers them.
+    start_node(launcher, url, "ra", calls, ONLY_A)
+    assert wait_for(lambda: got() >= set(waiting)), node_b.log()
+    assert "waiting:" not in jobs_list(launcher.tmp, url)

@@ -14,10 +14,12 @@ Routes:
   ``perf_counter_ns`` timestamps (first/last enqueue, first/last delivery, now);
 * ``/reset``   — zeroes all of it.
 
-The counters are module globals: they are exact with one worker process (``--workers 1``).
+The counters are module globals under one lock: exact with one worker process (``--workers 1``),
+whatever ``--threads``.
 """
 
 import json
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -34,6 +36,7 @@ MAX_SAMPLES = 200_000  # enqueue-call durations kept (the newest ones)
 MAX_IDS = 2_000_000  # distinct job ids remembered for the duplicate count
 MAX_BURST = 200_000  # largest n of /burst
 
+lock = threading.Lock()
 samples: deque[int] = deque(maxlen=MAX_SAMPLES)
 job_ids: set[str] = set()
 counters: dict[str, int] = {}
@@ -88,19 +91,26 @@ def enqueue_one() -> None:
     try:
         wsrun.enqueue("/sink", body=b"x")
     except Exception:
-        counters["enqueue_errors"] += 1
+        with lock:
+            counters["enqueue_errors"] += 1
         raise
     end = time.perf_counter_ns()
-    samples.append(end - start)
-    counters["enqueued"] += 1
-    counters["enqueue_ns"] += end - start
-    stamps["first_enqueue"] = stamps["first_enqueue"] or start
-    stamps["last_enqueue"] = end
+    with lock:
+        samples.append(end - start)
+        counters["enqueued"] += 1
+        counters["enqueue_ns"] += end - start
+        stamps["first_enqueue"] = min(stamps["first_enqueue"] or start, start)
+        stamps["last_enqueue"] = max(stamps["last_enqueue"], end)
 
 
 def deliver(environ: dict[str, Any]) -> None:
     """Count one delivery of a job to /sink."""
-    now = time.perf_counter_ns()
+    with lock:
+        count_delivery(environ, time.perf_counter_ns())
+
+
+def count_delivery(environ: dict[str, Any], now: int) -> None:
+    """The counting part of `deliver` (under `lock`)."""
     counters["deliveries"] += 1
     stamps["first_delivery"] = stamps["first_delivery"] or now
     stamps["last_delivery"] = now

@@ -40,6 +40,14 @@ impl RouteCheck for RouteShape {
     fn max_body_size(&self, host: &str, path: &str) -> Option<u64> {
         self.0.load().max_body_size(host, path)
     }
+
+    fn prefixes(&self) -> Option<Vec<String>> {
+        let router = self.0.load();
+        let mut prefixes: Vec<String> = router.routes().map(|r| r.prefix.clone()).collect();
+        prefixes.sort();
+        prefixes.dedup();
+        Some(prefixes)
+    }
 }
 
 impl LiveRouter {

@@ -209,6 +209,7 @@ pub fn render_list(listing: &Listing, limit: usize) -> String {
         pending,
         dead,
         timers,
+        unserved,
     } = listing;
     let (pending, dead) = (*pending, *dead);
     let mut out = String::new();
@@ -246,6 +247,13 @@ pub fn render_list(listing: &Listing, limit: usize) -> String {
         out.push_str(&table(&header, &rows));
     }
     let _ = writeln!(out, "jobs: {pending} pending, {dead} dead");
+    for (path, count) in unserved {
+        let path = one_line(path, 200);
+        let _ = writeln!(
+            out,
+            "waiting: {count} job(s) for {path}: no live node serves that path"
+        );
+    }
     let limit = u64::try_from(limit).unwrap_or(u64::MAX);
     if pending > limit || dead > limit {
         let _ = writeln!(out, "(showing at most {limit} of each; use --limit N)");
@@ -397,6 +405,7 @@ mod tests {
             pending: 1,
             dead: 1,
             timers,
+            unserved: vec![("/b/work".into(), 2)],
         };
         let out = render_list(&listing, 100);
         let lines: Vec<&str> = out.lines().collect();
@@ -414,9 +423,13 @@ mod tests {
             "{out}"
         );
         assert_eq!(lines[3], "jobs: 1 pending, 1 dead");
-        assert_eq!(lines[5], "timers: 1");
         assert_eq!(
-            lines[7],
+            lines[4],
+            "waiting: 2 job(s) for /b/work: no live node serves that path"
+        );
+        assert_eq!(lines[6], "timers: 1");
+        assert_eq!(
+            lines[8],
             "tick  every 1h  POST    /work?x=1  config  1970-01-01T00:00:00.000Z"
         );
         let empty = render_list(&Listing::default(), 100);

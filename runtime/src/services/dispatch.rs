@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::down_log::DownLog;
 use super::job::JobRecord;
 use super::job_store::{Claim, Outcome};
 use super::journal::now_ms;
@@ -94,6 +95,7 @@ pub async fn run(
     let settings = services.settings().clone();
     let in_flight = Rc::new(InFlight::default());
     let store = services.store();
+    let mut down = DownLog::default();
     loop {
         if *draining.borrow() {
             return;
@@ -114,10 +116,12 @@ pub async fn run(
             timer_attempts: settings.max_attempts,
             per_account: per_account(settings.concurrency),
             busy: in_flight.busy(),
+            routes: services.routes(),
         };
         let polled = store.poll(claim).await;
         let next_due = match polled {
             Ok(polled) => {
+                down.ok("jobs");
                 for job in polled.jobs {
                     let account = job.account.clone();
                     in_flight.start(&account);
@@ -132,7 +136,7 @@ pub async fn run(
                 polled.next_due
             }
             Err(err) => {
-                tracing::error!("jobs: {err}");
+                down.failed("jobs", &err);
                 None
             }
         };

@@ -31,6 +31,11 @@ pub trait RouteCheck: Send + Sync {
     fn max_body_size(&self, _host: &str, _path: &str) -> Option<u64> {
         None
     }
+
+    /// The prefixes of the routes served (`None`: not known here).
+    fn prefixes(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// Who makes a service call: the operator (Python, `[[timer]]`), or a WebAssembly handler
@@ -115,6 +120,11 @@ impl Services {
     /// The store (for the dispatcher).
     pub fn store(&self) -> &dyn JobStore {
         self.0.store.as_ref()
+    }
+
+    /// The route prefixes this process serves now, if known (claims take only their jobs).
+    pub fn routes(&self) -> Option<Vec<String>> {
+        self.0.routes.prefixes()
     }
 
     /// The `[jobs]` settings.

@@ -58,6 +58,9 @@ pub struct Claim {
     pub per_account: usize,
     /// ... counting the ones this owner delivers now, by account (absent: none).
     pub busy: Vec<(String, usize)>,
+    /// The route prefixes this owner serves: a store shared by nodes hands it only jobs
+    /// whose path one of them serves (`None`: every job; one node's store ignores it).
+    pub routes: Option<Vec<String>>,
 }
 
 impl Claim {
@@ -98,6 +101,8 @@ pub struct Listing {
     pub dead: u64,
     /// By name.
     pub timers: Vec<TimerRecord>,
+    /// Pending jobs that wait because no live node serves their path: (path, how many).
+    pub unserved: Vec<(String, u64)>,
 }
 
 /// Durable jobs and timers. Cheap calls from any thread; `_blocking` forms block the caller

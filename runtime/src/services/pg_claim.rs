@@ -15,6 +15,7 @@ use super::error::{StoreError, StoreResult};
 use super::job::{stored_size, JobRecord, NewJob, TimerRecord};
 use super::job_store::{pick_fairly, AccountQueue, Claim};
 use super::journal::ms;
+use super::pg_routes::SERVED_BY_1;
 use super::pg_sql::{job_record, PgTx, JOB_COLUMNS};
 use crate::config::format_size;
 
@@ -100,6 +101,8 @@ impl PgTx<'_, '_> {
     /// `now + claim.lease`, counting the attempt; rows another node is claiming right now
     /// are skipped, not waited for.
     pub fn claim(&mut self, claim: &Claim, now: i64) -> StoreResult<Vec<JobRecord>> {
+        let routes = claim.routes.as_deref();
+        self.record_routes(routes, now)?;
         if claim.limit == 0 {
             return Ok(Vec::new());
         }
@@ -109,7 +112,7 @@ impl PgTx<'_, '_> {
             if room == 0 {
                 continue;
             }
-            let jobs = self.due_of(&account, now, room)?;
+            let jobs = self.due_of(&account, now, room, routes)?;
             if !jobs.is_empty() {
                 let busy = claim.busy(&account);
                 queues.push(AccountQueue { busy, jobs });
@@ -125,9 +128,10 @@ impl PgTx<'_, '_> {
                  attempts = attempts + 1
              WHERE id = ANY($1) RETURNING {JOB_COLUMNS}"
         );
+        let statement = self.prepared(&sql)?;
         let rows = self
             .tx
-            .query(&sql, &[&chosen, &self.ctx.node, &claim.owner, &until])
+            .query(&statement, &[&chosen, &self.ctx.node, &claim.owner, &until])
             .map_err(|e| self.fail(e))?;
         let mut jobs = rows
             .iter()
@@ -140,10 +144,8 @@ impl PgTx<'_, '_> {
     /// Every account with a job due and free, by skipping through the account index (one
     /// look-up per account, whatever the backlog).
     fn due_accounts(&mut self, now: i64) -> StoreResult<Vec<String>> {
-        let rows = self
-            .tx
-            .query(
-                "WITH RECURSIVE a(account) AS (
+        let statement = self.prepared(
+            "WITH RECURSIVE a(account) AS (
                      SELECT MIN(account) FROM wsrun_jobs
                      UNION ALL
                      SELECT (SELECT MIN(account) FROM wsrun_jobs WHERE account > a.account)
@@ -151,31 +153,36 @@ impl PgTx<'_, '_> {
                  SELECT account FROM a WHERE account IS NOT NULL AND EXISTS (
                      SELECT 1 FROM wsrun_jobs j WHERE j.account = a.account
                      AND j.run_at <= $1 AND (j.lease_until IS NULL OR j.lease_until <= $1))",
-                &[&now],
-            )
+        )?;
+        let rows = self
+            .tx
+            .query(&statement, &[&now])
             .map_err(|e| self.fail(e))?;
         rows.iter()
             .map(|r| r.try_get(0).map_err(|e| self.fail(e)))
             .collect()
     }
 
-    /// Up to `limit` due jobs of `account` nobody holds, locked for this transaction
-    /// (skipping the ones another claimer has locked): (id, run_at), oldest first.
+    /// Up to `limit` due jobs of `account` nobody holds whose path one of `routes` serves
+    /// (`None`: any), locked for this transaction (skipping the ones another claimer has
+    /// locked): (id, run_at), oldest first.
     fn due_of(
         &mut self,
         account: &str,
         now: i64,
         limit: usize,
+        routes: Option<&[String]>,
     ) -> StoreResult<VecDeque<(i64, i64)>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let statement = self.prepared(&format!(
+            "SELECT id, run_at FROM wsrun_jobs j WHERE account = $2 AND run_at <= $3
+             AND (lease_until IS NULL OR lease_until <= $3)
+             AND ($1::TEXT[] IS NULL OR {SERVED_BY_1})
+             ORDER BY run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED"
+        ))?;
         let rows = self
             .tx
-            .query(
-                "SELECT id, run_at FROM wsrun_jobs WHERE account = $1 AND run_at <= $2
-                 AND (lease_until IS NULL OR lease_until <= $2)
-                 ORDER BY run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED",
-                &[&account, &now, &limit],
-            )
+            .query(&statement, &[&routes, &account, &now, &limit])
             .map_err(|e| self.fail(e))?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))

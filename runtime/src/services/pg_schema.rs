@@ -84,6 +84,8 @@ CREATE TABLE wsrun_processes (
     PRIMARY KEY (node, pid)
 );
 ",
+    // 2: the route prefixes each process serves (NULL: not known yet, taken as all).
+    "ALTER TABLE wsrun_processes ADD COLUMN routes TEXT[];",
 ];
 
 /// The schema version this wsrun writes.

@@ -12,10 +12,11 @@
 //! `lease_until`; the sweep frees leases of processes of this node that are gone, and of
 //! processes elsewhere whose heartbeat (`wsrun_processes.seen_at`) stopped.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use postgres::error::SqlState;
-use postgres::{Row, Transaction};
+use postgres::{Row, Statement, Transaction};
 
 use super::error::{StoreError, StoreResult};
 use super::job::{
@@ -31,6 +32,15 @@ pub(super) const JOB_COLUMNS: &str = "id, method, host, path, headers, body, ori
 
 const TIMER_COLUMNS: &str =
     "owner, name, schedule, method, host, path, headers, body, source, next_due, account";
+
+const INSERT: &str = "INSERT INTO wsrun_jobs (method, host, path, headers, body, origin,
+     max_attempts, created_at, run_at, account, size, timer)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
+
+const INSERT_AND_NOTIFY: &str = "WITH j AS (INSERT INTO wsrun_jobs (method, host, path, headers,
+     body, origin, max_attempts, created_at, run_at, account, size, timer)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id)
+     SELECT j.id FROM j, pg_notify('wsrun_jobs', '') AS n";
 
 /// A process whose heartbeat is older than this is taken for dead, and its leases freed.
 pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,15 +100,37 @@ pub fn pg_error(store: &str, e: &postgres::Error) -> StoreError {
     }
 }
 
+/// What lives as long as one connection: the statements prepared on it, by their SQL (a
+/// prepared statement saves a round trip on every later use).
+#[derive(Default)]
+pub struct Session {
+    statements: HashMap<String, Statement>,
+    /// The route prefixes recorded for this process in `wsrun_processes`.
+    pub(super) routes: Option<Vec<String>>,
+}
+
 /// One transaction of the store thread.
 pub struct PgTx<'a, 't> {
     pub(super) tx: &'a mut Transaction<'t>,
     pub(super) ctx: &'a PgCtx,
+    pub(super) session: &'a mut Session,
 }
 
 impl PgTx<'_, '_> {
     pub(super) fn fail(&self, e: postgres::Error) -> StoreError {
         self.ctx.fail(e)
+    }
+
+    /// `sql` prepared on this connection (once per connection).
+    pub(super) fn prepared(&mut self, sql: &str) -> StoreResult<Statement> {
+        if let Some(statement) = self.session.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.prepare(sql).map_err(|e| self.fail(e))?;
+        self.session
+            .statements
+            .insert(sql.to_string(), statement.clone());
+        Ok(statement)
     }
 
     /// Adds a job within its account's quota (`pg_claim`); returns its id.
@@ -112,12 +144,16 @@ impl PgTx<'_, '_> {
         let run_at = now.saturating_add(ms(job.delay));
         let size = i64::try_from(stored_size(r)).unwrap_or(i64::MAX);
         let attempts = i32::try_from(job.max_attempts).unwrap_or(i32::MAX);
+        // A job due at once wakes every node's dispatcher, in the same round trip.
+        let sql = match run_at <= now {
+            true => INSERT_AND_NOTIFY,
+            false => INSERT,
+        };
+        let statement = self.prepared(sql)?;
         let row = self
             .tx
             .query_one(
-                "INSERT INTO wsrun_jobs (method, host, path, headers, body, origin, max_attempts,
-                     created_at, run_at, account, size, timer)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+                &statement,
                 &[
                     &r.method,
                     &r.host,
@@ -134,18 +170,14 @@ impl PgTx<'_, '_> {
                 ],
             )
             .map_err(|e| self.fail(e))?;
-        if run_at <= now {
-            self.tx
-                .execute("SELECT pg_notify('wsrun_jobs', '')", &[])
-                .map_err(|e| self.fail(e))?;
-        }
         row.try_get(0).map_err(|e| self.fail(e))
     }
 
     /// A delivered job leaves the store.
     pub fn complete(&mut self, id: i64) -> StoreResult<()> {
+        let statement = self.prepared("DELETE FROM wsrun_jobs WHERE id = $1")?;
         self.tx
-            .execute("DELETE FROM wsrun_jobs WHERE id = $1", &[&id])
+            .execute(&statement, &[&id])
             .map(drop)
             .map_err(|e| self.fail(e))
     }
@@ -175,21 +207,6 @@ impl PgTx<'_, '_> {
             )
             .map_err(|e| self.fail(e))?;
         self.complete(id)
-    }
-
-    /// When the next job or timer falls due (Unix ms), if anything is waiting.
-    pub fn next_due(&mut self) -> StoreResult<Option<i64>> {
-        let row = self
-            .tx
-            .query_one(
-                "SELECT LEAST(
-                     (SELECT MIN(run_at) FROM wsrun_jobs WHERE lease_until IS NULL),
-                     (SELECT MIN(lease_until) FROM wsrun_jobs WHERE lease_until IS NOT NULL),
-                     (SELECT MIN(next_due) FROM wsrun_timers))",
-                &[],
-            )
-            .map_err(|e| self.fail(e))?;
-        row.try_get(0).map_err(|e| self.fail(e))
     }
 
     /// Creates or replaces a durable timer within its account's quota.
@@ -277,11 +294,14 @@ impl PgTx<'_, '_> {
     /// are skipped (`SKIP LOCKED`), and `next_due` moves with a compare-and-set, so exactly
     /// one node fires each period. A timer whose last job is still pending skips the period.
     pub fn fire_due_timers(&mut self, now: i64, max_attempts: u32) -> StoreResult<usize> {
-        let sql = format!(
+        let statement = self.prepared(&format!(
             "SELECT {TIMER_COLUMNS} FROM wsrun_timers WHERE next_due <= $1
              ORDER BY next_due FOR UPDATE SKIP LOCKED"
-        );
-        let rows = self.tx.query(&sql, &[&now]).map_err(|e| self.fail(e))?;
+        ))?;
+        let rows = self
+            .tx
+            .query(&statement, &[&now])
+            .map_err(|e| self.fail(e))?;
         let mut fired = 0;
         for row in rows {
             let timer = timer_record(&row).map_err(|e| self.fail(e))?;
@@ -427,12 +447,12 @@ impl PgTx<'_, '_> {
 
     /// Records that this process is alive (its leases are kept by the sweep of other nodes).
     pub fn heartbeat(&mut self, now: i64) -> StoreResult<()> {
+        let statement = self.prepared(
+            "INSERT INTO wsrun_processes (node, pid, seen_at) VALUES ($1, $2, $3)
+             ON CONFLICT (node, pid) DO UPDATE SET seen_at = EXCLUDED.seen_at",
+        )?;
         self.tx
-            .execute(
-                "INSERT INTO wsrun_processes (node, pid, seen_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (node, pid) DO UPDATE SET seen_at = EXCLUDED.seen_at",
-                &[&self.ctx.node, &self.ctx.pid, &now],
-            )
+            .execute(&statement, &[&self.ctx.node, &self.ctx.pid, &now])
             .map(drop)
             .map_err(|e| self.fail(e))
     }

@@ -132,7 +132,7 @@ impl PgStore {
     fn send<T, F>(&self, work: F, reply: Reply<T>, wakes: bool) -> bool
     where
         T: Send + 'static,
-        F: FnOnce(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
+        F: FnMut(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
     {
         self.commands
             .send(Command::Run(task(work, reply, wakes)))
@@ -142,7 +142,7 @@ impl PgStore {
     fn call_blocking<T, F>(&self, wakes: bool, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
+        F: FnMut(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
     {
         let (sender, receiver) = std_mpsc::sync_channel(1);
         let reply: Reply<T> = Box::new(move |result| {
@@ -161,7 +161,7 @@ impl PgStore {
     fn call<T, F>(&self, wakes: bool, work: F) -> StoreFuture<'_, T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
+        F: FnMut(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
     {
         let (sender, receiver) = oneshot::channel();
         let reply: Reply<T> = Box::new(move |result| {
@@ -221,7 +221,7 @@ impl JobStore for PgStore {
         self.call(false, move |tx, now| {
             tx.fire_due_timers(now, claim.timer_attempts)?;
             let jobs = tx.claim(&claim, now)?;
-            let next_due = tx.next_due()?;
+            let next_due = tx.next_due(claim.routes.as_deref())?;
             Ok(Polled { jobs, next_due })
         })
     }
@@ -248,13 +248,14 @@ impl JobStore for PgStore {
     }
 
     fn list(&self, limit: usize) -> StoreResult<Listing> {
-        self.call_blocking(false, move |tx, _| {
+        self.call_blocking(false, move |tx, now| {
             let (pending, dead) = tx.counts()?;
             Ok(Listing {
                 jobs: tx.list(limit)?,
                 pending,
                 dead,
                 timers: tx.timers()?,
+                unserved: tx.unserved(now)?,
             })
         })
     }

@@ -19,10 +19,11 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 use tokio::sync::Notify;
 
+use super::down_log::DownLog;
 use super::error::{StoreError, StoreResult};
 use super::journal::now_ms;
 use super::pg_schema;
-use super::pg_sql::{pg_error, PgCtx, PgTx};
+use super::pg_sql::{pg_error, PgCtx, PgTx, Session};
 
 /// At most this many commands share one transaction.
 const MAX_BATCH: usize = 256;
@@ -35,15 +36,15 @@ const LISTEN_TICK: Duration = Duration::from_millis(200);
 
 /// How the thread answers a caller.
 pub type Reply<T> = Box<dyn FnOnce(StoreResult<T>) + Send>;
-/// What to tell a caller once the batch's commit has (or has not) happened.
-type AfterCommit = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
 /// A command for the thread.
 pub trait Task: Send {
-    /// Runs inside the batch's transaction; whether it succeeded, and what to answer.
-    fn run(self: Box<Self>, tx: &mut PgTx<'_, '_>, now: i64) -> (bool, AfterCommit);
-    /// Answers without running (no connection, or the batch failed before this task).
-    fn fail(self: Box<Self>, err: &StoreError);
+    /// Runs inside the batch's transaction and keeps its result; whether it succeeded. It
+    /// may run twice: alone in a savepoint after another task of its batch failed.
+    fn run(&mut self, tx: &mut PgTx<'_, '_>, now: i64) -> bool;
+    /// Answers the caller once the batch is over: its result, or the error that ended the
+    /// batch (`failure`: the commit, or the connection, failed).
+    fn answer(self: Box<Self>, failure: Option<&StoreError>);
     /// Whether a commit of it makes a job due at once (this process's dispatcher is woken).
     fn wakes(&self) -> bool;
 }
@@ -52,38 +53,42 @@ struct TaskOf<T, F> {
     work: F,
     reply: Reply<T>,
     wakes: bool,
+    result: Option<StoreResult<T>>,
 }
 
 /// A task that runs `work` and answers `reply` after the commit.
 pub fn task<T, F>(work: F, reply: Reply<T>, wakes: bool) -> Box<dyn Task>
 where
     T: Send + 'static,
-    F: FnOnce(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
+    F: FnMut(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
 {
-    Box::new(TaskOf { work, reply, wakes })
+    Box::new(TaskOf {
+        work,
+        reply,
+        wakes,
+        result: None,
+    })
 }
 
 impl<T, F> Task for TaskOf<T, F>
 where
     T: Send + 'static,
-    F: FnOnce(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
+    F: FnMut(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
 {
-    fn run(self: Box<Self>, tx: &mut PgTx<'_, '_>, now: i64) -> (bool, AfterCommit) {
+    fn run(&mut self, tx: &mut PgTx<'_, '_>, now: i64) -> bool {
         let result = (self.work)(tx, now);
         let ok = result.is_ok();
-        let reply = self.reply;
-        let after: AfterCommit = Box::new(move |commit_error| {
-            reply(match (result, commit_error) {
-                (Ok(value), None) => Ok(value),
-                (Err(err), _) => Err(err),
-                (Ok(_), Some(err)) => Err(err.clone()),
-            })
-        });
-        (ok, after)
+        self.result = Some(result);
+        ok
     }
 
-    fn fail(self: Box<Self>, err: &StoreError) {
-        (self.reply)(Err(err.clone()))
+    fn answer(self: Box<Self>, failure: Option<&StoreError>) {
+        (self.reply)(match (self.result, failure) {
+            (Some(Err(err)), _) => Err(err),
+            (_, Some(err)) => Err(err.clone()),
+            (Some(Ok(value)), None) => Ok(value),
+            (None, None) => Err(StoreError::Closed),
+        })
     }
 
     fn wakes(&self) -> bool {
@@ -102,12 +107,13 @@ pub fn connect(config: &postgres::Config, ctx: &PgCtx) -> StoreResult<Client> {
     config.connect(NoTls).map_err(|e| pg_error(&ctx.store, &e))
 }
 
-/// The command thread's connection.
+/// The command thread's connection, with the statements prepared on it.
 pub struct Link {
     config: postgres::Config,
     pub ctx: PgCtx,
-    client: Option<Client>,
+    client: Option<(Client, Session)>,
     failed: Option<(Instant, StoreError)>,
+    log: DownLog,
 }
 
 impl Link {
@@ -117,12 +123,13 @@ impl Link {
             ctx,
             client: None,
             failed: None,
+            log: DownLog::default(),
         }
     }
 
     /// The open connection, opening (and migrating) one if needed.
-    fn client(&mut self) -> StoreResult<&mut Client> {
-        if self.client.as_ref().is_some_and(Client::is_closed) {
+    fn client(&mut self) -> StoreResult<(&mut Client, &mut Session)> {
+        if self.client.as_ref().is_some_and(|(c, _)| c.is_closed()) {
             self.client = None;
         }
         if self.client.is_none() {
@@ -134,16 +141,20 @@ impl Link {
             match self.open() {
                 Ok(client) => {
                     self.failed = None;
-                    self.client = Some(client);
+                    self.log.ok("jobs");
+                    self.client = Some((client, Session::default()));
                 }
                 Err(err) => {
-                    tracing::warn!("jobs: {err}");
+                    self.log.failed("jobs", &err);
                     self.failed = Some((Instant::now(), err.clone()));
                     return Err(err);
                 }
             }
         }
-        self.client.as_mut().ok_or(StoreError::Closed)
+        match &mut self.client {
+            Some((client, session)) => Ok((client, session)),
+            None => Err(StoreError::Closed),
+        }
     }
 
     fn open(&self) -> StoreResult<Client> {
@@ -163,28 +174,25 @@ impl Link {
     fn broken(&mut self, err: &StoreError) {
         if matches!(err, StoreError::Io { .. }) {
             self.client = None;
+            self.log.failed("jobs", err);
         }
     }
 
     /// Runs `tasks` in one transaction; answers each after the commit. True if committed.
-    fn run_batch(&mut self, tasks: Vec<Box<dyn Task>>) -> bool {
+    fn run_batch(&mut self, mut tasks: Vec<Box<dyn Task>>) -> bool {
         let ctx = self.ctx.clone();
-        let client = match self.client() {
-            Ok(client) => client,
-            Err(err) => {
-                tasks.into_iter().for_each(|t| t.fail(&err));
-                return false;
-            }
+        let failure = match self.client() {
+            Ok((client, session)) => run_in_transaction(client, session, &ctx, &mut tasks).err(),
+            Err(err) => Some(err),
         };
-        let mut afters = Vec::with_capacity(tasks.len());
-        let outcome = run_in_transaction(client, &ctx, tasks, &mut afters);
-        let failure = outcome.err();
         if let Some(err) = &failure {
-            tracing::error!("jobs: {err}");
+            if !matches!(err, StoreError::Io { .. }) {
+                tracing::error!("jobs: {err}");
+            }
             self.broken(err);
         }
-        for after in afters {
-            after(failure.as_ref());
+        for task in tasks {
+            task.answer(failure.as_ref());
         }
         failure.is_none()
     }
@@ -192,7 +200,7 @@ impl Link {
     /// Records this process as alive and frees the leases of gone ones.
     fn housekeeping(&mut self) {
         let ctx = self.ctx.clone();
-        let Ok(client) = self.client() else {
+        let Ok((client, session)) = self.client() else {
             return;
         };
         let done = client
@@ -203,6 +211,7 @@ impl Link {
                 let mut pg = PgTx {
                     tx: &mut tx,
                     ctx: &ctx,
+                    session,
                 };
                 pg.heartbeat(now)?;
                 let freed = pg.sweep(now, &process_alive)?;
@@ -213,70 +222,58 @@ impl Link {
             Ok(0) => {}
             Ok(freed) => tracing::info!("jobs: took over {freed} job(s) of gone processes"),
             Err(err) => {
-                tracing::warn!("jobs: {err}");
+                if !matches!(err, StoreError::Io { .. }) {
+                    tracing::warn!("jobs: {err}");
+                }
                 self.broken(&err);
             }
         }
     }
 }
 
-/// The batch's transaction: one task alone runs in it directly (rolled back if it failed);
-/// several run in a savepoint each. An error outside the tasks fails the whole batch.
+/// The batch's transaction. First all tasks run in it directly (one round trip per
+/// statement, no savepoints); if one of several failed, that is rolled back and they run
+/// again, each in a savepoint, so a refused task does not undo the others. An error
+/// outside the tasks (begin, savepoint, commit) fails the whole batch.
 fn run_in_transaction(
     client: &mut Client,
+    session: &mut Session,
     ctx: &PgCtx,
-    tasks: Vec<Box<dyn Task>>,
-    afters: &mut Vec<AfterCommit>,
+    tasks: &mut [Box<dyn Task>],
 ) -> StoreResult<()> {
     let fail = |e| ctx.fail(e);
     let now = now_ms();
-    let mut tx = match client.transaction() {
-        Ok(tx) => tx,
-        Err(e) => {
-            let err = fail(e);
-            tasks.into_iter().for_each(|t| t.fail(&err));
-            return Err(err);
+    let mut tx = client.transaction().map_err(fail)?;
+    let mut all_ok = true;
+    for task in tasks.iter_mut() {
+        let mut pg = PgTx {
+            tx: &mut tx,
+            ctx,
+            session: &mut *session,
+        };
+        if !task.run(&mut pg, now) {
+            all_ok = false;
+            break;
         }
-    };
-    if tasks.len() == 1 {
-        let mut tasks = tasks;
-        let Some(task) = tasks.pop() else {
-            return Ok(());
-        };
-        let (ok, after) = task.run(&mut PgTx { tx: &mut tx, ctx }, now);
-        afters.push(after);
-        return match ok {
-            true => tx.commit().map_err(fail),
-            false => tx.rollback().map_err(fail),
-        };
     }
-    let mut rest = tasks.into_iter();
-    while let Some(task) = rest.next() {
-        let mut savepoint = match tx.savepoint("wsrun_task") {
-            Ok(savepoint) => savepoint,
-            Err(e) => {
-                let err = fail(e);
-                task.fail(&err);
-                rest.for_each(|t| t.fail(&err));
-                return Err(err);
-            }
+    if all_ok {
+        return tx.commit().map_err(fail);
+    }
+    tx.rollback().map_err(fail)?;
+    if tasks.len() == 1 {
+        return Ok(());
+    }
+    let mut tx = client.transaction().map_err(fail)?;
+    for task in tasks.iter_mut() {
+        let mut savepoint = tx.savepoint("wsrun_task").map_err(fail)?;
+        let mut pg = PgTx {
+            tx: &mut savepoint,
+            ctx,
+            session: &mut *session,
         };
-        let (ok, after) = task.run(
-            &mut PgTx {
-                tx: &mut savepoint,
-                ctx,
-            },
-            now,
-        );
-        afters.push(after);
-        let ended = match ok {
-            true => savepoint.commit(),
-            false => savepoint.rollback(),
-        };
-        if let Err(e) = ended {
-            let err = fail(e);
-            rest.for_each(|t| t.fail(&err));
-            return Err(err);
+        match task.run(&mut pg, now) {
+            true => savepoint.commit().map_err(fail)?,
+            false => savepoint.rollback().map_err(fail)?,
         }
     }
     tx.commit().map_err(fail)

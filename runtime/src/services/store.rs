@@ -181,6 +181,7 @@ impl JobStore for SqliteStore {
                 pending,
                 dead,
                 timers: journal.timers()?,
+                unserved: Vec::new(),
             })
         })
     }

@@ -112,6 +112,7 @@ pub(super) fn claim(store: &dyn JobStore, owner: i64, lease: Duration) -> Vec<su
         timer_attempts: 3,
         per_account: 10,
         busy: Vec::new(),
+        routes: None,
     };
     block_on(store.poll(claim)).expect("poll").jobs
 }
@@ -151,6 +152,7 @@ fn delayed_jobs_wait<S: JobStore>(make: &dyn Fn(&str) -> S) {
         timer_attempts: 3,
         per_account: 10,
         busy: Vec::new(),
+        routes: None,
     }))
     .expect("poll");
     assert!(polled.jobs.is_empty());
@@ -268,6 +270,7 @@ fn a_due_timer_fires_once_for_two_claimers<S: JobStore>(make: &dyn Fn(&str) -> S
         timer_attempts: 3,
         per_account: 10,
         busy: Vec::new(),
+        routes: None,
     };
     let (a, b) = block_on(async { tokio::join!(one.poll(claim_of(A)), two.poll(claim_of(B))) });
     let fired: Vec<_> = [a.expect("poll A"), b.expect("poll B")]
@@ -434,6 +437,7 @@ fn gone_owners_lose_their_leases<S: JobStore>(make: &dyn Fn(&str) -> S) {
             timer_attempts: 3,
             per_account: 10,
             busy: Vec::new(),
+            routes: None,
         }))
         .expect("poll")
         .jobs

@@ -168,6 +168,7 @@ pub fn claims_are_fair_across_accounts<S: JobStore>(make: &dyn Fn(&str) -> S) {
             timer_attempts: 3,
             per_account: 2,
             busy,
+            routes: None,
         };
         block_on(store.poll(claim)).expect("poll").jobs
     };
