@@ -26,6 +26,7 @@
 
 pub mod admin;
 pub mod dispatch;
+mod dispatch_faults;
 pub mod error;
 mod facade;
 pub mod job;
