@@ -6,7 +6,7 @@
 //! http://ADDR` then, and tells the master it is ready), the accept loops
 //! (with the per-worker connection cap: past it the oldest connection serving no request is
 //! evicted for the new one, see `live_connections`; when all are busy, 503), and
-//! draining on SIGTERM/SIGINT within the grace period. Must not touch: other workers or the
+//! draining on SIGTERM/SIGINT or the master's death within the grace period. Must not touch: other workers or the
 //! supervisor (see `supervisor`), or per-request logic (see `service`).
 
 use std::net::SocketAddr;
@@ -29,7 +29,7 @@ use super::job_delivery::JobDelivery;
 use super::live_connections::LiveConnections;
 use super::peer::Peer;
 use super::recycle::Recycle;
-use super::supervisor::{MasterLink, WORKER_BOOT_FAILED};
+use super::supervisor::{MasterLink, PARENT_CHECK, WORKER_BOOT_FAILED};
 use crate::config::Config;
 use crate::metrics::MetricsSegment;
 use crate::python::services as python_services;
@@ -144,7 +144,7 @@ fn get_ready(setup: WorkerSetup, index: usize) -> Option<Ready> {
     if let Some(changes) = watch_changes {
         tokio::task::spawn_local(apply_watch_changes(ctx.clone(), changes));
     }
-    let stop = spawn_stop_watchdog(ctx.config.server.graceful_timeout)
+    let stop = spawn_stop_watchdog(ctx.config.server.graceful_timeout, setup.link)
         .map_err(fail)
         .ok()?;
     let (drain, draining) = watch::channel(false);
@@ -213,15 +213,15 @@ fn to_tokio(
         .collect()
 }
 
-/// Watches for SIGTERM/SIGINT on its own thread (the event loop may be busy inside a Python
-/// call): reports the signal to the worker, and ends the process if draining outlasts the
-/// grace period.
-fn spawn_stop_watchdog(grace: Duration) -> Result<watch::Receiver<bool>, String> {
+/// Watches for SIGTERM/SIGINT and for the master's death on its own thread (the event loop
+/// may be busy inside a Python call): reports the stop to the worker, and ends the process if
+/// draining outlasts the grace period.
+fn spawn_stop_watchdog(grace: Duration, link: MasterLink) -> Result<watch::Receiver<bool>, String> {
     let (stop, stopped) = watch::channel(false);
     let (ready, installed) = std::sync::mpsc::channel::<Result<(), String>>();
     std::thread::Builder::new()
         .name("wsrun-signals".to_string())
-        .spawn(move || watch_signals(stop, ready, grace))
+        .spawn(move || watch_signals(stop, ready, grace, link))
         .map_err(|e| format!("cannot start the signal watcher: {e}"))?;
     match installed.recv() {
         Ok(Ok(())) => Ok(stopped),
@@ -236,6 +236,7 @@ fn watch_signals(
     stop: watch::Sender<bool>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
     grace: Duration,
+    link: MasterLink,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -262,6 +263,10 @@ fn watch_signals(
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
+            _ = master_death(link) => {}
+        }
+        if link.master_gone() {
+            tracing::warn!("the master process is gone; draining and exiting");
         }
         let _ = stop.send(true);
         tokio::time::sleep(grace + Duration::from_millis(200)).await;
@@ -270,6 +275,15 @@ fn watch_signals(
         // cleans up everything that is left.
         unsafe { libc::_exit(0) };
     });
+}
+
+/// Resolves once the master is no longer this worker's parent (the back-up of the
+/// parent-death signal, see `supervisor::orphan`).
+async fn master_death(link: MasterLink) {
+    let mut every = tokio::time::interval(PARENT_CHECK);
+    while !link.master_gone() {
+        every.tick().await;
+    }
 }
 
 async fn accept_loop(

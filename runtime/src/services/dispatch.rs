@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::down_log::DownLog;
+use super::dispatch_faults::{record_outcome, PollFaults};
 use super::job::JobRecord;
 use super::job_store::{Claim, Outcome};
 use super::journal::now_ms;
@@ -85,7 +85,8 @@ impl InFlight {
     }
 }
 
-/// Runs until `draining` turns true; deliveries in flight then finish on their own tasks.
+/// Runs until `draining` turns true (a journal that fails makes it back off: see
+/// `dispatch_faults`); deliveries in flight then finish on their own tasks.
 pub async fn run(
     services: Services,
     deliver: Rc<dyn Deliver>,
@@ -95,7 +96,7 @@ pub async fn run(
     let settings = services.settings().clone();
     let in_flight = Rc::new(InFlight::default());
     let store = services.store();
-    let mut down = DownLog::default();
+    let mut faults = PollFaults::default();
     loop {
         if *draining.borrow() {
             return;
@@ -119,9 +120,10 @@ pub async fn run(
             routes: services.routes(),
         };
         let polled = store.poll(claim).await;
+        let mut wait = POLL_EVERY;
         let next_due = match polled {
             Ok(polled) => {
-                down.ok("jobs");
+                faults.ok();
                 for job in polled.jobs {
                     let account = job.account.clone();
                     in_flight.start(&account);
@@ -136,11 +138,11 @@ pub async fn run(
                 polled.next_due
             }
             Err(err) => {
-                down.failed("jobs", &err);
+                wait = faults.failed(&err);
                 None
             }
         };
-        let wait = until(next_due).min(POLL_EVERY);
+        let wait = until(next_due).min(wait);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = store.wake().notified() => {}
@@ -171,10 +173,9 @@ async fn deliver_one(services: &Services, deliver: &dyn Deliver, job: JobRecord)
             "job {id} ({target}): {error}; moved to the dead-letter table after {attempts} attempt(s)"
         ),
     }
-    // The lease covers a record that fails: the job is delivered again once it runs out.
-    if let Err(err) = services.store().record(id, outcome).await {
-        tracing::error!("job {id} ({target}): its outcome was not recorded: {err}");
-    }
+    // The lease covers a record that fails for good: the job is delivered again once it
+    // runs out.
+    record_outcome(services, id, &target, outcome).await;
 }
 
 /// The retry policy.

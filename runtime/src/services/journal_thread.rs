@@ -157,6 +157,9 @@ pub fn run(mut lazy: LazyJournal, commands: std_mpsc::Receiver<Command>, wake: A
         .checked_sub(SWEEP_EVERY)
         .unwrap_or_else(Instant::now);
     let mut stopping = false;
+    // The last failure logged: a journal that keeps failing (a full disk) is logged once
+    // per kind of failure, not once per batch; its callers get every error.
+    let mut failing: Option<String> = None;
     while !stopping {
         let Ok(first) = commands.recv() else {
             return;
@@ -204,14 +207,30 @@ pub fn run(mut lazy: LazyJournal, commands: std_mpsc::Receiver<Command>, wake: A
             Ok(())
         });
         let failure = committed.err();
-        if let Some(err) = &failure {
-            tracing::error!("{err}");
-        }
+        log_failure(&mut failing, failure.as_ref());
         for reply in replies {
             reply(failure.as_ref());
         }
         if due_now && failure.is_none() {
             wake.notify_one();
+        }
+    }
+}
+
+/// Logs a batch's failure when it differs from the last one logged, and the end of failing.
+fn log_failure(failing: &mut Option<String>, failure: Option<&StoreError>) {
+    match failure {
+        Some(err) => {
+            let message = err.to_string();
+            if failing.as_deref() != Some(message.as_str()) {
+                tracing::error!("{message}");
+                *failing = Some(message);
+            }
+        }
+        None => {
+            if failing.take().is_some() {
+                tracing::info!("the job journal commits again");
+            }
         }
     }
 }

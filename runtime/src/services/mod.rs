@@ -26,6 +26,7 @@
 
 pub mod admin;
 pub mod dispatch;
+mod dispatch_faults;
 mod down_log;
 pub mod error;
 mod facade;

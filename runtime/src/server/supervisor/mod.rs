@@ -124,6 +124,7 @@ mod adopt;
 mod caretaker;
 mod exec;
 mod notes;
+mod orphan;
 mod progress;
 mod recycle;
 mod reload;
@@ -132,6 +133,7 @@ mod rolling;
 mod signals;
 pub use caretaker::keep_old_workers;
 pub use notes::MasterLink;
+pub use orphan::PARENT_CHECK;
 use progress::{Progress, Rolling};
 use reload_state::Reload;
 pub use reload_state::ReloadSetup;
@@ -161,6 +163,13 @@ fn run_child(
         for sig in SIGNALS {
             // Cannot fail for these valid, catchable signals.
             let _ = set_default_disposition(sig);
+        }
+        // Before anything else: a master that dies from here on sends this worker SIGTERM
+        // (held in the mask until the worker unblocks it); one already dead means exit now.
+        match orphan::arm_parent_death(link.master_pid()) {
+            Ok(true) => {}
+            Ok(false) => return 0,
+            Err(e) => warn!(index, "worker cannot arm its parent-death signal: {e}"),
         }
         after_in_child();
         if let Err(e) = change_signal_mask(libc::SIG_SETMASK, &[]) {

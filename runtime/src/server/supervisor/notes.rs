@@ -39,6 +39,11 @@ impl MasterLink {
         MasterLink { master }
     }
 
+    /// The master's pid, as captured before the fork.
+    pub(super) fn master_pid(&self) -> pid_t {
+        self.master
+    }
+
     /// Tells the master this worker accepts connections.
     pub fn ready(&self) {
         self.note(ready_signal());
