@@ -7,11 +7,15 @@ Every run is bounded by -n or a short -d; timing assertions are wide bounds, nev
 
 from __future__ import annotations
 
+import contextlib
 import json
+import platform
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +24,17 @@ from typing import Any
 
 import pytest
 
-from conftest import APPS, WAIT, Launcher, Server, free_port, wait_for, wsrun_bin
+from conftest import (
+    APPS,
+    REPO,
+    WAIT,
+    Launcher,
+    Server,
+    free_port,
+    port_open,
+    wait_for,
+    wsrun_bin,
+)
 
 #: Keys every run record (`--json`, schema 1) carries.
 RECORD_KEYS = {
@@ -339,3 +353,87 @@ def test_a_server_that_resets_is_counted_as_read_errors(tmp_path: Path) -> None:
             thread.join(timeout=WAIT)
     assert run["requests"] == 0
     assert run["errors"]["read"] + run["errors"]["write"] == 10
+
+
+# --- --suite: the bundled Fapws3 suite, server started and stopped by the command ----------------
+
+SUITE_DIR = REPO / "examples" / "bench-suite"
+SUITE_SCENARIOS = [
+    f"suite {variant} {route}"
+    for variant in ("python", "wasm")
+    for route in ("hello", "iterhello", "long", "getenv", "post")
+]
+
+
+def stored_records(db: Path) -> list[dict[str, Any]]:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT record FROM runs ORDER BY id").fetchall()
+    return [json.loads(r[0]) for r in rows]
+
+
+@pytest.mark.timeout(120)
+def test_suite_runs_every_scenario_against_its_own_server(tmp_path: Path) -> None:
+    done = bench(
+        tmp_path, "--suite", "--suite-dir", str(SUITE_DIR), "-d", "1", "-c", "2", timeout=110
+    )
+    assert done.returncode == 0, done.stderr
+    table = done.stdout
+    assert "wsrun bench --suite: 10 scenario(s)" in table, table
+    assert "server stopped" in table, table
+    for name in SUITE_SCENARIOS:
+        assert name in table, (name, table)
+
+    records = stored_records(tmp_path / "bench.sqlite3")
+    assert [r["scenario"] for r in records] == SUITE_SCENARIOS
+    by_name = {r["scenario"]: r for r in records}
+    for r in records:
+        assert r["requests"] > 0, r["scenario"]
+        assert set(r["statuses"]) == {"200"}, (r["scenario"], r["statuses"])
+        assert r["errors"] == {"connect": 0, "read": 0, "write": 0, "timeout": 0}
+        assert r["settings"]["connections"] == 2
+        assert r["machine"]["versions"]["wasmtime"] == "48.0.8"
+    for variant in ("python", "wasm"):
+        long = by_name[f"suite {variant} long"]
+        # every response carried the whole 154 000-byte file
+        assert long["bytes_read"] >= 154_000 * long["requests"]
+        post = by_name[f"suite {variant} post"]
+        assert post["settings"]["post_clients"] == 1
+        assert post["settings"]["body_size"] == 1024
+        assert by_name[f"suite {variant} hello"]["settings"]["post_clients"] == 0
+    # all ten ran against one server, which is gone now
+    ports = {r["target"].split("/")[2] for r in records}
+    assert len(ports) == 1
+    port = int(ports.pop().rsplit(":", 1)[1])
+    assert not port_open(port)
+
+
+def fetch(port: int, path: str) -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=WAIT) as answer:
+        body: bytes = answer.read()
+        return body
+
+
+def test_suite_getenv_reports_the_versions(tmp_path: Path, launcher: Launcher) -> None:
+    srv = launcher.start(["-c", str(SUITE_DIR / "wsrun.toml"), "--state-dir", str(tmp_path)])
+    python = fetch(srv.port, "/getenv").decode()
+    assert "variant: python" in python
+    assert f"python: {platform.python_version()}" in python
+    assert "wsrun: wsrun/" in python
+    wasm = fetch(srv.port, "/wasm/getenv").decode()
+    assert "variant: wasm" in wasm and "target: wasm32-wasip2" in wasm
+    for path in ("/iterhello", "/wasm/iterhello"):
+        assert fetch(srv.port, path) == b"hello worlds!!"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--suite", "http://127.0.0.1:1/"], "cannot be used with"),
+        (["--suite", "--mode", "flood"], "--suite"),
+        (["--suite", "--suite-dir", "/nonexistent"], "--suite-dir"),
+    ],
+)
+def test_suite_bad_arguments_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    done = bench(tmp_path, *args)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr

@@ -102,6 +102,15 @@ pub struct LoadArgs {
     /// POST the run as JSON to this results board URL
     #[arg(long, value_name = "URL")]
     pub report: Option<String>,
+    /// Start wsrun with the bundled suite (examples/bench-suite/) on a free port and run each
+    /// scenario (hello, iterhello, long, getenv, post; Python and WebAssembly) for -d each
+    /// [default: 5s]
+    #[arg(long, conflicts_with = "url")]
+    pub suite: bool,
+    /// The suite's directory (its wsrun.toml) [default: examples/bench-suite under the current
+    /// directory or the checkout the binary was built in]
+    #[arg(long, value_name = "DIR", requires = "suite")]
+    pub suite_dir: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

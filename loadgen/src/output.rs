@@ -125,3 +125,64 @@ pub fn history(runs: &[Listed]) -> String {
     }
     out
 }
+
+/// The table `--suite` prints after its runs.
+pub fn suite_table(
+    runs: &[crate::measure::Measured],
+    addr: std::net::SocketAddr,
+    stopped: &str,
+) -> String {
+    let mut out = String::new();
+    if let Some(first) = runs.first() {
+        let m = &first.record.machine;
+        let v = &m.versions;
+        let _ = writeln!(
+            out,
+            "wsrun bench --suite: {} scenario(s) against wsrun {} (Python {}, wasmtime {}) on {addr}",
+            runs.len(),
+            v.wsrun,
+            v.python,
+            v.wasmtime
+        );
+        let _ = writeln!(
+            out,
+            "  {} x {}, {}, {:.2}s each, {} connection(s)",
+            m.cpu_count,
+            m.cpu_model,
+            m.os,
+            first.record.duration_s,
+            first.record.settings.connections
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  {:<28} {:>10} {:>12} {:>9} {:>9} {:>9} {:>7} {:>7} {:>6}",
+        "scenario", "req/s", "transfer/s", "p50 ms", "p99 ms", "max ms", "non-2xx", "errors", "run"
+    );
+    for r in runs.iter().map(|m| &m.record) {
+        let non_2xx: u64 = r
+            .statuses
+            .iter()
+            .filter(|(s, _)| !s.starts_with('2'))
+            .map(|(_, n)| n)
+            .sum();
+        let _ = writeln!(
+            out,
+            "  {:<28} {:>10.1} {:>12} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>7} {:>6}",
+            r.scenario,
+            r.requests_per_s,
+            bytes(r.transfer_bytes_per_s),
+            r.latency_ms.p50,
+            r.latency_ms.p99,
+            r.latency_ms.max,
+            non_2xx,
+            r.errors.total(),
+            r.id.map_or("-".to_string(), |id| id.to_string()),
+        );
+    }
+    if let Some(status) = runs.iter().find_map(|m| m.reported) {
+        let _ = writeln!(out, "  reported each run to the board ({status})");
+    }
+    let _ = writeln!(out, "  server {stopped}");
+    out
+}

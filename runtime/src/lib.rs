@@ -22,6 +22,8 @@
 //!   Python module and the WASM host.
 //! - `metrics`: the shared-memory counters every worker adds to and the master renders
 //!   (`server` and `wasm` count into it; it imports nothing of the crate)
+//! - `profile`: `--profile DIR`, the worker's profile target (a leaf); `python::profile` and
+//!   `wasm::profile` read it, the worker writes both on drain
 //! - `handover` (the reload's exec: named descriptors, workers) and `control_files` (the pid
 //!   and reload status files in `state_dir`): leaves, used by `server::supervisor` too
 //! - `config`: the validated `Config`; `field_rules` (request singletons, forbidden trailers);
@@ -38,6 +40,7 @@ pub mod file_region;
 pub mod handover;
 pub mod http_path;
 pub mod metrics;
+pub mod profile;
 pub mod python;
 pub mod reload_client;
 pub mod router;

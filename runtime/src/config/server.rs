@@ -20,7 +20,8 @@ use std::time::Duration;
 use super::admin::AdminBind;
 use super::setting_kinds::{
     default_node, AccessLog, AccessLogFormatKind, AdminAddr, AnyPath, Binds, Codecs, Count, Dur,
-    ExistingDir, Limit, LogLevel, NodeName, PathList, Size, SizeUsize, Switch, TlsPem,
+    ExistingDir, Limit, LogLevel, NodeName, OptionalPath, PathList, Size, SizeUsize, Switch,
+    TlsPem,
 };
 use super::settings::settings_table;
 use super::tls::TlsFile;
@@ -124,6 +125,11 @@ settings_table! {
     chdir: Option<PathBuf> = None, read ExistingDir, flag Option<PathBuf>;
     /// Debug mode: tracebacks in error responses
     debug: bool = false, read Switch, flag bool;
+    /// Profile the routes: each worker writes DIR/worker-N.pstats (Python) and DIR/worker-N-wasm.json (WebAssembly) when it drains
+    /// Off by default, and then free: no profiler is installed and no clock read. The
+    /// directory is created if need be.
+    #[arg(value_name = "DIR")]
+    profile: Option<PathBuf> = None, read OptionalPath, flag Option<PathBuf>;
     /// WebAssembly linear memory all instances of one worker may hold at once (0: auto)
     /// 0 means three quarters of the machine's RAM, shared by the workers; a growth past it
     /// fails inside the guest, as past its route's `memory`.

@@ -1,7 +1,7 @@
 //! The kinds of setting value, each read the same way from a flag and from `wsrun.toml`.
 //!
 //! Owns: one `Setting` implementation per kind (`Count`, `Size`, `SizeUsize`, `Dur`,
-//! `AnyPath`, `ExistingDir`, `PathList`, `Binds`, `LogLevel`, `AccessLog`, `AccessLogFormatKind`,
+//! `AnyPath`, `ExistingDir`, `OptionalPath`, `PathList`, `Binds`, `LogLevel`, `AccessLog`, `AccessLogFormatKind`,
 //! `Limit`, `Switch`, `Codecs`, `AdminAddr`, `NodeName`) with the
 //! checks and messages of that kind. Must not touch: which settings exist (`server`) or the
 //! value grammars themselves (`units`); TOML access goes through `toml_values::At`.
@@ -40,6 +40,8 @@ pub(super) struct Dur;
 pub(super) struct AnyPath;
 /// A path that must name an existing directory; no default.
 pub(super) struct ExistingDir;
+/// An optional path, made absolute like `AnyPath`; `None` by default (`profile`).
+pub(super) struct OptionalPath;
 /// Directories for the Python import path: repeatable, and one value may list `DIR:DIR`.
 pub(super) struct PathList;
 /// Listen addresses: repeatable, no duplicates; `None` means the default address.
@@ -170,6 +172,20 @@ impl Setting for AnyPath {
     }
     fn shown(default: &PathBuf) -> Option<String> {
         Some(default.display().to_string())
+    }
+}
+
+impl Setting for OptionalPath {
+    type Value = Option<PathBuf>;
+    type Flag = Option<PathBuf>;
+    fn from_flag(_: &str, given: &Option<PathBuf>, cwd: &Path) -> Res<Option<Self::Value>> {
+        Ok(given.as_ref().map(|p| Some(cwd.join(p))))
+    }
+    fn from_toml(at: &At) -> Res<Option<PathBuf>> {
+        at.path().map(Some)
+    }
+    fn shown(_: &Option<PathBuf>) -> Option<String> {
+        None
     }
 }
 

@@ -13,6 +13,7 @@ mod file_wrapper;
 mod input;
 pub mod interpreter;
 pub mod loader;
+pub mod profile;
 mod request_view;
 mod response;
 pub mod services;
@@ -74,6 +75,10 @@ impl WsgiHost {
         } else {
             Executor::Inline
         };
+        // `--profile`: this thread runs the apps with `--threads 1`.
+        if threads == 1 && crate::profile::target().is_some() {
+            Python::attach(profile::start);
+        }
         Ok(Arc::new(WsgiHost {
             environ,
             executor,
@@ -238,19 +243,29 @@ fn start_pool(threads: usize) -> Result<Executor, String> {
         let receiver = receiver.clone();
         std::thread::Builder::new()
             .name(format!("wsrun-python-{index}"))
-            .spawn(move || loop {
-                let job = match receiver.lock() {
-                    Ok(guard) => guard.recv(),
-                    Err(_) => return,
-                };
-                match job {
-                    Ok(job) => Python::attach(job),
-                    Err(_) => return,
-                }
-            })
+            .spawn(move || run_jobs(&receiver))
             .map_err(|e| format!("could not start Python thread {index}: {e}"))?;
     }
     Ok(Executor::Pool(sender))
+}
+
+/// An executor thread: runs jobs until the channel closes.
+fn run_jobs(receiver: &Mutex<std_mpsc::Receiver<Job>>) {
+    loop {
+        let job = match receiver.lock() {
+            Ok(guard) => guard.recv(),
+            Err(_) => return,
+        };
+        match (job, crate::profile::target()) {
+            (Ok(job), None) => Python::attach(job),
+            (Ok(job), Some(_)) => Python::attach(|py| {
+                profile::start(py);
+                job(py);
+                profile::stop(py);
+            }),
+            (Err(_), _) => return,
+        }
+    }
 }
 
 /// What a request got: the app's own head and body, or a response the server made.

@@ -6,7 +6,8 @@
 //! http://ADDR` then, and tells the master it is ready), the accept loops
 //! (with the per-worker connection cap: past it the oldest connection serving no request is
 //! evicted for the new one, see `live_connections`; when all are busy, 503), and
-//! draining on SIGTERM/SIGINT or the master's death within the grace period. Must not touch: other workers or the
+//! draining on SIGTERM/SIGINT or the master's death within the grace period, then writing
+//! `--profile` files. Must not touch: other workers or the
 //! supervisor (see `supervisor`), or per-request logic (see `service`).
 
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ use super::recycle::Recycle;
 use super::supervisor::{MasterLink, PARENT_CHECK, WORKER_BOOT_FAILED};
 use crate::config::Config;
 use crate::metrics::MetricsSegment;
+use crate::python::profile as python_profile;
 use crate::python::services as python_services;
 use crate::router::Router;
 use crate::services::{dispatch, Services};
@@ -53,6 +55,9 @@ pub struct WorkerSetup {
 
 /// Runs worker `index` until it has drained; returns the process exit code.
 pub fn run_worker(setup: WorkerSetup, index: usize) -> i32 {
+    if let Some(dir) = &setup.config.server.profile {
+        crate::profile::enable(dir, index);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -120,7 +125,21 @@ async fn serve_until_drained(mut setup: WorkerSetup, index: usize) -> i32 {
             live.count()
         );
     }
+    write_profiles();
     0
+}
+
+/// `--profile`: the worker's Python and WebAssembly profiles, once it has drained.
+fn write_profiles() {
+    let Some(target) = crate::profile::target() else {
+        return;
+    };
+    if let Err(err) = std::fs::create_dir_all(&target.dir) {
+        tracing::warn!("--profile: {}: {err}", target.dir.display());
+        return;
+    }
+    python_profile::dump(&target.pstats_path());
+    crate::wasm::profile::write(&target.wasm_path());
 }
 
 /// A worker that may accept: its context, the drain switch and the stop signal.

@@ -28,6 +28,7 @@ use super::engine::WasmEngine;
 use super::guest_clock::GuestClock;
 use super::lanes::{run_in_lanes, LaneShare, SlowLane};
 use super::memory_budget::{MemoryAccount, Refusal, FIELD_SIZE_LIMIT};
+use super::profile::{self, Step};
 use super::registry::{Admission, HandlerVersion, WasmRoute};
 use super::route_info::RouteInfo;
 use super::state::GuestState;
@@ -116,7 +117,7 @@ pub async fn invoke(
         }
     };
     match receiver.await {
-        Ok(Ok(response)) => guest_response(response, keep_running, clock),
+        Ok(Ok(response)) => timed(info, guest_response(response, keep_running, clock)),
         Ok(Err(code)) => {
             tracing::error!("{}: the handler answered with error {code:?}", info.label());
             internal_error()
@@ -198,11 +199,16 @@ fn start(
         store.set_epoch_deadline(1);
         started.resumed();
         let run = async {
+            let since = profile::clock();
             let proxy = version.pre.instantiate_async(&mut store).await?;
-            proxy
+            profile::record(&info, Step::Instantiate, since);
+            let since = profile::clock();
+            let ran = proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, outparam)
-                .await
+                .await;
+            profile::record(&info, Step::Run, since);
+            ran
         };
         let result = tokio::select! {
             result = tokio::time::timeout(info.limits.timeout, run) => Some(result),
@@ -396,6 +402,18 @@ fn guest_response(
         ResponseBody::Stream(Box::new(GuestResponseBody::new(body, keep_running, clock)))
     };
     Response::from_parts(parts, body)
+}
+
+/// With `--profile`, the response body records its streaming time when it is done.
+fn timed(info: &Arc<RouteInfo>, response: Response<ResponseBody>) -> Response<ResponseBody> {
+    let Some(since) = profile::clock() else {
+        return response;
+    };
+    let timer = profile::StreamTimer {
+        info: info.clone(),
+        since: Some(since),
+    };
+    response.map(|body| ResponseBody::Guarded(Box::new(body), Box::new(timer)))
 }
 
 /// The 500 a client gets when what went wrong is the guest's business (details are logged).

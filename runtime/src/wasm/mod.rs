@@ -34,6 +34,7 @@ mod log_budget;
 mod loop_share;
 mod memory_budget;
 mod outbound;
+pub mod profile;
 mod registry;
 mod route_info;
 mod services_host;

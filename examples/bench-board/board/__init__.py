@@ -1,0 +1,1 @@
+"""The wsrun bench results board: a WSGI app (`board.app:app`) over a SQLite file."""
