@@ -7,12 +7,11 @@
 //! routes or files — those use what this builds.
 //!
 //! Why these settings (measured with `bench/wasm.sh`): a fresh instance per request is cheap
-//! only with the pooling allocator. Freed linear memories are reset as each instance is
-//! dropped (see `DECOMMIT_BATCH`): the pages the guest wrote, found with `PAGEMAP_SCAN`, are
-//! reset in place and stay resident up to `KEEP_RESIDENT`, the rest go back with `madvise`.
-//! (Zeroing a fixed resident prefix with `memset`, wasmtime serve's tuned setting, cost a Rust
-//! hello more than the faults it saved — 19k against 28k req/s; scanning resets only what was
-//! written, which is what made a componentize-py guest fast.) Instances run on the worker's own thread,
+//! only with the pooling allocator. Freed linear memories are reset with `madvise` as each
+//! instance is dropped (see `DECOMMIT_BATCH`), and nothing is kept resident: a Rust guest's
+//! memory starts with a 1 MiB stack of which it touches a few pages, so zeroing a resident
+//! prefix with `memset` (wasmtime serve's tuned setting) cost more than the page faults it
+//! saves — hello went from 19k to 28k req/s here. Instances run on the worker's own thread,
 //! so the TLB flushes of a reset stay on one CPU. The ticker advances the epoch every `TICK`;
 //! a running guest yields to the event loop at each tick, which lets a busy guest share its
 //! worker thread and lets the per-route timeout fire. A tick bounds one poll of a guest, not
@@ -24,7 +23,7 @@ use std::thread;
 use std::time::Duration;
 
 use wasmtime::component::Linker;
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::services_host;
 use super::state::GuestState;
@@ -42,15 +41,6 @@ pub const POOL_INSTANCES: u32 = 1000;
 /// hello, 12 interleaved rounds: **1.105x** for 1; `bench/hostile.py grow` (14 MiB touched and
 /// held per request) neighbour p99 11.5 ms with 1 against 19.0 with 16 (target ~14).
 const DECOMMIT_BATCH: usize = 1;
-/// Bytes of a freed linear memory's dirty pages that are reset in place (copied back from the
-/// memory image, or zeroed) and stay resident for the slot's next instance, instead of being
-/// returned with `madvise` and faulted in again (a copy-on-write fault per page). The
-/// `PAGEMAP_SCAN` ioctl (Linux 6.7+, `pagemap_scan` below; without it wasmtime falls back to
-/// resetting the lowest `KEEP_RESIDENT` bytes) finds exactly the pages the guest wrote, so a
-/// Rust guest that touches a few pages pays for a few. Why (issue 17): a componentize-py
-/// component writes some MiB of its CPython heap on every request (reference counts), and
-/// those copy-on-write faults were a third of its time per request.
-const KEEP_RESIDENT: usize = 16 << 20;
 
 /// The engine and linker of a worker, plus the ticker that drives epoch interruption.
 #[derive(Clone)]
@@ -102,8 +92,7 @@ fn config(max_memory: u64) -> Config {
         .max_tables_per_component(4)
         .max_core_instances_per_component(16)
         .max_memory_size(usize::try_from(max_memory).unwrap_or(usize::MAX))
-        .linear_memory_keep_resident(KEEP_RESIDENT)
-        .pagemap_scan(Enabled::Auto)
+        .linear_memory_keep_resident(0)
         .decommit_batch_size(DECOMMIT_BATCH)
         .table_keep_resident(64 * 1024)
         .async_stack_keep_resident(1 << 20);
