@@ -3,7 +3,7 @@
 # so that this noisy machine's drift lands on both sides. Use it to tell a regression from noise
 # after a change on the request path: build the old commit in a worktree, then
 #
-#   bash bench/ab.sh OLD_BIN NEW_BIN [hello|echo|wasm|flask|django]
+#   bash bench/ab.sh OLD_BIN NEW_BIN [hello|echo|wasm|wasm-python|flask|django]
 #
 # flask and django need bench/.venv (made by bench/core.sh) for their packages.
 # One worker each, server pinned to CPU 0 and wrk to CPU 1 (`wrk -t1 -c64`), as in core.sh and
@@ -16,7 +16,7 @@ ROOT=$(dirname "$BENCH_DIR")
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$BENCH_DIR/lib.sh"
 
-USAGE="usage: bash bench/ab.sh OLD_BIN NEW_BIN [hello|echo|wasm|flask|django]"
+USAGE="usage: bash bench/ab.sh OLD_BIN NEW_BIN [hello|echo|wasm|wasm-python|flask|django]"
 OLD_BIN=${1:?$USAGE}
 NEW_BIN=${2:?$USAGE}
 SCENARIO=${3:-hello}
@@ -32,9 +32,12 @@ case $SCENARIO in
     hello) ARGS=(hello:app --pythonpath "$BENCH_DIR/apps") WRK_ARGS=() ;;
     echo) ARGS=(echo:app --pythonpath "$BENCH_DIR/apps") WRK_ARGS=(-s "$BENCH_DIR/post10k.lua") ;;
     wasm) ARGS=(--wasm "/=$ROOT/handlers/hello.wasm") WRK_ARGS=() ;;
+    # componentize-py's 18 MB component (handlers/other/build.sh); its compiled code is cached
+    # in handlers/other/.wsrun, shared by both binaries (the pool settings do not change code)
+    wasm-python) ARGS=(--wasm "/=$ROOT/handlers/other/python.wasm" --state-dir "$ROOT/handlers/other/.wsrun") WRK_ARGS=() ;;
     flask) ARGS=(flask_json:app --pythonpath "$BENCH_DIR/apps") WRK_ARGS=() URL_PATH='/users/7?q=a' ;;
     django) ARGS=(django_app:app --pythonpath "$BENCH_DIR/apps") WRK_ARGS=() URL_PATH='/hello/?name=wsrun' ;;
-    *) die "unknown scenario $SCENARIO (hello, echo, wasm, flask or django)" ;;
+    *) die "unknown scenario $SCENARIO (hello, echo, wasm, wasm-python, flask or django)" ;;
 esac
 URL_PATH=${URL_PATH:-/}
 SERVER_ENV=()

@@ -23,6 +23,7 @@
 #   WSRUN_ARGS  extra arguments appended to wsrun's command line (both modes)
 #   WASMTIME_TUNED_OPTS [pooling-allocator=y,...]  the -O value of the tuned wasmtime serve
 #   SKIP_INSTALL=1  SKIP_BUILD=1  WSRUN_BIN=path  HYPER_BIN=path  WASMTIME_BIN=path
+#   HELLO_WASM  HELLO_TEXT  TARGET_RATIO [2]   another component, its answer, the target (see wasm_python.sh)
 # Every process it starts runs in its own process group and is killed on exit.
 set -euo pipefail
 
@@ -40,7 +41,7 @@ HELLO_WASM="${HELLO_WASM:-$HANDLERS_DIR/hello.wasm}"
 SPIN_WASM="$HANDLERS_DIR/spin-loop.wasm"
 BOMB_WASM="$HANDLERS_DIR/memory-bomb.wasm"
 TENANTS_TOML="$WASM_DIR/tenants.toml"
-HELLO_TEXT="Hello from WebAssembly!"
+HELLO_TEXT="${HELLO_TEXT:-Hello from WebAssembly!}"
 
 MODE="${1:-throughput}"
 DURATION="${DURATION:-8}"
@@ -55,7 +56,7 @@ SERVER_CPU="${SERVER_CPU:-0}"
 CLIENT_CPU="${CLIENT_CPU:-1}"
 WASMTIME_TUNED_OPTS="${WASMTIME_TUNED_OPTS:-pooling-allocator=y,pooling-memory-keep-resident=4194304,pooling-table-keep-resident=65536,pooling-async-stack-keep-resident=1048576}"
 read -r -a WSRUN_EXTRA <<<"${WSRUN_ARGS:-}"
-TARGET_RATIO=2        # wsrun / tuned wasmtime serve, at least
+TARGET_RATIO="${TARGET_RATIO:-2}"   # wsrun / tuned wasmtime serve, at least
 NOISY_FACTOR=2        # p99 noisy <= NOISY_FACTOR * p99 quiet + NOISY_SLACK_MS
 NOISY_SLACK_MS=10
 BAD_LEAD=1            # seconds the bad-tenant load runs before the good tenant is measured

@@ -131,7 +131,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
     let mut scale = unit_nanos;
     for d in frac.bytes().take(30) {
         scale /= 10;
-        nanos += u128::from(d - b'0') * scale;
+        // Checked: a whole part just under the limit plus its fraction must not wrap around
+        // to a tiny duration (`340282366920938463463374607431768.9ms` was 688 µs).
+        let digit = u128::from(d - b'0') * scale;
+        nanos = nanos.checked_add(digit).ok_or_else(too_long)?;
     }
     let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| too_long())?;
     // The remainder is below 10⁹, so it always fits in u32.
