@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use super::migrate::MigrateConfig;
 use super::tls::TlsFile;
 use super::wasm_settings::WasmSettings;
 pub use crate::static_files::StaticOptions;
@@ -42,6 +43,8 @@ pub struct RouteConfig {
     pub static_options: StaticOptions,
     /// `compress = false` keeps this route's responses as the handler made them.
     pub compress: bool,
+    /// `[route.shadow]` and `[route.canary]` (python and wasm routes only).
+    pub migrate: MigrateConfig,
 }
 
 impl RouteConfig {
@@ -56,6 +59,7 @@ impl RouteConfig {
             tenant: None,
             static_options: StaticOptions::default(),
             compress: true,
+            migrate: MigrateConfig::default(),
         }
     }
 }
