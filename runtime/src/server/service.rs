@@ -9,6 +9,8 @@
 //! connection-level concerns (timeouts between requests, the strict framing checks in
 //! `guard`, writing the access log) or what a handler does inside.
 
+use std::rc::Rc;
+
 use http::request::Parts;
 use http::{header, HeaderValue, Request, Response, StatusCode, Version};
 use http_body::Body;
@@ -19,6 +21,7 @@ use super::compress::{apply, Negotiation};
 use super::context::WorkerContext;
 use super::h2_request;
 use super::handler::Handler;
+use super::migrating;
 use super::peer::Peer;
 use crate::body::{plain, ResponseBody};
 use crate::http_path::percent_decode;
@@ -30,7 +33,7 @@ use crate::wasm;
 /// Serves one request; notes its route in `label` when given one, and its metrics label slot
 /// in `slot` when a route matched.
 pub async fn serve(
-    ctx: &WorkerContext,
+    ctx: &Rc<WorkerContext>,
     peer: Peer,
     req: Request<Incoming>,
     label: Option<&mut RouteLabel>,
@@ -55,9 +58,10 @@ pub async fn serve(
     };
     let route = matched.route;
     *slot = route.metrics_slot();
-    if let Some(label) = label {
+    let label = label.map(|label| {
         *label = RouteLabel::of(route);
-    }
+        label
+    });
     let declared_len = match content_length(&parts) {
         Ok(len) => len,
         Err(response) => return response,
@@ -92,6 +96,9 @@ pub async fn serve(
         server_name,
     };
     let response = run_handler(ctx, peer, target, parts, spooled, body_len).await;
+    if let Some(label) = label {
+        label.variant = migrating::variant(&response);
+    }
     apply(&negotiation, response)
 }
 
@@ -105,8 +112,9 @@ pub struct Target<'r> {
 
 /// Hands a routed request with its spooled body to the route's handler (client requests and
 /// jobs alike). `body_len` is the CONTENT_LENGTH an app sees (`None`: no body was declared).
+/// A route with a shadow or canary goes through `migrating`, which calls `run_kind` itself.
 pub async fn run_handler(
-    ctx: &WorkerContext,
+    ctx: &Rc<WorkerContext>,
     peer: Peer,
     target: Target<'_>,
     parts: Parts,
@@ -119,7 +127,43 @@ pub async fn run_handler(
         path_info_start,
         server_name,
     } = target;
-    match &route.handler {
+    let site = Site {
+        script_name: route.script_name(),
+        path,
+        path_info_start,
+        server_name,
+    };
+    if let Handler::Migrating(m) = &route.handler {
+        return migrating::run(ctx, peer, m, route, site, parts, spooled, body_len).await;
+    }
+    run_kind(ctx, peer, &route.handler, site, parts, spooled, body_len).await
+}
+
+/// Where a request is served: what a handler needs of its route and target.
+pub struct Site<'a> {
+    pub script_name: &'a str,
+    pub path: Vec<u8>,
+    pub path_info_start: usize,
+    pub server_name: String,
+}
+
+/// Runs one handler of a route (the route's own, or its shadow's or canary's).
+pub async fn run_kind(
+    ctx: &WorkerContext,
+    peer: Peer,
+    handler: &Handler,
+    site: Site<'_>,
+    parts: Parts,
+    spooled: SpooledBody,
+    body_len: Option<u64>,
+) -> Response<ResponseBody> {
+    let Site {
+        script_name,
+        path,
+        path_info_start,
+        server_name,
+    } = site;
+    match handler {
         Handler::Python(app) => {
             let request = RequestParts {
                 uri: parts.uri,
@@ -134,9 +178,7 @@ pub async fn run_handler(
                 body_len,
                 https: peer.tls,
             };
-            ctx.wsgi
-                .handle(app, route.script_name(), request, spooled)
-                .await
+            ctx.wsgi.handle(app, script_name, request, spooled).await
         }
         Handler::Static(dir) => {
             let rel = path.get(path_info_start..).unwrap_or_default();
@@ -144,15 +186,22 @@ pub async fn run_handler(
         }
         Handler::Wasm(wasm_route) => {
             let Some(host) = &ctx.wasm else {
-                tracing::error!("{}: no WebAssembly host in this worker", route.prefix);
+                tracing::error!(
+                    "{}: no WebAssembly host in this worker",
+                    wasm_route.info.prefix
+                );
                 return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
             };
             let authority = format!("{server_name}:{}", peer.local.port());
-            let mut request = wasm::guest_request(parts, spooled, route.script_name(), &authority);
+            let mut request = wasm::guest_request(parts, spooled, script_name, &authority);
             if peer.tls {
                 request.extensions_mut().insert(wasm::Tls);
             }
             host.handle(wasm_route, request).await
+        }
+        Handler::Migrating(_) => {
+            tracing::error!("a migration handler inside another");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
         }
     }
 }
