@@ -1,13 +1,11 @@
-//! What a route's `[route.shadow]` and `[route.canary]` tables mean, once read.
+//! The value grammars of `[route.shadow]` and `[route.canary]`, and their defaults.
 //!
-//! Owns: `MigrateConfig` (a route's optional shadow and canary), `ShadowConfig`, `CanaryConfig`,
-//! `Sticky`, and the JSON-path grammar of `ignore` (`JsonPath`: `$`, `.key`, `[N]`, `[*]`,
-//! `['key']`). Must not touch: reading TOML (`toml_migrate`) or anything at run time
-//! (`crate::migrate`); a leaf, it depends only on `route`.
+//! Owns: `Sticky` (`cookie:NAME` / `header:NAME`), the JSON-path grammar of `ignore`
+//! (`JsonPath`: `$`, `.key`, `[N]`, `[*]`, `['key']`) and the default budgets. The tables
+//! themselves (`MigrateConfig`, `ShadowConfig`, `CanaryConfig`) are in `route`. Must not touch:
+//! reading TOML (`toml_migrate`) or anything at run time (`crate::migrate`); a leaf.
 
 use std::time::Duration;
-
-use super::route::RouteTarget;
 
 /// How long a shadow may take before it counts as failed, unless `timeout` says otherwise.
 pub const DEFAULT_SHADOW_TIMEOUT: Duration = Duration::from_secs(5);
@@ -20,49 +18,6 @@ pub const DEFAULT_SHADOW_MAX_BODY: u64 = 1024 * 1024;
 pub const DEFAULT_ROLLBACK_WINDOW: usize = 200;
 /// The largest `rollback_window` (its ring lives in shared memory).
 pub const MAX_ROLLBACK_WINDOW: usize = 100_000;
-
-/// A route's migration tables (both `None` on an ordinary route).
-#[derive(Debug, Clone, Default)]
-pub struct MigrateConfig {
-    pub shadow: Option<Box<ShadowConfig>>,
-    pub canary: Option<Box<CanaryConfig>>,
-}
-
-impl MigrateConfig {
-    pub fn is_empty(&self) -> bool {
-        self.shadow.is_none() && self.canary.is_none()
-    }
-}
-
-/// `[route.shadow]`: a second handler that sees a copy of the traffic; never answers it.
-#[derive(Debug, Clone)]
-pub struct ShadowConfig {
-    /// `wasm = "file"` or `python = "module:attr"`.
-    pub target: RouteTarget,
-    /// Upper-case methods mirrored (default: GET, HEAD, OPTIONS).
-    pub methods: Vec<String>,
-    /// Share of requests mirrored, 0..=1.
-    pub sample: f64,
-    /// JSON paths left out of the body comparison.
-    pub ignore_paths: Vec<JsonPath>,
-    /// Header names (lower-case) left out of the comparison (`header:NAME` in `ignore`).
-    pub ignore_headers: Vec<String>,
-    pub timeout: Duration,
-    pub max_in_flight: usize,
-    pub max_body: u64,
-}
-
-/// `[route.canary]`: a second handler that answers `percent` of the traffic.
-#[derive(Debug, Clone)]
-pub struct CanaryConfig {
-    pub target: RouteTarget,
-    /// Share of requests served by the canary, 0..=100.
-    pub percent: f64,
-    pub sticky: Option<Sticky>,
-    /// Roll back when the canary's 5xx rate exceeds the primary's by more than this.
-    pub rollback_5xx_rate: Option<f64>,
-    pub rollback_window: usize,
-}
 
 /// Where a client's stable identity is read from.
 #[derive(Debug, Clone, PartialEq, Eq)]

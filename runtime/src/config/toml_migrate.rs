@@ -12,10 +12,10 @@ use std::ops::Range;
 use toml::de::DeValue;
 
 use super::migrate::{
-    CanaryConfig, JsonPath, MigrateConfig, ShadowConfig, Sticky, DEFAULT_ROLLBACK_WINDOW,
-    DEFAULT_SHADOW_IN_FLIGHT, DEFAULT_SHADOW_MAX_BODY, DEFAULT_SHADOW_TIMEOUT, MAX_ROLLBACK_WINDOW,
+    JsonPath, Sticky, DEFAULT_ROLLBACK_WINDOW, DEFAULT_SHADOW_IN_FLIGHT, DEFAULT_SHADOW_MAX_BODY,
+    DEFAULT_SHADOW_TIMEOUT, MAX_ROLLBACK_WINDOW,
 };
-use super::route::RouteTarget;
+use super::route::{CanaryConfig, MigrateConfig, RouteTarget, ShadowConfig};
 use super::toml_values::{in_order, At, Doc, Key, Res};
 use super::units::parse_python_target;
 

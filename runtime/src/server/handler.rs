@@ -4,7 +4,8 @@
 //! route into a router entry through a single match on its `RouteTarget`: `python_handler`,
 //! `static_handler`, `wasm_handler`. Adding a route kind takes a `RouteTarget` variant and its
 //! TOML key (`config`), one builder here and one arm in `service::run_handler`.
-//! A route with a `[route.shadow]` or `[route.canary]` is wrapped (`migrating::wrap`) around
+//! A route with a `[route.shadow]` or `[route.canary]` is wrapped (`wrap`, `Migrating`; run by
+//! `migrating`) around
 //! its own handler, its alternative built by the same builders (`alt_handler`).
 //! Must not touch: running a handler (`service`), loading WASM code (done per worker after the
 //! fork, `live_routes`), or importing Python apps (`python::loader`).
@@ -19,7 +20,8 @@ use crate::router::{Route, Router};
 use crate::static_files::StaticDir;
 use crate::wasm::{WasmRoute, WasmRouteBuilder};
 
-use super::migrating::{self, Migrating};
+use crate::migrate::canary::Split;
+use crate::migrate::mirror::Mirror;
 
 /// What a route serves.
 #[derive(Clone)]
@@ -67,7 +69,7 @@ pub fn build_router(config: &Config, apps: &PythonApps) -> Result<Router<Handler
             RouteTarget::Static { root } => static_handler(route, root)?,
             RouteTarget::Wasm { file } => wasm_handler(&wasm, config, route, file),
         };
-        let handler = migrating::wrap(handler, route, |alt| alt_handler(apps, &wasm, config, alt))?;
+        let handler = wrap(handler, route, |alt| alt_handler(apps, &wasm, config, alt))?;
         let max_body_size = route.max_body_size.unwrap_or(config.server.max_body_size);
         let entry = Route {
             prefix: route.prefix.clone(),
@@ -83,6 +85,61 @@ pub fn build_router(config: &Config, apps: &PythonApps) -> Result<Router<Handler
         entries.push((route.hosts.clone(), entry));
     }
     Ok(Router::new(entries))
+}
+
+/// A route's own handler with its shadow and canary.
+pub struct Migrating {
+    pub primary: Handler,
+    pub shadow: Option<(Handler, Mirror)>,
+    pub canary: Option<(Handler, Split)>,
+}
+
+impl Migrating {
+    /// Every handler involved.
+    pub fn handlers(&self) -> impl Iterator<Item = &Handler> {
+        let shadow = self.shadow.as_ref().map(|(h, _)| h);
+        let canary = self.canary.as_ref().map(|(h, _)| h);
+        std::iter::once(&self.primary).chain(shadow).chain(canary)
+    }
+}
+
+/// `handler` itself for an ordinary route; else wrapped with its alternatives, each built by
+/// `build` from a copy of the route with the alternative's target.
+pub fn wrap(
+    handler: Handler,
+    route: &RouteConfig,
+    build: impl Fn(&RouteConfig) -> Result<Handler, String>,
+) -> Result<Handler, String> {
+    let m = &route.migrate;
+    if m.is_empty() {
+        return Ok(handler);
+    }
+    let alt = |target: &crate::config::RouteTarget| {
+        let mut alt = route.clone();
+        alt.target = target.clone();
+        alt.migrate = Default::default();
+        alt
+    };
+    let shadow = match &m.shadow {
+        Some(s) => {
+            let mut route = alt(&s.target);
+            route.wasm.timeout = Some(s.timeout);
+            Some((build(&route)?, Mirror::new((**s).clone())))
+        }
+        None => None,
+    };
+    let canary = match &m.canary {
+        Some(c) => {
+            let split = Split::new(c).map_err(|e| format!("route {}: {e}", route.prefix))?;
+            Some((build(&alt(&c.target))?, split))
+        }
+        None => None,
+    };
+    Ok(Handler::Migrating(Arc::new(Migrating {
+        primary: handler,
+        shadow,
+        canary,
+    })))
 }
 
 /// The handler of a shadow or canary (`alt`: the route with the alternative's target).

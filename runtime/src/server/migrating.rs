@@ -1,7 +1,6 @@
 //! A route with a shadow or a canary, on the request path.
 //!
-//! Owns: `Migrating` (the route's own handler and its alternatives, built by `handler` with the
-//! same builders as any route), `wrap`, and `run`: the canary split picks the side (a canary's
+//! Owns: `run` (for `handler::Migrating`, a route's own handler and its alternatives): the canary split picks the side (a canary's
 //! response carries `wsrun-variant: canary`; both sides' statuses feed the shared rollback
 //! window; a rollback is logged and stored once); otherwise the primary answers, and when the
 //! request is mirrored, the shadow is spawned on its own task only after the primary's
@@ -19,12 +18,11 @@ use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 
 use super::context::WorkerContext;
-use super::handler::Handler;
+use super::handler::{Handler, Migrating};
+use super::handler_run::{run_kind, Site};
 use super::peer::Peer;
-use super::service::{run_kind, Site};
 use crate::body::ResponseBody;
-use crate::config::RouteConfig;
-use crate::migrate::canary::{Side, Split};
+use crate::migrate::canary::Side;
 use crate::migrate::compare::{compare, Captured, Rules};
 use crate::migrate::mirror::{Decision, Mirror, Permit};
 use crate::migrate::store::{Diff, Record, Recorder};
@@ -36,61 +34,6 @@ use crate::spool::SpooledBody;
 pub const VARIANT: &str = "wsrun-variant";
 /// How much of each body a stored difference keeps.
 const SAMPLE_BODY: usize = 4096;
-
-/// A route's own handler with its shadow and canary.
-pub struct Migrating {
-    pub primary: Handler,
-    pub shadow: Option<(Handler, Mirror)>,
-    pub canary: Option<(Handler, Split)>,
-}
-
-impl Migrating {
-    /// Every handler involved.
-    pub fn handlers(&self) -> impl Iterator<Item = &Handler> {
-        let shadow = self.shadow.as_ref().map(|(h, _)| h);
-        let canary = self.canary.as_ref().map(|(h, _)| h);
-        std::iter::once(&self.primary).chain(shadow).chain(canary)
-    }
-}
-
-/// `handler` itself for an ordinary route; else wrapped with its alternatives, each built by
-/// `build` from a copy of the route with the alternative's target.
-pub fn wrap(
-    handler: Handler,
-    route: &RouteConfig,
-    build: impl Fn(&RouteConfig) -> Result<Handler, String>,
-) -> Result<Handler, String> {
-    let m = &route.migrate;
-    if m.is_empty() {
-        return Ok(handler);
-    }
-    let alt = |target: &crate::config::RouteTarget| {
-        let mut alt = route.clone();
-        alt.target = target.clone();
-        alt.migrate = Default::default();
-        alt
-    };
-    let shadow = match &m.shadow {
-        Some(s) => {
-            let mut route = alt(&s.target);
-            route.wasm.timeout = Some(s.timeout);
-            Some((build(&route)?, Mirror::new((**s).clone())))
-        }
-        None => None,
-    };
-    let canary = match &m.canary {
-        Some(c) => {
-            let split = Split::new(c).map_err(|e| format!("route {}: {e}", route.prefix))?;
-            Some((build(&alt(&c.target))?, split))
-        }
-        None => None,
-    };
-    Ok(Handler::Migrating(Arc::new(Migrating {
-        primary: handler,
-        shadow,
-        canary,
-    })))
-}
 
 /// `canary` when the response came from a canary (for the access log).
 pub fn variant(response: &Response<ResponseBody>) -> Option<&'static str> {
