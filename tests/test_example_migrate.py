@@ -6,14 +6,15 @@ component (built with the SDK) serves `/api/v2`, started from the example's own 
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
 import requests
 
-from support.launcher import Launcher, Server
-from support.paths import REPO, WAIT
+from support.launcher import Launcher, Server, run_wsrun
+from support.paths import REPO, WAIT, wait_for
 from support.wasm import state_args
 
 EXAMPLE = REPO / "examples" / "migrate"
@@ -133,3 +134,46 @@ def test_the_readme_one_liner(launcher: Launcher, tmp_path: Path, component: Pat
     assert get(srv, "/api/v1/users").headers["x-served-by"] == "flask"
     r = get(srv, "/api/v2/health")
     assert r.json() == {"status": "ok", "runtime": "wasm", "api_version": None}
+
+
+def _migrate(args: list[str], tmp_path: Path) -> dict:
+    done = run_wsrun(["migrate", *args, "--state-dir", str(tmp_path / "state")])
+    assert done.code == 0, done.out
+    return json.loads(done.out[done.out.index("{") :]) if "--json" in args else {"text": done.out}
+
+
+def test_the_shadow_step_reports_the_one_difference(
+    launcher: Launcher, tmp_path: Path, component: Path
+) -> None:
+    """`shadow.toml`: Flask answers `/api/v1`, the component sees a copy; the report shows that
+    they agree but for the health check's `runtime`."""
+    srv = launcher.start(["-c", str(EXAMPLE / "shadow.toml"), *state_args(tmp_path)], cwd=tmp_path)
+    for i in (1, 2, 3):
+        r = get(srv, f"/api/v1/users/{i}")
+        assert r.headers["x-served-by"] == "flask" and r.json()["id"] == i
+    assert get(srv, "/api/v1/users").json()["count"] == 3
+    assert get(srv, "/api/v1/health").json()["runtime"] == "python"
+
+    def routes() -> list[dict]:
+        return _migrate(["report", "--json"], tmp_path)["routes"]
+
+    assert wait_for(lambda: bool(routes()) and routes()[0]["compared"] == 5)
+    (r,) = routes()
+    assert (r["route"], r["matched"], r["differed"]) == ("/api/v1", 4, 1)
+    assert [d["path"] for d in r["top_differences"]] == ["$.runtime"]
+    text = _migrate(["report"], tmp_path)["text"]
+    assert "differs at $.runtime: 1 time(s)" in text
+    shown = _migrate(["show", str(r["top_differences"][0]["example_id"])], tmp_path)["text"]
+    assert "GET /api/v1/health" in shown and '"runtime":"wasm"' in shown
+
+
+def test_the_canary_step_moves_a_tenth_of_the_traffic(
+    launcher: Launcher, tmp_path: Path, component: Path
+) -> None:
+    srv = launcher.start(["-c", str(EXAMPLE / "canary.toml"), *state_args(tmp_path)], cwd=tmp_path)
+    with requests.Session() as s:
+        served = [s.get(srv.url + "/api/v1/users/1", timeout=WAIT) for _ in range(600)]
+    canary = [r for r in served if r.headers.get("wsrun-variant") == "canary"]
+    assert all(r.headers["x-served-by"] == "wsrun-wasm" for r in canary)
+    assert all(r.json()["name"] == "Ada Lovelace" for r in served)
+    assert 30 <= len(canary) <= 90, len(canary)

@@ -44,6 +44,7 @@ pub fn main() -> ExitCode {
     match &cli.command {
         Some(config::Command::Jobs(args)) => return services::admin::main(args),
         Some(config::Command::Reload(args)) => return reload_client::main(args),
+        Some(config::Command::Migrate(args)) => return crate::migrate::main(args),
         Some(config::Command::Bench(args)) => return wsrun_loadgen::main(args, bench_versions()),
         _ => {}
     }

@@ -20,6 +20,9 @@
 //!   Services are values: `cli` builds the master's `StartupServices`, which `server::run`
 //!   consumes before any fork; each worker builds its own `Services` and hands it to the
 //!   Python module and the WASM host.
+//! - `migrate`: shadow traffic and canaries (mirror decision, body tee, comparison, the
+//!   SQLite result store, `wsrun migrate report|show`, the shared canary window) -> `config`,
+//!   `body`, `spool`; `server::migrating` drives it on the request path
 //! - `metrics`: the shared-memory counters every worker adds to and the master renders
 //!   (`server` and `wasm` count into it; it imports nothing of the crate)
 //! - `profile`: `--profile DIR`, the worker's profile target (a leaf); `python::profile` and
@@ -40,6 +43,7 @@ pub mod file_region;
 pub mod handover;
 pub mod http_path;
 pub mod metrics;
+pub mod migrate;
 pub mod profile;
 pub mod python;
 pub mod reload_client;

@@ -66,7 +66,14 @@ def index() -> str:
 
 @app.get("/users")
 def users() -> dict[str, object]:
-    return {"users": [{"id": u["id"], "name": u["name"]} for u in USERS]}
+    return {"users": USERS, "count": len(USERS)}
+
+
+@app.get("/health")
+def health() -> dict[str, object]:
+    """Mounted at `/api/v1` (shadow.toml) this answers `/api/v1/health` like v2's, but for the
+    runtime: the one deliberate difference the shadow report shows."""
+    return {"status": "ok", "runtime": "python", "api_version": None}
 
 
 @app.get("/users/<int:user_id>")

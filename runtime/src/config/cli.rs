@@ -22,6 +22,7 @@ use clap::{Args, Parser, Subcommand};
 
 use super::error::{ConfigError, CLI_FILE};
 use super::jobs_cli::JobsArgs;
+use super::migrate_cli::MigrateArgs;
 use super::model::Config;
 use super::reload_cli::ReloadArgs;
 use super::route::{RouteConfig, RouteTarget};
@@ -48,6 +49,8 @@ pub enum Command {
     Check(RunArgs),
     /// Inspect and repair the durable job journal: list, show ID, retry ID, purge [--pending]
     Jobs(JobsArgs),
+    /// What shadow traffic and canaries found: report [--json], show ID
+    Migrate(MigrateArgs),
     /// Make the running server re-read its configuration (exit 0 applied, 1 error, 2 no server)
     Reload(ReloadArgs),
     /// Load a URL and record the run (saturate, slow or flood); `history`; `compare A B`
@@ -59,7 +62,10 @@ impl Cli {
     pub fn run_args(&self) -> &RunArgs {
         match &self.command {
             Some(Command::Check(args)) => args,
-            Some(Command::Jobs(_) | Command::Reload(_) | Command::Bench(_)) | None => &self.run,
+            Some(
+                Command::Jobs(_) | Command::Migrate(_) | Command::Reload(_) | Command::Bench(_),
+            )
+            | None => &self.run,
         }
     }
 

@@ -14,6 +14,7 @@
 //!   \-> server (the settings table) -> settings, setting_kinds -> toml_values, units, error
 //! model (Config) -> server, route, jobs, wasm_settings;   error, jobs, wasm_settings: leaves
 //! setting_kinds, toml_values, route -> tls (a configured PEM file) -> error
+//! toml_routes -> toml_migrate -> route -> migrate (sticky, JSON paths);  migrate_cli -> jobs_cli
 //! ```
 //!
 //! Adding a `[server]` setting = one entry in the table in `server.rs` (+ reading it where it
@@ -24,6 +25,8 @@ mod cli;
 mod error;
 mod jobs;
 mod jobs_cli;
+mod migrate;
+mod migrate_cli;
 mod model;
 mod reload_cli;
 mod route;
@@ -33,6 +36,7 @@ mod settings;
 mod tls;
 mod toml_file;
 mod toml_jobs;
+mod toml_migrate;
 mod toml_routes;
 mod toml_values;
 mod units;
@@ -43,9 +47,13 @@ pub use cli::{Cli, Command, RunArgs};
 pub use error::ConfigError;
 pub use jobs::{JobsConfig, PostgresBackend, Schedule, TimerConfig};
 pub use jobs_cli::{JobsAction, JobsArgs};
+pub use migrate::{JsonPath, Step, Sticky};
+pub use migrate_cli::{MigrateAction, MigrateArgs};
 pub use model::Config;
 pub use reload_cli::ReloadArgs;
-pub use route::{RouteConfig, RouteTarget, TenantConfig};
+pub use route::{
+    CanaryConfig, MigrateConfig, RouteConfig, RouteTarget, ShadowConfig, TenantConfig,
+};
 pub use server::{AccessLogFormat, ServerConfig, ServerFlags, DEFAULT_BIND};
 pub use tls::TlsFile;
 pub use toml_jobs::check_timer_routes;

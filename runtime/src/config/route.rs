@@ -1,12 +1,15 @@
 //! What one route is: its prefix, hosts, target and per-route limits, and what a tenant is.
 //!
-//! Owns: `RouteConfig`, `RouteTarget` and `TenantConfig` (plain data, checked by whoever builds
+//! Owns: `RouteConfig`, `RouteTarget`, `TenantConfig` and a route's migration tables
+//! (`MigrateConfig`: `ShadowConfig`, `CanaryConfig`) (plain data, checked by whoever builds
 //! them: `toml_routes`, `cli`, the Python host's script loader). Must not touch: parsing or
 //! reading files; depends only on `wasm_settings`, `tls` and `static_files::StaticOptions` (a static
 //! route's own keys, defined by the module that obeys them).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use super::migrate::{JsonPath, Sticky};
 use super::tls::TlsFile;
 use super::wasm_settings::WasmSettings;
 pub use crate::static_files::StaticOptions;
@@ -42,6 +45,8 @@ pub struct RouteConfig {
     pub static_options: StaticOptions,
     /// `compress = false` keeps this route's responses as the handler made them.
     pub compress: bool,
+    /// `[route.shadow]` and `[route.canary]` (python and wasm routes only).
+    pub migrate: MigrateConfig,
 }
 
 impl RouteConfig {
@@ -56,6 +61,7 @@ impl RouteConfig {
             tenant: None,
             static_options: StaticOptions::default(),
             compress: true,
+            migrate: MigrateConfig::default(),
         }
     }
 }
@@ -70,4 +76,47 @@ pub enum RouteTarget {
     Static { root: PathBuf },
     /// A `wasi:http/proxy` component file.
     Wasm { file: PathBuf },
+}
+
+/// A route's migration tables (both `None` on an ordinary route).
+#[derive(Debug, Clone, Default)]
+pub struct MigrateConfig {
+    pub shadow: Option<Box<ShadowConfig>>,
+    pub canary: Option<Box<CanaryConfig>>,
+}
+
+impl MigrateConfig {
+    pub fn is_empty(&self) -> bool {
+        self.shadow.is_none() && self.canary.is_none()
+    }
+}
+
+/// `[route.shadow]`: a second handler that sees a copy of the traffic; never answers it.
+#[derive(Debug, Clone)]
+pub struct ShadowConfig {
+    /// `wasm = "file"` or `python = "module:attr"`.
+    pub target: RouteTarget,
+    /// Upper-case methods mirrored (default: GET, HEAD, OPTIONS).
+    pub methods: Vec<String>,
+    /// Share of requests mirrored, 0..=1.
+    pub sample: f64,
+    /// JSON paths left out of the body comparison.
+    pub ignore_paths: Vec<JsonPath>,
+    /// Header names (lower-case) left out of the comparison (`header:NAME` in `ignore`).
+    pub ignore_headers: Vec<String>,
+    pub timeout: Duration,
+    pub max_in_flight: usize,
+    pub max_body: u64,
+}
+
+/// `[route.canary]`: a second handler that answers `percent` of the traffic.
+#[derive(Debug, Clone)]
+pub struct CanaryConfig {
+    pub target: RouteTarget,
+    /// Share of requests served by the canary, 0..=100.
+    pub percent: f64,
+    pub sticky: Option<Sticky>,
+    /// Roll back when the canary's 5xx rate exceeds the primary's by more than this.
+    pub rollback_5xx_rate: Option<f64>,
+    pub rollback_window: usize,
 }

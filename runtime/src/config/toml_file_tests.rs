@@ -378,3 +378,41 @@ fn tls_files_remember_where_they_were_named() {
     assert_eq!((key.key.as_str(), key.line), ("tenant[1].tls_key", Some(9)));
     assert!(tenant.tls_cert.is_some());
 }
+
+#[test]
+fn shadow_and_canary_tables_are_read_and_checked() {
+    let src = r#"
+[[route]]
+prefix = "/a"
+python = "app:app"
+  [route.shadow]
+  wasm = "h.wasm"
+  ignore = ["$.items[*].id", "header:ETag"]
+  [route.canary]
+  python = "new:app"
+  percent = 12.5
+  sticky = "header:X-User"
+"#;
+    let (_dir, loaded) = load(src);
+    let (config, _) = loaded.expect("valid");
+    let m = &config.routes[0].migrate;
+    let shadow = m.shadow.as_ref().expect("a shadow");
+    assert_eq!(shadow.methods, vec!["GET", "HEAD", "OPTIONS"]);
+    assert_eq!(shadow.ignore_headers, vec!["etag"]);
+    assert_eq!(shadow.ignore_paths[0].to_string(), "$.items[*].id");
+    let canary = m.canary.as_ref().expect("a canary");
+    assert_eq!(canary.percent, 12.5);
+    assert_eq!(canary.rollback_window, 200);
+
+    let e = load_err("[[route]]\nprefix = \"/\"\npython = \"a:b\"\n[route.shadow]\nwasm = \"h.wasm\"\nsample = 2\n");
+    assert_eq!(where_(&e), (Some(6), Some("route[1].shadow.sample")));
+    let e = load_err(
+        "[[route]]\nprefix = \"/\"\nstatic = \"public\"\n[route.shadow]\nwasm = \"h.wasm\"\n",
+    );
+    assert_eq!(where_(&e), (Some(4), Some("route[1].shadow")));
+    let e = load_err("[[route]]\nprefix = \"/\"\npython = \"a:b\"\n[route.canary]\nwasm = \"h.wasm\"\npercent = 1\nrollback_window = 0\n");
+    assert_eq!(
+        where_(&e),
+        (Some(7), Some("route[1].canary.rollback_window"))
+    );
+}

@@ -16,6 +16,7 @@ use super::model::Config;
 use super::route::{RouteConfig, RouteTarget, StaticOptions, TenantConfig};
 use super::setting_kinds::Switch;
 use super::settings::Setting;
+use super::toml_migrate::MigrateDraft;
 use super::toml_values::{in_order, At, Doc, Key, Res, Value};
 use super::units::{normalize_host, normalize_prefix, parse_python_target};
 use super::wasm_settings::WasmSettings;
@@ -30,6 +31,8 @@ const ROUTE_KEYS: &[&str] = &[
     "wasm",
     "max_body_size",
     "compress",
+    "shadow",
+    "canary",
 ];
 /// A static route's own keys.
 const STATIC_KEYS: &[&str] = &["max_age", "precompressed", "listing", "hidden"];
@@ -164,6 +167,7 @@ impl Doc<'_> {
         let mut static_options = StaticOptions::default();
         let mut first_static_key: Option<(String, Range<usize>)> = None;
         let mut compress = true;
+        let mut migrate = MigrateDraft::default();
         for (k, v) in in_order(table) {
             let name: &str = k.get_ref();
             let at = self.at(format!("{name_n}.{name}"), v);
@@ -196,6 +200,7 @@ impl Doc<'_> {
                 }
                 "max_body_size" => max_body_size = Some(at.size()?),
                 "compress" => compress = Switch::from_toml(&at)?,
+                "shadow" | "canary" => migrate.read(&at, k, name, scope.tenant.is_some())?,
                 _ if STATIC_KEYS.contains(&name) => {
                     static_key(&at, name, &mut static_options)?;
                     first_static_key.get_or_insert((at.key.clone(), k.span()));
@@ -241,6 +246,7 @@ impl Doc<'_> {
         route.compress = compress;
         route.wasm = wasm;
         route.tenant = scope.tenant.map(|(i, _)| i);
+        route.migrate = migrate.finish(self, &route.target)?;
         Ok((route, span))
     }
 

@@ -68,6 +68,8 @@ pub struct SlotStats {
     pub codes: [AtomicU64; CODES],
     pub buckets: [AtomicU64; BUCKET_SLOTS],
     pub sum_ns: AtomicU64,
+    /// Canary rollbacks this worker decided for the route (`migrate::canary`).
+    pub canary_rollbacks: AtomicU64,
 }
 
 /// The worker-wide counters of one index.

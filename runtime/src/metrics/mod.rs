@@ -83,6 +83,13 @@ impl WorkerMetrics {
         self.process.requests.fetch_add(1, Relaxed);
     }
 
+    /// The route of label `slot` rolled its canary back.
+    pub fn canary_rolled_back(&self, slot: u16) {
+        let slots = &self.region.slots;
+        let stats = slots.get(usize::from(slot)).unwrap_or(&slots[0]);
+        stats.canary_rollbacks.fetch_add(1, Relaxed);
+    }
+
     pub fn wasm_instance(&self) {
         self.region.head.wasm_instances.fetch_add(1, Relaxed);
     }

@@ -26,6 +26,7 @@ struct Route {
     codes: Vec<u64>,
     buckets: [u64; BUCKET_SLOTS],
     sum_ns: u64,
+    rollbacks: u64,
 }
 
 /// Worker-wide counters summed over regions.
@@ -60,6 +61,7 @@ fn routes(segment: &MetricsSegment, indexes: usize) -> BTreeMap<(String, String)
             codes: vec![0; CODES],
             buckets: [0; BUCKET_SLOTS],
             sum_ns: 0,
+            rollbacks: 0,
         });
         for region in &segment.layout().regions[..indexes] {
             let stats = &region.slots[slot];
@@ -70,6 +72,7 @@ fn routes(segment: &MetricsSegment, indexes: usize) -> BTreeMap<(String, String)
                 *total += b.load(Relaxed);
             }
             sum.sum_ns += stats.sum_ns.load(Relaxed);
+            sum.rollbacks += stats.canary_rollbacks.load(Relaxed);
         }
     }
     out
@@ -178,6 +181,17 @@ fn render_requests(out: &mut String, routes: &BTreeMap<(String, String), Route>)
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
         let _ = writeln!(out, "{name}_sum{{{labels}}} {}", r.sum_ns as f64 / 1e9);
         let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
+    render_rollbacks(out, routes);
+}
+
+/// `wsrun_canary_rollbacks_total`, for the routes that rolled a canary back.
+fn render_rollbacks(out: &mut String, routes: &BTreeMap<(String, String), Route>) {
+    let name = "wsrun_canary_rollbacks_total";
+    head(out, name, "counter", "Canaries rolled back to the primary.");
+    for ((route, tenant), r) in routes.iter().filter(|(_, r)| r.rollbacks > 0) {
+        let labels = format!("route=\"{}\",tenant=\"{}\"", escape(route), escape(tenant));
+        let _ = writeln!(out, "{name}{{{labels}}} {}", r.rollbacks);
     }
 }
 

@@ -25,7 +25,7 @@ pub const PROCS_PER_INDEX: usize = 4;
 /// `WSRUNMET` as a little-endian word.
 const MAGIC: u64 = u64::from_le_bytes(*b"WSRUNMET");
 /// Bumped whenever the layout below changes.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 #[repr(C, align(64))]
 struct Header {

@@ -59,7 +59,13 @@ pub fn load_apps(config: &mut Config, fixed: CommandLineFixed) -> Result<PythonA
             apps.script = load_script(py, &script, config, fixed)?;
         }
         for route in &config.routes {
-            if let RouteTarget::Python { module, attr } = &route.target {
+            let shadow = route.migrate.shadow.as_ref().map(|s| &s.target);
+            let canary = route.migrate.canary.as_ref().map(|c| &c.target);
+            let targets = std::iter::once(&route.target).chain(shadow).chain(canary);
+            for target in targets {
+                let RouteTarget::Python { module, attr } = target else {
+                    continue;
+                };
                 let key = (module.clone(), attr.clone());
                 if let Entry::Vacant(slot) = apps.imported.entry(key) {
                     slot.insert(import_app(py, module, attr)?);

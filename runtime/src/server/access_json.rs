@@ -3,7 +3,8 @@
 //! Owns: the JSON record (what it captures when the request arrives, and the route it was
 //! routed to) and its line:
 //! `{"time","remote","method","path","status","bytes","duration_ms","route","tenant","worker",
-//! "pid"}` plus `"handler_version"` for WASM routes. Must not touch: the sink or the combined
+//! "pid"}` plus `"handler_version"` for WASM routes and `"variant": "canary"` for a response a
+//! canary served. Must not touch: the sink or the combined
 //! format (`access_log`), or routing (the caller notes the route it matched).
 //!
 //! Field meanings: `time` is when the request head had been read (RFC 3339, UTC, ms);
@@ -30,11 +31,13 @@ pub struct RouteLabel {
     pub prefix: String,
     pub tenant: String,
     pub handler_version: Option<String>,
+    /// `canary` when a canary served the request.
+    pub variant: Option<&'static str>,
 }
 
 impl RouteLabel {
     pub fn of(route: &Route<Handler>) -> RouteLabel {
-        let handler_version = match &route.handler {
+        let handler_version = match route.handler.primary() {
             Handler::Wasm(wasm) => wasm.current().map(|v| v.digest.clone()),
             _ => None,
         };
@@ -42,6 +45,7 @@ impl RouteLabel {
             prefix: route.prefix.clone(),
             tenant: route.tenant.clone().unwrap_or_default(),
             handler_version,
+            variant: None,
         }
     }
 }
@@ -72,6 +76,8 @@ struct Fields<'a> {
     pid: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     handler_version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a str>,
 }
 
 impl JsonLine {
@@ -101,6 +107,7 @@ impl JsonLine {
             worker,
             pid: std::process::id(),
             handler_version: self.route.handler_version.as_deref(),
+            variant: self.route.variant,
         };
         let mut line = serde_json::to_string(&fields).unwrap_or_else(|_| "{}".to_string());
         line.push('\n');

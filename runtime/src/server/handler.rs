@@ -4,6 +4,9 @@
 //! route into a router entry through a single match on its `RouteTarget`: `python_handler`,
 //! `static_handler`, `wasm_handler`. Adding a route kind takes a `RouteTarget` variant and its
 //! TOML key (`config`), one builder here and one arm in `service::run_handler`.
+//! A route with a `[route.shadow]` or `[route.canary]` is wrapped (`wrap`, `Migrating`; run by
+//! `migrating`) around
+//! its own handler, its alternative built by the same builders (`alt_handler`).
 //! Must not touch: running a handler (`service`), loading WASM code (done per worker after the
 //! fork, `live_routes`), or importing Python apps (`python::loader`).
 
@@ -17,11 +20,37 @@ use crate::router::{Route, Router};
 use crate::static_files::StaticDir;
 use crate::wasm::{WasmRoute, WasmRouteBuilder};
 
+use crate::migrate::canary::Split;
+use crate::migrate::mirror::Mirror;
+
 /// What a route serves.
+#[derive(Clone)]
 pub enum Handler {
     Python(Arc<WsgiApp>),
     Static(Arc<StaticDir>),
     Wasm(Arc<WasmRoute>),
+    /// A route with a `[route.shadow]` or `[route.canary]` (`migrating`).
+    Migrating(Arc<Migrating>),
+}
+
+impl Handler {
+    /// The handler that answers when no shadow or canary is involved.
+    pub fn primary(&self) -> &Handler {
+        match self {
+            Handler::Migrating(m) => &m.primary,
+            other => other,
+        }
+    }
+
+    /// The WASM routes this handler runs (its own, a shadow's, a canary's), to load after the
+    /// fork.
+    pub fn wasm_routes(&self) -> Vec<Arc<WasmRoute>> {
+        match self {
+            Handler::Wasm(route) => vec![route.clone()],
+            Handler::Migrating(m) => m.handlers().flat_map(Handler::wasm_routes).collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// The router of `config`'s routes, each with its handler; `apps` holds the imported Python
@@ -40,6 +69,7 @@ pub fn build_router(config: &Config, apps: &PythonApps) -> Result<Router<Handler
             RouteTarget::Static { root } => static_handler(route, root)?,
             RouteTarget::Wasm { file } => wasm_handler(&wasm, config, route, file),
         };
+        let handler = wrap(handler, route, |alt| alt_handler(apps, &wasm, config, alt))?;
         let max_body_size = route.max_body_size.unwrap_or(config.server.max_body_size);
         let entry = Route {
             prefix: route.prefix.clone(),
@@ -55,6 +85,74 @@ pub fn build_router(config: &Config, apps: &PythonApps) -> Result<Router<Handler
         entries.push((route.hosts.clone(), entry));
     }
     Ok(Router::new(entries))
+}
+
+/// A route's own handler with its shadow and canary.
+pub struct Migrating {
+    pub primary: Handler,
+    pub shadow: Option<(Handler, Mirror)>,
+    pub canary: Option<(Handler, Split)>,
+}
+
+impl Migrating {
+    /// Every handler involved.
+    pub fn handlers(&self) -> impl Iterator<Item = &Handler> {
+        let shadow = self.shadow.as_ref().map(|(h, _)| h);
+        let canary = self.canary.as_ref().map(|(h, _)| h);
+        std::iter::once(&self.primary).chain(shadow).chain(canary)
+    }
+}
+
+/// `handler` itself for an ordinary route; else wrapped with its alternatives, each built by
+/// `build` from a copy of the route with the alternative's target.
+pub fn wrap(
+    handler: Handler,
+    route: &RouteConfig,
+    build: impl Fn(&RouteConfig) -> Result<Handler, String>,
+) -> Result<Handler, String> {
+    let m = &route.migrate;
+    if m.is_empty() {
+        return Ok(handler);
+    }
+    let alt = |target: &crate::config::RouteTarget| {
+        let mut alt = route.clone();
+        alt.target = target.clone();
+        alt.migrate = Default::default();
+        alt
+    };
+    let shadow = match &m.shadow {
+        Some(s) => {
+            let mut route = alt(&s.target);
+            route.wasm.timeout = Some(s.timeout);
+            Some((build(&route)?, Mirror::new((**s).clone())))
+        }
+        None => None,
+    };
+    let canary = match &m.canary {
+        Some(c) => {
+            let split = Split::new(c).map_err(|e| format!("route {}: {e}", route.prefix))?;
+            Some((build(&alt(&c.target))?, split))
+        }
+        None => None,
+    };
+    Ok(Handler::Migrating(Arc::new(Migrating {
+        primary: handler,
+        shadow,
+        canary,
+    })))
+}
+
+/// The handler of a shadow or canary (`alt`: the route with the alternative's target).
+fn alt_handler(
+    apps: &PythonApps,
+    wasm: &WasmRouteBuilder,
+    config: &Config,
+    alt: &RouteConfig,
+) -> Result<Handler, String> {
+    match &alt.target {
+        RouteTarget::Wasm { file } => Ok(wasm_handler(wasm, config, alt, file)),
+        _ => python_handler(apps, alt),
+    }
 }
 
 /// A WSGI app (a `module:attr` target or a script's `PATHS` entry), imported at start-up.
@@ -103,6 +201,7 @@ mod tests {
                 Handler::Python(_) => "python",
                 Handler::Static(_) => "static",
                 Handler::Wasm(_) => "wasm",
+                Handler::Migrating(_) => "migrating",
             })
     }
 

@@ -50,7 +50,7 @@ impl Deliver for JobDelivery {
     }
 }
 
-async fn deliver(ctx: &WorkerContext, peer: Peer, job: JobRecord) -> Delivered {
+async fn deliver(ctx: &Rc<WorkerContext>, peer: Peer, job: JobRecord) -> Delivered {
     let parts = match request_head(&job) {
         Ok(parts) => parts,
         Err(reason) => return Delivered::Failed(reason),

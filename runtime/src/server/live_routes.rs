@@ -115,10 +115,7 @@ pub fn start_wasm(
 ) -> Result<Option<WasmBoot>, String> {
     let fixed: Vec<Arc<WasmRoute>> = router
         .routes()
-        .filter_map(|r| match &r.handler {
-            Handler::Wasm(route) => Some(route.clone()),
-            _ => None,
-        })
+        .flat_map(|r| r.handler.wasm_routes())
         .collect();
     if fixed.is_empty() && config.watch.is_none() {
         return Ok(None);

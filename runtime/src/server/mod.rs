@@ -17,6 +17,9 @@
 //!   `connection_state` both loops share; timeouts (`idle_clock`), `access_log` (its JSON
 //!   line: `access_json`).
 //! - `job_delivery`: a durable job as an in-process request through `service`.
+//! - `migrating`: a route with a shadow or canary (`crate::migrate`): picks the side, runs the
+//!   shadow on its own task after the primary's response is under way, records the outcome.
+//! - `handler_run`: `run_kind`, one handler of a route run for a request.
 //! - `service`: one request: Host and path, routing, body limit, spooling, `run_handler`, then
 //!   `compress` (the response compression rules; `compress_stream`: the codecs).
 //! - `context`: `WorkerContext`, what all of the above read (live router, hosts, `Arc<Config>`).
@@ -39,6 +42,7 @@ pub mod guard;
 mod h2;
 mod h2_request;
 mod handler;
+mod handler_run;
 mod idle_clock;
 mod inline_h1;
 mod job_delivery;
@@ -46,6 +50,7 @@ pub mod listener;
 mod listener_set;
 mod live_connections;
 mod live_routes;
+mod migrating;
 mod peer;
 mod recycle;
 mod rejecting_io;

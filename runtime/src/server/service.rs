@@ -9,6 +9,8 @@
 //! connection-level concerns (timeouts between requests, the strict framing checks in
 //! `guard`, writing the access log) or what a handler does inside.
 
+use std::rc::Rc;
+
 use http::request::Parts;
 use http::{header, HeaderValue, Request, Response, StatusCode, Version};
 use http_body::Body;
@@ -19,18 +21,18 @@ use super::compress::{apply, Negotiation};
 use super::context::WorkerContext;
 use super::h2_request;
 use super::handler::Handler;
+use super::handler_run::{run_kind, Site};
+use super::migrating;
 use super::peer::Peer;
 use crate::body::{plain, ResponseBody};
 use crate::http_path::percent_decode;
-use crate::python::RequestParts;
 use crate::router::Route;
 use crate::spool::{spool, SpoolError, SpooledBody, StorageFault};
-use crate::wasm;
 
 /// Serves one request; notes its route in `label` when given one, and its metrics label slot
 /// in `slot` when a route matched.
 pub async fn serve(
-    ctx: &WorkerContext,
+    ctx: &Rc<WorkerContext>,
     peer: Peer,
     req: Request<Incoming>,
     label: Option<&mut RouteLabel>,
@@ -55,9 +57,10 @@ pub async fn serve(
     };
     let route = matched.route;
     *slot = route.metrics_slot();
-    if let Some(label) = label {
+    let label = label.map(|label| {
         *label = RouteLabel::of(route);
-    }
+        label
+    });
     let declared_len = match content_length(&parts) {
         Ok(len) => len,
         Err(response) => return response,
@@ -92,6 +95,9 @@ pub async fn serve(
         server_name,
     };
     let response = run_handler(ctx, peer, target, parts, spooled, body_len).await;
+    if let Some(label) = label {
+        label.variant = migrating::variant(&response);
+    }
     apply(&negotiation, response)
 }
 
@@ -105,8 +111,9 @@ pub struct Target<'r> {
 
 /// Hands a routed request with its spooled body to the route's handler (client requests and
 /// jobs alike). `body_len` is the CONTENT_LENGTH an app sees (`None`: no body was declared).
+/// A route with a shadow or canary goes through `migrating`, which calls `run_kind` itself.
 pub async fn run_handler(
-    ctx: &WorkerContext,
+    ctx: &Rc<WorkerContext>,
     peer: Peer,
     target: Target<'_>,
     parts: Parts,
@@ -119,42 +126,16 @@ pub async fn run_handler(
         path_info_start,
         server_name,
     } = target;
-    match &route.handler {
-        Handler::Python(app) => {
-            let request = RequestParts {
-                uri: parts.uri,
-                method: parts.method,
-                version: parts.version,
-                path,
-                path_info_start,
-                headers: parts.headers,
-                server_name,
-                server_port: peer.local.port(),
-                remote: peer.remote,
-                body_len,
-                https: peer.tls,
-            };
-            ctx.wsgi
-                .handle(app, route.script_name(), request, spooled)
-                .await
-        }
-        Handler::Static(dir) => {
-            let rel = path.get(path_info_start..).unwrap_or_default();
-            dir.serve(&parts, rel).await
-        }
-        Handler::Wasm(wasm_route) => {
-            let Some(host) = &ctx.wasm else {
-                tracing::error!("{}: no WebAssembly host in this worker", route.prefix);
-                return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
-            };
-            let authority = format!("{server_name}:{}", peer.local.port());
-            let mut request = wasm::guest_request(parts, spooled, route.script_name(), &authority);
-            if peer.tls {
-                request.extensions_mut().insert(wasm::Tls);
-            }
-            host.handle(wasm_route, request).await
-        }
+    let site = Site {
+        script_name: route.script_name(),
+        path,
+        path_info_start,
+        server_name,
+    };
+    if let Handler::Migrating(m) = &route.handler {
+        return migrating::run(ctx, peer, m, route, site, parts, spooled, body_len).await;
     }
+    run_kind(ctx, peer, &route.handler, site, parts, spooled, body_len).await
 }
 
 /// Only a job delivery carries `wsrun-job-id`/`wsrun-job-attempt`; a client's copies are

@@ -55,10 +55,10 @@ impl StatusInfo {
         let routes = router
             .routes()
             .map(|r| {
-                let (kind, file) = match &r.handler {
-                    Handler::Python(_) => ("python", None),
-                    Handler::Static(_) => ("static", None),
+                let (kind, file) = match r.handler.primary() {
                     Handler::Wasm(w) => ("wasm", Some(w.info.file.clone())),
+                    Handler::Static(_) => ("static", None),
+                    _ => ("python", None),
                 };
                 RouteDesc {
                     prefix: r.prefix.clone(),

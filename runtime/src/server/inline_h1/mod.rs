@@ -226,7 +226,8 @@ async fn answer<IO: LastWord>(
             };
             return respond(io, state, &request, reply, output, logged).await;
         }
-        Handler::Wasm(_) => {
+        // A shadow or canary needs hyper's path (`service` -> `migrating`).
+        Handler::Wasm(_) | Handler::Migrating(_) => {
             not_inline(state);
             return Answered::NotInline;
         }

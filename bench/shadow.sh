@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# bench/shadow.sh — what shadowing costs the client: the migrate demo's `/api/v1/users/1`
+# (Flask) with every GET mirrored to the `api_v2` component (examples/migrate/shadow.toml)
+# against the same file without its [route.shadow] table.
+#
+# Interleaved rounds (off, on, off, on, ...), each a fresh server (one worker) and
+# `wrk -t1 -c8 -d DURATION --latency`; prints every round, then the medians of req/s and p99
+# for each mode and the on/off ratios. Issue 18's bound: p99 with shadowing within 5% of off.
+#
+# Environment (defaults in brackets): ROUNDS [5]  DURATION [5]  PORT [18640]
+#   WSRUN_BIN [target/release/wsrun]. Needs wrk, Flask, and the built component
+#   (examples/migrate/api_v2, see its README). Every server it starts is stopped on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROUNDS="${ROUNDS:-5}"
+DURATION="${DURATION:-5}"
+PORT="${PORT:-18640}"
+WSRUN_BIN="${WSRUN_BIN:-$ROOT/target/release/wsrun}"
+DEMO="$ROOT/examples/migrate"
+URL="http://127.0.0.1:$PORT/api/v1/users/1"
+
+command -v wrk >/dev/null || { echo "shadow.sh: needs wrk" >&2; exit 1; }
+[[ -f $DEMO/api_v2/target/wasm32-wasip2/release/api_v2.wasm ]] ||
+    { echo "shadow.sh: build examples/migrate/api_v2 first" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/wsrun-shadow-bench.XXXXXX)
+SERVER_PID=""
+cleanup() {
+    [[ -n $SERVER_PID ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# The demo's file with its paths made absolute, no access log, on PORT; `off` drops the shadow.
+write_config() {
+    local mode=$1 out=$WORK/$1.toml
+    sed -e "s|^bind = .*|bind = \"127.0.0.1:$PORT\"|" \
+        -e "s|^access_log = .*||" \
+        -e "s|^state_dir = .*|state_dir = \"$WORK/state-$mode\"|" \
+        -e "s|\"legacy\"|\"$DEMO/legacy\"|" \
+        -e "s|\"api_v2/|\"$DEMO/api_v2/|" "$DEMO/shadow.toml" >"$out"
+    if [[ $mode == off ]]; then
+        python3 - "$out" <<'PY'
+import re, sys
+path = sys.argv[1]
+text = open(path).read()
+text = re.sub(r"  \[route\.shadow\]\n(  .*\n)*", "", text)
+open(path, "w").write(text)
+PY
+    fi
+}
+
+run_round() {
+    local mode=$1
+    "$WSRUN_BIN" -c "$WORK/$mode.toml" --workers 1 >"$WORK/server.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 100); do
+        curl -fs -o /dev/null "$URL" && break
+        sleep 0.1
+    done
+    wrk -t1 -c8 -d1 "$URL" >/dev/null # warm-up
+    local out
+    out=$(wrk -t1 -c8 -d"$DURATION" --latency "$URL")
+    kill "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+    local rps p99
+    rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+    p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
+    printf '%s\t%s\t%s\n' "$mode" "$rps" "$p99" | tee -a "$WORK/raw.tsv"
+}
+
+write_config off
+write_config on
+printf 'mode\treq/s\tp99_ms\n'
+for _ in $(seq "$ROUNDS"); do
+    run_round off
+    run_round on
+done
+python3 - "$WORK/raw.tsv" <<'PY'
+import statistics, sys
+rows = [line.split("\t") for line in open(sys.argv[1]).read().splitlines()]
+med = {}
+for mode in ("off", "on"):
+    rps = [float(r[1]) for r in rows if r[0] == mode]
+    p99 = [float(r[2]) for r in rows if r[0] == mode]
+    med[mode] = (statistics.median(rps), statistics.median(p99))
+    print(f"median {mode}: {med[mode][0]:.0f} req/s, p99 {med[mode][1]:.2f} ms")
+print(f"on/off: req/s x{med['on'][0] / med['off'][0]:.3f}, p99 x{med['on'][1] / med['off'][1]:.3f}")
+PY

@@ -1,0 +1,115 @@
+//! Whether one request is mirrored to the shadow, and the shadow's budget in this worker.
+//!
+//! Owns: `Mirror` (a route's shadow settings and its count of shadows in flight) and
+//! `Decision`: a method not listed or a request not sampled is left alone (`Pass`); a request
+//! that should be mirrored but would exceed the in-flight bound, or whose body is spooled to
+//! a file or larger than `max_body`, is `Skip`ped (and counted by the caller), never queued;
+//! otherwise `Mirror` with a `Permit` held until the shadow is done. Must not touch: running
+//! the shadow or comparing (`server::migrating`, `compare`).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use http::Method;
+
+use crate::config::ShadowConfig;
+use crate::spool::SpooledBody;
+
+/// A route's shadow settings and how many of its shadows run in this worker now.
+pub struct Mirror {
+    pub config: ShadowConfig,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// What to do with one request.
+pub enum Decision {
+    Pass,
+    Skip,
+    Mirror(Permit),
+}
+
+/// One shadow's place in the in-flight count; given back when dropped.
+pub struct Permit(Arc<AtomicUsize>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Mirror {
+    pub fn new(config: ShadowConfig) -> Mirror {
+        Mirror {
+            config,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    pub fn decide(&self, method: &Method, body: &SpooledBody) -> Decision {
+        let listed = self.config.methods.iter().any(|m| m == method.as_str());
+        if !listed || !sampled(self.config.sample) {
+            return Decision::Pass;
+        }
+        let copyable = match body {
+            SpooledBody::Empty => true,
+            SpooledBody::Memory(b) => b.len() as u64 <= self.config.max_body,
+            SpooledBody::File { .. } => false,
+        };
+        if !copyable {
+            return Decision::Skip;
+        }
+        let taken = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let permit = Permit(self.in_flight.clone());
+        if taken >= self.config.max_in_flight {
+            return Decision::Skip;
+        }
+        Decision::Mirror(permit)
+    }
+}
+
+fn sampled(sample: f64) -> bool {
+    sample >= 1.0 || (sample > 0.0 && fastrand::f64() < sample)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RouteTarget;
+
+    fn mirror(max_in_flight: usize, methods: &[&str]) -> Mirror {
+        Mirror::new(ShadowConfig {
+            target: RouteTarget::Wasm {
+                file: "x.wasm".into(),
+            },
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+            sample: 1.0,
+            ignore_paths: Vec::new(),
+            ignore_headers: Vec::new(),
+            timeout: std::time::Duration::from_secs(1),
+            max_in_flight,
+            max_body: 4,
+        })
+    }
+
+    #[test]
+    fn unlisted_methods_pass_and_the_bound_skips() {
+        let m = mirror(1, &["GET"]);
+        assert!(matches!(
+            m.decide(&Method::POST, &SpooledBody::Empty),
+            Decision::Pass
+        ));
+        let first = m.decide(&Method::GET, &SpooledBody::Empty);
+        assert!(matches!(first, Decision::Mirror(_)));
+        assert!(matches!(
+            m.decide(&Method::GET, &SpooledBody::Empty),
+            Decision::Skip
+        ));
+        drop(first);
+        assert!(matches!(
+            m.decide(&Method::GET, &SpooledBody::Empty),
+            Decision::Mirror(_)
+        ));
+        let big = SpooledBody::Memory(bytes::Bytes::from_static(b"12345"));
+        assert!(matches!(m.decide(&Method::GET, &big), Decision::Skip));
+    }
+}

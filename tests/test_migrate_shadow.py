@@ -1,0 +1,161 @@
+"""Shadow traffic (`[route.shadow]`): the primary always answers; the shadow's answers are
+compared and counted in `state_dir/migrate.sqlite3`, read back with `wsrun migrate report`.
+
+Both sides are WSGI apps of `tests/apps/migrate_app.py` (run on a thread pool, so a slow shadow
+stalls no one), or the `trap` component for a shadow that traps.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import requests
+
+from support.launcher import Launcher, Server, run_wsrun
+from support.paths import APPS, WAIT, wait_for
+from support.wasm import wasm_handler
+
+
+def _config(tmp: Path, shadow: str, extra: str = "") -> Path:
+    cfg = tmp / "wsrun.toml"
+    cfg.write_text(
+        f'[server]\nstate_dir = "{tmp / "state"}"\npythonpath = ["{APPS}"]\nthreads = 4\n\n'
+        '[[route]]\nprefix = "/api"\npython = "migrate_app:primary"\n'
+        f"  [route.shadow]\n  {shadow}\n"
+        '  ignore = ["$.generated_at"]\n'
+        f"{extra}\n"
+    )
+    return cfg
+
+
+def _start(launcher: Launcher, tmp: Path, shadow: str, extra: str = "", workers: int = 1) -> Server:
+    cfg = _config(tmp, shadow, extra)
+    return launcher.start(["-c", str(cfg), "--workers", str(workers)])
+
+
+def report(tmp: Path) -> dict:
+    done = run_wsrun(["migrate", "report", "--state-dir", str(tmp / "state"), "--json"])
+    assert done.code == 0, done.out
+    return json.loads(done.out[done.out.index("{") :])
+
+
+def route(tmp: Path, prefix: str = "/api") -> dict:
+    for r in report(tmp)["routes"]:
+        if r["route"] == prefix:
+            return r
+    return {}
+
+
+def settle(tmp: Path, key: str, want: int) -> dict:
+    """The route's report once `key` has reached `want` (the writer batches)."""
+    assert wait_for(lambda: (tmp / "state" / "migrate.sqlite3").is_file())
+    assert wait_for(lambda: route(tmp).get(key, 0) >= want), route(tmp)
+    return route(tmp)
+
+
+PY_SHADOW = 'python = "migrate_app:shadow"'
+
+
+def test_matching_and_differing_paths_are_counted_with_the_json_path(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    srv = _start(launcher, tmp_path, PY_SHADOW)
+    for _ in range(5):
+        r = requests.get(srv.url + "/api/match", timeout=WAIT)
+        assert r.status_code == 200 and r.json()["a"] == 1
+    for _ in range(3):
+        r = requests.get(srv.url + "/api/diff", timeout=WAIT)
+        assert r.json()["items"][1]["id"] == 2  # always the primary's answer
+    r = requests.get(srv.url + "/api/text", timeout=WAIT)
+    assert r.text == "plain text\n"
+    got = settle(tmp_path, "compared", 9)
+    assert (got["compared"], got["matched"], got["differed"]) == (9, 6, 3)
+    assert got["match_rate"] == 6 / 9
+    top = got["top_differences"]
+    assert [(d["path"], d["count"]) for d in top] == [("$.items[1].id", 3)]
+    assert got["primary_ms"]["p50"] is not None and got["shadow_ms"]["p99"] is not None
+    # One difference in full: the request line and both bodies.
+    done = run_wsrun(
+        ["migrate", "show", str(top[0]["example_id"]), "--state-dir", str(tmp_path / "state")]
+    )
+    assert done.code == 0, done.out
+    assert "GET /api/diff" in done.out and "$.items[1].id" in done.out
+    assert '"id": 3' in done.out and '"id": 2' in done.out
+
+
+def test_unsafe_methods_are_mirrored_only_when_listed(launcher: Launcher, tmp_path: Path) -> None:
+    srv = _start(launcher, tmp_path, PY_SHADOW)
+    for _ in range(3):
+        assert requests.post(srv.url + "/api/write", data=b"x", timeout=WAIT).status_code == 200
+    requests.get(srv.url + "/api/match", timeout=WAIT)
+    got = settle(tmp_path, "compared", 1)
+    time.sleep(0.5)
+    assert route(tmp_path)["compared"] == 1
+    assert "shadow POST" not in srv.call_log.read_text()
+    srv.stop()
+
+    other = tmp_path / "listed"
+    other.mkdir()
+    srv = _start(launcher, other, PY_SHADOW, '  methods = ["GET", "POST"]')
+    for _ in range(3):
+        assert requests.post(srv.url + "/api/write", data=b"x", timeout=WAIT).status_code == 200
+    got = settle(other, "compared", 3)
+    assert got["matched"] == 3
+
+
+def test_a_trapping_shadow_never_changes_the_response(launcher: Launcher, tmp_path: Path) -> None:
+    srv = _start(launcher, tmp_path, f'wasm = "{wasm_handler("trap")}"')
+    for _ in range(4):
+        r = requests.get(srv.url + "/api/match", timeout=WAIT)
+        assert r.status_code == 200 and r.json()["a"] == 1
+        assert "secret-internal-detail" not in r.text
+    got = settle(tmp_path, "shadow_failed", 4)
+    assert (got["compared"], got["shadow_failed"]) == (0, 4)
+    # A Python shadow that raises counts the same way.
+    r = requests.get(srv.url + "/api/boom", timeout=WAIT)
+    assert r.json() == {"ok": True}
+
+
+def test_a_slow_shadow_adds_no_latency(launcher: Launcher, tmp_path: Path) -> None:
+    srv = _start(launcher, tmp_path, PY_SHADOW, '  timeout = "1s"')
+    for _ in range(3):
+        t0 = time.monotonic()
+        r = requests.get(srv.url + "/api/slow?sleep=2", timeout=WAIT)
+        elapsed = time.monotonic() - t0
+        assert r.json() == {"ok": True}
+        # The primary answered long before the shadow could have (it sleeps 2s).
+        assert elapsed < 1.5, elapsed
+    got = settle(tmp_path, "shadow_failed", 3)
+    assert got["compared"] == 0
+    # Within its timeout the slow shadow is compared (and agrees).
+    r = requests.get(srv.url + "/api/slow?sleep=0.3", timeout=WAIT)
+    assert r.status_code == 200
+    assert settle(tmp_path, "compared", 1)["matched"] == 1
+
+
+def test_beyond_the_in_flight_bound_requests_are_skipped(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    srv = _start(launcher, tmp_path, PY_SHADOW, '  max_in_flight = 1\n  timeout = "3s"')
+    for _ in range(4):
+        t0 = time.monotonic()
+        requests.get(srv.url + "/api/slow?sleep=1", timeout=WAIT)
+        assert time.monotonic() - t0 < 1.0
+    got = settle(tmp_path, "skipped", 3)
+    assert got["skipped"] == 3
+    assert settle(tmp_path, "compared", 1)["compared"] == 1
+
+
+def test_two_workers_write_one_store(launcher: Launcher, tmp_path: Path) -> None:
+    srv = _start(launcher, tmp_path, PY_SHADOW, workers=2)
+    with requests.Session() as s:
+        for _ in range(100):
+            assert s.get(srv.url + "/api/match", timeout=WAIT).status_code == 200
+    for _ in range(100):
+        r = requests.get(srv.url + "/api/diff", headers={"Connection": "close"}, timeout=WAIT)
+        assert r.status_code == 200
+    got = settle(tmp_path, "compared", 200)
+    assert (got["matched"], got["differed"]) == (100, 100)
+    assert "database is locked" not in srv.log()
