@@ -36,7 +36,8 @@ impl PollFaults {
 
     /// A poll failed with `err`: returns how long to wait before the next one.
     pub(super) fn failed(&mut self, err: &StoreError) -> Duration {
-        self.log.failed("jobs (no delivery until the store works again)", err);
+        self.log
+            .failed("jobs (no delivery until the store works again)", err);
         self.wait = next_wait(self.wait);
         self.wait
     }
