@@ -36,14 +36,7 @@ make_work wsrun-flood  # RAW: server <TAB> round <TAB> attempts <TAB> accepted <
 
 install_tools() {
     apt_install_missing curl=curl
-    local py
-    py=$(command -v python3.11 || command -v python3) || die "no python3 found"
-    if [[ ! -x $VENV/bin/python ]]; then
-        log "creating $VENV with $py"
-        "$py" -m venv "$VENV"
-    fi
-    "$VENV/bin/python" -c "import granian" 2>/dev/null || "$VENV/bin/pip" install -q granian ||
-        log "warning: pip install granian failed"
+    ensure_venv_with granian
 }
 
 # Sets CMD to run server $1 on port $2.

@@ -13,20 +13,14 @@ from collections import Counter
 
 import requests
 
+from support.config_files import JOBS_APP_CONFIG
 from support.launcher import Launcher
 from support.paths import APPS, WAIT, wait_for
 
 JOBS = 5000
 BATCH = 50
 CLIENTS = 4
-CONFIG = """
-[server]
-state_dir = "state"
-
-[[route]]
-prefix = "/app"
-python = "jobs_app:app"
-"""
+CONFIG = JOBS_APP_CONFIG
 
 
 def _enqueue(url: str, batches: int, ids: list[str], errors: list[str]) -> None:

@@ -17,17 +17,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from support.config_files import JOBS_APP_CONFIG
 from support.launcher import Launcher, Server
 from support.paths import APPS, WAIT, wait_for
 
-CONFIG = """
-[server]
-state_dir = "state"
-
-[[route]]
-prefix = "/app"
-python = "jobs_app:app"
-"""
+CONFIG = JOBS_APP_CONFIG
 
 
 @pytest.fixture

@@ -20,17 +20,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from support.config_files import JOBS_APP_CONFIG
 from support.launcher import Launcher, Server, run_wsrun
 from support.paths import APPS, WAIT, wait_for
 
-CONFIG = """
-[server]
-state_dir = "state"
-
-[[route]]
-prefix = "/app"
-python = "jobs_app:app"
-"""
+CONFIG = JOBS_APP_CONFIG
 
 
 def start(launcher: Launcher, *extra: str, config: str = CONFIG) -> Server:

@@ -10,6 +10,16 @@ from support.launcher import Launcher
 from support.paths import APPS
 from support.wasm import wasm_handler
 
+#: The jobs app (`tests/apps/jobs_app.py`) at `/app`, its state under `state/` beside the config.
+JOBS_APP_CONFIG = """
+[server]
+state_dir = "state"
+
+[[route]]
+prefix = "/app"
+python = "jobs_app:app"
+"""
+
 
 def probe_app(server: str, *, python_prefix: str = "/") -> str:
     """`[server]` with the test's lines first (so the first is line 2), the probe apps'
