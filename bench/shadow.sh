@@ -4,10 +4,12 @@
 # against the same file without its [route.shadow] table.
 #
 # Interleaved rounds (off, on, off, on, ...), each a fresh server (one worker) and
-# `wrk -t1 -c8 -d DURATION --latency`; prints every round, then the medians of req/s and p99
-# for each mode and the on/off ratios. Issue 18's bound: p99 with shadowing within 5% of off.
+# `wrk -t1 -c8 -d DURATION --latency` (saturation), or with RATE set `wsrun bench --rate RATE`
+# (a fixed arrival rate below saturation, latency counted from each request's intended send
+# time, as a real service sees traffic); prints every round, then the medians of req/s and
+# p99 for each mode and the on/off ratios. Issue 18's bound: p99 with shadowing within 5% of off.
 #
-# Environment (defaults in brackets): ROUNDS [5]  DURATION [5]  PORT [18640]
+# Environment (defaults in brackets): ROUNDS [5]  DURATION [5]  PORT [18640]  RATE [unset]
 #   WSRUN_BIN [target/release/wsrun]. Needs wrk, Flask, and the built component
 #   (examples/migrate/api_v2, see its README). Every server it starts is stopped on exit.
 set -euo pipefail
@@ -60,14 +62,20 @@ run_round() {
         sleep 0.1
     done
     wrk -t1 -c8 -d1 "$URL" >/dev/null # warm-up
-    local out
-    out=$(wrk -t1 -c8 -d"$DURATION" --latency "$URL")
+    local out rps p99
+    if [[ -n ${RATE:-} ]]; then
+        out=$("$WSRUN_BIN" bench "$URL" --rate "$RATE" -c 8 -d "${DURATION}s" --json --no-store)
+        read -r rps p99 < <(python3 -c 'import json, sys
+r = json.load(sys.stdin)
+print(r["requests_per_s"], r["latency_ms"]["p99"])' <<<"$out")
+    else
+        out=$(wrk -t1 -c8 -d"$DURATION" --latency "$URL")
+        rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+        p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
+    fi
     kill "$SERVER_PID"
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
-    local rps p99
-    rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-    p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
     printf '%s\t%s\t%s\n' "$mode" "$rps" "$p99" | tee -a "$WORK/raw.tsv"
 }
 
