@@ -39,17 +39,6 @@ install_tools() {
     ensure_venv_with granian
 }
 
-# Sets CMD to run server $1 on port $2.
-server_cmd() {
-    case $1 in
-        wsrun) CMD=("$WSRUN_BIN" hello:app --pythonpath "$APPS_DIR" --bind "127.0.0.1:$2") ;;
-        granian)
-            CMD=("$VENV/bin/granian" --interface wsgi --host 127.0.0.1 --port "$2" --workers 1
-                --log-level warning --working-dir "$APPS_DIR" hello:app) ;;
-        *) die "unknown server $1" ;;
-    esac
-}
-
 # The RAW columns from one `wsrun bench --json` line on stdin.
 flood_columns() {
     python3 -c '
@@ -65,7 +54,7 @@ bench_one() {
     port=$BASE_PORT
     [[ $name == granian ]] && port=$((port + 1))
     url="http://127.0.0.1:$port/"
-    server_cmd "$name" "$port"
+    hello_server_cmd "$name" "$port"
     start_group "$WORK/$name-$round.log" "${PIN_SERVER[@]}" env RUST_BACKTRACE=0 "${CMD[@]}"
     local pid=$STARTED_PID got=""
     wait_port "$pid" "$port" && got=$(curl -sS --max-time 5 "$url" 2>&1 || true)

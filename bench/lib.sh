@@ -51,6 +51,18 @@ ensure_venv_with() {
     done
 }
 
+# Sets CMD to run the hello app (bench/apps/hello.py) under server $1 (wsrun or granian, one
+# worker) on port $2.
+hello_server_cmd() {
+    case $1 in
+        wsrun) CMD=("$WSRUN_BIN" hello:app --pythonpath "$APPS_DIR" --bind "127.0.0.1:$2") ;;
+        granian)
+            CMD=("$VENV/bin/granian" --interface wsgi --host 127.0.0.1 --port "$2" --workers 1
+                --log-level warning --working-dir "$APPS_DIR" hello:app) ;;
+        *) die "unknown server $1" ;;
+    esac
+}
+
 # --- process handling -------------------------------------------------------------------------
 
 # Processes of group $1 that are not zombies (a reaped-later leader stays as a zombie).

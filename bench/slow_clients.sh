@@ -41,17 +41,6 @@ install_tools() {
     ensure_venv_with granian
 }
 
-# Sets CMD to run server $1 on port $2.
-server_cmd() {
-    case $1 in
-        wsrun) CMD=("$WSRUN_BIN" hello:app --pythonpath "$APPS_DIR" --bind "127.0.0.1:$2") ;;
-        granian)
-            CMD=("$VENV/bin/granian" --interface wsgi --host 127.0.0.1 --port "$2" --workers 1
-                --log-level warning --working-dir "$APPS_DIR" hello:app) ;;
-        *) die "unknown server $1" ;;
-    esac
-}
-
 # Starts the attack of row $1 against port $2 in its own group; sets ATTACK_PID.
 start_attack() {
     local row=$1 port=$2 mode
@@ -79,7 +68,7 @@ bench_one() {
     [[ $name == granian ]] && port=$((port + 1))
     [[ $row == slowbody ]] && port=$((port + 2))
     url="http://127.0.0.1:$port/"
-    server_cmd "$name" "$port"
+    hello_server_cmd "$name" "$port"
     start_group "$WORK/$name-$row.log" "${PIN_SERVER[@]}" env RUST_BACKTRACE=0 "${CMD[@]}"
     local pid=$STARTED_PID got=""
     wait_port "$pid" "$port" && got=$(curl -sS --max-time 5 "$url" 2>&1 || true)
