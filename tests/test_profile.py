@@ -6,11 +6,12 @@ it drains. Driven over real sockets against the bench suite app, which has both 
 from __future__ import annotations
 
 import json
+import os
 import pstats
 import urllib.request
 from pathlib import Path
 
-from conftest import REPO, WAIT, Launcher
+from conftest import REPO, WAIT, Launcher, wait_for
 
 SUITE = REPO / "examples" / "bench-suite" / "wsrun.toml"
 
@@ -47,10 +48,9 @@ def test_profile_writes_pstats_and_wasm_times_on_drain(tmp_path: Path, launcher:
     assert route["handler"] == "bench-suite"
     assert route["instances"] == 8
     assert route["instantiate"]["count"] == 8
-    # `run` counts the handle calls that returned: the 5 small answers do; an instance that is
-    # still in `handle` when its response has been sent (the /wasm/long writes) is stopped
-    # then, and its run is not counted (see the report: left to do).
-    assert 5 <= route["run"]["count"] <= 8
+    # Every run counts, also an instance stopped while still in `handle` once its response
+    # was sent (the /wasm/long writes).
+    assert route["run"]["count"] == 8
     assert route["stream"]["count"] == 8
     for phase in ("instantiate", "run", "stream"):
         assert route[phase]["total_s"] > 0
@@ -82,3 +82,61 @@ def test_profile_from_the_config_file(tmp_path: Path, launcher: Launcher) -> Non
     stats = pstats.Stats(str(tmp_path / "profiles" / "worker-0.pstats"))
     names = {name for (_file, _line, name) in stats.stats}  # type: ignore[attr-defined]
     assert "iterhello" in names and "pieces" in names
+
+
+def test_a_recycled_workers_successor_adds_to_its_profiles(
+    tmp_path: Path, launcher: Launcher
+) -> None:
+    out = tmp_path / "prof"
+    out.mkdir()
+    # Left by an earlier run (older than this server): replaced, not added to.
+    stale = out / "worker-0-wasm.json"
+    stale.write_text(json.dumps({"routes": [{**_times("/wasm"), "instances": 1000}]}))
+    os.utime(stale, (1_000_000_000, 1_000_000_000))
+    args = ["-c", str(SUITE), "--state-dir", str(tmp_path), "--profile", str(out)]
+    srv = launcher.start([*args, "--max-requests", "10"])
+    pids = [serving_pid(srv.port)]
+    for _ in range(3):
+        for _ in range(4):
+            assert fetch(srv.port, "/hello") == b"hello world!!"
+            assert fetch(srv.port, "/wasm/hello") == b"hello world!!"
+        # The worker asks for its successor at its 10th response and serves until it is ready.
+        assert wait_for(lambda: serving_pid(srv.port) != pids[-1]), srv.log()[-3000:]
+        pids.append(serving_pid(srv.port))
+    # Each recycled worker wrote its files once drained; then the last one writes at the stop.
+    recycled = srv.log_count("serves in its place")
+    assert recycled >= 3, srv.log()[-3000:]
+    assert srv.wait_log("WebAssembly route(s) in", count=recycled), srv.log()[-3000:]
+    assert srv.stop() == 0
+
+    stats = pstats.Stats(str(out / "worker-0.pstats"))
+    hello = [
+        counts[1]
+        for (file, _line, name), counts in stats.stats.items()  # type: ignore[attr-defined]
+        if (Path(file).name, name) == ("suite.py", "hello")
+    ]
+    assert hello == [12], hello  # 4 per worker, three workers (the fourth served only /getenv)
+    report = json.loads(stale.read_text())
+    (route,) = [r for r in report["routes"] if r["prefix"] == "/wasm"]
+    assert route["instances"] == 12
+    assert route["run"]["count"] == 12
+    assert route["stream"]["count"] == 12
+
+
+def serving_pid(port: int) -> bytes:
+    """The pid of the worker that answers (the suite's /getenv reports it)."""
+    return fetch(port, "/getenv").split(b"pid: ")[1].split(b"\n")[0]
+
+
+def _times(prefix: str) -> dict[str, object]:
+    """One route's entry as `worker-N-wasm.json` holds it."""
+    phase = {"count": 1000, "total_s": 1.0, "max_s": 0.01}
+    return {
+        "route": f"handler `bench-suite` on {prefix}",
+        "prefix": prefix,
+        "handler": "bench-suite",
+        "instances": 1000,
+        "instantiate": phase,
+        "run": phase,
+        "stream": phase,
+    }

@@ -1,7 +1,7 @@
 //! `--profile` for Python routes: a cProfile profiler on every thread that runs app calls (the
 //! worker's event-loop thread with `--threads 1`, each executor thread's jobs otherwise), merged and
 //! written as one `pstats` file (`DIR/worker-N.pstats`, loadable with `pstats`/snakeviz) when
-//! the worker drains.
+//! the worker drains; a recycled worker's successor adds its stats to the file (`accumulate`).
 //!
 //! Owns: the profilers (kept in a small Python module of its own, `_wsrun_profile`). Must not
 //! touch: the app calls themselves; when profiling is off nothing here runs.
@@ -39,7 +39,7 @@ def stop():
         profiler.disable()
 
 
-def dump(path):
+def dump(path, accumulate):
     merged = None
     with _lock:
         for profiler in _profilers.values():
@@ -53,6 +53,12 @@ def dump(path):
                 merged.add(profiler)
     if merged is None:
         return 0
+    if accumulate:
+        try:
+            merged.add(str(path))
+        except Exception as err:
+            import sys
+            print(f'--profile: {path} is replaced: {err!r}', file=sys.stderr)
     merged.dump_stats(path)
     return merged.total_calls
 ";
@@ -86,11 +92,12 @@ pub fn stop(py: Python<'_>) {
     }
 }
 
-/// Stops the profilers and writes their merged stats to `path`.
-pub fn dump(path: &Path) {
+/// Stops the profilers and writes their merged stats to `path`, added to the file's own with
+/// `accumulate` (a predecessor's in this worker slot).
+pub fn dump(path: &Path, accumulate: bool) {
     let written = Python::attach(|py| {
         module(py)
-            .and_then(|m| m.call_method1("dump", (path,)))
+            .and_then(|m| m.call_method1("dump", (path, accumulate)))
             .and_then(|calls| calls.extract::<u64>())
     });
     match written {

@@ -218,6 +218,7 @@ pub fn run(
             _ => supervisor::WORKER_BOOT_FAILED,
         }
     };
+    crate::profile::mark_server_start();
     supervise(&settings, startup, reload, hooks, &mut worker_main)
 }
 

@@ -138,8 +138,10 @@ fn write_profiles() {
         tracing::warn!("--profile: {}: {err}", target.dir.display());
         return;
     }
-    python_profile::dump(&target.pstats_path());
-    crate::wasm::profile::write(&target.wasm_path());
+    let pstats = target.pstats_path();
+    python_profile::dump(&pstats, target.accumulates(&pstats));
+    let wasm = target.wasm_path();
+    crate::wasm::profile::write(&wasm, target.accumulates(&wasm));
 }
 
 /// A worker that may accept: its context, the drain switch and the stop signal.

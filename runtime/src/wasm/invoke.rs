@@ -28,7 +28,7 @@ use super::engine::WasmEngine;
 use super::guest_clock::GuestClock;
 use super::lanes::{run_in_lanes, LaneShare, SlowLane};
 use super::memory_budget::{MemoryAccount, Refusal, FIELD_SIZE_LIMIT};
-use super::profile::{self, Step};
+use super::profile::{Step, StepTimer};
 use super::registry::{Admission, HandlerVersion, WasmRoute};
 use super::route_info::RouteInfo;
 use super::state::GuestState;
@@ -199,16 +199,15 @@ fn start(
         store.set_epoch_deadline(1);
         started.resumed();
         let run = async {
-            let since = profile::clock();
+            let instantiating = StepTimer::start(&info, Step::Instantiate);
             let proxy = version.pre.instantiate_async(&mut store).await?;
-            profile::record(&info, Step::Instantiate, since);
-            let since = profile::clock();
-            let ran = proxy
+            drop(instantiating);
+            // Recorded when dropped: also when the run is stopped half-way (timeout, cancel).
+            let _running = StepTimer::start(&info, Step::Run);
+            proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, outparam)
-                .await;
-            profile::record(&info, Step::Run, since);
-            ran
+                .await
         };
         let result = tokio::select! {
             result = tokio::time::timeout(info.limits.timeout, run) => Some(result),
@@ -406,12 +405,8 @@ fn guest_response(
 
 /// With `--profile`, the response body records its streaming time when it is done.
 fn timed(info: &Arc<RouteInfo>, response: Response<ResponseBody>) -> Response<ResponseBody> {
-    let Some(since) = profile::clock() else {
+    let Some(timer) = StepTimer::start(info, Step::Stream) else {
         return response;
-    };
-    let timer = profile::StreamTimer {
-        info: info.clone(),
-        since: Some(since),
     };
     response.map(|body| ResponseBody::Guarded(Box::new(body), Box::new(timer)))
 }

@@ -1,6 +1,9 @@
 //! `--profile` for WebAssembly routes: per route, how many instances ran and the time spent
 //! instantiating, running (the guest's `handle` call) and streaming (from the response head
 //! to the end of its body), written as JSON (`DIR/worker-N-wasm.json`) when the worker drains.
+//! A step counts once its timer is dropped, so a run stopped half-way (its response already
+//! sent, a timeout, a cancel) counts too. A recycled worker's successor adds its totals to the
+//! file its predecessor wrote since the server started (`crate::profile::Target::accumulates`).
 //!
 //! Owns: the per-route totals of this worker process. Off unless `crate::profile::target()`
 //! is set: `clock()` is then `None` and nothing is recorded. Must not touch: the instance's
@@ -11,13 +14,15 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::route_info::RouteInfo;
 
 /// One route's totals.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct RouteTimes {
+    /// The route's label (prefix, handler and tenant): the key totals are merged by.
+    pub route: String,
     pub prefix: String,
     pub handler: String,
     pub instances: u64,
@@ -27,7 +32,7 @@ pub struct RouteTimes {
 }
 
 /// One phase's count, total and longest, in seconds.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Phase {
     pub count: u64,
     pub total_s: f64,
@@ -40,6 +45,21 @@ impl Phase {
         self.count += 1;
         self.total_s += secs;
         self.max_s = self.max_s.max(secs);
+    }
+
+    fn merge(&mut self, other: &Phase) {
+        self.count += other.count;
+        self.total_s += other.total_s;
+        self.max_s = self.max_s.max(other.max_s);
+    }
+}
+
+impl RouteTimes {
+    fn merge(&mut self, other: &RouteTimes) {
+        self.instances += other.instances;
+        self.instantiate.merge(&other.instantiate);
+        self.run.merge(&other.run);
+        self.stream.merge(&other.stream);
     }
 }
 
@@ -66,7 +86,9 @@ pub fn record(info: &RouteInfo, step: Step, since: Option<Instant>) {
     let Ok(mut routes) = ROUTES.lock() else {
         return;
     };
-    let times = routes.entry(info.label()).or_insert_with(|| RouteTimes {
+    let label = info.label();
+    let times = routes.entry(label.clone()).or_insert_with(|| RouteTimes {
+        route: label,
         prefix: info.prefix.clone(),
         handler: info.name.clone(),
         ..RouteTimes::default()
@@ -81,24 +103,42 @@ pub fn record(info: &RouteInfo, step: Step, since: Option<Instant>) {
     }
 }
 
-/// Records the stream step when dropped: held by a response body until it is sent or dropped.
-pub struct StreamTimer {
-    pub info: std::sync::Arc<RouteInfo>,
-    pub since: Option<Instant>,
+/// Records one step of a route when dropped: the step ends when its future or body is done
+/// or dropped, whichever comes first.
+pub struct StepTimer {
+    info: std::sync::Arc<RouteInfo>,
+    step: Step,
+    since: Instant,
 }
 
-impl Drop for StreamTimer {
-    fn drop(&mut self) {
-        record(&self.info, Step::Stream, self.since);
+impl StepTimer {
+    /// A timer for `step` from now, or `None` when profiling is off (nothing is cloned then).
+    pub fn start(info: &std::sync::Arc<RouteInfo>, step: Step) -> Option<StepTimer> {
+        let since = clock()?;
+        Some(StepTimer {
+            info: info.clone(),
+            step,
+            since,
+        })
     }
 }
 
-/// Writes the totals as `{"routes": [...]}`.
-pub fn write(path: &Path) {
-    let routes: Vec<RouteTimes> = match ROUTES.lock() {
-        Ok(routes) => routes.values().cloned().collect(),
+impl Drop for StepTimer {
+    fn drop(&mut self) {
+        record(&self.info, self.step, Some(self.since));
+    }
+}
+
+/// Writes the totals as `{"routes": [...]}`; with `accumulate`, adds them to the file's.
+pub fn write(path: &Path, accumulate: bool) {
+    let mut routes: BTreeMap<String, RouteTimes> = match ROUTES.lock() {
+        Ok(routes) => routes.clone(),
         Err(_) => return,
     };
+    if accumulate {
+        add_earlier(path, &mut routes);
+    }
+    let routes: Vec<RouteTimes> = routes.into_values().collect();
     let count = routes.len();
     let written = serde_json::to_vec_pretty(&serde_json::json!({ "routes": routes }))
         .map_err(|e| e.to_string())
@@ -109,5 +149,32 @@ pub fn write(path: &Path) {
             path.display()
         ),
         Err(err) => tracing::warn!("--profile: cannot write {}: {err}", path.display()),
+    }
+}
+
+/// The file's earlier totals (a predecessor's in this worker slot), added to `routes`. A file
+/// that is missing or unreadable adds nothing (said in the log when it exists but is not ours).
+fn add_earlier(path: &Path, routes: &mut BTreeMap<String, RouteTimes>) {
+    #[derive(Deserialize)]
+    struct Earlier {
+        routes: Vec<RouteTimes>,
+    }
+    let Ok(text) = std::fs::read(path) else {
+        return;
+    };
+    let earlier: Earlier = match serde_json::from_slice(&text) {
+        Ok(earlier) => earlier,
+        Err(err) => {
+            tracing::warn!("--profile: {} is replaced: {err}", path.display());
+            return;
+        }
+    };
+    for times in earlier.routes {
+        match routes.get_mut(&times.route) {
+            Some(mine) => mine.merge(&times),
+            None => {
+                routes.insert(times.route.clone(), times);
+            }
+        }
     }
 }
