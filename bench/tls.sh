@@ -4,6 +4,9 @@
 # Rows (the issue's targets: wsrun >= 1.5x Granian on both):
 #   tls   HTTP/1.1 keep-alive over TLS: wrk -t1 -c64 https://... ; wsrun --certfile/--keyfile,
 #         granian --ssl-certificate/--ssl-keyfile (a self-signed P-256 certificate made here)
+#   tls-wasm  the same over TLS, wsrun serving handlers/hello.wasm (--wasm /=...); Granian has no
+#         WebAssembly host, so its figure is its Python hello of the tls row (the issue's
+#         "Python and WASM routes" against the same Granian)
 #   h2    HTTP/2, cleartext with prior knowledge (h2c): h2load -t1 -c4 -m16 (64 streams over 4
 #         connections); wsrun (h2c is detected by the preface), granian --http 2
 # Each server is started alone, checked for a correct answer, warmed up (WARMUP s), measured
@@ -11,7 +14,7 @@
 # req/s and wsrun / Granian. Server pinned to SERVER_CPU, the load generator to CLIENT_CPU.
 #
 # Environment (defaults in brackets):
-#   DURATION [10]  ROUNDS [3]  WARMUP [2]  ROWS ["tls h2"]  BASE_PORT [18480]
+#   DURATION [10]  ROUNDS [3]  WARMUP [2]  ROWS ["tls tls-wasm h2"]  BASE_PORT [18480]
 #   SERVER_CPU [0]  CLIENT_CPU [1]  SKIP_INSTALL=1  SKIP_BUILD=1  WSRUN_BIN=path
 # Every process it starts runs in its own process group and is killed on exit.
 set -euo pipefail
@@ -24,7 +27,8 @@ source "$BENCH_DIR/lib.sh"
 DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-3}"
 WARMUP="${WARMUP:-2}"
-ROWS="${ROWS:-tls h2}"
+ROWS="${ROWS:-tls tls-wasm h2}"
+HELLO_WASM="${HELLO_WASM:-$ROOT/handlers/hello.wasm}"
 BASE_PORT="${BASE_PORT:-18480}"
 SERVER_CPU="${SERVER_CPU:-0}"
 CLIENT_CPU="${CLIENT_CPU:-1}"
@@ -50,6 +54,9 @@ server_cmd() {
         wsrun/tls)
             CMD=("$WSRUN_BIN" hello:app --pythonpath "$APPS_DIR" --bind "127.0.0.1:$port"
                 --certfile "$WORK/cert.pem" --keyfile "$WORK/key.pem") ;;
+        wsrun/tls-wasm)
+            CMD=("$WSRUN_BIN" --wasm "/=$HELLO_WASM" --bind "127.0.0.1:$port"
+                --certfile "$WORK/cert.pem" --keyfile "$WORK/key.pem") ;;
         wsrun/h2)
             CMD=("$WSRUN_BIN" hello:app --pythonpath "$APPS_DIR" --bind "127.0.0.1:$port") ;;
         granian/tls)
@@ -64,13 +71,13 @@ server_cmd() {
 }
 
 row_url() {
-    case $1 in tls) echo "https://127.0.0.1:$2/" ;; h2) echo "http://127.0.0.1:$2/" ;; esac
+    case $1 in tls | tls-wasm) echo "https://127.0.0.1:$2/" ;; h2) echo "http://127.0.0.1:$2/" ;; esac
 }
 
 # The body (or "") a correct server answers on row $1 at $2.
 answer() {
     case $1 in
-        tls) curl -sS --max-time 5 -k "$2" || true ;;
+        tls | tls-wasm) curl -sS --max-time 5 -k "$2" || true ;;
         h2) curl -sS --max-time 5 --http2-prior-knowledge "$2" || true ;;
     esac
 }
@@ -79,7 +86,7 @@ answer() {
 load() {
     local row=$1 secs=$2 url=$3 out rps note=""
     case $row in
-        tls)
+        tls | tls-wasm)
             out=$(timeout --foreground $((secs + 30)) "${PIN_CLIENT[@]}" wrk -t1 -c64 "-d${secs}s" \
                 --timeout 5s "$url" 2>&1) || true
             rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
@@ -96,17 +103,21 @@ load() {
 }
 
 bench_one() {
-    local name=$1 row=$2 round=$3 port url result
+    local name=$1 row=$2 round=$3 port url result expected="Hello, world!"
+    # Granian has no WebAssembly host: its tls row is the reference for tls-wasm.
+    [[ $name/$row == granian/tls-wasm ]] && return 0
+    [[ $row == tls-wasm ]] && expected="Hello from WebAssembly!"
     # A port per server and row: no run ever meets the previous one's socket.
     port=$BASE_PORT
     [[ $name == granian ]] && port=$((port + 1))
     [[ $row == h2 ]] && port=$((port + 2))
+    [[ $row == tls-wasm ]] && port=$((port + 4))
     url=$(row_url "$row" "$port")
     server_cmd "$name" "$row" "$port"
     start_group "$WORK/$name-$row.log" "${PIN_SERVER[@]}" env RUST_BACKTRACE=0 "${CMD[@]}"
     local pid=$STARTED_PID got=""
     wait_port "$pid" "$port" && got=$(answer "$row" "$url" 2>&1)
-    if [[ $got != "Hello, world!" ]]; then
+    if [[ $got != "$expected"* ]]; then
         log "$name ($row) did not answer (got: ${got:0:80}); its log:"
         tail -n 5 "$WORK/$name-$row.log" >&2 || true
         printf '%s\t%s\t%s\t\tdid not answer\n' "$name" "$row" "$round" >>"$RAW"
@@ -129,6 +140,10 @@ main() {
     local started row name round report w g label
     [[ ${SKIP_INSTALL:-} == 1 ]] || install_tools
     [[ ${SKIP_BUILD:-} == 1 ]] || cargo_build 0
+    if [[ " $ROWS " == *" tls-wasm "* && ! -f $HELLO_WASM ]]; then
+        (cd "$ROOT" && bash handlers/build.sh) >"$WORK/handlers-build.log" 2>&1 ||
+            die "no $HELLO_WASM and handlers/build.sh failed (see $WORK/handlers-build.log)"
+    fi
     setup_pinning "the load generator"
     make_cert
     started=$SECONDS
@@ -148,9 +163,10 @@ main() {
         echo "|---|---:|---:|---:|"
         for row in $ROWS; do
             w=$(median_of wsrun "$row")
-            g=$(median_of granian "$row")
+            g=$(median_of granian "${row%-wasm}")
             case $row in
                 tls) label="hello, HTTP/1.1 over TLS, wrk -c64" ;;
+                tls-wasm) label="hello (wsrun: WASM route; Granian: its Python hello), TLS, wrk -c64" ;;
                 h2) label="hello, h2c, h2load -c4 -m16" ;;
             esac
             echo "| $label | ${w:-n/a} | ${g:-n/a} | $(ratio "$w" "$g") |"
