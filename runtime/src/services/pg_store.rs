@@ -30,7 +30,8 @@ use super::error::{StoreError, StoreResult};
 use super::job::{JobRecord, JobState, NewJob, TimerRecord};
 use super::job_store::{Claim, JobStore, Listing, Outcome, Polled, StoreFuture};
 use super::pg_sql::{PgCtx, PgTx};
-use super::pg_thread::{self, process_alive, task, Command, Link, Reply};
+use super::pg_task::{complete_task, enqueue_task, task, Reply, Task};
+use super::pg_thread::{self, process_alive, Command, Link};
 use crate::config::PostgresBackend;
 
 /// Longest a caller waits for the store thread's answer.
@@ -129,26 +130,32 @@ impl PgStore {
         })
     }
 
-    fn send<T, F>(&self, work: F, reply: Reply<T>, wakes: bool) -> bool
-    where
-        T: Send + 'static,
-        F: FnMut(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
-    {
-        self.commands
-            .send(Command::Run(task(work, reply, wakes)))
-            .is_ok()
-    }
-
     fn call_blocking<T, F>(&self, wakes: bool, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnMut(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
     {
+        self.blocking_task(|reply| task(work, reply, wakes))
+    }
+
+    fn call<T, F>(&self, wakes: bool, work: F) -> StoreFuture<'_, T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
+    {
+        self.async_task(|reply| task(work, reply, wakes))
+    }
+
+    /// Sends the task `make` builds around a reply and waits for the answer.
+    fn blocking_task<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Box<dyn Task>,
+    ) -> StoreResult<T> {
         let (sender, receiver) = std_mpsc::sync_channel(1);
         let reply: Reply<T> = Box::new(move |result| {
             let _ = sender.send(result);
         });
-        if !self.send(work, reply, wakes) {
+        if self.commands.send(Command::Run(make(reply))).is_err() {
             return Err(StoreError::Closed);
         }
         match receiver.recv_timeout(CALL_TIMEOUT) {
@@ -158,16 +165,16 @@ impl PgStore {
         }
     }
 
-    fn call<T, F>(&self, wakes: bool, work: F) -> StoreFuture<'_, T>
-    where
-        T: Send + 'static,
-        F: FnMut(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
-    {
+    /// Sends the task `make` builds around a reply; the future is its answer.
+    fn async_task<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Box<dyn Task>,
+    ) -> StoreFuture<'_, T> {
         let (sender, receiver) = oneshot::channel();
         let reply: Reply<T> = Box::new(move |result| {
             let _ = sender.send(result);
         });
-        let sent = self.send(work, reply, wakes);
+        let sent = self.commands.send(Command::Run(make(reply))).is_ok();
         Box::pin(async move {
             if !sent {
                 return Err(StoreError::Closed);
@@ -192,13 +199,11 @@ fn timed_out() -> StoreError {
 
 impl JobStore for PgStore {
     fn enqueue_blocking(&self, job: NewJob) -> StoreResult<i64> {
-        let wakes = job.delay.is_zero();
-        self.call_blocking(wakes, move |tx, now| tx.enqueue(&job, now))
+        self.blocking_task(|reply| enqueue_task(job, reply))
     }
 
     fn enqueue(&self, job: NewJob) -> StoreFuture<'_, i64> {
-        let wakes = job.delay.is_zero();
-        self.call(wakes, move |tx, now| tx.enqueue(&job, now))
+        self.async_task(|reply| enqueue_task(job, reply))
     }
 
     fn set_timer_blocking(&self, timer: TimerRecord) -> StoreResult<()> {
@@ -227,6 +232,9 @@ impl JobStore for PgStore {
     }
 
     fn record(&self, id: i64, outcome: Outcome) -> StoreFuture<'_, ()> {
+        if matches!(outcome, Outcome::Done) {
+            return self.async_task(|reply| complete_task(id, reply));
+        }
         self.call(false, move |tx, now| match &outcome {
             Outcome::Done => tx.complete(id),
             Outcome::Retry { at, error } => tx.reschedule(id, *at, error),
