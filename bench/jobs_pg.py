@@ -17,7 +17,8 @@ ROUNDS interleaved rounds (odd rounds PostgreSQL first, even rounds SQLite first
   spread over the nodes, one connection per node; the p99 of the in-app `wsrun.enqueue` call
   (each node's /stats, the worst node) and of the whole HTTP request (client side).
 
-Concurrency (both stores alike): THREADS Python threads per node [16] (`--threads`: a
+Concurrency (both stores alike): CONCURRENCY [32] is each node's `[jobs] concurrency` (jobs
+in delivery at once per worker; wsrun's default is 8), THREADS Python threads per node [16] (`--threads`: a
 blocking `wsrun.enqueue` holds its thread, so THREADS bounds the enqueues one node has in
 flight, which group commit shares one commit between; with 1 the app runs on the event loop
 and enqueues run one after another). SYNC_COMMIT [on]: the PostgreSQL databases'
@@ -58,6 +59,7 @@ DRAIN_TIMEOUT = float(os.environ.get("DRAIN_TIMEOUT", "120"))
 BURSTS = int(os.environ.get("BURSTS", "1"))
 THREADS = int(os.environ.get("THREADS", "16"))
 CLIENTS = int(os.environ.get("CLIENTS", "32"))
+CONCURRENCY = int(os.environ.get("CONCURRENCY", "32"))
 ENQUEUE = os.environ.get("ENQUEUE", "http")
 CORES = os.cpu_count() or 1
 TICK = os.sysconf("SC_CLK_TCK")
@@ -77,7 +79,7 @@ class Node:
         jobs = f'backend = "{backend}"\n' if backend else ""
         cfg.write_text(
             f'[server]\nstate_dir = "{work / ("state-" + name)}"\nnode = "{name}"\n'
-            f'log_level = "warn"\n\n[jobs]\n{jobs}\n'
+            f'log_level = "warn"\n\n[jobs]\nconcurrency = {CONCURRENCY}\n{jobs}\n'
             '[[route]]\nprefix = "/"\npython = "jobs_bench:app"\n'
         )
         log = (work / f"{name}.log").open("wb")
@@ -264,7 +266,7 @@ def main() -> None:
                     rows[kind].append(run(kind, work, pg, r))
             print(
                 f"\nmedians over {ROUNDS} rounds, JOBS={JOBS}, RATE={RATE}/s, ENQUEUE={ENQUEUE}, "
-                f"CLIENTS={CLIENTS}, BURSTS={BURSTS}, THREADS={THREADS}, "
+                f"CLIENTS={CLIENTS}, CONCURRENCY={CONCURRENCY}, BURSTS={BURSTS}, THREADS={THREADS}, "
                 f"synchronous_commit={SYNC_COMMIT} (cpu_*: share of {CORES} cores):"
             )
             for kind, runs in rows.items():

@@ -234,9 +234,16 @@ fn grouped_first(pg: &mut PgTx<'_, '_>, tasks: &mut [Box<dyn Task>], now: i64) -
     }
 }
 
-/// The command thread's body: wait for a command (or the housekeeping tick), take every
-/// other one waiting, run them in one transaction, answer after the commit.
-pub fn run(mut link: Link, commands: std_mpsc::Receiver<Command>, wake: Arc<Notify>) {
+/// A command thread's body: wait for a command (or the housekeeping tick), take every
+/// other one waiting, run them in one transaction, answer after the commit. A process has
+/// two (`pg_store`): one for enqueues and the rest, with `housekeeping`, and one for the
+/// dispatcher's polls and outcomes.
+pub fn run(
+    mut link: Link,
+    commands: std_mpsc::Receiver<Command>,
+    wake: Arc<Notify>,
+    housekeeping: bool,
+) {
     let mut last_housekeeping: Option<Instant> = None;
     let mut stopping = false;
     while !stopping {
@@ -253,7 +260,8 @@ pub fn run(mut link: Link, commands: std_mpsc::Receiver<Command>, wake: Arc<Noti
                 Err(_) => break,
             }
         }
-        if !stopping && last_housekeeping.is_none_or(|at| at.elapsed() >= HOUSEKEEPING_EVERY) {
+        let due = last_housekeeping.is_none_or(|at| at.elapsed() >= HOUSEKEEPING_EVERY);
+        if housekeeping && !stopping && due {
             last_housekeeping = Some(Instant::now());
             link.housekeeping();
         }
