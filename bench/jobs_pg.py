@@ -3,17 +3,25 @@
 Run through bench/jobs_pg.sh. Serves bench/apps/jobs_bench.py (one worker per node) and, in
 ROUNDS interleaved rounds (odd rounds PostgreSQL first, even rounds SQLite first), measures:
 
-* delivered jobs/s end to end: one `/burst?n=JOBS/nodes` request to every node at once (the
-  jobs are enqueued through all of them), then `/stats` of every node polled until all JOBS
-  were delivered; the rate is JOBS over (last delivery - first enqueue), both read from
-  `perf_counter_ns`, which is CLOCK_MONOTONIC and so comparable between processes here;
+* delivered jobs/s end to end: JOBS `/enqueue` requests (one job each, as a site's clients
+  send them) spread over the nodes, CLIENTS concurrent keep-alive connections per node from
+  one `wsrun bench -n` process per node, all started together; then `/stats` of every node is
+  polled until all JOBS were delivered; the rate is JOBS over (last delivery - first
+  enqueue), both read from `perf_counter_ns`, which is CLOCK_MONOTONIC and so comparable
+  between processes here. `ENQUEUE=burst` instead sends BURSTS `/burst?n=...` requests per
+  node (each enqueues its share one after another: the figure before group commit);
+* the CPU split of that phase: CPU seconds of the PostgreSQL server's processes, of the
+  wsrun nodes (all their processes) and of the load clients, from /proc, and their share of
+  the machine's cores over the phase;
 * enqueue latency at RATE enqueues/s: `/enqueue` requests paced at RATE/s for PACED_S seconds,
   spread over the nodes, one connection per node; the p99 of the in-app `wsrun.enqueue` call
   (each node's /stats, the worst node) and of the whole HTTP request (client side).
 
-Concurrency (both stores alike): BURSTS concurrent `/burst` requests per node [1] served by
-THREADS Python threads per node [1] (`--threads`; with 1 the app runs on the event loop and a
-burst's enqueues run one after another). SYNC_COMMIT [on]: the PostgreSQL databases'
+Concurrency (both stores alike): CONCURRENCY [32] is each node's `[jobs] concurrency` (jobs
+in delivery at once per worker; wsrun's default is 8), THREADS Python threads per node [16] (`--threads`: a
+blocking `wsrun.enqueue` holds its thread, so THREADS bounds the enqueues one node has in
+flight, which group commit shares one commit between; with 1 the app runs on the event loop
+and enqueues run one after another). SYNC_COMMIT [on]: the PostgreSQL databases'
 `synchronous_commit`; `off` is a diagnostic only (it shows what the commit's fsync costs: a
 commit then survives a crash of wsrun but not of the machine), never the headline figure.
 
@@ -49,7 +57,12 @@ PACED_S = float(os.environ.get("PACED_S", "5"))
 NODES = int(os.environ.get("NODES", "3"))
 DRAIN_TIMEOUT = float(os.environ.get("DRAIN_TIMEOUT", "120"))
 BURSTS = int(os.environ.get("BURSTS", "1"))
-THREADS = int(os.environ.get("THREADS", "1"))
+THREADS = int(os.environ.get("THREADS", "16"))
+CLIENTS = int(os.environ.get("CLIENTS", "32"))
+CONCURRENCY = int(os.environ.get("CONCURRENCY", "32"))
+ENQUEUE = os.environ.get("ENQUEUE", "http")
+CORES = os.cpu_count() or 1
+TICK = os.sysconf("SC_CLK_TCK")
 SYNC_COMMIT = os.environ.get("SYNC_COMMIT", "on")
 
 
@@ -66,7 +79,7 @@ class Node:
         jobs = f'backend = "{backend}"\n' if backend else ""
         cfg.write_text(
             f'[server]\nstate_dir = "{work / ("state-" + name)}"\nnode = "{name}"\n'
-            f'log_level = "warn"\n\n[jobs]\n{jobs}\n'
+            f'log_level = "warn"\n\n[jobs]\nconcurrency = {CONCURRENCY}\n{jobs}\n'
             '[[route]]\nprefix = "/"\npython = "jobs_bench:app"\n'
         )
         log = (work / f"{name}.log").open("wb")
@@ -98,9 +111,46 @@ class Node:
         self.proc.wait(timeout=30)
 
 
-def burst_rate(nodes: list[Node]) -> float:
-    for node in nodes:
-        get(f"{node.url}/reset")
+def cpu_by_group(groups: dict[str, set[int]]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the processes of each session in `groups`,
+    and by every process named postgres ("postgres")."""
+    used = dict.fromkeys([*groups, "postgres"], 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        session, seconds = int(fields[3]), (int(fields[11]) + int(fields[12])) / TICK
+        if comm.startswith("postgres"):
+            used["postgres"] += seconds
+        for name, sessions in groups.items():
+            if session in sessions:
+                used[name] += seconds
+    return used
+
+
+def enqueue_clients(nodes: list[Node]) -> list[subprocess.Popen[bytes]]:
+    """One `wsrun bench` per node sending its share of JOBS `/enqueue` requests."""
+    share = JOBS // len(nodes)
+    return [
+        subprocess.Popen(
+            [
+                *(WSRUN, "bench", "-c", str(CLIENTS), "-n", str(share), "--timeout", "60s"),
+                *("--no-store", "--json", f"{n.url}/enqueue"),
+            ],
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        for n in nodes
+    ]
+
+
+def enqueue_bursts(nodes: list[Node]) -> int:
+    """BURSTS `/burst` requests per node at once (each enqueues one after another)."""
     share = JOBS // len(nodes) // BURSTS
     threads = [
         threading.Thread(target=get, args=(f"{n.url}/burst?n={share}", 300))
@@ -111,18 +161,43 @@ def burst_rate(nodes: list[Node]) -> float:
         t.start()
     for t in threads:
         t.join()
-    total = share * len(nodes) * BURSTS
+    return share * len(nodes) * BURSTS
+
+
+def burst_rate(nodes: list[Node]) -> tuple[float, dict[str, float]]:
+    """Delivered jobs/s, and the CPU split of the phase (share of all cores, 0-1)."""
+    for node in nodes:
+        get(f"{node.url}/reset")
+    groups = {"wsrun": {n.proc.pid for n in nodes}, "client": set()}
+    before, started = cpu_by_group(groups), time.monotonic()
+    if ENQUEUE == "burst":
+        total = enqueue_bursts(nodes)
+    else:
+        clients = enqueue_clients(nodes)
+        groups["client"] = {c.pid for c in clients}
+        total = JOBS // len(nodes) * len(nodes)
     deadline = time.monotonic() + DRAIN_TIMEOUT
     while True:
+        if groups["client"]:
+            used = cpu_by_group(groups)  # the clients' figures are gone once they exit
         stats = [n.stats() for n in nodes]
         if sum(s["deliveries"] for s in stats) >= total:
             break
         if time.monotonic() > deadline:
             raise SystemExit(f"only {sum(s['deliveries'] for s in stats)} of {total} delivered")
         time.sleep(0.05)
+    after, elapsed = cpu_by_group(groups), time.monotonic() - started
+    if groups["client"]:
+        after["client"] = used["client"]
+        for client in clients:
+            report = json.loads(client.communicate(timeout=60)[0] or b"{}")
+            failed = sum(report.get("errors", {}).values())
+            if failed or report.get("statuses", {}).keys() - {"200"}:
+                raise SystemExit(f"enqueue requests failed: {report.get('statuses')} {failed}")
     first = min(s["first_enqueue_ns"] for s in stats if s["first_enqueue_ns"])
     last = max(s["last_delivery_ns"] for s in stats)
-    return total / ((last - first) / 1e9)
+    split = {f"cpu_{k}": (after[k] - before[k]) / elapsed / CORES for k in after}
+    return total / ((last - first) / 1e9), split
 
 
 def paced(nodes: list[Node]) -> tuple[float, float]:
@@ -166,12 +241,12 @@ def run(kind: str, work: Path, pg: PgServer, round_no: int) -> dict[str, float]:
         pg.psql(f'ALTER DATABASE "bench{round_no}" SET synchronous_commit = {SYNC_COMMIT}')
     nodes = [Node(work, f"{kind}{round_no}-{i}", backend) for i in range(count)]
     try:
-        rate = burst_rate(nodes)
+        rate, split = burst_rate(nodes)
         in_app, request = paced(nodes)
     finally:
         for node in nodes:
             node.stop()
-    row = {"jobs_s": rate, "enqueue_p99_ms": in_app, "request_p99_ms": request}
+    row = {"jobs_s": rate, "enqueue_p99_ms": in_app, "request_p99_ms": request, **split}
     print(
         f"round {round_no} {kind:8} nodes={count} "
         + " ".join(f"{k}={v:.2f}" for k, v in row.items())
@@ -190,8 +265,9 @@ def main() -> None:
                 for kind in order:
                     rows[kind].append(run(kind, work, pg, r))
             print(
-                f"\nmedians over {ROUNDS} rounds, JOBS={JOBS}, RATE={RATE}/s, BURSTS={BURSTS}, "
-                f"THREADS={THREADS}, synchronous_commit={SYNC_COMMIT}:"
+                f"\nmedians over {ROUNDS} rounds, JOBS={JOBS}, RATE={RATE}/s, ENQUEUE={ENQUEUE}, "
+                f"CLIENTS={CLIENTS}, CONCURRENCY={CONCURRENCY}, BURSTS={BURSTS}, THREADS={THREADS}, "
+                f"synchronous_commit={SYNC_COMMIT} (cpu_*: share of {CORES} cores):"
             )
             for kind, runs in rows.items():
                 med = {k: statistics.median(x[k] for x in runs) for k in runs[0]}

@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,48 @@ def test_a_job_goes_only_to_a_node_serving_its_route_and_waits_for_one(
     start_node(launcher, url, "ra", calls, ONLY_A)
     assert wait_for(lambda: got() >= set(waiting)), node_b.log()
     assert "waiting:" not in jobs_list(launcher.tmp, url)
+
+
+def test_concurrent_enqueues_share_commits_and_a_refused_row_fails_alone(
+    launcher: Launcher, pg: PgServer
+) -> None:
+    """Many clients enqueue through two nodes at once (group commit: a burst of enqueues is
+    one insert and one commit); the database refuses one job in 25 (a CHECK constraint):
+    exactly those callers get ServiceError, every other job is stored under the id its
+    caller got and delivered to /sink with its caller's own body."""
+    db = f"group{next(NAMES)}"
+    url = pg.create_db(db)
+    calls = launcher.tmp / "group.calls.log"
+    nodes = []
+    for i in range(2):
+        cfg = launcher.tmp / f"g{i}.toml"
+        cfg.write_text(config(url, f"g{i}"))
+        args = ["-c", str(cfg), "--pythonpath", str(APPS), "--threads", "8"]
+        env = {"WSRUN_TEST_CALL_LOG": str(calls)}
+        nodes.append(launcher.start(args, cwd=launcher.tmp, env=env))
+    pg.psql(
+        "ALTER TABLE wsrun_jobs ADD CONSTRAINT no_poison CHECK (body <> 'poison'::bytea)", db=db
+    )
+
+    def one(i: int) -> tuple[str, requests.Response]:
+        body = "poison" if i % 25 == 7 else f"b{i}"
+        params = {"n": "1", "path": "/app/sink", "body": body}
+        srv = nodes[i % 2]
+        return body, requests.get(f"{srv.url}/app/enqueue", params=params, timeout=WAIT)
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        answers = list(pool.map(one, range(400)))
+    sent: dict[int, str] = {}
+    for body, r in answers:
+        if body == "poison":
+            assert r.status_code == 503 and "ServiceError" in r.text, r.text
+            assert "no_poison" in r.text, r.text
+        else:
+            assert r.status_code == 200, r.text
+            sent[int(r.text)] = body
+    assert len(sent) == 400 - 16, "every clean job got its own id"
+    assert wait_for(lambda: {int(s[1]) for s in sinks(calls)} >= set(sent), timeout=60), (
+        f"delivered {len({s[1] for s in sinks(calls)})} of {len(sent)}"
+    )
+    for s in sinks(calls):
+        assert sent.get(int(s[1])) == s[6], f"job {s[1]} carried {s[6]}, not its caller's body"

@@ -17,7 +17,8 @@
 //! commit thread, SQL; `journal_schema`: tables, upgrades, space; `journal_quota`: quotas and
 //! fair claims), `pg_store` + `pg_thread` + `pg_sql` (the PostgreSQL store, shared by several
 //! nodes: handle, connection thread and listener, SQL; `pg_claim`: `SKIP LOCKED` claims and
-//! quotas; `pg_routes`: only jobs of routes this process serves; `pg_schema`: versioned migrations under an advisory lock; `pg_test_server`: a
+//! quotas; `pg_task`: the thread's commands; `pg_batch`: a burst's enqueues and
+//! completions in one statement each; `pg_routes`: only jobs of routes this process serves; `pg_schema`: versioned migrations under an advisory lock; `pg_test_server`: a
 //! throw-away server for tests), `facade` (the `Services` value and its checks), `startup` (the master's services before
 //! the fork), `dispatch`
 //! (claiming due jobs and delivering them; `down_log`: its rate-limited log of a store that is down), `admin` (`wsrun jobs`), `job_figures` (the
@@ -37,11 +38,13 @@ pub mod journal;
 mod journal_quota;
 mod journal_schema;
 mod journal_thread;
+mod pg_batch;
 mod pg_claim;
 mod pg_routes;
 mod pg_schema;
 mod pg_sql;
 pub mod pg_store;
+mod pg_task;
 #[cfg(test)]
 mod pg_test_server;
 mod pg_thread;

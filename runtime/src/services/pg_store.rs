@@ -11,8 +11,10 @@
 //! one transaction (group commit), answers each caller after the commit, and is never driven
 //! by the worker's own event loop (which runs Python and WASM; a database call there must
 //! not stall requests). `tokio-postgres` would have needed a second runtime or a pool shared
-//! with that loop for no gain at one connection per process. A second connection per
-//! process LISTENs for `wsrun_jobs` notifications.
+//! with that loop for no gain. The dispatcher's polls and outcomes go to a second such thread
+//! on its own connection (claims and completions then never wait behind a burst of
+//! enqueues, and the two commit in parallel); a third connection per process LISTENs for
+//! `wsrun_jobs` notifications.
 //!
 //! A call never hangs a request: blocking calls wait at most `CALL_TIMEOUT`, connecting
 //! at most `CONNECT_TIMEOUT`, a statement at most `STATEMENT_TIMEOUT`; while the database is
@@ -30,7 +32,8 @@ use super::error::{StoreError, StoreResult};
 use super::job::{JobRecord, JobState, NewJob, TimerRecord};
 use super::job_store::{Claim, JobStore, Listing, Outcome, Polled, StoreFuture};
 use super::pg_sql::{PgCtx, PgTx};
-use super::pg_thread::{self, process_alive, task, Command, Link, Reply};
+use super::pg_task::{complete_task, enqueue_task, task, Reply, Task};
+use super::pg_thread::{self, process_alive, Command, Link};
 use crate::config::PostgresBackend;
 
 /// Longest a caller waits for the store thread's answer.
@@ -43,7 +46,11 @@ const STATEMENT_TIMEOUT: &str = "-c statement_timeout=5000";
 /// A handle on the PostgreSQL store of this process; cheap to clone, usable from any thread.
 #[derive(Clone)]
 pub struct PgStore {
+    /// Enqueues, timers and `wsrun jobs`: the command thread with housekeeping.
     commands: std_mpsc::Sender<Command>,
+    /// The dispatcher's polls and outcomes, on a second connection, so claims and
+    /// completions do not wait behind a burst of enqueues (and the two commit in parallel).
+    deliveries: std_mpsc::Sender<Command>,
     threads: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
     stop: Arc<AtomicBool>,
     wake: Arc<Notify>,
@@ -103,40 +110,27 @@ impl PgStore {
             node: node.to_string(),
             pid: i64::from(std::process::id()),
         };
-        let (commands, receiver) = std_mpsc::channel();
         let wake = Arc::new(Notify::new());
         let stop = Arc::new(AtomicBool::new(false));
-        let link = Link::new(config.clone(), ctx.clone());
-        let thread_wake = wake.clone();
-        let worker = std::thread::Builder::new()
-            .name("wsrun-pg".to_string())
-            .spawn(move || pg_thread::run(link, receiver, thread_wake))
-            .map_err(|e| StoreError::other("cannot start the job store thread", e))?;
+        let (commands, worker) = command_thread("wsrun-pg", &config, &ctx, &wake, true)?;
+        let (deliveries, delivery) =
+            command_thread("wsrun-pg-claims", &config, &ctx, &wake, false)?;
         let (listen_wake, listen_stop) = (wake.clone(), stop.clone());
         let listener = std::thread::Builder::new()
             .name("wsrun-pg-listen".to_string())
             .spawn(move || pg_thread::listen(config, ctx, listen_wake, listen_stop));
-        let mut threads = vec![worker];
+        let mut threads = vec![worker, delivery];
         match listener {
             Ok(listener) => threads.push(listener),
             Err(e) => tracing::warn!("jobs: no listener thread ({e}); polling only"),
         }
         Ok(PgStore {
             commands,
+            deliveries,
             threads: Arc::new(Mutex::new(threads)),
             stop,
             wake,
         })
-    }
-
-    fn send<T, F>(&self, work: F, reply: Reply<T>, wakes: bool) -> bool
-    where
-        T: Send + 'static,
-        F: FnMut(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
-    {
-        self.commands
-            .send(Command::Run(task(work, reply, wakes)))
-            .is_ok()
     }
 
     fn call_blocking<T, F>(&self, wakes: bool, work: F) -> StoreResult<T>
@@ -144,11 +138,28 @@ impl PgStore {
         T: Send + 'static,
         F: FnMut(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
     {
+        self.blocking_task(&self.commands, |reply| task(work, reply, wakes))
+    }
+
+    fn call<T, F>(&self, wakes: bool, work: F) -> StoreFuture<'_, T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
+    {
+        self.async_task(&self.commands, |reply| task(work, reply, wakes))
+    }
+
+    /// Sends the task `make` builds around a reply and waits for the answer.
+    fn blocking_task<T: Send + 'static>(
+        &self,
+        thread: &std_mpsc::Sender<Command>,
+        make: impl FnOnce(Reply<T>) -> Box<dyn Task>,
+    ) -> StoreResult<T> {
         let (sender, receiver) = std_mpsc::sync_channel(1);
         let reply: Reply<T> = Box::new(move |result| {
             let _ = sender.send(result);
         });
-        if !self.send(work, reply, wakes) {
+        if thread.send(Command::Run(make(reply))).is_err() {
             return Err(StoreError::Closed);
         }
         match receiver.recv_timeout(CALL_TIMEOUT) {
@@ -158,16 +169,17 @@ impl PgStore {
         }
     }
 
-    fn call<T, F>(&self, wakes: bool, work: F) -> StoreFuture<'_, T>
-    where
-        T: Send + 'static,
-        F: FnMut(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
-    {
+    /// Sends the task `make` builds around a reply; the future is its answer.
+    fn async_task<T: Send + 'static>(
+        &self,
+        thread: &std_mpsc::Sender<Command>,
+        make: impl FnOnce(Reply<T>) -> Box<dyn Task>,
+    ) -> StoreFuture<'_, T> {
         let (sender, receiver) = oneshot::channel();
         let reply: Reply<T> = Box::new(move |result| {
             let _ = sender.send(result);
         });
-        let sent = self.send(work, reply, wakes);
+        let sent = thread.send(Command::Run(make(reply))).is_ok();
         Box::pin(async move {
             if !sent {
                 return Err(StoreError::Closed);
@@ -178,6 +190,25 @@ impl PgStore {
             }
         })
     }
+}
+
+/// Starts a command thread on its own connection (`housekeeping`: it also heartbeats and
+/// sweeps leases); the sender its commands go to.
+fn command_thread(
+    name: &str,
+    config: &postgres::Config,
+    ctx: &PgCtx,
+    wake: &Arc<Notify>,
+    housekeeping: bool,
+) -> StoreResult<(std_mpsc::Sender<Command>, std::thread::JoinHandle<()>)> {
+    let (commands, receiver) = std_mpsc::channel();
+    let link = Link::new(config.clone(), ctx.clone());
+    let wake = wake.clone();
+    let thread = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || pg_thread::run(link, receiver, wake, housekeeping))
+        .map_err(|e| StoreError::other("cannot start the job store thread", e))?;
+    Ok((commands, thread))
 }
 
 fn timed_out() -> StoreError {
@@ -192,13 +223,11 @@ fn timed_out() -> StoreError {
 
 impl JobStore for PgStore {
     fn enqueue_blocking(&self, job: NewJob) -> StoreResult<i64> {
-        let wakes = job.delay.is_zero();
-        self.call_blocking(wakes, move |tx, now| tx.enqueue(&job, now))
+        self.blocking_task(&self.commands, |reply| enqueue_task(job, reply))
     }
 
     fn enqueue(&self, job: NewJob) -> StoreFuture<'_, i64> {
-        let wakes = job.delay.is_zero();
-        self.call(wakes, move |tx, now| tx.enqueue(&job, now))
+        self.async_task(&self.commands, |reply| enqueue_task(job, reply))
     }
 
     fn set_timer_blocking(&self, timer: TimerRecord) -> StoreResult<()> {
@@ -218,20 +247,25 @@ impl JobStore for PgStore {
     }
 
     fn poll(&self, claim: Claim) -> StoreFuture<'_, Polled> {
-        self.call(false, move |tx, now| {
+        let work = move |tx: &mut PgTx<'_, '_>, now| {
             tx.fire_due_timers(now, claim.timer_attempts)?;
             let jobs = tx.claim(&claim, now)?;
             let next_due = tx.next_due(claim.routes.as_deref())?;
             Ok(Polled { jobs, next_due })
-        })
+        };
+        self.async_task(&self.deliveries, |reply| task(work, reply, false))
     }
 
     fn record(&self, id: i64, outcome: Outcome) -> StoreFuture<'_, ()> {
-        self.call(false, move |tx, now| match &outcome {
+        if matches!(outcome, Outcome::Done) {
+            return self.async_task(&self.deliveries, |reply| complete_task(id, reply));
+        }
+        let work = move |tx: &mut PgTx<'_, '_>, now| match &outcome {
             Outcome::Done => tx.complete(id),
             Outcome::Retry { at, error } => tx.reschedule(id, *at, error),
             Outcome::Dead { error } => tx.bury(id, error, now),
-        })
+        };
+        self.async_task(&self.deliveries, |reply| task(work, reply, false))
     }
 
     fn sweep_leases(&self) -> StoreResult<usize> {
@@ -272,10 +306,11 @@ impl JobStore for PgStore {
         self.call_blocking(false, move |tx, _| tx.purge(pending))
     }
 
-    /// Stops both threads and waits for them: their connections are closed on return.
+    /// Stops all three threads and waits for them: their connections are closed on return.
     fn shutdown(&self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.commands.send(Command::Stop);
+        let _ = self.deliveries.send(Command::Stop);
         let threads = match self.threads.lock() {
             Ok(mut threads) => std::mem::take(&mut *threads),
             Err(_) => Vec::new(),

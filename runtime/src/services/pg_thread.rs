@@ -4,11 +4,12 @@
 //! Owns: `Link` (the command thread's connection: opened when first needed, the schema
 //! migrated on each new connection, re-opened after a failure but at most once per
 //! `RECONNECT_PAUSE`, so a database that is down costs callers one quick refusal, never a
-//! hang), `Task` (a command with its reply), running a batch of tasks in one transaction —
-//! each in a savepoint when there are several, so one refused task does not undo the others
-//! — and answering each caller after the commit, and the listener thread that wakes this
-//! process's dispatcher when any node queues a job that is due at once. Must not touch: SQL
-//! (`pg_sql`, `pg_claim`, `pg_schema`), the handle callers hold (`pg_store`), delivery.
+//! hang), running a batch of tasks (`pg_task`) in one transaction — the groupable ones in
+//! one statement per kind (`pg_batch`), and if anything fails, all of them again each in a
+//! savepoint, so one refused task does not undo the others — and answering each caller after
+//! the commit, and the listener thread that wakes this process's dispatcher when any node
+//! queues a job that is due at once. Must not touch: SQL (`pg_sql`, `pg_batch`, `pg_claim`,
+//! `pg_schema`), the handle callers hold (`pg_store`), delivery.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
@@ -22,8 +23,10 @@ use tokio::sync::Notify;
 use super::down_log::DownLog;
 use super::error::{StoreError, StoreResult};
 use super::journal::now_ms;
+use super::pg_batch::run_grouped;
 use super::pg_schema;
 use super::pg_sql::{pg_error, PgCtx, PgTx, Session};
+use super::pg_task::Task;
 
 /// At most this many commands share one transaction.
 const MAX_BATCH: usize = 256;
@@ -33,68 +36,6 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
 /// How often the listener looks at its stop flag while no notification comes.
 const LISTEN_TICK: Duration = Duration::from_millis(200);
-
-/// How the thread answers a caller.
-pub type Reply<T> = Box<dyn FnOnce(StoreResult<T>) + Send>;
-
-/// A command for the thread.
-pub trait Task: Send {
-    /// Runs inside the batch's transaction and keeps its result; whether it succeeded. It
-    /// may run twice: alone in a savepoint after another task of its batch failed.
-    fn run(&mut self, tx: &mut PgTx<'_, '_>, now: i64) -> bool;
-    /// Answers the caller once the batch is over: its result, or the error that ended the
-    /// batch (`failure`: the commit, or the connection, failed).
-    fn answer(self: Box<Self>, failure: Option<&StoreError>);
-    /// Whether a commit of it makes a job due at once (this process's dispatcher is woken).
-    fn wakes(&self) -> bool;
-}
-
-struct TaskOf<T, F> {
-    work: F,
-    reply: Reply<T>,
-    wakes: bool,
-    result: Option<StoreResult<T>>,
-}
-
-/// A task that runs `work` and answers `reply` after the commit.
-pub fn task<T, F>(work: F, reply: Reply<T>, wakes: bool) -> Box<dyn Task>
-where
-    T: Send + 'static,
-    F: FnMut(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
-{
-    Box::new(TaskOf {
-        work,
-        reply,
-        wakes,
-        result: None,
-    })
-}
-
-impl<T, F> Task for TaskOf<T, F>
-where
-    T: Send + 'static,
-    F: FnMut(&mut PgTx<'_, '_>, i64) -> StoreResult<T> + Send + 'static,
-{
-    fn run(&mut self, tx: &mut PgTx<'_, '_>, now: i64) -> bool {
-        let result = (self.work)(tx, now);
-        let ok = result.is_ok();
-        self.result = Some(result);
-        ok
-    }
-
-    fn answer(self: Box<Self>, failure: Option<&StoreError>) {
-        (self.reply)(match (self.result, failure) {
-            (Some(Err(err)), _) => Err(err),
-            (_, Some(err)) => Err(err.clone()),
-            (Some(Ok(value)), None) => Ok(value),
-            (None, None) => Err(StoreError::Closed),
-        })
-    }
-
-    fn wakes(&self) -> bool {
-        self.wakes
-    }
-}
 
 pub enum Command {
     Run(Box<dyn Task>),
@@ -231,10 +172,12 @@ impl Link {
     }
 }
 
-/// The batch's transaction. First all tasks run in it directly (one round trip per
-/// statement, no savepoints); if one of several failed, that is rolled back and they run
-/// again, each in a savepoint, so a refused task does not undo the others. An error
-/// outside the tasks (begin, savepoint, commit) fails the whole batch.
+/// The batch's transaction. First all tasks run in it directly, no savepoints: the
+/// enqueues without a quota in one multi-row insert and the completions in one delete
+/// (`pg_batch`), the rest one by one; if anything failed, that is rolled back and every task
+/// runs again on its own, each in a savepoint, so a refused task (or a bad row of the
+/// grouped insert) does not undo the others. An error outside the tasks (begin, savepoint,
+/// commit) fails the whole batch.
 fn run_in_transaction(
     client: &mut Client,
     session: &mut Session,
@@ -244,14 +187,14 @@ fn run_in_transaction(
     let fail = |e| ctx.fail(e);
     let now = now_ms();
     let mut tx = client.transaction().map_err(fail)?;
-    let mut all_ok = true;
-    for task in tasks.iter_mut() {
-        let mut pg = PgTx {
-            tx: &mut tx,
-            ctx,
-            session: &mut *session,
-        };
-        if !task.run(&mut pg, now) {
+    let mut pg = PgTx {
+        tx: &mut tx,
+        ctx,
+        session: &mut *session,
+    };
+    let mut all_ok = grouped_first(&mut pg, tasks, now);
+    for task in tasks.iter_mut().filter(|t| !t.settled()) {
+        if !all_ok || !task.run(&mut pg, now) {
             all_ok = false;
             break;
         }
@@ -279,9 +222,28 @@ fn run_in_transaction(
     tx.commit().map_err(fail)
 }
 
-/// The command thread's body: wait for a command (or the housekeeping tick), take every
-/// other one waiting, run them in one transaction, answer after the commit.
-pub fn run(mut link: Link, commands: std_mpsc::Receiver<Command>, wake: Arc<Notify>) {
+/// Runs the grouped statements of a batch's tasks; whether they succeeded.
+fn grouped_first(pg: &mut PgTx<'_, '_>, tasks: &mut [Box<dyn Task>], now: i64) -> bool {
+    let offers = tasks.iter_mut().map(|t| t.grouped()).collect();
+    match run_grouped(pg, offers, now) {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::debug!("jobs: a grouped statement failed ({err}); each task on its own");
+            false
+        }
+    }
+}
+
+/// A command thread's body: wait for a command (or the housekeeping tick), take every
+/// other one waiting, run them in one transaction, answer after the commit. A process has
+/// two (`pg_store`): one for enqueues and the rest, with `housekeeping`, and one for the
+/// dispatcher's polls and outcomes.
+pub fn run(
+    mut link: Link,
+    commands: std_mpsc::Receiver<Command>,
+    wake: Arc<Notify>,
+    housekeeping: bool,
+) {
     let mut last_housekeeping: Option<Instant> = None;
     let mut stopping = false;
     while !stopping {
@@ -298,7 +260,8 @@ pub fn run(mut link: Link, commands: std_mpsc::Receiver<Command>, wake: Arc<Noti
                 Err(_) => break,
             }
         }
-        if !stopping && last_housekeeping.is_none_or(|at| at.elapsed() >= HOUSEKEEPING_EVERY) {
+        let due = last_housekeeping.is_none_or(|at| at.elapsed() >= HOUSEKEEPING_EVERY);
+        if housekeeping && !stopping && due {
             last_housekeeping = Some(Instant::now());
             link.housekeeping();
         }

@@ -34,8 +34,12 @@ type Case<S> = fn(Make<'_, S>);
 /// store, the same name again gives another connection to the same store (as a second
 /// worker, or the same one after a restart, would have).
 pub fn suite<S: JobStore>(make: &dyn Fn(&str) -> S) {
-    let cases: [(&str, Case<S>); 16] = [
+    let cases: [(&str, Case<S>); 17] = [
         ("enqueue_then_claim", enqueue_then_claim),
+        (
+            "concurrent_calls_each_get_their_own_result",
+            concurrent_calls_each_get_their_own_result,
+        ),
         ("delayed_jobs_wait", delayed_jobs_wait),
         (
             "a_lease_is_exclusive_until_it_runs_out",
@@ -136,6 +140,53 @@ fn enqueue_then_claim<S: JobStore>(make: &dyn Fn(&str) -> S) {
     assert_eq!(got.request, job("/a", Duration::ZERO, 3).request);
     assert_eq!(got.origin, "suite");
     assert_eq!(got.max_attempts, 3);
+    store.shutdown();
+}
+
+/// Calls sent together (as many request threads would: each future sends its call when
+/// made) may share a commit and one statement; each still gets its own job's id, and the
+/// completions sent together all land.
+fn concurrent_calls_each_get_their_own_result<S: JobStore>(make: &dyn Fn(&str) -> S) {
+    let store = make("s");
+    let sent: Vec<_> = (0..100)
+        .map(|i| store.enqueue(job(&format!("/c/{i}"), Duration::ZERO, 3)))
+        .collect();
+    let ids = block_on(async {
+        let mut ids = Vec::new();
+        for call in sent {
+            ids.push(call.await.expect("enqueue"));
+        }
+        ids
+    });
+    for (i, id) in ids.iter().enumerate() {
+        let (_, record) = store.show(*id).expect("show").expect("the job exists");
+        assert_eq!(
+            record.request.path,
+            format!("/c/{i}"),
+            "job {id} is the caller's own"
+        );
+    }
+    let mut claimed = Vec::new();
+    while claimed.len() < ids.len() {
+        let jobs = claim(&store, A, HOUR);
+        assert!(
+            !jobs.is_empty(),
+            "{} of {} claimed",
+            claimed.len(),
+            ids.len()
+        );
+        claimed.extend(jobs.into_iter().map(|j| j.id));
+    }
+    let done: Vec<_> = claimed
+        .iter()
+        .map(|id| store.record(*id, Outcome::Done))
+        .collect();
+    block_on(async {
+        for call in done {
+            call.await.expect("record");
+        }
+    });
+    assert_eq!(store.list(10).expect("list").pending, 0, "all delivered");
     store.shutdown();
 }
 
