@@ -1,5 +1,6 @@
-"""The job journal on a full disk: `wsrun.enqueue` fails at once with ServiceError, requests
-keep being served, no committed job is lost, and delivery resumes when space returns.
+"""The job journal on a full disk: `wsrun.enqueue` fails at once with ServiceError (Python) and
+the `wsrun:services` enqueue with `unavailable` (WASM), requests keep being served, no committed
+job is lost, and delivery resumes when space returns.
 
 The state directory is a real 2 MiB tmpfs that the test fills with a file (mounting needs
 root: the test skips with the reason otherwise). No mock: SQLite's own writes fail with ENOSPC.
@@ -20,8 +21,11 @@ import requests
 from support.config_files import JOBS_APP_CONFIG
 from support.launcher import Launcher, Server
 from support.paths import APPS, WAIT, wait_for
+from support.wasm import wasm_handler
 
 CONFIG = JOBS_APP_CONFIG
+#: A refusal must come at once: well inside this (the journal's busy timeout is longer).
+AT_ONCE_S = 2.0
 
 
 @pytest.fixture
@@ -111,3 +115,53 @@ def test_full_journal_disk_refuses_enqueue_and_delivery_resumes(
     assert set(counts.values()) == {1}, counts
     print(f"dispatcher error lines while the disk was full: {len(errors_while_full)}")
     assert len(errors_while_full) <= 4, errors_while_full
+
+
+def _wasm_defer(srv: Server, body: str, delay_ms: int = 0) -> requests.Response:
+    """The `jobs` handler enqueues a job to /app/sink through `wsrun:services`."""
+    url = f"{srv.url}/jobs/defer?to=/app/sink&delay={delay_ms}"
+    return requests.post(url, data=body.encode(), timeout=AT_ONCE_S)
+
+
+def test_full_journal_disk_answers_wasm_enqueue_unavailable(
+    launcher: Launcher, small_disk: Path
+) -> None:
+    cfg = launcher.tmp / "wsrun.toml"
+    cfg.write_text(CONFIG + f'\n[[route]]\nprefix = "/jobs"\nwasm = "{wasm_handler("jobs")}"\n')
+    srv = launcher.start(["-c", str(cfg), "--pythonpath", str(APPS)], cwd=launcher.tmp)
+    # Committed from WASM before the disk fills, due while it is full.
+    for i in range(20):
+        r = _wasm_defer(srv, f"wearly{i}", delay_ms=1000)
+        assert r.status_code == 200, r.text
+    filler = _fill(small_disk)
+    # The enqueue is refused with `unavailable` (answered 503 by the handler), not left hanging:
+    # every call answers within AT_ONCE_S (the request's timeout).
+    refused = None
+    for i in range(200):
+        r = _wasm_defer(srv, f"wfull{i}-" + "x" * 4096)
+        if r.status_code != 200:
+            refused = r
+            break
+    assert refused is not None, "the journal never reported the full disk"
+    assert refused.status_code == 503, refused.text
+    assert refused.text.startswith("unavailable:") and "full" in refused.text.lower(), refused.text
+    # Refused again at once while the disk stays full, and requests keep being served.
+    for i in range(5):
+        r = _wasm_defer(srv, f"wstill{i}")
+        assert r.status_code == 503 and r.text.startswith("unavailable:"), r.text
+        assert requests.get(srv.url + "/jobs/work", timeout=WAIT).status_code == 200
+        assert _get(srv, "/app/pid").status_code == 200
+    srv_pids = srv.worker_pids()
+    # Space returns: WASM enqueues again, and every job committed before is delivered once.
+    filler.unlink()
+    r = _wasm_defer(srv, "wafter")
+    assert r.status_code == 200, r.text
+    want = {f"wearly{i}" for i in range(20)} | {"wafter"}
+    assert wait_for(lambda: want <= set(_sinks(srv)), 2 * WAIT), (
+        sorted(want - set(_sinks(srv))),
+        srv.log()[-3000:],
+    )
+    assert srv.worker_pids() == srv_pids, "no worker died"
+    counts = {body: _sinks(srv).count(body) for body in want}
+    assert set(counts.values()) == {1}, counts
+    assert not any(b.startswith("wstill") for b in _sinks(srv)), "a refused job ran"
