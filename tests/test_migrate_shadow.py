@@ -52,7 +52,9 @@ def route(tmp: Path, prefix: str = "/api") -> dict:
 def settle(tmp: Path, key: str, want: int) -> dict:
     """The route's report once `key` has reached `want` (the writer batches)."""
     assert wait_for(lambda: (tmp / "state" / "migrate.sqlite3").is_file())
-    assert wait_for(lambda: route(tmp).get(key, 0) >= want), {k: v for k, v in route(tmp).items() if k != "top_differences"}
+    assert wait_for(lambda: route(tmp).get(key, 0) >= want), {
+        k: v for k, v in route(tmp).items() if k != "top_differences"
+    }
     return route(tmp)
 
 
