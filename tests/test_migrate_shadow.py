@@ -2,7 +2,8 @@
 compared and counted in `state_dir/migrate.sqlite3`, read back with `wsrun migrate report`.
 
 Both sides are WSGI apps of `tests/apps/migrate_app.py` (run on a thread pool, so a slow shadow
-stalls no one), or the `trap` component for a shadow that traps.
+stalls no one), or the `trap` component for a shadow that traps, or `hello` for where a WASM
+shadow runs (the worker's `wsrun-shadow` thread).
 """
 
 from __future__ import annotations
