@@ -9,6 +9,7 @@ The primary is `migrate_app:primary` (tests/apps); the canary the `hello` compon
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -21,19 +22,21 @@ from support.wasm import wasm_handler
 HELLO = "Hello from WebAssembly!"
 
 
-def _write(tmp: Path, canary: str, workers: int = 1) -> Path:
+def _write(tmp: Path, canary: str, workers: int = 1, log_format: str = "json") -> Path:
     cfg = tmp / "wsrun.toml"
     cfg.write_text(
         f'[server]\nstate_dir = "{tmp / "state"}"\npythonpath = ["{APPS}"]\n'
-        f'workers = {workers}\naccess_log = "-"\naccess_log_format = "json"\n\n'
+        f'workers = {workers}\naccess_log = "-"\naccess_log_format = "{log_format}"\n\n'
         '[[route]]\nprefix = "/app"\npython = "migrate_app:primary"\n'
         f"  [route.canary]\n{canary}\n"
     )
     return cfg
 
 
-def _start(launcher: Launcher, tmp: Path, canary: str, workers: int = 1) -> Server:
-    return launcher.start(["-c", str(_write(tmp, canary, workers))], workers=workers)
+def _start(
+    launcher: Launcher, tmp: Path, canary: str, workers: int = 1, log_format: str = "json"
+) -> Server:
+    return launcher.start(["-c", str(_write(tmp, canary, workers, log_format))], workers=workers)
 
 
 def is_canary(r: requests.Response) -> bool:
@@ -51,6 +54,56 @@ def test_the_share_holds_over_2000_requests(launcher: Launcher, tmp_path: Path) 
     assert 22 <= share <= 28, share
     # The access log names the variant.
     assert wait_for(lambda: '"variant":"canary"' in srv.log())
+
+
+def _half_canary(launcher: Launcher, tmp: Path, log_format: str) -> tuple[Server, dict[str, bool]]:
+    """A 50% canary, and for each of 40 distinct targets whether the canary served it."""
+    srv = _start(
+        launcher, tmp, f'  wasm = "{wasm_handler("hello")}"\n  percent = 50', 1, log_format
+    )
+    with requests.Session() as s:
+        served = {
+            f"/app/x?i={i}": is_canary(s.get(srv.url + f"/app/x?i={i}", timeout=WAIT))
+            for i in range(40)
+        }
+    assert set(served.values()) == {True, False}
+    return srv, served
+
+
+def test_json_access_lines_name_exactly_the_canary_responses(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    srv, served = _half_canary(launcher, tmp_path, "json")
+
+    def logged() -> dict[str, str | None]:
+        lines = [json.loads(x) for x in srv.stdout().splitlines() if x.startswith("{")]
+        return {line["path"]: line.get("variant", "absent") for line in lines}
+
+    assert wait_for(lambda: set(served) <= set(logged())), srv.log()
+    variants = logged()
+    # "canary" on a canary's line; no `variant` key at all on the primary's.
+    assert {path: variants[path] for path in served} == {
+        path: "canary" if canary else "absent" for path, canary in served.items()
+    }
+
+
+def test_combined_access_lines_keep_their_fixed_format_for_a_canary(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    """The combined format is the fixed Apache/nginx one that log tools parse: nothing is
+    appended for a canary (the side is in the JSON format's `variant` and the header)."""
+    srv, served = _half_canary(launcher, tmp_path, "combined")
+    combined = re.compile(
+        r"^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] "
+        r'"GET (/app/x\?i=\d+) HTTP/1\.1" 200 \d+ "-" "python-requests/[\d.]+"$'
+    )
+
+    def lines() -> list[str]:
+        return [x for x in srv.stdout().splitlines() if "/app/x?i=" in x]
+
+    assert wait_for(lambda: len(lines()) == len(served)), srv.log()
+    matched = {m.group(1) for m in map(combined.match, lines()) if m}
+    assert matched == set(served), lines()
 
 
 def test_sticky_clients_stay_on_their_side(launcher: Launcher, tmp_path: Path) -> None:

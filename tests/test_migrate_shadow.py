@@ -2,7 +2,8 @@
 compared and counted in `state_dir/migrate.sqlite3`, read back with `wsrun migrate report`.
 
 Both sides are WSGI apps of `tests/apps/migrate_app.py` (run on a thread pool, so a slow shadow
-stalls no one), or the `trap` component for a shadow that traps.
+stalls no one), or the `trap` component for a shadow that traps, or `hello` for where a WASM
+shadow runs (the worker's `wsrun-shadow` thread).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import requests
 
 from support.launcher import Launcher, Server, run_wsrun
 from support.paths import APPS, WAIT, wait_for
+from support.procfs import thread_nices
 from support.wasm import wasm_handler
 
 
@@ -51,7 +53,9 @@ def route(tmp: Path, prefix: str = "/api") -> dict:
 def settle(tmp: Path, key: str, want: int) -> dict:
     """The route's report once `key` has reached `want` (the writer batches)."""
     assert wait_for(lambda: (tmp / "state" / "migrate.sqlite3").is_file())
-    assert wait_for(lambda: route(tmp).get(key, 0) >= want), route(tmp)
+    assert wait_for(lambda: route(tmp).get(key, 0) >= want), {
+        k: v for k, v in route(tmp).items() if k != "top_differences"
+    }
     return route(tmp)
 
 
@@ -159,3 +163,20 @@ def test_two_workers_write_one_store(launcher: Launcher, tmp_path: Path) -> None
     got = settle(tmp_path, "compared", 200)
     assert (got["matched"], got["differed"]) == (100, 100)
     assert "database is locked" not in srv.log()
+
+
+def test_a_wasm_shadow_runs_on_a_low_priority_thread_started_by_the_first_mirror(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    """The component, its comparison and the store's records leave the event loop for the
+    worker's `wsrun-shadow` thread (nice 10), which a worker starts only when it mirrors."""
+    srv = _start(launcher, tmp_path, f'wasm = "{wasm_handler("hello")}"')
+    (pid,) = srv.ready_pids()
+    assert requests.post(srv.url + "/api/write", data=b"x", timeout=WAIT).status_code == 200
+    assert "wsrun-shadow" not in thread_nices(pid)  # a POST is not mirrored
+    for _ in range(3):
+        r = requests.get(srv.url + "/api/match", timeout=WAIT)
+        assert r.status_code == 200 and r.json()["a"] == 1
+    got = settle(tmp_path, "compared", 3)
+    assert got["differed"] == 3  # hello's greeting is not the primary's JSON
+    assert thread_nices(pid).get("wsrun-shadow") == 10

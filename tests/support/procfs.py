@@ -1,6 +1,6 @@
 """/proc readers: the processes of a server and what they hold open.
 
-Owns: reading /proc (children, file descriptors, memory counters).
+Owns: reading /proc (children, file descriptors, memory counters, threads).
 Must not touch: starting or signalling processes (see `launcher`).
 """
 
@@ -69,3 +69,14 @@ def proc_status_kib(pid: int, key: str) -> int:
         if name == key:
             return int(value.split()[0])
     raise KeyError(f"{key} not in /proc/{pid}/status")
+
+
+def thread_nices(pid: int) -> dict[str, int]:
+    """Each thread of PID by name (`comm`) with its nice value (field 19 of its `stat`)."""
+    out: dict[str, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            comm = (task / "comm").read_text().strip()
+            stat = (task / "stat").read_text()
+            out[comm] = int(stat[stat.rindex(")") + 2 :].split()[16])
+    return out

@@ -5,7 +5,7 @@
 //! that should be mirrored but would exceed the in-flight bound, or whose body is spooled to
 //! a file or larger than `max_body`, is `Skip`ped (and counted by the caller), never queued;
 //! otherwise `Mirror` with a `Permit` held until the shadow is done. Must not touch: running
-//! the shadow or comparing (`server::migrating`, `compare`).
+//! the shadow or comparing (`server::shadow`, `compare`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -6,8 +6,9 @@
 //! bound), `tee` (the copy of the primary's body), `compare` (the comparison rules),
 //! `latency` (the log-bucket histogram), `store` (the SQLite file and its writer thread),
 //! `report` (`wsrun migrate report|show`), `canary` (the split and the shared rollback
-//! window). Must not touch: routing or running handlers (`server::migrating` drives these
-//! pieces on the request path) or reading configuration (`config::toml_migrate`).
+//! window). Must not touch: routing or running handlers (`server::migrating` and
+//! `server::shadow` drive these pieces, on the request path and the worker's shadow thread) or
+//! reading configuration (`config::toml_migrate`).
 
 pub mod canary;
 pub mod compare;

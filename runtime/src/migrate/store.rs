@@ -14,7 +14,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::latency::bucket_of;
 
@@ -143,8 +143,13 @@ fn write_loop(mut conn: Connection, rx: Receiver<Record>) {
     }
 }
 
+/// One IMMEDIATE transaction: it takes the write lock first, waiting under the busy timeout
+/// for the other workers' writers. A deferred one starts as a reader, and in WAL mode its
+/// upgrade fails at once (`SQLITE_BUSY_SNAPSHOT`, no busy wait) when another worker committed
+/// in between, losing the batch (the likely cause of `test_two_workers_write_one_store`
+/// rarely counting 198 of 200).
 fn write_batch(conn: &mut Connection, batch: Vec<Record>) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for record in batch {
         write(&tx, record)?;
     }

@@ -1,7 +1,7 @@
 //! What every connection, request and job delivery of a worker reads.
 //!
 //! Owns: `WorkerContext` (the worker's live router, its WSGI and WebAssembly hosts, its access
-//! log, its TLS acceptor, its recycling state, its metrics handle and the validated `Config` it runs with, shared as an `Arc`) and building it after the
+//! log, its TLS acceptor, its recycling state, its metrics handle, its shadow thread and the validated `Config` it runs with, shared as an `Arc`) and building it after the
 //! fork: WASM code loaded and the watched directory's first scan done before the worker binds.
 //! Must not touch: sockets, accepting, or what happens per request (`service`, `connection`).
 
@@ -14,6 +14,7 @@ use super::access_log::AccessLog;
 use super::handler::Handler;
 use super::live_routes::{start_wasm, LiveRouter};
 use super::recycle::Recycle;
+use super::shadow_lane::ShadowLane;
 use super::tls::{self, TlsAcceptor};
 use crate::config::Config;
 use crate::metrics::{MetricsSegment, WorkerMetrics};
@@ -26,7 +27,7 @@ use crate::wasm::{WasmHost, WatchChange};
 pub struct WorkerContext {
     pub router: LiveRouter,
     pub wsgi: Arc<WsgiHost>,
-    pub wasm: Option<WasmHost>,
+    pub wasm: Option<Arc<WasmHost>>,
     pub access_log: Option<AccessLog>,
     /// Counts responses towards `max_requests`, watches `max_rss`.
     pub recycle: Rc<Recycle>,
@@ -36,6 +37,8 @@ pub struct WorkerContext {
     pub tls: Option<TlsAcceptor>,
     /// Where this worker counts, when the admin listener is on.
     pub metrics: Option<WorkerMetrics>,
+    /// The thread mirrored requests run on (started by the first one).
+    pub shadow_lane: ShadowLane,
 }
 
 /// `--watch` changes still to come, when watching.
@@ -78,12 +81,13 @@ impl WorkerContext {
         let ctx = WorkerContext {
             router: LiveRouter::new(router, metrics),
             wsgi,
-            wasm,
+            wasm: wasm.map(Arc::new),
             access_log,
             recycle: Rc::new(recycle),
             config,
             tls,
             metrics,
+            shadow_lane: ShadowLane::default(),
         };
         Ok((ctx, changes))
     }

@@ -6,7 +6,7 @@
 //! (`service`) or choosing between a route's handlers (`migrating`).
 
 use http::request::Parts;
-use http::{Response, StatusCode};
+use http::{Request, Response, StatusCode};
 
 use super::context::WorkerContext;
 use super::handler::Handler;
@@ -69,11 +69,7 @@ pub async fn run_kind(
                 );
                 return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
             };
-            let authority = format!("{server_name}:{}", peer.local.port());
-            let mut request = wasm::guest_request(parts, spooled, script_name, &authority);
-            if peer.tls {
-                request.extensions_mut().insert(wasm::Tls);
-            }
+            let request = guest_request(peer, script_name, &server_name, parts, spooled);
             host.handle(wasm_route, request).await
         }
         Handler::Migrating(_) => {
@@ -81,4 +77,21 @@ pub async fn run_kind(
             plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
         }
     }
+}
+
+/// The request a WASM handler of a route sees (the route's own, or its shadow's on the shadow
+/// thread).
+pub fn guest_request(
+    peer: Peer,
+    script_name: &str,
+    server_name: &str,
+    parts: Parts,
+    spooled: SpooledBody,
+) -> Request<wasm::GuestRequestBody> {
+    let authority = format!("{server_name}:{}", peer.local.port());
+    let mut request = wasm::guest_request(parts, spooled, script_name, &authority);
+    if peer.tls {
+        request.extensions_mut().insert(wasm::Tls);
+    }
+    request
 }

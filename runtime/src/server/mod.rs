@@ -17,8 +17,9 @@
 //!   `connection_state` both loops share; timeouts (`idle_clock`), `access_log` (its JSON
 //!   line: `access_json`).
 //! - `job_delivery`: a durable job as an in-process request through `service`.
-//! - `migrating`: a route with a shadow or canary (`crate::migrate`): picks the side, runs the
-//!   shadow on its own task after the primary's response is under way, records the outcome.
+//! - `migrating`: a route with a shadow or canary (`crate::migrate`): picks the side, starts
+//!   the shadow once the primary's response is under way; `shadow`: the shadow run, compared
+//!   and recorded on `shadow_lane`, the worker's lower-priority shadow thread.
 //! - `handler_run`: `run_kind`, one handler of a route run for a request.
 //! - `service`: one request: Host and path, routing, body limit, spooling, `run_handler`, then
 //!   `compress` (the response compression rules; `compress_stream`: the codecs).
@@ -56,6 +57,8 @@ mod recycle;
 mod rejecting_io;
 mod rewind;
 mod service;
+mod shadow;
+mod shadow_lane;
 pub mod supervisor;
 pub mod tls;
 mod worker;
