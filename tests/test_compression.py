@@ -1,6 +1,7 @@
 """Response compression over sockets: negotiation by Accept-Encoding (gzip, br, zstd), the
 cases never compressed, Vary, `compress = false`, `compression = []`, streamed bodies
-compressed and flushed piece by piece, and the inline path compressing as hyper's does."""
+compressed and flushed piece by piece, the inline path compressing as hyper's does, and the
+worker's memo of compressed bodies never serving a body the app did not send."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ DATA = _data_module()
 JSON_BODY: bytes = DATA.JSON_BODY
 FIRST: bytes = DATA.FIRST
 SECOND: bytes = DATA.SECOND
+numbered = DATA.numbered
 
 
 def config(tmp: Path, server: str = "") -> Path:
@@ -47,6 +49,7 @@ def config(tmp: Path, server: str = "") -> Path:
     cfg.write_text(
         f"[server]\n{server}\n"
         '[[route]]\nprefix = "/json"\npython = "compress_app:json_app"\n\n'
+        '[[route]]\nprefix = "/count"\npython = "compress_app:counter_app"\n\n'
         '[[route]]\nprefix = "/typed"\npython = "compress_app:typed_app"\n\n'
         '[[route]]\nprefix = "/small"\npython = "compress_app:small_app"\n\n'
         '[[route]]\nprefix = "/stream"\npython = "compress_app:stream_app"\n\n'
@@ -250,3 +253,24 @@ def test_compression_flag_limits_codings(launcher: Launcher, tmp_path: Path) -> 
     assert status == 200 and body == JSON_BODY and "Content-Encoding" not in h
     # The answer depended on Accept-Encoding (gzip would have been used): Vary says so.
     assert h["Vary"] == "Accept-Encoding"
+
+
+@pytest.mark.parametrize("memo", ["", "compression_cache = 0"])
+def test_a_kept_compressed_body_is_only_sent_for_the_same_bytes(
+    launcher: Launcher, tmp_path: Path, memo: str
+) -> None:
+    """With the memo (`server/compress_cache.rs`, on by default) and without it: bodies of one
+    length that differ in six bytes, one body sent again and again, and the same body on two
+    routes all decode, in every coding, to exactly what the app sent."""
+    srv = launcher.start(["-c", str(config(tmp_path, server=memo)), "--pythonpath", SYS_PATH])
+    codings = ["gzip", "br", "zstd"]
+    for n in range(1, 16):
+        coding = codings[n % 3]
+        status, h, body = get(srv, "/count", coding)
+        assert status == 200 and h["Content-Encoding"] == coding
+        assert decode(coding, body) == numbered(n), n
+    for coding in codings:
+        for path in ("/json", "/typed"):
+            sent = {get(srv, path, coding)[2] for _ in range(3)}
+            assert len(sent) == 1, f"{path} {coding}: one body, the same bytes every time"
+            assert decode(coding, sent.pop()) == JSON_BODY

@@ -8,7 +8,7 @@
 use std::fmt;
 
 /// A content coding wsrun can send (compressing itself, or from a precompressed file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Codec {
     Zstd,
     Br,

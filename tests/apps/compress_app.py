@@ -1,6 +1,8 @@
 """WSGI apps for the response compression tests (and bench/static.sh's JSON row).
 
-`json_app`: a 20 KB JSON document. `stream_app`: a text body in two pieces; the second is
+`json_app`: a 20 KB JSON document. `counter_app`: that document with the request count in
+its middle (`compress_data.numbered`), so each body differs from the last in a few bytes and
+keeps its length. `stream_app`: a text body in two pieces; the second is
 produced only once the file named by $WSRUN_TEST_RELEASE exists, so a test can show the
 first piece reached it (compressed, decodable) before the app made the second.
 """
@@ -11,7 +13,7 @@ import os
 import time
 from collections.abc import Iterator
 
-from compress_data import FIRST, JSON_BODY, SECOND
+from compress_data import FIRST, JSON_BODY, SECOND, numbered
 
 from wsrun.wsgi_types import Environ, StartResponse
 
@@ -26,6 +28,19 @@ def json_app(environ: Environ, start_response: StartResponse) -> list[bytes]:
         [("Content-Type", "application/json"), ("Content-Length", str(len(JSON_BODY)))],
     )
     return [JSON_BODY]
+
+
+_served = 0
+
+
+def counter_app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    global _served
+    _served += 1
+    body = numbered(_served)
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
 
 
 def _headers_for(environ: Environ) -> list[tuple[str, str]]:

@@ -156,6 +156,11 @@ settings_table! {
     /// always compressed).
     #[arg(value_name = "SIZE")]
     compression_min_size: u64 = 1024, read Size, flag Option<String>;
+    /// Memory per worker for compressed bodies kept for reuse (0 turns it off)
+    /// A whole body that a route sends again byte for byte is compressed once per codec
+    /// (`server/compress_cache.rs`); bodies over 256 KiB are never kept.
+    #[arg(value_name = "SIZE")]
+    compression_cache: u64 = 8 * 1024 * 1024, read Size, flag Option<String>;
     /// Serve TLS with this PEM certificate chain (needs --keyfile)
     /// gunicorn's flag name; the TOML key is `tls_cert`. The default certificate: tenants may
     /// bring their own, chosen by SNI. Reloaded when the file changes.

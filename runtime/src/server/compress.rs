@@ -11,15 +11,20 @@
 //! takes a coding wsrun has (compressed or not); a request without one gets no `Vary` (a cache
 //! that keeps such an identity answer may give it to any client, which is correct). A compressed
 //! response loses `Content-Length` (unless compressed whole here) and `Accept-Ranges`, and a
-//! strong ETag becomes weak. Must not touch: the codecs themselves (`compress_stream`),
-//! routing, or how either path writes the response.
+//! strong ETag becomes weak. A whole body goes through the worker's memo (`compress_cache`),
+//! so one sent again is not compressed again. Must not touch: the codecs themselves
+//! (`compress_stream`), routing, or how either path writes the response.
 
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body::Body;
 
-use super::compress_stream::{compress_all, CompressedBody};
+use super::compress_cache::{compress_whole, route_scope};
+use super::compress_stream::CompressedBody;
+use super::handler::Handler;
 use crate::accept_encoding::{accepts_any, negotiate, Codec};
 use crate::body::ResponseBody;
+use crate::config::ServerConfig;
+use crate::router::Route;
 
 /// What of the request the compression decision needs, taken before the handler runs.
 pub struct Negotiation<'c> {
@@ -28,21 +33,31 @@ pub struct Negotiation<'c> {
     pub min_size: u64,
     pub accept: Option<HeaderValue>,
     pub head: bool,
+    /// The route, for the memo of compressed bodies (`compress_cache::route_scope`).
+    pub scope: u64,
+    /// `[server] compression_cache`: bytes the memo may keep per worker (0: off).
+    pub cache_budget: u64,
 }
 
 impl<'c> Negotiation<'c> {
+    /// The plan for a request to `route` under `server`'s compression settings.
     pub fn new(
-        codecs: &'c [Codec],
-        min_size: u64,
-        route_allows: bool,
+        server: &'c ServerConfig,
+        route: &Route<Handler>,
         method: &Method,
         headers: &HeaderMap,
     ) -> Negotiation<'c> {
         Negotiation {
-            codecs: if route_allows { codecs } else { &[] },
-            min_size,
+            codecs: if route.compress {
+                &server.compression
+            } else {
+                &[]
+            },
+            min_size: server.compression_min_size,
             accept: headers.get(header::ACCEPT_ENCODING).cloned(),
             head: method == Method::HEAD,
+            scope: route_scope(route.tenant.as_deref(), &route.prefix),
+            cache_budget: server.compression_cache,
         }
     }
 }
@@ -68,16 +83,18 @@ pub fn apply(plan: &Negotiation<'_>, response: Response<ResponseBody>) -> Respon
     };
     let headers = &mut parts.headers;
     let body = match body {
-        ResponseBody::Full(Some(bytes)) => match compress_all(codec, &bytes) {
-            Ok(packed) => {
-                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(packed.len()));
-                ResponseBody::full(packed)
+        ResponseBody::Full(Some(bytes)) => {
+            match compress_whole(plan.scope, plan.cache_budget, codec, &bytes) {
+                Ok(packed) => {
+                    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(packed.len()));
+                    ResponseBody::full(packed)
+                }
+                Err(err) => {
+                    tracing::error!("{codec} compression failed: {err}");
+                    return Response::from_parts(parts, ResponseBody::Full(Some(bytes)));
+                }
             }
-            Err(err) => {
-                tracing::error!("{codec} compression failed: {err}");
-                return Response::from_parts(parts, ResponseBody::Full(Some(bytes)));
-            }
-        },
+        }
         body => {
             headers.remove(header::CONTENT_LENGTH);
             match CompressedBody::new(body, codec) {
@@ -218,12 +235,14 @@ mod tests {
     }
 
     fn plan<'c>(codecs: &'c [Codec], accept: &str, method: Method) -> Negotiation<'c> {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::ACCEPT_ENCODING,
-            HeaderValue::from_str(accept).expect("ae"),
-        );
-        Negotiation::new(codecs, 16, true, &method, &headers)
+        Negotiation {
+            codecs,
+            min_size: 16,
+            accept: Some(HeaderValue::from_str(accept).expect("ae")),
+            head: method == Method::HEAD,
+            scope: 0,
+            cache_budget: 1 << 20,
+        }
     }
 
     const JSON: &[u8] =

@@ -34,6 +34,7 @@ mod access_json;
 mod access_log;
 pub mod admin;
 mod compress;
+mod compress_cache;
 mod compress_stream;
 mod connection;
 mod connection_state;

@@ -81,13 +81,7 @@ pub async fn serve(
     };
     let body_len = (has_body || declared_len.is_some()).then(|| spooled.len());
     let server = &ctx.config.server;
-    let negotiation = Negotiation::new(
-        &server.compression,
-        server.compression_min_size,
-        route.compress,
-        &parts.method,
-        &parts.headers,
-    );
+    let negotiation = Negotiation::new(server, route, &parts.method, &parts.headers);
     let target = Target {
         route,
         path: path.into_owned(),

@@ -27,6 +27,7 @@ use http::{HeaderValue, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::compress::{self, Negotiation};
+use super::compress_cache::route_scope;
 use super::connection_state::ConnectionState;
 use super::handler::Handler;
 use super::idle_clock::Expired;
@@ -214,12 +215,7 @@ async fn answer<IO: LastWord>(
             };
             let rel = path.get(matched.path_info_start..).unwrap_or_default();
             let response = dir.serve(&parts, rel).await;
-            let reply = compressed(
-                state,
-                &request,
-                matched.route.compress,
-                Reply::Server(response),
-            );
+            let reply = compressed(state, &request, matched.route, Reply::Server(response));
             let logged = Logged {
                 route: Some(matched.route),
                 started,
@@ -253,7 +249,7 @@ async fn answer<IO: LastWord>(
     // is written: the responses then leave back to back, and a client busy reading one finds
     // the next without being woken again (libev servers such as bjoern get this by writing on
     // the next loop turn).
-    let reply = compressed(state, &request, matched.route.compress, reply);
+    let reply = compressed(state, &request, matched.route, reply);
     tokio::task::yield_now().await;
     let logged = Logged {
         route: Some(matched.route),
@@ -282,14 +278,14 @@ struct Logged<'r> {
 fn compressed(
     state: &ConnectionState,
     request: &Request<'_>,
-    route_allows: bool,
+    route: &Route<Handler>,
     reply: Reply,
 ) -> Reply {
     let server = &state.ctx.config.server;
     let Some(accept) = request.field(b"accept-encoding") else {
         return reply;
     };
-    if !route_allows || server.compression.is_empty() {
+    if !route.compress || server.compression.is_empty() {
         return reply;
     }
     let negotiation = Negotiation {
@@ -297,6 +293,8 @@ fn compressed(
         min_size: server.compression_min_size,
         accept: HeaderValue::from_bytes(accept).ok(),
         head: false,
+        scope: route_scope(route.tenant.as_deref(), &route.prefix),
+        cache_budget: server.compression_cache,
     };
     Reply::Server(compress::apply(&negotiation, reply.into_response()))
 }
