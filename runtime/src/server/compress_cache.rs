@@ -8,7 +8,9 @@
 //! of its throughput to recompressing it. A lookup costs a sampled hash and one `memcmp`.
 //!
 //! Owns: `compress_whole`, the per-thread `Memo` (the worker's event loop is one thread), its
-//! key, budget and eviction (oldest first). Rules that keep it safe: an entry is used only
+//! key, admission (a body is kept the second time it is compressed, so bodies that never come
+//! back — a counter or a timestamp in them — cost a set insert, not a copy, and do not push
+//! out the ones that do), budget and eviction (oldest first). Rules that keep it safe: an entry is used only
 //! when the new body equals its stored identity bytes exactly (the hash only finds the
 //! candidate, so a collision can never send another response's bytes); keys carry the route
 //! (tenant and prefix), so one tenant's responses never become another's hits and no timing
@@ -23,7 +25,7 @@ use std::hash::{Hash, Hasher};
 use std::io;
 
 use bytes::Bytes;
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 
 use super::compress_stream::compress_all;
 use crate::accept_encoding::Codec;
@@ -34,6 +36,9 @@ const MAX_BODY: usize = 256 * 1024;
 /// How many 8-byte words of a body the hash reads, spread evenly (plus both ends and the
 /// length): enough to tell most different bodies apart; the exact comparison decides.
 const SAMPLED_WORDS: usize = 32;
+/// How many keys of bodies compressed once (and not kept) are remembered; the set is cleared
+/// when full. 4,096 keys: about 200 KiB.
+const SEEN_MAX: usize = 4096;
 
 /// The route a body belongs to, as a number: a hash of its tenant and prefix.
 pub fn route_scope(tenant: Option<&str>, prefix: &str) -> u64 {
@@ -110,12 +115,14 @@ impl Entry {
     }
 }
 
-/// The kept entries, oldest first in `order`; `kept` is the bytes they hold.
+/// The kept entries, oldest first in `order`; `kept` is the bytes they hold; `seen` the keys
+/// of bodies compressed once and not kept yet.
 #[derive(Default)]
 struct Memo {
     entries: FxHashMap<Key, Entry>,
     order: VecDeque<Key>,
     kept: u64,
+    seen: FxHashSet<Key>,
 }
 
 impl Memo {
@@ -124,9 +131,17 @@ impl Memo {
         (entry.identity.as_ref() == body).then(|| entry.packed.clone())
     }
 
-    /// Keeps `packed` for `body` (replacing another body that had the same key), then drops
-    /// the oldest entries until at most `budget` bytes are kept.
+    /// Keeps `packed` for `body` if its key was seen before (replacing another body that had
+    /// the same key), then drops the oldest entries until at most `budget` bytes are kept.
+    /// A key seen for the first time is only remembered.
     fn insert(&mut self, key: Key, body: &[u8], packed: Bytes, budget: u64) {
+        if !self.entries.contains_key(&key) && !self.seen.remove(&key) {
+            if self.seen.len() >= SEEN_MAX {
+                self.seen.clear();
+            }
+            self.seen.insert(key);
+            return;
+        }
         let entry = Entry {
             // A copy: the response's own bytes may belong to a Python object.
             identity: Bytes::copy_from_slice(body),
@@ -179,8 +194,34 @@ mod tests {
         assert!(memo.get(&key, &body).is_none());
         let packed = compress_all(Codec::Gzip, &body).expect("gzip");
         memo.insert(key, &body, packed.clone(), 1 << 20);
+        assert!(
+            memo.get(&key, &body).is_none(),
+            "seen once: remembered, not kept"
+        );
+        assert_eq!(memo.kept, 0);
+        memo.insert(key, &body, packed.clone(), 1 << 20);
         let again = Bytes::copy_from_slice(&body);
         assert_eq!(memo.get(&key, &again), Some(packed));
+    }
+
+    #[test]
+    fn bodies_that_never_come_back_are_not_kept_and_the_seen_set_stays_bounded() {
+        let mut memo = Memo::default();
+        for n in 0..(SEEN_MAX + 10) {
+            let body = Bytes::from(format!(
+                "{{\"n\": {n:08}, \"pad\": \"{}\"}}",
+                "p".repeat(2000)
+            ));
+            memo.insert(
+                Key::new(1, Codec::Gzip, &body),
+                &body,
+                Bytes::new(),
+                1 << 20,
+            );
+            assert!(memo.seen.len() <= SEEN_MAX);
+        }
+        assert_eq!(memo.kept, 0);
+        assert!(memo.entries.is_empty());
     }
 
     #[test]
@@ -194,9 +235,20 @@ mod tests {
             Key::new(1, Codec::Gzip, &other)
         );
         let first = compress_whole(7, 1 << 20, Codec::Gzip, &body).expect("first");
+        let kept = compress_whole(7, 1 << 20, Codec::Gzip, &body).expect("kept");
+        assert_eq!(first, kept);
+        let key = Key::new(7, Codec::Gzip, &body);
+        assert!(
+            MEMO.with_borrow(|m| m.get(&key, &body)).is_some(),
+            "kept on the second"
+        );
         let second = compress_whole(7, 1 << 20, Codec::Gzip, &other).expect("second");
         assert_eq!(gunzip(&first), body.as_ref());
         assert_eq!(gunzip(&second), other.as_ref());
+        assert!(
+            MEMO.with_borrow(|m| m.get(&key, &other)).is_some(),
+            "replaced"
+        );
         let again = compress_whole(7, 1 << 20, Codec::Gzip, &other).expect("again");
         assert_eq!(again, second, "the replacing body is kept");
     }
@@ -206,7 +258,15 @@ mod tests {
         let mut memo = Memo::default();
         let body = json(b'x', 4_000);
         let packed = compress_all(Codec::Gzip, &body).expect("gzip");
-        memo.insert(Key::new(1, Codec::Gzip, &body), &body, packed, 1 << 20);
+        for _ in 0..2 {
+            memo.insert(
+                Key::new(1, Codec::Gzip, &body),
+                &body,
+                packed.clone(),
+                1 << 20,
+            );
+        }
+        assert!(memo.get(&Key::new(1, Codec::Gzip, &body), &body).is_some());
         assert!(memo.get(&Key::new(2, Codec::Gzip, &body), &body).is_none());
         assert!(memo.get(&Key::new(1, Codec::Zstd, &body), &body).is_none());
     }
@@ -220,7 +280,9 @@ mod tests {
             .collect();
         for body in &bodies {
             let packed = compress_all(Codec::Gzip, body).expect("gzip");
-            memo.insert(Key::new(1, Codec::Gzip, body), body, packed, budget);
+            for _ in 0..2 {
+                memo.insert(Key::new(1, Codec::Gzip, body), body, packed.clone(), budget);
+            }
             assert!(memo.kept <= budget, "kept {} > {budget}", memo.kept);
         }
         let newest = bodies.last().expect("bodies");
@@ -237,11 +299,13 @@ mod tests {
     #[test]
     fn large_bodies_and_a_zero_budget_are_not_kept() {
         let big = json(b'z', MAX_BODY + 1);
+        compress_whole(3, 1 << 30, Codec::Gzip, &big).expect("big");
         let packed = compress_whole(3, 1 << 30, Codec::Gzip, &big).expect("big");
         assert_eq!(gunzip(&packed), big.as_ref());
         let key = Key::new(3, Codec::Gzip, &big);
         assert!(MEMO.with_borrow(|m| m.get(&key, &big)).is_none());
         let small = json(b'q', 4_000);
+        compress_whole(4, 0, Codec::Gzip, &small).expect("off");
         compress_whole(4, 0, Codec::Gzip, &small).expect("off");
         let key = Key::new(4, Codec::Gzip, &small);
         assert!(MEMO.with_borrow(|m| m.get(&key, &small)).is_none());
