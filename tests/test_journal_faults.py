@@ -105,7 +105,13 @@ def test_full_journal_disk_refuses_enqueue_and_delivery_resumes(
     filler.unlink()
     r = _get(srv, "/app/enqueue?path=/app/sink&body=after")
     assert r.status_code == 200, r.text
-    want = {f"early{i}" for i in range(20)} | {"after"}
+    _assert_delivered_once(srv, {f"early{i}" for i in range(20)} | {"after"}, srv_pids)
+    print(f"dispatcher error lines while the disk was full: {len(errors_while_full)}")
+    assert len(errors_while_full) <= 4, errors_while_full
+
+
+def _assert_delivered_once(srv: Server, want: set[str], srv_pids: list[int]) -> None:
+    """Every job body in `want` reaches the sink exactly once, by the workers of `srv_pids`."""
     assert wait_for(lambda: want <= set(_sinks(srv)), 2 * WAIT), (
         sorted(want - set(_sinks(srv))),
         srv.log()[-3000:],
@@ -113,8 +119,6 @@ def test_full_journal_disk_refuses_enqueue_and_delivery_resumes(
     assert srv.worker_pids() == srv_pids, "no worker died"
     counts = {body: _sinks(srv).count(body) for body in want}
     assert set(counts.values()) == {1}, counts
-    print(f"dispatcher error lines while the disk was full: {len(errors_while_full)}")
-    assert len(errors_while_full) <= 4, errors_while_full
 
 
 def _wasm_defer(srv: Server, body: str, delay_ms: int = 0) -> requests.Response:
@@ -156,12 +160,5 @@ def test_full_journal_disk_answers_wasm_enqueue_unavailable(
     filler.unlink()
     r = _wasm_defer(srv, "wafter")
     assert r.status_code == 200, r.text
-    want = {f"wearly{i}" for i in range(20)} | {"wafter"}
-    assert wait_for(lambda: want <= set(_sinks(srv)), 2 * WAIT), (
-        sorted(want - set(_sinks(srv))),
-        srv.log()[-3000:],
-    )
-    assert srv.worker_pids() == srv_pids, "no worker died"
-    counts = {body: _sinks(srv).count(body) for body in want}
-    assert set(counts.values()) == {1}, counts
+    _assert_delivered_once(srv, {f"wearly{i}" for i in range(20)} | {"wafter"}, srv_pids)
     assert not any(b.startswith("wstill") for b in _sinks(srv)), "a refused job ran"
