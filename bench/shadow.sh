@@ -9,13 +9,18 @@
 # time, as a real service sees traffic); prints every round, then the medians of req/s and
 # p99 for each mode and the on/off ratios. Issue 18's bound: p99 with shadowing within 5% of off.
 #
+# MODES="off path on" adds a diagnostic third mode, `path`: the [route.shadow] table kept but
+# with `methods = ["POST"]`, so the route takes the migration handler's path (hyper's, not the
+# inline one) and mirrors nothing: on/path is then the shadow's own cost, path/off the path's.
+#
 # Environment (defaults in brackets): ROUNDS [5]  DURATION [5]  PORT [18640]  RATE [unset]
-#   WSRUN_BIN [target/release/wsrun]. Needs wrk, Flask, and the built component
+#   MODES ["off on"]  WSRUN_BIN [target/release/wsrun]. Needs wrk, Flask, and the built component
 #   (examples/migrate/api_v2, see its README). Every server it starts is stopped on exit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROUNDS="${ROUNDS:-5}"
+MODES="${MODES:-off on}"
 DURATION="${DURATION:-5}"
 PORT="${PORT:-18640}"
 WSRUN_BIN="${WSRUN_BIN:-$ROOT/target/release/wsrun}"
@@ -34,7 +39,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The demo's file with its paths made absolute, no access log, on PORT; `off` drops the shadow.
+# The demo's file with its paths made absolute, no access log, on PORT; `off` drops the shadow,
+# `path` mirrors only POSTs (none are sent).
 write_config() {
     local mode=$1 out=$WORK/$1.toml
     sed -e "s|^bind = .*|bind = \"127.0.0.1:$PORT\"|" \
@@ -50,6 +56,8 @@ text = open(path).read()
 text = re.sub(r"  \[route\.shadow\]\n(  .*\n)*", "", text)
 open(path, "w").write(text)
 PY
+    elif [[ $mode == path ]]; then
+        sed -i 's|^  methods = .*|  methods = ["POST"]|' "$out"
     fi
 }
 
@@ -79,21 +87,25 @@ print(r["requests_per_s"], r["latency_ms"]["p99"])' <<<"$out")
     printf '%s\t%s\t%s\n' "$mode" "$rps" "$p99" | tee -a "$WORK/raw.tsv"
 }
 
-write_config off
-write_config on
+for mode in $MODES; do
+    write_config "$mode"
+done
 printf 'mode\treq/s\tp99_ms\n'
 for _ in $(seq "$ROUNDS"); do
-    run_round off
-    run_round on
+    for mode in $MODES; do
+        run_round "$mode"
+    done
 done
 python3 - "$WORK/raw.tsv" <<'PY'
 import statistics, sys
 rows = [line.split("\t") for line in open(sys.argv[1]).read().splitlines()]
 med = {}
-for mode in ("off", "on"):
+for mode in sorted({r[0] for r in rows}):
     rps = [float(r[1]) for r in rows if r[0] == mode]
     p99 = [float(r[2]) for r in rows if r[0] == mode]
     med[mode] = (statistics.median(rps), statistics.median(p99))
     print(f"median {mode}: {med[mode][0]:.0f} req/s, p99 {med[mode][1]:.2f} ms")
-print(f"on/off: req/s x{med['on'][0] / med['off'][0]:.3f}, p99 x{med['on'][1] / med['off'][1]:.3f}")
+for a, b in (("on", "off"), ("path", "off"), ("on", "path")):
+    if a in med and b in med:
+        print(f"{a}/{b}: req/s x{med[a][0] / med[b][0]:.3f}, p99 x{med[a][1] / med[b][1]:.3f}")
 PY

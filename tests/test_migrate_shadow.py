@@ -9,6 +9,7 @@ shadow runs (the worker's `wsrun-shadow` thread).
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -87,6 +88,42 @@ def test_matching_and_differing_paths_are_counted_with_the_json_path(
     assert done.code == 0, done.out
     assert "GET /api/diff" in done.out and "$.items[1].id" in done.out
     assert '"id": 3' in done.out and '"id": 2' in done.out
+
+
+def _get_http10(srv: Server, path: str) -> bytes:
+    """One HTTP/1.0 GET: never the inline path (it takes HTTP/1.1 only), so hyper's serves it."""
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT) as sock:
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+def test_mirrored_gets_are_compared_on_the_inline_path_and_on_hypers(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    """With `threads = 1` a plain HTTP/1.1 GET to a mirrored Python route is answered on the
+    inline path (`inline_h1::mirrored`), an HTTP/1.0 GET on hyper's (`migrating::run`): both
+    are mirrored, compared and counted alike, and the client gets the primary's answer."""
+    cfg = _config(tmp_path, PY_SHADOW)
+    cfg.write_text(cfg.read_text().replace("threads = 4", "threads = 1"))
+    srv = launcher.start(["-c", str(cfg), "--workers", "1"])
+    with requests.Session() as inline:
+        for _ in range(3):
+            r = inline.get(srv.url + "/api/match", timeout=WAIT)
+            assert r.status_code == 200 and r.json()["a"] == 1
+        for _ in range(2):
+            assert inline.get(srv.url + "/api/diff", timeout=WAIT).json()["items"][1]["id"] == 2
+    for _ in range(2):
+        raw = _get_http10(srv, "/api/diff")
+        assert raw.startswith(b"HTTP/1.0 200"), raw[:200]
+        assert json.loads(raw.split(b"\r\n\r\n", 1)[1])["items"][1]["id"] == 2
+    raw = _get_http10(srv, "/api/match")
+    assert raw.startswith(b"HTTP/1.0 200"), raw[:200]
+    got = settle(tmp_path, "compared", 8)
+    assert (got["compared"], got["matched"], got["differed"]) == (8, 4, 4), got
+    assert [(d["path"], d["count"]) for d in got["top_differences"]] == [("$.items[1].id", 4)]
 
 
 def test_unsafe_methods_are_mirrored_only_when_listed(launcher: Launcher, tmp_path: Path) -> None:

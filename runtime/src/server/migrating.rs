@@ -7,6 +7,8 @@
 //! permit within the in-flight bound, or skipped and counted), a copy of the request is taken
 //! before the primary runs and the shadow is started (`shadow::start`) once the primary's
 //! response head is ready. Whatever the shadow does, the client's response is the primary's.
+//! Also `inline_primary` and `mirror_permit`, which let the inline HTTP/1.1 path serve a plain
+//! GET to a Python route with a shadow (no canary) by the same steps (`inline_h1::mirrored`).
 //! Must not touch: running or comparing the shadow (`shadow`), the store's schema or the
 //! split's arithmetic (`crate::migrate`).
 
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::request::Parts;
-use http::{HeaderValue, Response};
+use http::{HeaderValue, Method, Response};
 
 use super::context::WorkerContext;
 use super::handler::{Handler, Migrating};
@@ -25,7 +27,9 @@ use super::shadow::{self, ShadowCopy};
 use crate::body::ResponseBody;
 use crate::migrate::canary::Side;
 use crate::migrate::mirror::Decision;
+use crate::migrate::mirror::Permit;
 use crate::migrate::store::{Record, Recorder};
+use crate::python::WsgiApp;
 use crate::router::Route;
 use crate::spool::SpooledBody;
 
@@ -69,23 +73,8 @@ pub async fn run(
             return response;
         }
     }
-    let copy = match &m.shadow {
-        Some((_, mirror)) => match mirror.decide(&parts.method, &spooled) {
-            Decision::Pass => None,
-            Decision::Skip => {
-                if let Some(r) = recorder() {
-                    r.send(Record::Skipped {
-                        route: label.to_string(),
-                    });
-                }
-                None
-            }
-            Decision::Mirror(permit) => {
-                Some(ShadowCopy::of(&parts, &spooled, &site, body_len, permit))
-            }
-        },
-        None => None,
-    };
+    let copy = mirror_permit(ctx, m, label, &parts.method, &spooled)
+        .map(|permit| ShadowCopy::of(&parts, &spooled, &site, body_len, permit));
     let started = Instant::now();
     let response = run_kind(ctx, peer, &m.primary, site, parts, spooled, body_len).await;
     if let Some((_, split)) = &m.canary {
@@ -94,6 +83,39 @@ pub async fn run(
     match copy {
         Some(copy) => shadow::start(ctx, peer, m, label, started, copy, response),
         None => response,
+    }
+}
+
+/// Whether this request is mirrored: a permit when it is; a skip (over the in-flight bound, or
+/// a body that cannot be copied) is recorded.
+pub fn mirror_permit(
+    ctx: &WorkerContext,
+    m: &Migrating,
+    label: &str,
+    method: &Method,
+    body: &SpooledBody,
+) -> Option<Permit> {
+    let (_, mirror) = m.shadow.as_ref()?;
+    match mirror.decide(method, body) {
+        Decision::Pass => None,
+        Decision::Skip => {
+            if let Some(r) = Recorder::get(&ctx.config.server.state_dir) {
+                r.send(Record::Skipped {
+                    route: label.to_string(),
+                });
+            }
+            None
+        }
+        Decision::Mirror(permit) => Some(permit),
+    }
+}
+
+/// The Python app the inline path may run for a migrating route: its primary, when that is a
+/// Python app and the route has no canary (a canary's split and rollback stay on hyper's path).
+pub fn inline_primary(m: &Migrating) -> Option<&Arc<WsgiApp>> {
+    match (&m.primary, &m.canary) {
+        (Handler::Python(app), None) => Some(app),
+        _ => None,
     }
 }
 

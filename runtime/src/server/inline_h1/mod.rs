@@ -15,6 +15,7 @@
 //! Why: hyper's general machinery (dispatcher, header maps both ways, encoder) was most of
 //! the server's own 9% of a worker's CPU on a Flask endpoint, against bjoern's 2% (issue 12).
 
+mod mirrored;
 mod reply;
 mod request;
 mod response;
@@ -30,7 +31,9 @@ use super::compress::{self, Negotiation};
 use super::compress_cache::route_scope;
 use super::connection_state::ConnectionState;
 use super::handler::Handler;
+use super::handler_run::Site;
 use super::idle_clock::Expired;
+use super::migrating;
 use super::peer::Peer;
 use super::rejecting_io::{LastWord, RejectingIo};
 use super::service::host_name;
@@ -206,8 +209,16 @@ async fn answer<IO: LastWord>(
         };
         return respond(io, state, &request, Reply::Server(response), output, logged).await;
     };
-    let app = match &matched.route.handler {
-        Handler::Python(app) => app,
+    let (app, migrating) = match &matched.route.handler {
+        Handler::Python(app) => (app, None),
+        // A shadow of a Python route runs from here too; a canary needs hyper's path.
+        Handler::Migrating(m) => match migrating::inline_primary(m) {
+            Some(app) => (app, Some(m)),
+            None => {
+                not_inline(state);
+                return Answered::NotInline;
+            }
+        },
         Handler::Static(dir) => {
             let Some(parts) = static_get::parts(request.buf, target, request.fields) else {
                 not_inline(state);
@@ -222,11 +233,34 @@ async fn answer<IO: LastWord>(
             };
             return respond(io, state, &request, reply, output, logged).await;
         }
-        // A shadow or canary needs hyper's path (`service` -> `migrating`).
-        Handler::Wasm(_) | Handler::Migrating(_) => {
+        Handler::Wasm(_) => {
             not_inline(state);
             return Answered::NotInline;
         }
+    };
+    let label = matched.route.prefix.as_str();
+    let shadow_plan = match migrating {
+        Some(m) => {
+            let head = mirrored::Head {
+                buf: request.buf,
+                target,
+                fields: request.fields,
+            };
+            let site = Site {
+                script_name: matched.route.script_name(),
+                path: path.to_vec(),
+                path_info_start: matched.path_info_start,
+                server_name: server_name.to_string(),
+            };
+            match mirrored::plan(ctx, m, label, head, &site) {
+                Ok(plan) => plan,
+                Err(()) => {
+                    not_inline(state);
+                    return Answered::NotInline;
+                }
+            }
+        }
+        None => None,
     };
     let environ_source = RawGet {
         head: request.buf,
@@ -245,6 +279,10 @@ async fn answer<IO: LastWord>(
         &environ_source,
         SpooledBody::Empty,
     );
+    let reply = match shadow_plan {
+        Some(plan) => mirrored::start(ctx, peer, label, plan, reply),
+        None => reply,
+    };
     // Let the other connections whose requests are ready run their apps before this response
     // is written: the responses then leave back to back, and a client busy reading one finds
     // the next without being woken again (libev servers such as bjoern get this by writing on
