@@ -13,6 +13,7 @@ import pytest
 
 from support.http import parse_responses, raw_exchange, read_response, recv_until_closed
 from support.launcher import Launcher, Server
+from support.wasm import wasm_handler
 
 # `Content-Length: 0` on a GET is the simplest request the inline path leaves to hyper.
 TO_HYPER = "Content-Length: 0\r\n"
@@ -137,3 +138,25 @@ def test_idle_inline_connection_is_closed_when_the_server_drains(launcher: Launc
     assert closed and data == b"", "an idle kept-alive connection is closed on drain"
     assert srv.wait_exit() == 0
     assert time.monotonic() - started < 10, "the drain must not wait for the graceful timeout"
+
+
+def test_a_first_request_handed_to_hyper_during_a_drain_is_answered(launcher: Launcher) -> None:
+    """A connection accepted before the drain whose first request arrives during it: a drain
+    answers such a request. Here it is a plain GET to a WebAssembly route, which the inline
+    path routes, then hands to hyper; the hand-over must not make the connection look idle,
+    which hyper's graceful shutdown would close at once with the request unread ("Remote end
+    closed connection without response", seen as a flaky reload test)."""
+    srv = launcher.start(
+        ["--wasm", f"/={wasm_handler('hello')}", "--graceful-timeout", "30s"],
+    )
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        time.sleep(0.3)  # accepted by the worker, no request yet
+        assert srv.proc is not None
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)  # the worker is draining
+        s.sendall(_get("/"))
+        data, closed = recv_until_closed(s, 10)
+    responses = parse_responses(data, ["GET"])
+    assert [r.status for r in responses] == [200], data[:300]
+    assert closed
+    assert srv.wait_exit() == 0

@@ -61,8 +61,9 @@ impl IdleClock {
         self.in_flight.get() == 0
     }
 
-    /// No request has started on this connection yet: a drain still answers its first one
-    /// (its client has most likely sent it already; closing now would reset it).
+    /// No request has started on this connection yet, or the one the inline path handed to
+    /// hyper's path has not started there yet (`request_pending`): a drain still answers it
+    /// (its client has sent it, or most likely has; closing now would reset it).
     pub fn fresh(&self) -> bool {
         self.in_flight.get() == 0 && self.idle_since.get().is_none()
     }
@@ -70,6 +71,16 @@ impl IdleClock {
     pub fn request_started(&self) {
         self.in_flight.set(self.in_flight.get() + 1);
         self.idle_since.set(None);
+    }
+
+    /// A whole request head has been read and waits for hyper's path (the inline path hands
+    /// the connection over): until hyper starts it the connection is neither idle nor serving,
+    /// so it counts as `fresh` again (a drain waits for that request instead of closing a
+    /// connection that holds it unread).
+    pub fn request_pending(&self) {
+        if self.in_flight.get() == 0 {
+            self.idle_since.set(None);
+        }
     }
 
     /// A response ended; returns the clock reading it took (when the connection fell idle),
@@ -152,5 +163,37 @@ impl ConnectionTimer {
                 .unwrap_or(now + self.check_every),
         );
         expired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdleClock;
+
+    #[test]
+    fn a_request_handed_over_after_a_response_makes_the_connection_fresh_again() {
+        let clock = IdleClock::new();
+        assert!(clock.fresh());
+        clock.request_started();
+        let _ = clock.response_finished();
+        assert!(
+            !clock.fresh(),
+            "idle after a response: a drain may close it"
+        );
+        clock.request_pending();
+        assert!(
+            clock.fresh(),
+            "a request waits for hyper: a drain must answer it"
+        );
+        clock.request_started();
+        assert!(!clock.fresh());
+    }
+
+    #[test]
+    fn a_pending_request_does_not_hide_one_in_flight() {
+        let clock = IdleClock::new();
+        clock.request_started();
+        clock.request_pending();
+        assert!(!clock.fresh() && !clock.idle());
     }
 }

@@ -93,6 +93,8 @@ pub async fn serve<IO: LastWord>(
             if matches!(answered, Answered::Close) {
                 return close(io, &mut output).await;
             }
+            // The head at `served` is whole: hyper answers it even if a drain starts now.
+            state.clock.request_pending();
             return hand_over(io, input, served, &mut output).await;
         }
         flush(&mut io, &mut output).await.ok()?;
