@@ -47,6 +47,23 @@ impl<'c> Negotiation<'c> {
         method: &Method,
         headers: &HeaderMap,
     ) -> Negotiation<'c> {
+        let accept = headers.get(header::ACCEPT_ENCODING).cloned();
+        Negotiation::for_route(server, route, accept, method == Method::HEAD)
+    }
+
+    /// The same from the request's `Accept-Encoding` value and whether it is a HEAD (the
+    /// inline path, which has no `HeaderMap`). The route's memo scope is hashed only when
+    /// the request accepts some coding.
+    pub fn for_route(
+        server: &'c ServerConfig,
+        route: &Route<Handler>,
+        accept: Option<HeaderValue>,
+        head: bool,
+    ) -> Negotiation<'c> {
+        let scope = match accept {
+            Some(_) => route_scope(route.tenant.as_deref(), &route.prefix),
+            None => 0,
+        };
         Negotiation {
             codecs: if route.compress {
                 &server.compression
@@ -54,9 +71,9 @@ impl<'c> Negotiation<'c> {
                 &[]
             },
             min_size: server.compression_min_size,
-            accept: headers.get(header::ACCEPT_ENCODING).cloned(),
-            head: method == Method::HEAD,
-            scope: route_scope(route.tenant.as_deref(), &route.prefix),
+            accept,
+            head,
+            scope,
             cache_budget: server.compression_cache,
         }
     }

@@ -28,7 +28,6 @@ use http::{HeaderValue, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::compress::{self, Negotiation};
-use super::compress_cache::route_scope;
 use super::connection_state::ConnectionState;
 use super::handler::Handler;
 use super::handler_run::Site;
@@ -328,14 +327,8 @@ fn compressed(
     if !route.compress || server.compression.is_empty() {
         return reply;
     }
-    let negotiation = Negotiation {
-        codecs: &server.compression,
-        min_size: server.compression_min_size,
-        accept: HeaderValue::from_bytes(accept).ok(),
-        head: false,
-        scope: route_scope(route.tenant.as_deref(), &route.prefix),
-        cache_budget: server.compression_cache,
-    };
+    let accept = HeaderValue::from_bytes(accept).ok();
+    let negotiation = Negotiation::for_route(server, route, accept, false);
     Reply::Server(compress::apply(&negotiation, reply.into_response()))
 }
 
