@@ -99,14 +99,19 @@ pub fn mirror_permit(
     match mirror.decide(method, body) {
         Decision::Pass => None,
         Decision::Skip => {
-            if let Some(r) = Recorder::get(&ctx.config.server.state_dir) {
-                r.send(Record::Skipped {
-                    route: label.to_string(),
-                });
-            }
+            record_skipped(ctx, label);
             None
         }
         Decision::Mirror(permit) => Some(permit),
+    }
+}
+
+/// Counts a request the route's shadow would have mirrored but did not (see `Decision::Skip`).
+pub fn record_skipped(ctx: &WorkerContext, label: &str) {
+    if let Some(r) = Recorder::get(&ctx.config.server.state_dir) {
+        r.send(Record::Skipped {
+            route: label.to_string(),
+        });
     }
 }
 

@@ -19,7 +19,7 @@ use crate::python::{FieldSpan, Reply};
 use crate::server::context::WorkerContext;
 use crate::server::handler::Migrating;
 use crate::server::handler_run::Site;
-use crate::server::migrating::mirror_permit;
+use crate::server::migrating::{mirror_permit, record_skipped};
 use crate::server::peer::Peer;
 use crate::server::shadow::{self, ShadowCopy};
 use crate::spool::SpooledBody;
@@ -38,27 +38,28 @@ pub struct Head<'a> {
     pub fields: &'a [FieldSpan],
 }
 
-/// Decides for a GET to a migrating route: `Ok(None)` when it is not mirrored (or skipped,
-/// which is recorded), `Ok(Some)` with the copy when it is, `Err(())` when the head cannot be
-/// copied as `http` types (hyper's path then serves the request, before any permit is taken).
-pub fn plan(
+/// Decides for a GET to a migrating route: `None` when it is not mirrored (or skipped, which
+/// is recorded), `Some` with the copy when it is. The mirror decides first, so a request that
+/// is not mirrored costs no copy; a head the `http` types refuse (which the inline parser let
+/// through) is recorded as skipped and served without its shadow, as any skip is. `site` is
+/// only built for a request that is mirrored.
+pub fn plan<'s>(
     ctx: &WorkerContext,
     m: &Arc<Migrating>,
     label: &str,
     head: Head<'_>,
-    site: &Site<'_>,
-) -> Result<Option<ShadowPlan>, ()> {
+    site: impl FnOnce() -> Site<'s>,
+) -> Option<ShadowPlan> {
+    let permit = mirror_permit(ctx, m, label, &Method::GET, &SpooledBody::Empty)?;
     let Some(parts) = static_get::parts(head.buf, head.target, head.fields) else {
-        return Err(());
+        record_skipped(ctx, label);
+        return None;
     };
-    let Some(permit) = mirror_permit(ctx, m, label, &Method::GET, &SpooledBody::Empty) else {
-        return Ok(None);
-    };
-    Ok(Some(ShadowPlan {
+    Some(ShadowPlan {
         m: m.clone(),
-        copy: ShadowCopy::of(&parts, &SpooledBody::Empty, site, None, permit),
+        copy: ShadowCopy::of(&parts, &SpooledBody::Empty, &site(), None, permit),
         started: Instant::now(),
-    }))
+    })
 }
 
 /// Starts the shadow of a planned request now that its primary answered `reply`; the client

@@ -247,19 +247,13 @@ async fn answer<IO: LastWord>(
                 target,
                 fields: request.fields,
             };
-            let site = Site {
+            let site = || Site {
                 script_name: matched.route.script_name(),
                 path: path.to_vec(),
                 path_info_start: matched.path_info_start,
                 server_name: server_name.to_string(),
             };
-            match mirrored::plan(ctx, m, label, head, &site) {
-                Ok(plan) => plan,
-                Err(()) => {
-                    not_inline(state);
-                    return Answered::NotInline;
-                }
-            }
+            mirrored::plan(ctx, m, label, head, site)
         }
         None => None,
     };
@@ -324,7 +318,7 @@ fn compressed(
     let Some(accept) = request.field(b"accept-encoding") else {
         return reply;
     };
-    if !route.compress || server.compression.is_empty() {
+    if compress::route_codecs(server, route).is_empty() {
         return reply;
     }
     let accept = HeaderValue::from_bytes(accept).ok();
