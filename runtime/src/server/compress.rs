@@ -65,17 +65,23 @@ impl<'c> Negotiation<'c> {
             None => 0,
         };
         Negotiation {
-            codecs: if route.compress {
-                &server.compression
-            } else {
-                &[]
-            },
+            codecs: route_codecs(server, route),
             min_size: server.compression_min_size,
             accept,
             head,
             scope,
             cache_budget: server.compression_cache,
         }
+    }
+}
+
+/// The codings `route` may answer with: `[server] compression`, or none where the route says
+/// `compress = false`.
+pub fn route_codecs<'c>(server: &'c ServerConfig, route: &Route<Handler>) -> &'c [Codec] {
+    if route.compress {
+        &server.compression
+    } else {
+        &[]
     }
 }
 
