@@ -43,12 +43,18 @@ impl StoreError {
         use rusqlite::ErrorCode as Code;
         let store = file.display().to_string();
         let detail = err.to_string();
-        let code = match &err {
-            rusqlite::Error::SqliteFailure(failure, _) => Some(failure.code),
-            _ => None,
+        let (code, extended) = match &err {
+            rusqlite::Error::SqliteFailure(failure, _) => {
+                (Some(failure.code), failure.extended_code)
+            }
+            _ => (None, 0),
         };
         match code {
-            Some(Code::DatabaseBusy | Code::DatabaseLocked) => StoreError::Busy { store, detail },
+            // The extended code tells which lock it was (a recovery, a snapshot, a checkpoint).
+            Some(Code::DatabaseBusy | Code::DatabaseLocked) => StoreError::Busy {
+                store,
+                detail: format!("{detail} (SQLite extended code {extended})"),
+            },
             Some(Code::DiskFull | Code::TooBig) => StoreError::Full { store, detail },
             Some(Code::DatabaseCorrupt | Code::NotADatabase) => {
                 StoreError::Corrupt { store, detail }
@@ -126,6 +132,8 @@ mod tests {
         ));
         assert!(kind(rusqlite::ffi::SQLITE_BUSY).is_transient());
         assert!(!kind(rusqlite::ffi::SQLITE_FULL).is_transient());
+        let busy = kind(rusqlite::ffi::SQLITE_BUSY_RECOVERY).to_string();
+        assert!(busy.ends_with("(SQLite extended code 261)"), "{busy}");
         let text = kind(rusqlite::ffi::SQLITE_FULL).to_string();
         assert!(text.starts_with("job journal /s/jobs.sqlite3: "), "{text}");
     }
