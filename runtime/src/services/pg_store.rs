@@ -33,7 +33,7 @@ use super::job::{JobRecord, JobState, NewJob, TimerRecord};
 use super::job_store::{Claim, JobStore, Listing, Outcome, Polled, StoreFuture};
 use super::pg_sql::{PgCtx, PgTx};
 use super::pg_task::{complete_task, enqueue_task, task, Reply, Task};
-use super::pg_thread::{self, process_alive, Command, Link};
+use super::pg_thread::{self, process_alive, Command, Link, Role};
 use crate::config::PostgresBackend;
 
 /// Longest a caller waits for the store thread's answer.
@@ -112,9 +112,9 @@ impl PgStore {
         };
         let wake = Arc::new(Notify::new());
         let stop = Arc::new(AtomicBool::new(false));
-        let (commands, worker) = command_thread("wsrun-pg", &config, &ctx, &wake, true)?;
+        let (commands, worker) = command_thread("wsrun-pg", &config, &ctx, &wake, Role::Commands)?;
         let (deliveries, delivery) =
-            command_thread("wsrun-pg-claims", &config, &ctx, &wake, false)?;
+            command_thread("wsrun-pg-claims", &config, &ctx, &wake, Role::Deliveries)?;
         let (listen_wake, listen_stop) = (wake.clone(), stop.clone());
         let listener = std::thread::Builder::new()
             .name("wsrun-pg-listen".to_string())
@@ -199,14 +199,14 @@ fn command_thread(
     config: &postgres::Config,
     ctx: &PgCtx,
     wake: &Arc<Notify>,
-    housekeeping: bool,
+    role: Role,
 ) -> StoreResult<(std_mpsc::Sender<Command>, std::thread::JoinHandle<()>)> {
     let (commands, receiver) = std_mpsc::channel();
-    let link = Link::new(config.clone(), ctx.clone());
+    let link = Link::new(config.clone(), ctx.clone(), role);
     let wake = wake.clone();
     let thread = std::thread::Builder::new()
         .name(name.to_string())
-        .spawn(move || pg_thread::run(link, receiver, wake, housekeeping))
+        .spawn(move || pg_thread::run(link, receiver, wake))
         .map_err(|e| StoreError::other("cannot start the job store thread", e))?;
     Ok((commands, thread))
 }

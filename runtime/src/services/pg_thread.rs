@@ -43,6 +43,26 @@ pub enum Command {
     Stop,
 }
 
+/// What a command thread's connection is for (`pg_store` starts one thread of each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Enqueues, timers, `wsrun jobs`, and the housekeeping (heartbeat, lease sweep).
+    Commands,
+    /// The dispatcher's claims and outcomes.
+    Deliveries,
+}
+
+/// Planner settings of the deliveries connection. Its statements are look-ups by key or
+/// ordered walks of an index with a small LIMIT, but the planner, without column statistics
+/// (a new table, until autovacuum's first ANALYZE: a minute or more) or with a generic plan
+/// cached while the table was nearly empty, chose a bitmap scan and a sort of every due job to
+/// find the oldest 32, and a sequential scan of the table to complete or lease jobs by id:
+/// O(backlog) per claim and per completion (12 ms per claim at 20,000 pending jobs against
+/// 0.06 ms as an index walk; bench/README.md). Nothing is forbidden by these settings (a
+/// statement with no other plan still gets one); those plans are priced out.
+pub(super) const DELIVERIES_SESSION: &str =
+    "SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off";
+
 /// Opens a connection (no TLS: put the database on a trusted network or a unix socket).
 pub fn connect(config: &postgres::Config, ctx: &PgCtx) -> StoreResult<Client> {
     config.connect(NoTls).map_err(|e| pg_error(&ctx.store, &e))
@@ -52,16 +72,18 @@ pub fn connect(config: &postgres::Config, ctx: &PgCtx) -> StoreResult<Client> {
 pub struct Link {
     config: postgres::Config,
     pub ctx: PgCtx,
+    role: Role,
     client: Option<(Client, Session)>,
     failed: Option<(Instant, StoreError)>,
     log: DownLog,
 }
 
 impl Link {
-    pub fn new(config: postgres::Config, ctx: PgCtx) -> Link {
+    pub fn new(config: postgres::Config, ctx: PgCtx, role: Role) -> Link {
         Link {
             config,
             ctx,
+            role,
             client: None,
             failed: None,
             log: DownLog::default(),
@@ -101,6 +123,11 @@ impl Link {
     fn open(&self) -> StoreResult<Client> {
         let mut client = connect(&self.config, &self.ctx)?;
         let applied = pg_schema::migrate(&mut client).map_err(|e| self.ctx.fail(e))?;
+        if self.role == Role::Deliveries {
+            client
+                .batch_execute(DELIVERIES_SESSION)
+                .map_err(|e| self.ctx.fail(e))?;
+        }
         if !applied.is_empty() {
             tracing::info!(
                 "jobs: migrated {} to schema version {}",
@@ -236,14 +263,10 @@ fn grouped_first(pg: &mut PgTx<'_, '_>, tasks: &mut [Box<dyn Task>], now: i64) -
 
 /// A command thread's body: wait for a command (or the housekeeping tick), take every
 /// other one waiting, run them in one transaction, answer after the commit. A process has
-/// two (`pg_store`): one for enqueues and the rest, with `housekeeping`, and one for the
-/// dispatcher's polls and outcomes.
-pub fn run(
-    mut link: Link,
-    commands: std_mpsc::Receiver<Command>,
-    wake: Arc<Notify>,
-    housekeeping: bool,
-) {
+/// two (`pg_store`): one for enqueues and the rest, with `housekeeping` (`Role::Commands`),
+/// and one for the dispatcher's polls and outcomes (`Role::Deliveries`).
+pub fn run(mut link: Link, commands: std_mpsc::Receiver<Command>, wake: Arc<Notify>) {
+    let housekeeping = link.role == Role::Commands;
     let mut last_housekeeping: Option<Instant> = None;
     let mut stopping = false;
     while !stopping {
