@@ -284,12 +284,12 @@ throughput() {
     tuned=$(median_of wasmtime-tuned 3)
     hy=$(median_of hyper 3)
     {
-        echo "# wsrun WebAssembly benchmark (hello component), $(date '+%Y-%m-%d %H:%M:%S %Z')"
+        echo "# wsrun WebAssembly benchmark ($(basename "$HELLO_WASM")), $(date '+%Y-%m-%d %H:%M:%S %Z')"
         echo
         echo "Machine: $(machine);" \
             "$PINNING. wrk -t1 -c$CONNECTIONS --latency, ${WARMUP} s warm-up + ${DURATION} s measured," \
             "median of $ROUNDS round(s), server order rotated each round, loopback." \
-            "Component: handlers/hello.wasm ($(stat -c %s "$HELLO_WASM") bytes)."
+            "Component: ${HELLO_WASM#"$ROOT"/} ($(stat -c %s "$HELLO_WASM") bytes)."
         echo
         for name in "${server_list[@]}"; do
             [[ -n ${VERSION[$name]:-} ]] && echo "- $name: ${VERSION[$name]}"
