@@ -8,6 +8,9 @@ use std::time::Duration;
 use postgres::{Client, NoTls};
 
 use super::super::job_store::JobStore;
+use super::super::pg_sql::{
+    FREE_LEASES_OF_PID, FREE_LEASES_OF_STALE_NODES, LEASE_PIDS_OF_NODE, SWEEP_PLANNER,
+};
 use super::super::pg_test_server::TestServer;
 use super::super::pg_thread::DELIVERIES_SESSION;
 use super::super::store_suite::job;
@@ -174,4 +177,37 @@ fn completions_planned_on_an_empty_table_look_up_the_key_once_it_fills() {
         "{after}"
     );
     assert!(!after.contains("Seq Scan"), "{after}");
+}
+
+/// The lease sweep every node runs each second reads only the jobs in delivery (the partial
+/// index `wsrun_jobs_lease`), not the backlog.
+#[test]
+fn the_lease_sweep_reads_the_jobs_in_delivery_not_the_backlog() {
+    let Some(server) = TestServer::start() else {
+        return;
+    };
+    let mut admin = migrated_database(&server);
+    fill_backlog(&mut admin);
+    let mut tx = admin.transaction().expect("begin");
+    tx.batch_execute(SWEEP_PLANNER)
+        .expect("the sweep's settings");
+    for (sql, types, args) in [
+        (
+            FREE_LEASES_OF_STALE_NODES,
+            "TEXT, BIGINT",
+            format!("'n', {NOW}"),
+        ),
+        (LEASE_PIDS_OF_NODE, "TEXT", "'n'".to_string()),
+        (FREE_LEASES_OF_PID, "TEXT, BIGINT", "'n', 1".to_string()),
+    ] {
+        tx.batch_execute(&format!("DEALLOCATE ALL; PREPARE q({types}) AS {sql}"))
+            .expect("prepare");
+        let rows = tx
+            .query(&format!("EXPLAIN EXECUTE q({args})"), &[])
+            .expect("explain");
+        let lines: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let plan = lines.join("\n");
+        assert!(plan.contains("wsrun_jobs_lease"), "{sql}:\n{plan}");
+        assert!(!plan.contains("Seq Scan on wsrun_jobs "), "{sql}:\n{plan}");
+    }
 }

@@ -47,6 +47,31 @@ pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(5);
 /// A one-shot timer whose job is still pending looks again this much later.
 const ONE_SHOT_RETRY_MS: i64 = 1000;
 
+// The sweep's statements. A lease sets `lease_node`, `lease_pid` and `lease_until` together
+// and every release clears all three, so `lease_until IS NOT NULL` selects the leased jobs,
+// and says so in the form that lets PostgreSQL walk the partial index `wsrun_jobs_lease`
+// (jobs in delivery) instead of the whole table, backlog included, every second on every node.
+
+/// Leases held by processes of other nodes whose heartbeat is older than `$2` (not `$1`'s).
+pub(super) const FREE_LEASES_OF_STALE_NODES: &str =
+    "UPDATE wsrun_jobs j SET lease_node = NULL, lease_pid = NULL, lease_until = NULL
+     WHERE j.lease_until IS NOT NULL AND j.lease_node <> $1 AND NOT EXISTS (
+         SELECT 1 FROM wsrun_processes p
+         WHERE p.node = j.lease_node AND p.pid = j.lease_pid AND p.seen_at > $2)";
+
+/// The processes of node `$1` holding leases.
+pub(super) const LEASE_PIDS_OF_NODE: &str =
+    "SELECT DISTINCT lease_pid FROM wsrun_jobs WHERE lease_until IS NOT NULL AND lease_node = $1";
+
+/// The leases of process `$2` of node `$1`.
+pub(super) const FREE_LEASES_OF_PID: &str =
+    "UPDATE wsrun_jobs SET lease_node = NULL, lease_pid = NULL, lease_until = NULL
+     WHERE lease_until IS NOT NULL AND lease_node = $1 AND lease_pid = $2";
+
+/// Planner settings of the housekeeping transaction (see `pg_thread::DELIVERIES_SESSION`):
+/// without statistics PostgreSQL would scan the table for the statements above.
+pub(super) const SWEEP_PLANNER: &str = "SET LOCAL enable_seqscan = off";
+
 /// Who this store is, for every statement.
 #[derive(Debug, Clone)]
 pub struct PgCtx {
@@ -457,37 +482,24 @@ impl PgTx<'_, '_> {
             .map_err(|e| self.fail(e))
     }
 
-    /// Frees the leases of processes that are gone: of this node, those `alive` says no to;
+    /// Frees the leases of processes that are gone (after `SWEEP_PLANNER`): of this node, those `alive` says no to;
     /// of other nodes, those whose heartbeat stopped `PROCESS_TIMEOUT` ago. Returns how many.
     pub fn sweep(&mut self, now: i64, alive: &dyn Fn(i64) -> bool) -> StoreResult<usize> {
         let stale = now.saturating_sub(ms(PROCESS_TIMEOUT));
         let mut freed = self
             .tx
-            .execute(
-                "UPDATE wsrun_jobs j SET lease_node = NULL, lease_pid = NULL, lease_until = NULL
-                 WHERE j.lease_node IS NOT NULL AND j.lease_node <> $1 AND NOT EXISTS (
-                     SELECT 1 FROM wsrun_processes p
-                     WHERE p.node = j.lease_node AND p.pid = j.lease_pid AND p.seen_at > $2)",
-                &[&self.ctx.node, &stale],
-            )
+            .execute(FREE_LEASES_OF_STALE_NODES, &[&self.ctx.node, &stale])
             .map_err(|e| self.fail(e))?;
         let pids = self
             .tx
-            .query(
-                "SELECT DISTINCT lease_pid FROM wsrun_jobs WHERE lease_node = $1",
-                &[&self.ctx.node],
-            )
+            .query(LEASE_PIDS_OF_NODE, &[&self.ctx.node])
             .map_err(|e| self.fail(e))?;
         for row in pids {
             let pid: i64 = row.try_get(0).map_err(|e| self.fail(e))?;
             if !alive(pid) {
                 freed += self
                     .tx
-                    .execute(
-                        "UPDATE wsrun_jobs SET lease_node = NULL, lease_pid = NULL,
-                         lease_until = NULL WHERE lease_node = $1 AND lease_pid = $2",
-                        &[&self.ctx.node, &pid],
-                    )
+                    .execute(FREE_LEASES_OF_PID, &[&self.ctx.node, &pid])
                     .map_err(|e| self.fail(e))?;
             }
         }

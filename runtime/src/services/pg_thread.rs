@@ -25,7 +25,7 @@ use super::error::{StoreError, StoreResult};
 use super::journal::now_ms;
 use super::pg_batch::run_grouped;
 use super::pg_schema;
-use super::pg_sql::{pg_error, PgCtx, PgTx, Session};
+use super::pg_sql::{pg_error, PgCtx, PgTx, Session, SWEEP_PLANNER};
 use super::pg_task::Task;
 
 /// At most this many commands share one transaction.
@@ -175,6 +175,7 @@ impl Link {
             .transaction()
             .map_err(|e| ctx.fail(e))
             .and_then(|mut tx| {
+                tx.batch_execute(SWEEP_PLANNER).map_err(|e| ctx.fail(e))?;
                 let now = now_ms();
                 let mut pg = PgTx {
                     tx: &mut tx,
