@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use postgres::{Client, NoTls};
+use postgres::{Client, GenericClient, NoTls};
 
 use super::super::job_store::JobStore;
 use super::super::pg_sql::{
@@ -69,8 +69,13 @@ fn plan(admin: &mut Client, sql: &str, types: &str, args: &str, mode: &str) -> S
             "SET plan_cache_mode = {mode}; DEALLOCATE ALL; PREPARE q({types}) AS {sql}"
         ))
         .expect("prepare");
-    let rows = admin
-        .query(&format!("EXPLAIN EXECUTE q({args})"), &[])
+    explain(admin, "q", args)
+}
+
+/// The plan PostgreSQL runs prepared statement `name` with, given `args`.
+fn explain(conn: &mut impl GenericClient, name: &str, args: &str) -> String {
+    let rows = conn
+        .query(&format!("EXPLAIN EXECUTE {name}({args})"), &[])
         .expect("explain");
     let lines: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     lines.join("\n")
@@ -162,16 +167,10 @@ fn completions_planned_on_an_empty_table_look_up_the_key_once_it_fills() {
         .expect("plan the completion on the empty table");
     }
     fill_backlog(&mut admin);
-    let explain = |conn: &mut Client| -> String {
-        let rows = conn
-            .query("EXPLAIN EXECUTE done(ARRAY[1, 2, 3]::BIGINT[])", &[])
-            .expect("explain");
-        let lines: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-        lines.join("\n")
-    };
-    let before = explain(&mut default);
+    let ids = "ARRAY[1, 2, 3]::BIGINT[]";
+    let before = explain(&mut default, "done", ids);
     assert!(before.contains("Seq Scan"), "{before}");
-    let after = explain(&mut deliveries);
+    let after = explain(&mut deliveries, "done", ids);
     assert!(
         after.contains("Index Scan using wsrun_jobs_pkey"),
         "{after}"
@@ -202,11 +201,7 @@ fn the_lease_sweep_reads_the_jobs_in_delivery_not_the_backlog() {
     ] {
         tx.batch_execute(&format!("DEALLOCATE ALL; PREPARE q({types}) AS {sql}"))
             .expect("prepare");
-        let rows = tx
-            .query(&format!("EXPLAIN EXECUTE q({args})"), &[])
-            .expect("explain");
-        let lines: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-        let plan = lines.join("\n");
+        let plan = explain(&mut tx, "q", &args);
         assert!(plan.contains("wsrun_jobs_lease"), "{sql}:\n{plan}");
         assert!(!plan.contains("Seq Scan on wsrun_jobs "), "{sql}:\n{plan}");
     }
