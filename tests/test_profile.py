@@ -11,7 +11,7 @@ import pstats
 import urllib.request
 from pathlib import Path
 
-from conftest import REPO, WAIT, Launcher, wait_for
+from conftest import REPO, WAIT, Launcher
 
 SUITE = REPO / "examples" / "bench-suite" / "wsrun.toml"
 
@@ -95,21 +95,21 @@ def test_a_recycled_workers_successor_adds_to_its_profiles(
     os.utime(stale, (1_000_000_000, 1_000_000_000))
     args = ["-c", str(SUITE), "--state-dir", str(tmp_path), "--profile", str(out)]
     srv = launcher.start([*args, "--max-requests", "10"])
-    pids = [serving_pid(srv.port)]
-    for _ in range(3):
-        for _ in range(4):
-            assert fetch(srv.port, "/hello") == b"hello world!!"
-            assert fetch(srv.port, "/wasm/hello") == b"hello world!!"
-        # The worker asks for its successor at its 10th response and serves until it is ready.
-        assert wait_for(lambda: serving_pid(srv.port) != pids[-1]), srv.log()[-3000:]
-        pids.append(serving_pid(srv.port))
-    # Each recycled worker wrote its files once drained; then the last one writes at the stop.
-    # The supervisor logs a takeover once the successor reports ready, which can be after the
-    # successor has already answered the /getenv above: wait for the line, do not read it once.
-    assert srv.wait_log("serves in its place", count=3), srv.log()[-3000:]
+    # Each worker asks for its successor at its 10th response. During a hand-over both listen
+    # on the port for a moment and either may answer, so how many requests each worker gets is
+    # not fixed: send pairs until three recycles are logged and count every pair sent.
+    sent = 0
+    while srv.log_count("serves in its place") < 3:
+        assert sent < 200, srv.log()[-3000:]
+        assert fetch(srv.port, "/hello") == b"hello world!!"
+        assert fetch(srv.port, "/wasm/hello") == b"hello world!!"
+        sent += 1
+    # Each recycled worker writes its files once drained; then the last one writes at the stop.
     recycled = srv.log_count("serves in its place")
     assert srv.wait_log("WebAssembly route(s) in", count=recycled), srv.log()[-3000:]
     assert srv.stop() == 0
+    written = srv.log_count("WebAssembly route(s) in")
+    assert written == srv.log_count("serves in its place") + 1, srv.log()[-3000:]
 
     stats = pstats.Stats(str(out / "worker-0.pstats"))
     hello = [
@@ -117,17 +117,12 @@ def test_a_recycled_workers_successor_adds_to_its_profiles(
         for (file, _line, name), counts in stats.stats.items()  # type: ignore[attr-defined]
         if (Path(file).name, name) == ("suite.py", "hello")
     ]
-    assert hello == [12], hello  # 4 per worker, three workers (the fourth served only /getenv)
+    assert hello == [sent], hello  # every worker added its calls to the file
     report = json.loads(stale.read_text())
     (route,) = [r for r in report["routes"] if r["prefix"] == "/wasm"]
-    assert route["instances"] == 12
-    assert route["run"]["count"] == 12
-    assert route["stream"]["count"] == 12
-
-
-def serving_pid(port: int) -> bytes:
-    """The pid of the worker that answers (the suite's /getenv reports it)."""
-    return fetch(port, "/getenv").split(b"pid: ")[1].split(b"\n")[0]
+    assert route["instances"] == sent  # the stale file's 1000 were replaced, not added to
+    assert route["run"]["count"] == sent
+    assert route["stream"]["count"] == sent
 
 
 def _times(prefix: str) -> dict[str, object]:
