@@ -52,6 +52,9 @@ const ONE_SHOT_RETRY_MS: i64 = 1000;
 // and says so in the form that lets PostgreSQL walk the partial index `wsrun_jobs_lease`
 // (jobs in delivery) instead of the whole table, backlog included, every second on every node.
 
+/// Processes whose heartbeat is older than `$1` are forgotten (a few rows: a sequential scan).
+pub(super) const FORGET_PROCESSES: &str = "DELETE FROM wsrun_processes WHERE seen_at < $1";
+
 /// Leases held by processes of other nodes whose heartbeat is older than `$2` (not `$1`'s).
 pub(super) const FREE_LEASES_OF_STALE_NODES: &str =
     "UPDATE wsrun_jobs j SET lease_node = NULL, lease_pid = NULL, lease_until = NULL
@@ -506,7 +509,7 @@ impl PgTx<'_, '_> {
         // Processes not seen for an hour are forgotten.
         let forget = now.saturating_sub(3_600_000);
         self.tx
-            .execute("DELETE FROM wsrun_processes WHERE seen_at < $1", &[&forget])
+            .execute(FORGET_PROCESSES, &[&forget])
             .map_err(|e| self.fail(e))?;
         Ok(usize::try_from(freed).unwrap_or(usize::MAX))
     }

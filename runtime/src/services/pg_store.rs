@@ -17,7 +17,7 @@
 //! `wsrun_jobs` notifications.
 //!
 //! A call never hangs a request: blocking calls wait at most `CALL_TIMEOUT`, connecting
-//! at most `CONNECT_TIMEOUT`, a statement at most `STATEMENT_TIMEOUT`; while the database is
+//! at most `CONNECT_TIMEOUT`, a statement at most 5 s (`SESSION_OPTIONS`); while the database is
 //! down, calls fail at once with the last connection error and the thread tries again.
 
 use std::path::Path;
@@ -40,8 +40,14 @@ use crate::config::PostgresBackend;
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a connection attempt takes.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Longest one statement runs (set on each connection unless the URL gives `options`).
-const STATEMENT_TIMEOUT: &str = "-c statement_timeout=5000";
+/// The settings of every connection, sent before the URL's own `options` (so a setting the
+/// URL gives wins): a statement runs at most 5 s, and is never JIT-compiled. JIT pays off
+/// for long analytic queries; the store's statements are all short, yet a plan whose cost
+/// passes `jit_above_cost` was compiled by LLVM on every run, and every plan the store's
+/// planner settings price out has such a cost (1e10): the housekeeping's two-row
+/// `DELETE FROM wsrun_processes` took 22-120 ms each second, on the connection that carries
+/// the enqueues (their p99 at 1,000/s: bench/README.md).
+const SESSION_OPTIONS: &str = "-c statement_timeout=5000 -c jit=off";
 
 /// A handle on the PostgreSQL store of this process; cheap to clone, usable from any thread.
 #[derive(Clone)]
@@ -70,9 +76,11 @@ pub fn connection_config(backend: &PostgresBackend) -> StoreResult<(postgres::Co
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
-    if config.get_options().is_none() {
-        config.options(STATEMENT_TIMEOUT);
-    }
+    let options = match config.get_options() {
+        Some(own) => format!("{SESSION_OPTIONS} {own}"),
+        None => SESSION_OPTIONS.to_string(),
+    };
+    config.options(&options);
     config.keepalives(true);
     config.keepalives_idle(Duration::from_secs(10));
     config.tcp_user_timeout(CALL_TIMEOUT);
@@ -320,3 +328,7 @@ impl JobStore for PgStore {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "pg_session_tests.rs"]
+mod tests;
