@@ -2,10 +2,12 @@
 //! multi-row `INSERT`, its completions as one `DELETE ... WHERE id = ANY($1)`.
 //!
 //! Owns: `Grouped` (what a task offers to share: a job to insert, or an id to delete, and
-//! where its result goes), and `run_grouped`, which runs all of a burst's offers in one
-//! statement per kind and hands each task its own result (the id of its job). Must not touch:
-//! the transaction, the fallback when a statement fails, answering callers (`pg_thread`), the
-//! single-row statements (`pg_sql`), claims and quotas (`pg_claim`).
+//! where its result goes), `run_grouped`, which runs all of a burst's offers in one
+//! statement per kind and hands each task its own result (the id of its job), and
+//! `enqueue_alone`, which runs a burst of enqueues only as that one statement with no
+//! transaction around it. Must not touch: the transaction, the fallback when a statement
+//! fails, answering callers (`pg_thread`), the single-row statements (`pg_sql`), claims and
+//! quotas (`pg_claim`).
 //!
 //! Ids: the insert takes each row's id from the table's sequence next to its position in the
 //! burst (`WITH ORDINALITY`), so every caller learns the id of its own job whatever order the
@@ -13,10 +15,12 @@
 //! Only jobs without a quota are grouped: a quota is counted row by row under its account's
 //! lock (`pg_claim`), so those jobs keep the single-row path.
 
+use postgres::{Client, GenericClient};
+
 use super::error::{StoreError, StoreResult};
 use super::job::{encode_headers, stored_size, NewJob};
 use super::journal::ms;
-use super::pg_sql::PgTx;
+use super::pg_sql::{PgCtx, PgTx, Session};
 
 /// The rows of a burst, their ids from the sequence, and the insert; `$11` is `now`.
 const ROWS: &str = "WITH rows AS MATERIALIZED (
@@ -70,6 +74,37 @@ pub fn run_grouped(tx: &mut PgTx<'_, '_>, offers: Vec<Grouped<'_>>, now: i64) ->
     Ok(())
 }
 
+/// Runs a burst that holds nothing but enqueues without a quota (what a node's clients send)
+/// with no transaction around it: its one `INSERT` is atomic by itself, so it commits alone,
+/// in one round trip to the database instead of three (`BEGIN`, the insert, `COMMIT`), each
+/// of which waits for the database's process to be scheduled when the cores are busy.
+/// `None`: the burst holds other tasks (the caller runs it in a transaction). On an error
+/// nothing was written and nothing handed out.
+pub fn enqueue_alone(
+    client: &mut Client,
+    session: &mut Session,
+    ctx: &PgCtx,
+    offers: Vec<Grouped<'_>>,
+    now: i64,
+) -> Option<StoreResult<()>> {
+    let mut jobs = Vec::with_capacity(offers.len());
+    for offer in offers {
+        match offer {
+            Grouped::Enqueue(job, slot) => jobs.push((job, slot)),
+            Grouped::No | Grouped::Complete(..) => return None,
+        }
+    }
+    if jobs.is_empty() {
+        return None;
+    }
+    let inserted = insert_rows(client, session, ctx, jobs.iter().map(|(job, _)| *job), now);
+    Some(inserted.map(|ids| {
+        for ((_, slot), id) in jobs.into_iter().zip(ids) {
+            *slot = Some(Ok(id));
+        }
+    }))
+}
+
 /// The columns of a burst's jobs, one array each, in `ROWS`' parameter order.
 #[derive(Default)]
 struct Columns {
@@ -103,61 +138,71 @@ impl Columns {
     }
 }
 
+/// Inserts `jobs` in one statement on `conn` (notifying once if one is due at once); their
+/// ids, in the order given.
+fn insert_rows<'j>(
+    conn: &mut impl GenericClient,
+    session: &mut Session,
+    ctx: &PgCtx,
+    jobs: impl Iterator<Item = &'j NewJob>,
+    now: i64,
+) -> StoreResult<Vec<i64>> {
+    let mut c = Columns::default();
+    for job in jobs {
+        c.push(job, now);
+    }
+    let due_now = c.run_at.iter().any(|at| *at <= now);
+    let sql = match due_now {
+        true => format!(
+            "{ROWS} SELECT ord, id FROM rows, pg_notify('wsrun_jobs', '') AS n ORDER BY ord"
+        ),
+        false => format!("{ROWS} SELECT ord, id FROM rows ORDER BY ord"),
+    };
+    let statement = session.prepared(conn, ctx, &sql)?;
+    let rows = conn
+        .query(
+            &statement,
+            &[
+                &c.method,
+                &c.host,
+                &c.path,
+                &c.headers,
+                &c.body,
+                &c.origin,
+                &c.max_attempts,
+                &c.run_at,
+                &c.account,
+                &c.size,
+                &now,
+            ],
+        )
+        .map_err(|e| ctx.fail(e))?;
+    if rows.len() != c.method.len() {
+        return Err(StoreError::other(
+            format!("job store {}", ctx.store),
+            format!("{} rows inserted for {} jobs", rows.len(), c.method.len()),
+        ));
+    }
+    let mut ids = vec![0; c.method.len()];
+    for row in &rows {
+        let ord: i64 = row.try_get(0).map_err(|e| ctx.fail(e))?;
+        let id: i64 = row.try_get(1).map_err(|e| ctx.fail(e))?;
+        let slot = usize::try_from(ord - 1).ok().and_then(|i| ids.get_mut(i));
+        if let Some(slot) = slot {
+            *slot = id;
+        }
+    }
+    Ok(ids)
+}
+
 impl PgTx<'_, '_> {
-    /// Inserts `jobs` in one statement (notifying once if one is due at once); their ids,
-    /// in the order given.
+    /// Inserts `jobs` in one statement of this transaction; their ids, in the order given.
     fn insert_many<'j>(
         &mut self,
         jobs: impl Iterator<Item = &'j NewJob>,
         now: i64,
     ) -> StoreResult<Vec<i64>> {
-        let mut c = Columns::default();
-        for job in jobs {
-            c.push(job, now);
-        }
-        let due_now = c.run_at.iter().any(|at| *at <= now);
-        let sql = match due_now {
-            true => format!(
-                "{ROWS} SELECT ord, id FROM rows, pg_notify('wsrun_jobs', '') AS n ORDER BY ord"
-            ),
-            false => format!("{ROWS} SELECT ord, id FROM rows ORDER BY ord"),
-        };
-        let statement = self.prepared(&sql)?;
-        let rows = self
-            .tx
-            .query(
-                &statement,
-                &[
-                    &c.method,
-                    &c.host,
-                    &c.path,
-                    &c.headers,
-                    &c.body,
-                    &c.origin,
-                    &c.max_attempts,
-                    &c.run_at,
-                    &c.account,
-                    &c.size,
-                    &now,
-                ],
-            )
-            .map_err(|e| self.fail(e))?;
-        if rows.len() != c.method.len() {
-            return Err(StoreError::other(
-                format!("job store {}", self.ctx.store),
-                format!("{} rows inserted for {} jobs", rows.len(), c.method.len()),
-            ));
-        }
-        let mut ids = vec![0; c.method.len()];
-        for row in &rows {
-            let ord: i64 = row.try_get(0).map_err(|e| self.fail(e))?;
-            let id: i64 = row.try_get(1).map_err(|e| self.fail(e))?;
-            let slot = usize::try_from(ord - 1).ok().and_then(|i| ids.get_mut(i));
-            if let Some(slot) = slot {
-                *slot = id;
-            }
-        }
-        Ok(ids)
+        insert_rows(&mut *self.tx, self.session, self.ctx, jobs, now)
     }
 
     /// Delivered jobs leave the store, all in one statement.

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use postgres::error::SqlState;
-use postgres::{Row, Statement, Transaction};
+use postgres::{GenericClient, Row, Statement, Transaction};
 
 use super::error::{StoreError, StoreResult};
 use super::job::{
@@ -137,6 +137,23 @@ pub struct Session {
     pub(super) routes: Option<Vec<String>>,
 }
 
+impl Session {
+    /// `sql` prepared on `conn`, this session's connection (once per connection).
+    pub(super) fn prepared(
+        &mut self,
+        conn: &mut impl GenericClient,
+        ctx: &PgCtx,
+        sql: &str,
+    ) -> StoreResult<Statement> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = conn.prepare(sql).map_err(|e| ctx.fail(e))?;
+        self.statements.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+}
+
 /// One transaction of the store thread.
 pub struct PgTx<'a, 't> {
     pub(super) tx: &'a mut Transaction<'t>,
@@ -151,14 +168,7 @@ impl PgTx<'_, '_> {
 
     /// `sql` prepared on this connection (once per connection).
     pub(super) fn prepared(&mut self, sql: &str) -> StoreResult<Statement> {
-        if let Some(statement) = self.session.statements.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = self.tx.prepare(sql).map_err(|e| self.fail(e))?;
-        self.session
-            .statements
-            .insert(sql.to_string(), statement.clone());
-        Ok(statement)
+        self.session.prepared(&mut *self.tx, self.ctx, sql)
     }
 
     /// Adds a job within its account's quota (`pg_claim`); returns its id.

@@ -4,7 +4,8 @@
 //! Owns: `Link` (the command thread's connection: opened when first needed, the schema
 //! migrated on each new connection, re-opened after a failure but at most once per
 //! `RECONNECT_PAUSE`, so a database that is down costs callers one quick refusal, never a
-//! hang), running a batch of tasks (`pg_task`) in one transaction — the groupable ones in
+//! hang), running a batch of tasks (`pg_task`) — a burst of plain enqueues as one statement
+//! with no transaction around it, anything else in one transaction — the groupable ones in
 //! one statement per kind (`pg_batch`), and if anything fails, all of them again each in a
 //! savepoint, so one refused task does not undo the others — and answering each caller after
 //! the commit, and the listener thread that wakes this process's dispatcher when any node
@@ -23,7 +24,7 @@ use tokio::sync::Notify;
 use super::down_log::DownLog;
 use super::error::{StoreError, StoreResult};
 use super::journal::now_ms;
-use super::pg_batch::run_grouped;
+use super::pg_batch::{enqueue_alone, run_grouped};
 use super::pg_schema;
 use super::pg_sql::{pg_error, PgCtx, PgTx, Session, SWEEP_PLANNER};
 use super::pg_task::Task;
@@ -150,7 +151,7 @@ impl Link {
     fn run_batch(&mut self, mut tasks: Vec<Box<dyn Task>>) -> bool {
         let ctx = self.ctx.clone();
         let failure = match self.client() {
-            Ok((client, session)) => run_in_transaction(client, session, &ctx, &mut tasks).err(),
+            Ok((client, session)) => run_tasks(client, session, &ctx, &mut tasks).err(),
             Err(err) => Some(err),
         };
         if let Some(err) = &failure {
@@ -198,6 +199,27 @@ impl Link {
             }
         }
     }
+}
+
+/// Runs a batch: a burst of plain enqueues as one statement on its own (`enqueue_alone`),
+/// anything else in a transaction. If the lone statement is refused, nothing was written
+/// and the burst runs again in the transaction, where each task gets its own answer.
+fn run_tasks(
+    client: &mut Client,
+    session: &mut Session,
+    ctx: &PgCtx,
+    tasks: &mut [Box<dyn Task>],
+) -> StoreResult<()> {
+    let offers = tasks.iter_mut().map(|t| t.grouped()).collect();
+    match enqueue_alone(client, session, ctx, offers, now_ms()) {
+        None => {}
+        Some(Ok(())) => return Ok(()),
+        Some(Err(err @ StoreError::Io { .. })) => return Err(err),
+        Some(Err(err)) => {
+            tracing::debug!("jobs: a burst of enqueues was refused ({err}); each on its own");
+        }
+    }
+    run_in_transaction(client, session, ctx, tasks)
 }
 
 /// The batch's transaction. First all tasks run in it directly, no savepoints: the
