@@ -25,6 +25,11 @@ and enqueues run one after another). SYNC_COMMIT [on]: the PostgreSQL databases'
 `synchronous_commit`; `off` is a diagnostic only (it shows what the commit's fsync costs: a
 commit then survives a crash of wsrun but not of the machine), never the headline figure.
 
+PG_SLOW_MS (diagnostic): logs every statement that takes at least that many ms
+(`log_min_duration_statement`) and prints, after the rounds, the slowest kinds of statement
+from the server's log: how many, mean and max ms. That is how the JIT compilation of the
+housekeeping's statements (22-120 ms each second) was found (bench/README.md).
+
 Medians over rounds are printed, with the PostgreSQL / SQLite ratio of each round. The
 PostgreSQL server is a throw-away `initdb` (fsync on: its commits are what a real deployment
 pays, unlike the tests' fsync=off) on this machine, sharing its 2 cores with the nodes.
@@ -64,6 +69,7 @@ ENQUEUE = os.environ.get("ENQUEUE", "http")
 CORES = os.cpu_count() or 1
 TICK = os.sysconf("SC_CLK_TCK")
 SYNC_COMMIT = os.environ.get("SYNC_COMMIT", "on")
+PG_SLOW_MS = os.environ.get("PG_SLOW_MS", "")
 
 
 def get(url: str, timeout: float = 60) -> bytes:
@@ -258,6 +264,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="wsrun-jobs-pg-") as tmp:
         work = Path(tmp)
         pg = PgServer(durable=True)
+        if PG_SLOW_MS:
+            pg.psql(f"ALTER SYSTEM SET log_min_duration_statement = {int(PG_SLOW_MS)}")
+            pg.psql("SELECT pg_reload_conf()")
         try:
             rows: dict[str, list[dict[str, float]]] = {"postgres": [], "sqlite": []}
             for r in range(1, ROUNDS + 1):
@@ -281,8 +290,26 @@ def main() -> None:
                 + ", ".join(f"{x:.2f}" for x in ratios)
                 + f"; median {statistics.median(ratios):.2f}"
             )
+            if PG_SLOW_MS:
+                print_slow_statements(pg.dir / "server.log")
         finally:
             pg.remove()
+
+
+def print_slow_statements(log: Path) -> None:
+    """The statements the server logged as slow, by kind (the first words of their text)."""
+    times: dict[str, list[float]] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if "duration: " not in line:
+            continue
+        text = line.partition("duration: ")[2]
+        ms, _, statement = text.partition(" ms")
+        what = " ".join(statement.split(":", 1)[-1].split()[:6]) or "(unnamed)"
+        times.setdefault(what, []).append(float(ms))
+    print(f"\nstatements slower than {PG_SLOW_MS} ms (count, mean ms, max ms):")
+    ranked = sorted(times.items(), key=lambda kv: -sum(kv[1]))
+    for what, values in ranked[:12]:
+        print(f"  {len(values):6} {statistics.mean(values):8.1f} {max(values):8.1f}  {what}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
 # Starts its own PostgreSQL (initdb into a temporary directory, fsync on) and the nodes
 # (bench/apps/jobs_bench.py, one worker each); see bench/jobs_pg.py for what is measured.
 # Environment (defaults in brackets): ROUNDS [3]  JOBS [6000]  RATE [1000]  PACED_S [5]
-#   CLIENTS [32]  THREADS [16]  ENQUEUE [http|burst]  BURSTS [1]  SYNC_COMMIT [on]
+#   CLIENTS [32]  THREADS [16]  ENQUEUE [http|burst]  BURSTS [1]  SYNC_COMMIT [on]  PG_SLOW_MS
 #   (see bench/jobs_pg.py)
 #   NODES [3]  SKIP_BUILD=1  WSRUN_BIN=path
 #   --quick: ROUNDS=1 JOBS=1500 PACED_S=2 unless set (a smoke test)
