@@ -88,7 +88,8 @@ class Node:
             f'log_level = "warn"\n\n[jobs]\nconcurrency = {CONCURRENCY}\n{jobs}\n'
             '[[route]]\nprefix = "/"\npython = "jobs_bench:app"\n'
         )
-        log = (work / f"{name}.log").open("wb")
+        self.log_path = work / f"{name}.log"
+        log = self.log_path.open("wb")
         bind = f"127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [
@@ -170,12 +171,41 @@ def enqueue_bursts(nodes: list[Node]) -> int:
     return share * len(nodes) * BURSTS
 
 
+class Undelivered(Exception):
+    """Not every job was delivered within DRAIN_TIMEOUT."""
+
+
+def report_undelivered(nodes: list[Node], pg: PgServer, db: str | None) -> None:
+    """What is known of jobs left undelivered: the jobs' rows, and the nodes' warnings."""
+    if db:
+        print(
+            "jobs left (id, attempts, run_at, lease_node, lease_pid, lease_until, last_error):\n"
+            + pg.psql(
+                "SELECT id, attempts, run_at, lease_node, lease_pid, lease_until, last_error"
+                " FROM wsrun_jobs ORDER BY id LIMIT 20",
+                db=db,
+            ),
+            file=sys.stderr,
+        )
+        print(
+            "dead jobs (id, attempts, last_error):\n"
+            + pg.psql(
+                "SELECT id, attempts, last_error FROM wsrun_dead_jobs ORDER BY id LIMIT 20", db=db
+            ),
+            file=sys.stderr,
+        )
+    for node in nodes:
+        lines = node.log_path.read_text(errors="replace").splitlines()
+        print(f"--- {node.log_path.name} (last 30 lines)", *lines[-30:], sep="\n", file=sys.stderr)
+
+
 def burst_rate(nodes: list[Node]) -> tuple[float, dict[str, float]]:
     """Delivered jobs/s, and the CPU split of the phase (share of all cores, 0-1)."""
     for node in nodes:
         get(f"{node.url}/reset")
     groups = {"wsrun": {n.proc.pid for n in nodes}, "client": set()}
     before, started = cpu_by_group(groups), time.monotonic()
+    clients: list[subprocess.Popen[bytes]] = []
     if ENQUEUE == "burst":
         total = enqueue_bursts(nodes)
     else:
@@ -190,7 +220,11 @@ def burst_rate(nodes: list[Node]) -> tuple[float, dict[str, float]]:
         if sum(s["deliveries"] for s in stats) >= total:
             break
         if time.monotonic() > deadline:
-            raise SystemExit(f"only {sum(s['deliveries'] for s in stats)} of {total} delivered")
+            sent = [json.loads(c.communicate(timeout=60)[0] or b"{}") for c in clients]
+            raise Undelivered(
+                f"only {sum(s['deliveries'] for s in stats)} of {total} delivered; "
+                f"enqueue requests: {[(r.get('statuses'), r.get('errors')) for r in sent]}"
+            )
         time.sleep(0.05)
     after, elapsed = cpu_by_group(groups), time.monotonic() - started
     if groups["client"]:
@@ -247,7 +281,11 @@ def run(kind: str, work: Path, pg: PgServer, round_no: int) -> dict[str, float]:
         pg.psql(f'ALTER DATABASE "bench{round_no}" SET synchronous_commit = {SYNC_COMMIT}')
     nodes = [Node(work, f"{kind}{round_no}-{i}", backend) for i in range(count)]
     try:
-        rate, split = burst_rate(nodes)
+        try:
+            rate, split = burst_rate(nodes)
+        except Undelivered as e:
+            report_undelivered(nodes, pg, f"bench{round_no}" if backend else None)
+            raise SystemExit(str(e)) from None
         in_app, request = paced(nodes)
     finally:
         for node in nodes:
