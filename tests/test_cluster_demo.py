@@ -4,6 +4,7 @@ with SIGKILL mid-run, and every job delivered (the demo exits non-zero otherwise
 from __future__ import annotations
 
 import os
+import random
 import re
 import socket
 import subprocess
@@ -14,22 +15,38 @@ from support.paths import REPO, wsrun_bin
 from support.postgres import server_bin
 
 
-def three_free_ports() -> int:
-    """A base port with it and the next two free on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base > 65000:
-            continue
+def ephemeral_low() -> int:
+    """The lowest port the kernel hands out to connect() and bind(0)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def bindable(port: int) -> bool:
+    """Whether a listener could bind `port` now, with SO_REUSEADDR as wsrun sets it."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            for port in (base + 1, base + 2):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
+            s.bind(("127.0.0.1", port))
         except OSError:
-            continue
-        return base
-    raise AssertionError("no three free ports in a row")
+            return False
+    return True
+
+
+def three_free_ports() -> int:
+    """A base port with it and the next two free on 127.0.0.1, taken below the ephemeral
+    range. Inside it (where bind(0) answers), the suite's own client connections leave
+    thousands of ports in TIME_WAIT, mostly the odd ones Linux keeps for connect(), so an
+    even base from bind(0) and base + 1 could fail 50 draws in a row (seen in CI)."""
+    high = ephemeral_low() - 3
+    draw = random.Random()
+    for _ in range(200):
+        base = draw.randrange(10000, max(high, 10001))
+        if all(bindable(port) for port in (base, base + 1, base + 2)):
+            return base
+    raise AssertionError(f"no three free ports in a row in 10000..{high}")
 
 
 def test_the_cluster_demo_loses_no_job() -> None:

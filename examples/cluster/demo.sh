@@ -44,7 +44,12 @@ distinct() { cut -d' ' -f1 "$WORK/deliveries" 2>/dev/null | sort -u | wc -l; }
 node3_delivered() { [ "$(grep -c ' node3$' "$WORK/deliveries" 2>/dev/null || true)" -ge 20 ]; }
 all_delivered() { [ "$(distinct)" -ge "$JOBS" ]; }
 
-PG_PORT=$((20000 + RANDOM % 20000))
+# Below the ephemeral range (32768 and up on Linux), where client connections take ports,
+# and never one of the nodes' ports.
+PG_PORT=$((10000 + RANDOM % 20000))
+while [ "$PG_PORT" -ge "$BASE_PORT" ] && [ "$PG_PORT" -le $((BASE_PORT + 2)) ]; do
+    PG_PORT=$((10000 + RANDOM % 20000))
+done
 "${as_pg[@]}" "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust --no-sync >/dev/null
 "${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w start \
     -o "-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1" >/dev/null
