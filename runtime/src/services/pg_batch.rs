@@ -22,8 +22,11 @@ use super::job::{encode_headers, stored_size, NewJob};
 use super::journal::ms;
 use super::pg_sql::{PgCtx, PgTx, Session};
 
-/// The rows of a burst, their ids from the sequence, and the insert; `$11` is `now`.
-const ROWS: &str = "WITH rows AS MATERIALIZED (
+/// The rows of a burst, their ids from the sequence, and the insert; `$11` is `now`. A macro
+/// (not a const) so that `concat!` can build both statements below at compile time.
+macro_rules! rows_cte {
+    () => {
+        "WITH rows AS MATERIALIZED (
          SELECT nextval('wsrun_jobs_id_seq'::regclass) AS id, u.*
          FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[], $6::TEXT[],
                      $7::INT4[], $8::INT8[], $9::TEXT[], $10::INT8[])
@@ -32,7 +35,18 @@ const ROWS: &str = "WITH rows AS MATERIALIZED (
      ins AS (INSERT INTO wsrun_jobs (id, method, host, path, headers, body, origin,
                  max_attempts, created_at, run_at, account, size)
              SELECT id, method, host, path, headers, body, origin, max_attempts, $11, run_at,
-                 account, size FROM rows)";
+                 account, size FROM rows)"
+    };
+}
+
+/// A burst's insert that wakes every node (a job of it is due at once); each row's position
+/// in the burst and its id.
+const INSERT_AND_NOTIFY: &str = concat!(
+    rows_cte!(),
+    " SELECT ord, id FROM rows, pg_notify('wsrun_jobs', '') AS n ORDER BY ord"
+);
+/// A burst's insert of jobs all due later (no node need wake now).
+const INSERT_QUIETLY: &str = concat!(rows_cte!(), " SELECT ord, id FROM rows ORDER BY ord");
 
 /// What a task of a burst offers to share with the others of its kind.
 pub enum Grouped<'a> {
@@ -153,12 +167,10 @@ fn insert_rows<'j>(
     }
     let due_now = c.run_at.iter().any(|at| *at <= now);
     let sql = match due_now {
-        true => format!(
-            "{ROWS} SELECT ord, id FROM rows, pg_notify('wsrun_jobs', '') AS n ORDER BY ord"
-        ),
-        false => format!("{ROWS} SELECT ord, id FROM rows ORDER BY ord"),
+        true => INSERT_AND_NOTIFY,
+        false => INSERT_QUIETLY,
     };
-    let statement = session.prepared(conn, ctx, &sql)?;
+    let statement = session.prepared(conn, ctx, sql)?;
     let rows = conn
         .query(
             &statement,

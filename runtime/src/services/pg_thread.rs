@@ -203,7 +203,8 @@ impl Link {
 
 /// Runs a batch: a burst of plain enqueues as one statement on its own (`enqueue_alone`),
 /// anything else in a transaction. If the lone statement is refused, nothing was written
-/// and the burst runs again in the transaction, where each task gets its own answer.
+/// and each task runs again on its own, in a savepoint, and gets its own answer (the
+/// grouped insert is not tried a second time: it would be refused again).
 fn run_tasks(
     client: &mut Client,
     session: &mut Session,
@@ -217,6 +218,7 @@ fn run_tasks(
         Some(Err(err @ StoreError::Io { .. })) => return Err(err),
         Some(Err(err)) => {
             tracing::debug!("jobs: a burst of enqueues was refused ({err}); each on its own");
+            return run_each_in_savepoint(client, session, ctx, tasks, now_ms());
         }
     }
     run_in_transaction(client, session, ctx, tasks)
@@ -256,6 +258,20 @@ fn run_in_transaction(
     if tasks.len() == 1 {
         return Ok(());
     }
+    run_each_in_savepoint(client, session, ctx, tasks, now)
+}
+
+/// Runs every task of the batch on its own in one transaction, each in a savepoint, so a
+/// refused task leaves the others' writes in place. An error outside the tasks (begin,
+/// savepoint, commit) fails the whole batch.
+fn run_each_in_savepoint(
+    client: &mut Client,
+    session: &mut Session,
+    ctx: &PgCtx,
+    tasks: &mut [Box<dyn Task>],
+    now: i64,
+) -> StoreResult<()> {
+    let fail = |e| ctx.fail(e);
     let mut tx = client.transaction().map_err(fail)?;
     for task in tasks.iter_mut() {
         let mut savepoint = tx.savepoint("wsrun_task").map_err(fail)?;
