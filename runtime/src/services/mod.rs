@@ -48,6 +48,7 @@ mod pg_task;
 #[cfg(test)]
 mod pg_test_server;
 mod pg_thread;
+mod pg_timers;
 mod startup;
 pub mod store;
 #[cfg(test)]
