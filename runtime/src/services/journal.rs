@@ -22,6 +22,7 @@ use super::error::{StoreError, StoreResult};
 use super::job::TimerRecord;
 use super::job::{encode_headers, stored_size, JobRecord, JobRequest, JobState, NewJob, Quota};
 use super::journal_schema;
+use super::timer_sync::{sync_timers, TimerTable};
 use crate::config::Schedule;
 
 /// The journal's file name inside the state directory.
@@ -376,46 +377,9 @@ impl Tx<'_> {
             .map_err(|e| self.fail(e))
     }
 
-    /// `owner`'s timer `name`.
-    pub fn timer(&self, owner: &str, name: &str) -> JournalResult<Option<TimerRecord>> {
-        self.tx
-            .query_row(
-                &format!("SELECT {TIMER_COLUMNS} FROM timers WHERE owner = ?1 AND name = ?2"),
-                [owner, name],
-                timer_record,
-            )
-            .optional()
-            .map_err(|e| self.fail(e))
-    }
-
-    /// Names of the operator's timers that came from `source`.
-    pub fn timer_names(&self, source: &str) -> JournalResult<Vec<String>> {
-        let mut stmt = self
-            .tx
-            .prepare("SELECT name FROM timers WHERE source = ?1 AND owner = ''")
-            .map_err(|e| self.fail(e))?;
-        let rows = stmt
-            .query_map([source], |r| r.get(0))
-            .map_err(|e| self.fail(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
-    }
-
-    /// Makes the timers of `source` exactly `wanted`; an unchanged one keeps its next due.
+    /// Makes the operator's timers of `source` exactly `wanted` (`timer_sync`).
     pub fn sync_timers(&self, source: &str, wanted: &[TimerRecord]) -> JournalResult<()> {
-        for name in self.timer_names(source)? {
-            if !wanted.iter().any(|t| t.name == name) {
-                self.cancel_timer("", &name)?;
-            }
-        }
-        for timer in wanted {
-            let unchanged = self.timer(&timer.owner, &timer.name)?.is_some_and(|t| {
-                t.source == source && t.schedule == timer.schedule && t.request == timer.request
-            });
-            if !unchanged {
-                self.set_timer(timer)?;
-            }
-        }
-        Ok(())
+        sync_timers(&mut &*self, source, wanted)
     }
 
     /// Fires every timer that is due: each becomes one job. A timer's `next_due` moves with a
@@ -517,6 +481,38 @@ impl Tx<'_> {
                 .map_err(|e| self.fail(e))?;
         }
         Ok(gone)
+    }
+}
+
+impl TimerTable for &Tx<'_> {
+    fn operator_timer_names(&mut self, source: &str) -> StoreResult<Vec<String>> {
+        let mut stmt = self
+            .tx
+            .prepare("SELECT name FROM timers WHERE source = ?1 AND owner = ''")
+            .map_err(|e| self.fail(e))?;
+        let rows = stmt
+            .query_map([source], |r| r.get(0))
+            .map_err(|e| self.fail(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
+    }
+
+    fn stored_timer(&mut self, owner: &str, name: &str) -> StoreResult<Option<TimerRecord>> {
+        self.tx
+            .query_row(
+                &format!("SELECT {TIMER_COLUMNS} FROM timers WHERE owner = ?1 AND name = ?2"),
+                [owner, name],
+                timer_record,
+            )
+            .optional()
+            .map_err(|e| self.fail(e))
+    }
+
+    fn write_timer(&mut self, timer: &TimerRecord) -> StoreResult<()> {
+        self.set_timer(timer)
+    }
+
+    fn remove_operator_timer(&mut self, name: &str) -> StoreResult<()> {
+        self.cancel_timer("", name).map(drop)
     }
 }
 

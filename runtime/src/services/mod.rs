@@ -53,6 +53,7 @@ mod startup;
 pub mod store;
 #[cfg(test)]
 mod store_suite;
+mod timer_sync;
 
 pub use error::{StoreError, StoreResult};
 pub use facade::{

@@ -18,6 +18,7 @@ use super::error::StoreResult;
 use super::job::{encode_headers, NewJob, Quota, TimerRecord};
 use super::journal::display_key;
 use super::pg_sql::{request_at, PgTx};
+use super::timer_sync::{sync_timers, TimerTable};
 use crate::config::Schedule;
 
 /// Columns of a timer row, in the order `timer_record` reads them.
@@ -76,42 +77,9 @@ impl PgTx<'_, '_> {
             .map_err(|e| self.fail(e))
     }
 
-    fn timer(&mut self, owner: &str, name: &str) -> StoreResult<Option<TimerRecord>> {
-        let sql =
-            format!("SELECT {TIMER_COLUMNS} FROM wsrun_timers WHERE owner = $1 AND name = $2");
-        let row = self
-            .tx
-            .query_opt(&sql, &[&owner, &name])
-            .map_err(|e| self.fail(e))?;
-        row.map(|r| timer_record(&r).map_err(|e| self.fail(e)))
-            .transpose()
-    }
-
-    /// Makes the operator's timers of `source` exactly `wanted`; an unchanged one keeps its
-    /// next due time.
+    /// Makes the operator's timers of `source` exactly `wanted` (`timer_sync`).
     pub fn sync_timers(&mut self, source: &str, wanted: &[TimerRecord]) -> StoreResult<()> {
-        let rows = self
-            .tx
-            .query(
-                "SELECT name FROM wsrun_timers WHERE source = $1 AND owner = ''",
-                &[&source],
-            )
-            .map_err(|e| self.fail(e))?;
-        for row in rows {
-            let name: String = row.try_get(0).map_err(|e| self.fail(e))?;
-            if !wanted.iter().any(|t| t.name == name) {
-                self.cancel_timer("", &name)?;
-            }
-        }
-        for timer in wanted {
-            let unchanged = self.timer(&timer.owner, &timer.name)?.is_some_and(|t| {
-                t.source == source && t.schedule == timer.schedule && t.request == timer.request
-            });
-            if !unchanged {
-                self.set_timer(timer)?;
-            }
-        }
-        Ok(())
+        sync_timers(self, source, wanted)
     }
 
     /// Fires every due timer: each becomes one job. Rows another node is firing right now
@@ -184,6 +152,40 @@ impl PgTx<'_, '_> {
         rows.iter()
             .map(|r| timer_record(r).map_err(|e| self.fail(e)))
             .collect()
+    }
+}
+
+impl TimerTable for PgTx<'_, '_> {
+    fn operator_timer_names(&mut self, source: &str) -> StoreResult<Vec<String>> {
+        let rows = self
+            .tx
+            .query(
+                "SELECT name FROM wsrun_timers WHERE source = $1 AND owner = ''",
+                &[&source],
+            )
+            .map_err(|e| self.fail(e))?;
+        rows.iter()
+            .map(|row| row.try_get(0).map_err(|e| self.fail(e)))
+            .collect()
+    }
+
+    fn stored_timer(&mut self, owner: &str, name: &str) -> StoreResult<Option<TimerRecord>> {
+        let sql =
+            format!("SELECT {TIMER_COLUMNS} FROM wsrun_timers WHERE owner = $1 AND name = $2");
+        let row = self
+            .tx
+            .query_opt(&sql, &[&owner, &name])
+            .map_err(|e| self.fail(e))?;
+        row.map(|r| timer_record(&r).map_err(|e| self.fail(e)))
+            .transpose()
+    }
+
+    fn write_timer(&mut self, timer: &TimerRecord) -> StoreResult<()> {
+        self.set_timer(timer)
+    }
+
+    fn remove_operator_timer(&mut self, name: &str) -> StoreResult<()> {
+        self.cancel_timer("", name).map(drop)
     }
 }
 
