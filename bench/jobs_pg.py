@@ -17,8 +17,9 @@ ROUNDS interleaved rounds (odd rounds PostgreSQL first, even rounds SQLite first
   spread over the nodes, one connection per node; the p99 of the in-app `wsrun.enqueue` call
   (each node's /stats, the worst node) and of the whole HTTP request (client side).
 
-Concurrency (both stores alike): CONCURRENCY [32] is each node's `[jobs] concurrency` (jobs
-in delivery at once per worker; wsrun's default is 8), THREADS Python threads per node [16] (`--threads`: a
+Concurrency (both stores alike): CONCURRENCY [64] is each node's `[jobs] concurrency` (jobs
+in delivery at once per worker; wsrun's default is 8; 64 gave 3 nodes +11-28% over 32, SQLite
+level: bench/README.md), THREADS Python threads per node [16] (`--threads`: a
 blocking `wsrun.enqueue` holds its thread, so THREADS bounds the enqueues one node has in
 flight, which group commit shares one commit between; with 1 the app runs on the event loop
 and enqueues run one after another). SYNC_COMMIT [on]: the PostgreSQL databases'
@@ -64,7 +65,7 @@ DRAIN_TIMEOUT = float(os.environ.get("DRAIN_TIMEOUT", "120"))
 BURSTS = int(os.environ.get("BURSTS", "1"))
 THREADS = int(os.environ.get("THREADS", "16"))
 CLIENTS = int(os.environ.get("CLIENTS", "32"))
-CONCURRENCY = int(os.environ.get("CONCURRENCY", "32"))
+CONCURRENCY = int(os.environ.get("CONCURRENCY", "64"))
 ENQUEUE = os.environ.get("ENQUEUE", "http")
 CORES = os.cpu_count() or 1
 TICK = os.sysconf("SC_CLK_TCK")
