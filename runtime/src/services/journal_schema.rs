@@ -7,7 +7,9 @@
 //! the WAL truncated. Must not touch: the statements jobs and timers go through (`journal`,
 //! `journal_quota`), threads (`journal_thread`).
 
-use rusqlite::Connection;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, ErrorCode};
 
 /// The timers table (name and columns), as both `SCHEMA` and `REKEY_TIMERS` create it.
 macro_rules! timers_table {
@@ -121,9 +123,34 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     if tables == 0 {
         conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     }
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    switch_to_wal(conn)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+}
+
+/// How long a connection keeps trying to switch a new journal into WAL mode while other
+/// connections do the same (about as long as the busy handler waits for a lock).
+const WAL_SWITCH_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Puts the journal in WAL mode (a no-op once it is). A new journal file starts in rollback
+/// mode, where the switch needs the exclusive lock; when several connections open it at once
+/// (a worker's journal thread, its direct connection and its checkpointer; other workers),
+/// each holds a shared lock and wants to write, and SQLite answers `SQLITE_BUSY` at once to
+/// all but one instead of calling their busy handler (waiting could deadlock). The loser
+/// lets go of its lock with the failed statement, so trying again shortly after succeeds.
+fn switch_to_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let started = Instant::now();
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.code == ErrorCode::DatabaseBusy
+                    && started.elapsed() < WAL_SWITCH_PATIENCE =>
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            done => return done,
+        }
+    }
 }
 
 /// Creates the tables, upgrades an older journal's, makes the indexes (one transaction, so
@@ -197,4 +224,37 @@ pub fn reclaim(conn: &Connection) -> rusqlite::Result<()> {
     while rows.next()?.is_some() {}
     drop(rows);
     truncate_wal(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::journal::Journal;
+
+    /// A new journal opened by several connections at the same moment (as a worker's journal
+    /// thread, direct connection and checkpointer do on its first job): every one opens.
+    /// Before `switch_to_wal` retried, about one round in thirty lost a connection to
+    /// "database is locked" here.
+    #[test]
+    fn connections_opening_a_new_journal_together_all_succeed() {
+        const ROUNDS: usize = 150;
+        const CONNECTIONS: usize = 4;
+        let root = tempfile::tempdir().expect("temporary directory");
+        for round in 0..ROUNDS {
+            let dir = root.path().join(format!("round-{round}"));
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(CONNECTIONS));
+            let openers: Vec<_> = (0..CONNECTIONS)
+                .map(|_| {
+                    let (dir, barrier) = (dir.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        Journal::open(&dir).map(|journal| journal.free_pages())
+                    })
+                })
+                .collect();
+            for opener in openers {
+                let opened = opener.join().expect("opener thread");
+                assert!(matches!(opened, Ok(Ok(0))), "round {round}: {opened:?}");
+            }
+        }
+    }
 }
