@@ -5,10 +5,13 @@
 //! side, `diff_paths` (every difference counted by its path), `diffs` (a bounded sample,
 //! `SAMPLE_PER_ROUTE` newest per route), `events` (rollbacks)), `Record` and `Recorder`:
 //! requests hand records to a bounded channel (`try_send`: a full channel drops the record
-//! rather than wait), and the writer thread batches them into one transaction. The file is in
+//! rather than wait), and the writer thread (at nice 10, like the shadow thread) lets them
+//! gather for `GATHER`, then writes them in one transaction, counts and latencies summed per
+//! route and bucket (`Totals`). The file is in
 //! WAL mode with a busy timeout, so several workers write at once without "database is
 //! locked". Must not touch: what is compared or reported (`compare`, `report`).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::OnceLock;
@@ -128,8 +131,26 @@ pub fn open(path: &Path) -> Result<Connection, String> {
     Ok(conn)
 }
 
+/// How long the writer lets records gather after the first one before it writes them. It
+/// sleeps meanwhile (a record sent then does not wake it), so at any request rate the thread
+/// wakes at most about 1 / `GATHER` times a second and writes one transaction each time.
+const GATHER: Duration = Duration::from_millis(10);
+
+/// The writer's nice value, as the shadow thread's: its work follows from mirrored requests
+/// and must yield the CPU to the event loop that serves the clients.
+const WRITER_NICE: libc::c_int = 10;
+
 fn write_loop(mut conn: Connection, rx: Receiver<Record>) {
+    // SAFETY: setpriority on this thread's own id only changes its nice value.
+    unsafe {
+        libc::setpriority(
+            libc::PRIO_PROCESS,
+            libc::gettid() as libc::id_t,
+            WRITER_NICE,
+        );
+    }
     while let Ok(first) = rx.recv() {
+        std::thread::sleep(GATHER);
         let mut batch = vec![first];
         while batch.len() < BATCH {
             match rx.try_recv() {
@@ -147,70 +168,126 @@ fn write_loop(mut conn: Connection, rx: Receiver<Record>) {
 /// for the other workers' writers. A deferred one starts as a reader, and in WAL mode its
 /// upgrade fails at once (`SQLITE_BUSY_SNAPSHOT`, no busy wait) when another worker committed
 /// in between, losing the batch (the likely cause of `test_two_workers_write_one_store`
-/// rarely counting 198 of 200).
+/// rarely counting 198 of 200). Counts and latencies are summed first and written once per
+/// route and bucket (`Totals`); differences and events are rows of their own.
 fn write_batch(conn: &mut Connection, batch: Vec<Record>) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut totals = Totals::default();
     for record in batch {
-        write(&tx, record)?;
+        totals.add(&tx, record)?;
     }
+    totals.write(&tx)?;
     tx.commit()
 }
 
-fn bump(conn: &Connection, route: &str, column: &str) -> rusqlite::Result<()> {
-    conn.execute("INSERT OR IGNORE INTO counts (route) VALUES (?1)", [route])?;
-    let sql = format!("UPDATE counts SET {column} = {column} + 1 WHERE route = ?1");
-    conn.execute(&sql, [route]).map(drop)
+/// A route's counters, in the order of `counts`' columns after `route`.
+#[derive(Default)]
+struct Counts([i64; 7]);
+
+/// The counters of `counts`, as indexes into `Counts`.
+#[derive(Clone, Copy)]
+enum Counter {
+    Compared,
+    Matched,
+    Differed,
+    ShadowFailed,
+    Skipped,
+    Canary,
+    Rollbacks,
 }
 
-fn latency(conn: &Connection, route: &str, side: &str, us: u64) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO latency (route, side, bucket, n) VALUES (?1, ?2, ?3, 1)
-         ON CONFLICT (route, side, bucket) DO UPDATE SET n = n + 1",
-        params![route, side, bucket_of(us)],
-    )
-    .map(drop)
+/// Adds a batch's counts to each route's row (one statement per route).
+const ADD_COUNTS: &str = "INSERT INTO counts
+  (route, compared, matched, differed, shadow_failed, skipped, canary, rollbacks)
+  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+  ON CONFLICT (route) DO UPDATE SET compared = compared + excluded.compared,
+    matched = matched + excluded.matched, differed = differed + excluded.differed,
+    shadow_failed = shadow_failed + excluded.shadow_failed,
+    skipped = skipped + excluded.skipped, canary = canary + excluded.canary,
+    rollbacks = rollbacks + excluded.rollbacks";
+
+/// Adds a batch's measurements to one histogram bucket.
+const ADD_LATENCY: &str = "INSERT INTO latency (route, side, bucket, n) VALUES (?1, ?2, ?3, ?4)
+  ON CONFLICT (route, side, bucket) DO UPDATE SET n = n + excluded.n";
+
+/// What one batch adds to the counters and histograms, summed before it is written.
+#[derive(Default)]
+struct Totals {
+    counts: HashMap<String, Counts>,
+    latency: HashMap<(String, &'static str, i64), i64>,
+}
+
+impl Totals {
+    fn count(&mut self, route: &str, counter: Counter) {
+        if !self.counts.contains_key(route) {
+            self.counts.insert(route.to_string(), Counts::default());
+        }
+        if let Some(counts) = self.counts.get_mut(route) {
+            counts.0[counter as usize] += 1;
+        }
+    }
+
+    fn measure(&mut self, route: &str, side: &'static str, us: u64) {
+        *self
+            .latency
+            .entry((route.to_string(), side, bucket_of(us)))
+            .or_default() += 1;
+    }
+
+    /// Sums `record`; a difference or an event is written at once (it needs its row id).
+    fn add(&mut self, conn: &Connection, record: Record) -> rusqlite::Result<()> {
+        match record {
+            Record::Compared {
+                route,
+                primary_us,
+                shadow_us,
+                diff,
+            } => {
+                self.count(&route, Counter::Compared);
+                self.measure(&route, "primary", primary_us);
+                self.measure(&route, "shadow", shadow_us);
+                match diff {
+                    None => self.count(&route, Counter::Matched),
+                    Some(diff) => {
+                        self.count(&route, Counter::Differed);
+                        write_diff(conn, &route, &diff)?;
+                    }
+                }
+            }
+            Record::ShadowFailed { route, primary_us } => {
+                self.measure(&route, "primary", primary_us);
+                self.count(&route, Counter::ShadowFailed);
+            }
+            Record::Skipped { route } => self.count(&route, Counter::Skipped),
+            Record::Canary { route } => self.count(&route, Counter::Canary),
+            Record::Rollback { route, detail } => {
+                self.count(&route, Counter::Rollbacks);
+                conn.execute(
+                    "INSERT INTO events (route, at, kind, detail) VALUES (?1, ?2, 'rollback', ?3)",
+                    params![route, now(), detail],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(self, conn: &Connection) -> rusqlite::Result<()> {
+        let mut add_counts = conn.prepare_cached(ADD_COUNTS)?;
+        for (route, Counts(c)) in &self.counts {
+            add_counts.execute(params![route, c[0], c[1], c[2], c[3], c[4], c[5], c[6]])?;
+        }
+        let mut add_latency = conn.prepare_cached(ADD_LATENCY)?;
+        for ((route, side, bucket), n) in &self.latency {
+            add_latency.execute(params![route, side, bucket, n])?;
+        }
+        Ok(())
+    }
 }
 
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-fn write(conn: &Connection, record: Record) -> rusqlite::Result<()> {
-    match record {
-        Record::Compared {
-            route,
-            primary_us,
-            shadow_us,
-            diff,
-        } => {
-            bump(conn, &route, "compared")?;
-            latency(conn, &route, "primary", primary_us)?;
-            latency(conn, &route, "shadow", shadow_us)?;
-            match diff {
-                None => bump(conn, &route, "matched"),
-                Some(diff) => {
-                    bump(conn, &route, "differed")?;
-                    write_diff(conn, &route, &diff)
-                }
-            }
-        }
-        Record::ShadowFailed { route, primary_us } => {
-            latency(conn, &route, "primary", primary_us)?;
-            bump(conn, &route, "shadow_failed")
-        }
-        Record::Skipped { route } => bump(conn, &route, "skipped"),
-        Record::Canary { route } => bump(conn, &route, "canary"),
-        Record::Rollback { route, detail } => {
-            bump(conn, &route, "rollbacks")?;
-            conn.execute(
-                "INSERT INTO events (route, at, kind, detail) VALUES (?1, ?2, 'rollback', ?3)",
-                params![route, now(), detail],
-            )
-            .map(drop)
-        }
-    }
 }
 
 fn write_diff(conn: &Connection, route: &str, diff: &Diff) -> rusqlite::Result<()> {
@@ -237,4 +314,79 @@ fn write_diff(conn: &Connection, route: &str, diff: &Diff) -> rusqlite::Result<(
         params![route, id, SAMPLE_PER_ROUTE],
     )
     .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compared(route: &str, us: u64, differs: bool) -> Record {
+        Record::Compared {
+            route: route.to_string(),
+            primary_us: us,
+            shadow_us: us * 2,
+            diff: differs.then(|| {
+                Box::new(Diff {
+                    path: "$.name".into(),
+                    request: "GET /a".into(),
+                    primary: "{}".into(),
+                    shadow: "{}".into(),
+                })
+            }),
+        }
+    }
+
+    /// A mixed batch for two routes adds up to the same counts and histogram as one
+    /// record at a time did, and a second batch adds to the first.
+    #[test]
+    fn a_batch_is_summed_per_route_and_bucket() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut conn = open(&dir.path().join(FILE)).expect("open the store");
+        let batch = || {
+            vec![
+                compared("/a", 100, false),
+                compared("/a", 100, true),
+                compared("/b", 5000, false),
+                Record::ShadowFailed {
+                    route: "/a".into(),
+                    primary_us: 100,
+                },
+                Record::Skipped { route: "/b".into() },
+                Record::Canary { route: "/b".into() },
+                Record::Rollback {
+                    route: "/b".into(),
+                    detail: "5xx".into(),
+                },
+            ]
+        };
+        write_batch(&mut conn, batch()).expect("first batch");
+        write_batch(&mut conn, batch()).expect("second batch");
+        let counts = |route: &str| -> Vec<i64> {
+            conn.query_row(
+                "SELECT compared, matched, differed, shadow_failed, skipped, canary, rollbacks \
+                 FROM counts WHERE route = ?1",
+                [route],
+                |r| (0..7).map(|i| r.get(i)).collect(),
+            )
+            .expect("counts row")
+        };
+        assert_eq!(counts("/a"), [4, 2, 2, 2, 0, 0, 0]);
+        assert_eq!(counts("/b"), [2, 2, 0, 0, 2, 2, 2]);
+        let measured = |route: &str, side: &str, us: u64| -> i64 {
+            conn.query_row(
+                "SELECT n FROM latency WHERE route = ?1 AND side = ?2 AND bucket = ?3",
+                params![route, side, bucket_of(us)],
+                |r| r.get(0),
+            )
+            .expect("latency row")
+        };
+        assert_eq!(measured("/a", "primary", 100), 6);
+        assert_eq!(measured("/a", "shadow", 200), 4);
+        assert_eq!(measured("/b", "shadow", 10_000), 2);
+        let rows = |table: &str| -> i64 {
+            conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .expect("row count")
+        };
+        assert_eq!((rows("diffs"), rows("events")), (2, 2));
+    }
 }
