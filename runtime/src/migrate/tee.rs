@@ -4,11 +4,14 @@
 //! Owns: `tee`, which returns the body to send (unchanged in what the client receives) and a
 //! receiver of the copy: whole bodies (`Full`, also under `Guarded`) are copied at once;
 //! any other body is wrapped in a `ChunkSource` that copies each chunk as it passes, up to
-//! `limit` bytes. The copy is `None` past the limit; the receiver errors when the body fails
-//! or the client leaves before its end. Must not touch: what is compared or when.
+//! `limit` bytes. The copy is `None` past the limit and carries the moment the body was
+//! complete (the primary's latency ends there, whenever the comparison runs); the receiver
+//! errors when the body fails or the client leaves before its end. Must not touch: what is
+//! compared or when.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::Body;
@@ -16,8 +19,23 @@ use tokio::sync::oneshot;
 
 use crate::body::{BoxError, ChunkSource, ResponseBody};
 
-/// The copy of a body: `None` when it was larger than the limit.
-pub type Copy = oneshot::Receiver<Option<Vec<u8>>>;
+/// The copy of a body, once it is complete.
+pub type Copy = oneshot::Receiver<Copied>;
+
+/// A complete body's copy: `body` is `None` when it was larger than the limit; `done` is when
+/// its last byte was handed on.
+pub struct Copied {
+    pub body: Option<Vec<u8>>,
+    pub done: Instant,
+}
+
+/// Sends the copy of a body that is complete now.
+fn finish(tx: oneshot::Sender<Copied>, body: Option<Vec<u8>>) {
+    let _ = tx.send(Copied {
+        body,
+        done: Instant::now(),
+    });
+}
 
 /// `length`: the response's Content-Length, when it has one (hyper stops polling a body once
 /// that many bytes are out, so the copy is complete then); `head`: a HEAD request (no body
@@ -30,22 +48,22 @@ pub fn tee(
 ) -> (ResponseBody, Copy) {
     let (tx, rx) = oneshot::channel();
     if head {
-        let _ = tx.send(Some(Vec::new()));
+        finish(tx, Some(Vec::new()));
         return (body, rx);
     }
     let bounded = |b: &[u8]| (b.len() as u64 <= limit).then(|| b.to_vec());
     let body = match body {
         ResponseBody::Empty | ResponseBody::Full(None) => {
-            let _ = tx.send(Some(Vec::new()));
+            finish(tx, Some(Vec::new()));
             body
         }
         ResponseBody::Full(Some(bytes)) => {
-            let _ = tx.send(bounded(&bytes));
+            finish(tx, bounded(&bytes));
             ResponseBody::Full(Some(bytes))
         }
         ResponseBody::Guarded(inner, guard) => match *inner {
             ResponseBody::Full(Some(bytes)) => {
-                let _ = tx.send(bounded(&bytes));
+                finish(tx, bounded(&bytes));
                 ResponseBody::Guarded(Box::new(ResponseBody::Full(Some(bytes))), guard)
             }
             other => streamed(
@@ -64,7 +82,7 @@ fn streamed(
     inner: ResponseBody,
     limit: u64,
     length: Option<u64>,
-    tx: oneshot::Sender<Option<Vec<u8>>>,
+    tx: oneshot::Sender<Copied>,
 ) -> ResponseBody {
     ResponseBody::Stream(Box::new(Tee {
         inner,
@@ -82,7 +100,7 @@ struct Tee {
     seen: u64,
     limit: u64,
     length: Option<u64>,
-    tx: Option<oneshot::Sender<Option<Vec<u8>>>>,
+    tx: Option<oneshot::Sender<Copied>>,
 }
 
 impl ChunkSource for Tee {
@@ -92,7 +110,7 @@ impl ChunkSource for Tee {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
                     if let Some(tx) = self.tx.take() {
-                        let _ = tx.send(self.copy.take());
+                        finish(tx, self.copy.take());
                     }
                     return Poll::Ready(None);
                 }
@@ -124,7 +142,7 @@ impl Tee {
         }
         if self.length == Some(self.seen) {
             if let Some(tx) = self.tx.take() {
-                let _ = tx.send(self.copy.take());
+                finish(tx, self.copy.take());
             }
         }
     }

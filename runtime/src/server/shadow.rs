@@ -211,8 +211,8 @@ struct Judge {
 }
 
 impl Judge {
-    /// Waits for the shadow's outcome and the primary's body (the primary's latency is taken
-    /// when its body has gone out), compares, records.
+    /// Waits for the shadow's outcome and the primary's body (the primary's latency ends
+    /// when its body was complete, not when this runs), compares, records.
     async fn run(self, copy: &ShadowCopy, shadow: impl Future<Output = Outcome>) {
         let Judge {
             config,
@@ -223,10 +223,16 @@ impl Judge {
             primary_body,
         } = self;
         let primary_done = async {
-            let body = primary_body.await;
-            (body, started.elapsed().as_micros() as u64)
+            match primary_body.await {
+                Ok(copied) => (
+                    Ok(copied.body),
+                    copied.done.saturating_duration_since(started),
+                ),
+                Err(gone) => (Err(gone), started.elapsed()),
+            }
         };
-        let (outcome, (primary_body, primary_us)) = tokio::join!(shadow, primary_done);
+        let (outcome, (primary_body, primary_took)) = tokio::join!(shadow, primary_done);
+        let primary_us = primary_took.as_micros() as u64;
         let (Some(recorder), Some((_, mirror))) =
             (Recorder::get(&config.server.state_dir), &m.shadow)
         else {
