@@ -11,8 +11,8 @@
 //! what a shadow does, how it is compared or stored (`migrating`, `crate::migrate`).
 //!
 //! The event loop does not wake the thread for every job: waking a thread parked on another
-//! core costs the waker a system call and an inter-processor interrupt, measured at a sixth
-//! of the event loop's added CPU per mirrored request (bench/README.md, "Shadow traffic").
+//! core costs the waker a system call and an inter-processor interrupt, a quarter of what
+//! mirroring added to the event loop's CPU when it did (bench/README.md, "Shadow traffic").
 //! While jobs keep coming the thread takes them every `GATHER` on its own timer; only the
 //! first job after it went idle wakes it.
 
