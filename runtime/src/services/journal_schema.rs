@@ -225,36 +225,3 @@ pub fn reclaim(conn: &Connection) -> rusqlite::Result<()> {
     drop(rows);
     truncate_wal(conn)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::super::journal::Journal;
-
-    /// A new journal opened by several connections at the same moment (as a worker's journal
-    /// thread, direct connection and checkpointer do on its first job): every one opens.
-    /// Before `switch_to_wal` retried, about one round in thirty lost a connection to
-    /// "database is locked" here.
-    #[test]
-    fn connections_opening_a_new_journal_together_all_succeed() {
-        const ROUNDS: usize = 150;
-        const CONNECTIONS: usize = 4;
-        let root = tempfile::tempdir().expect("temporary directory");
-        for round in 0..ROUNDS {
-            let dir = root.path().join(format!("round-{round}"));
-            let barrier = std::sync::Arc::new(std::sync::Barrier::new(CONNECTIONS));
-            let openers: Vec<_> = (0..CONNECTIONS)
-                .map(|_| {
-                    let (dir, barrier) = (dir.clone(), barrier.clone());
-                    std::thread::spawn(move || {
-                        barrier.wait();
-                        Journal::open(&dir).map(|journal| journal.free_pages())
-                    })
-                })
-                .collect();
-            for opener in openers {
-                let opened = opener.join().expect("opener thread");
-                assert!(matches!(opened, Ok(Ok(0))), "round {round}: {opened:?}");
-            }
-        }
-    }
-}

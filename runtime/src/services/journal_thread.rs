@@ -333,3 +333,40 @@ fn process_alive(pid: i64) -> bool {
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::LazyJournal;
+
+    /// A new journal opened by several processes' journal threads at the same moment, each
+    /// with its checkpointer (two connections each): every one opens. Before
+    /// `journal_schema::switch_to_wal` retried, a connection that lost the race to switch the
+    /// new file into WAL mode failed with "database is locked" (3 openers without the retry:
+    /// at round 52).
+    #[test]
+    fn journals_opening_a_new_file_together_all_succeed() {
+        const ROUNDS: usize = 300;
+        const OPENERS: usize = 4;
+        let root = tempfile::tempdir().expect("temporary directory");
+        for round in 0..ROUNDS {
+            let dir = root.path().join(format!("round-{round}"));
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(OPENERS));
+            let openers: Vec<_> = (0..OPENERS)
+                .map(|_| {
+                    let (dir, barrier) = (dir.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let mut lazy = LazyJournal::new(&dir, true);
+                        barrier.wait();
+                        let opened = lazy.get(true).map(|journal| journal.is_some());
+                        lazy.close();
+                        opened
+                    })
+                })
+                .collect();
+            for opener in openers {
+                let opened = opener.join().expect("opener thread");
+                assert!(matches!(opened, Ok(true)), "round {round}: {opened:?}");
+            }
+        }
+    }
+}
