@@ -32,6 +32,8 @@
 //! - `config`: the validated `Config`; `field_rules` (request singletons, forbidden trailers);
 //!   `static_files` (-> `body`, `accept_encoding`), `spool`,
 //!   `body` (-> `file_region`), `http_path`, `accept_encoding`: leaves
+//! - `thread_nice`: lowers a background thread's priority (a leaf; the shadow thread, the
+//!   migrate store's writer, the WASM slow lane and the watcher use it)
 
 pub mod accept_encoding;
 pub mod body;
@@ -52,4 +54,5 @@ pub mod server;
 pub mod services;
 pub mod spool;
 pub mod static_files;
+pub mod thread_nice;
 pub mod wasm;

@@ -141,14 +141,7 @@ const GATHER: Duration = Duration::from_millis(10);
 const WRITER_NICE: libc::c_int = 10;
 
 fn write_loop(mut conn: Connection, rx: Receiver<Record>) {
-    // SAFETY: setpriority on this thread's own id only changes its nice value.
-    unsafe {
-        libc::setpriority(
-            libc::PRIO_PROCESS,
-            libc::gettid() as libc::id_t,
-            WRITER_NICE,
-        );
-    }
+    crate::thread_nice::lower_this_thread(WRITER_NICE);
     while let Ok(first) = rx.recv() {
         std::thread::sleep(GATHER);
         let mut batch = vec![first];
@@ -219,12 +212,7 @@ struct Totals {
 
 impl Totals {
     fn count(&mut self, route: &str, counter: Counter) {
-        if !self.counts.contains_key(route) {
-            self.counts.insert(route.to_string(), Counts::default());
-        }
-        if let Some(counts) = self.counts.get_mut(route) {
-            counts.0[counter as usize] += 1;
-        }
+        self.counts.entry(route.to_string()).or_default().0[counter as usize] += 1;
     }
 
     fn measure(&mut self, route: &str, side: &'static str, us: u64) {

@@ -117,11 +117,7 @@ fn start() -> Option<Arc<Queue>> {
         std::thread::Builder::new()
             .name("wsrun-shadow".to_string())
             .spawn(move || {
-                // SAFETY: setpriority on this thread's own id only changes its nice value.
-                unsafe {
-                    let tid = libc::gettid() as libc::id_t;
-                    libc::setpriority(libc::PRIO_PROCESS, tid, SHADOW_NICE);
-                }
+                crate::thread_nice::lower_this_thread(SHADOW_NICE);
                 runtime.block_on(served.serve());
             })
             .map_err(|e| e.to_string())

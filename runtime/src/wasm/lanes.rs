@@ -62,11 +62,7 @@ impl SlowLane {
         std::thread::Builder::new()
             .name("wsrun-slow-lane".to_string())
             .spawn(move || {
-                // SAFETY: setpriority on this thread's own id only changes its nice value.
-                unsafe {
-                    let tid = libc::gettid() as libc::id_t;
-                    libc::setpriority(libc::PRIO_PROCESS, tid, SLOW_LANE_NICE);
-                }
+                crate::thread_nice::lower_this_thread(SLOW_LANE_NICE);
                 runtime.block_on(async move {
                     while let Some(job) = queue.recv().await {
                         tokio::spawn(job);

@@ -82,10 +82,7 @@ pub fn start(
             let _notifier = notifier;
             // Compiling a new version (seconds for a big or hostile file) must not take CPU
             // from the requests the worker serves meanwhile.
-            // SAFETY: setpriority on this thread's own id only changes its nice value.
-            unsafe {
-                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, WATCH_NICE);
-            }
+            crate::thread_nice::lower_this_thread(WATCH_NICE);
             watch.run(events);
         })
         .map_err(|e| format!("--watch {shown}: cannot start the watcher thread: {e}"))?;
