@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::LocalSet;
 
@@ -286,11 +286,18 @@ fn watch_signals(
             _ = int.recv() => {}
             _ = master_death(link) => {}
         }
+        let grace_over = tokio::time::Instant::now() + grace + Duration::from_millis(200);
         if link.master_gone() {
             tracing::warn!("the master process is gone; draining and exiting");
+            let _ = stop.send(true);
+        } else {
+            let _ = stop.send(true);
+            let late = master_death_while_draining(link, &mut term);
+            if tokio::time::timeout_at(grace_over, late).await.is_ok() {
+                tracing::warn!("the master process is gone; draining and exiting");
+            }
         }
-        let _ = stop.send(true);
-        tokio::time::sleep(grace + Duration::from_millis(200)).await;
+        tokio::time::sleep_until(grace_over).await;
         tracing::warn!("grace period over: stopping with requests still running");
         // SAFETY: ends the process at once; spool files are already unlinked, so the kernel
         // cleans up everything that is left.
@@ -304,6 +311,22 @@ async fn master_death(link: MasterLink) {
     let mut every = tokio::time::interval(PARENT_CHECK);
     while !link.master_gone() {
         every.tick().await;
+    }
+}
+
+/// Resolves once the master is no longer this worker's parent, for a worker already draining.
+///
+/// A `SIGTERM` may be the parent-death signal of a master that is only partly gone: the kernel
+/// sends it when the forking thread ends, and re-parents the worker to a thread of the same
+/// master while any other lives (one still tearing down a large address space, or stuck in
+/// disk I/O, when `SIGKILL` hits). The worker is re-parented to init, and signalled again,
+/// only when the last thread ends; that signal, or the periodic check, is noticed here.
+async fn master_death_while_draining(link: MasterLink, term: &mut Signal) {
+    while !link.master_gone() {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::time::sleep(PARENT_CHECK) => {}
+        }
     }
 }
 

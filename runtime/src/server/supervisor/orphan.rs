@@ -16,6 +16,12 @@
 //!   a subreaper), looked at every [`PARENT_CHECK`] by the worker's signal thread; it covers a
 //!   death signal lost or never armed (a master thread other than the forking one ending
 //!   does not fire it; a future change forking from another thread would).
+//!
+//! A death signal is not proof of death: when `SIGKILL` ends the master, its forking thread may
+//! exit before the others (the last one tearing down the address space), and the kernel then
+//! re-parents the worker to a surviving thread of the master, so `getppid()` still names it,
+//! and signals again when the last thread ends. The worker drains on the first signal and
+//! keeps checking while it drains (`server::worker`).
 
 use std::io;
 use std::time::Duration;
