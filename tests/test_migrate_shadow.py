@@ -21,10 +21,10 @@ from support.procfs import thread_nices
 from support.wasm import wasm_handler
 
 
-def _config(tmp: Path, shadow: str, extra: str = "") -> Path:
+def _config(tmp: Path, shadow: str, extra: str = "", threads: int = 4) -> Path:
     cfg = tmp / "wsrun.toml"
     cfg.write_text(
-        f'[server]\nstate_dir = "{tmp / "state"}"\npythonpath = ["{APPS}"]\nthreads = 4\n\n'
+        f'[server]\nstate_dir = "{tmp / "state"}"\npythonpath = ["{APPS}"]\nthreads = {threads}\n\n'
         '[[route]]\nprefix = "/api"\npython = "migrate_app:primary"\n'
         f"  [route.shadow]\n  {shadow}\n"
         '  ignore = ["$.generated_at"]\n'
@@ -33,8 +33,15 @@ def _config(tmp: Path, shadow: str, extra: str = "") -> Path:
     return cfg
 
 
-def _start(launcher: Launcher, tmp: Path, shadow: str, extra: str = "", workers: int = 1) -> Server:
-    cfg = _config(tmp, shadow, extra)
+def _start(
+    launcher: Launcher,
+    tmp: Path,
+    shadow: str,
+    extra: str = "",
+    workers: int = 1,
+    threads: int = 4,
+) -> Server:
+    cfg = _config(tmp, shadow, extra, threads)
     return launcher.start(["-c", str(cfg), "--workers", str(workers)])
 
 
@@ -187,6 +194,37 @@ def test_beyond_the_in_flight_bound_requests_are_skipped(
     got = settle(tmp_path, "skipped", 3)
     assert got["skipped"] == 3
     assert settle(tmp_path, "compared", 1)["compared"] == 1
+
+
+def test_a_saturated_event_loop_skips_mirroring_until_it_has_time_again(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    """With `threads = 1` the primary runs on the event loop. While that loop computes nearly
+    all the time (back-to-back requests of 40 ms of CPU each), sampled requests are skipped
+    and counted instead of mirrored; once the loop has had time to breathe, the next request
+    is mirrored again. The measure is the loop thread's CPU share, so the loop needs most of a
+    core while it computes: the suite runs alone, as `tests/run` runs it."""
+    srv = _start(launcher, tmp_path, PY_SHADOW, threads=1)
+    sent = 30
+    with requests.Session() as s:
+        for _ in range(sent):
+            r = s.get(srv.url + "/api/burn?ms=40", timeout=WAIT)
+            assert r.status_code == 200 and r.json() == {"path": "/burn"}
+    assert wait_for(lambda: (tmp_path / "state" / "migrate.sqlite3").is_file())
+
+    def counted() -> int:
+        now = route(tmp_path)
+        return now.get("compared", 0) + now.get("skipped", 0)
+
+    assert wait_for(lambda: counted() >= sent), route(tmp_path)
+    busy = route(tmp_path)
+    assert busy["compared"] + busy["skipped"] == sent
+    assert busy["skipped"] >= sent // 3, busy  # the first requests find a loop not yet busy
+    time.sleep(0.3)
+    assert requests.get(srv.url + "/api/match", timeout=WAIT).status_code == 200
+    rested = settle(tmp_path, "compared", busy["compared"] + 1)
+    assert rested["skipped"] == busy["skipped"]
+    assert rested["matched"] == busy["matched"] + 1
 
 
 def test_two_workers_write_one_store(launcher: Launcher, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ on some paths and differ, fail or stall on purpose on others.
 | `/slow` | `{"ok": true}` | the same after `?sleep=S` seconds (default 2) |
 | `/boom` | `{"ok": true}` | raises (a 500) |
 | `/text` | plain text | the same text |
+| `/burn` | `{"path": "/burn"}` after `?ms=N` ms of CPU time (default 20) | the same, at once |
 | anything else | `{"path": ...}` | the same |
 
 Every call of either side appends `SIDE METHOD PATH` to `$WSRUN_TEST_CALL_LOG`, so a test can
@@ -40,6 +41,13 @@ def _json(start_response: StartResponse, value: object, text: str | None = None)
     return [body]
 
 
+def _burn(seconds: float) -> None:
+    """Computes for `seconds` of this thread's CPU time."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
 def primary(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     _log("primary", environ)
     path = environ.get("PATH_INFO", "")
@@ -50,6 +58,9 @@ def primary(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         return _json(start_response, {"a": 1, "items": [{"id": 1}, {"id": 2}]})
     if path in ("/slow", "/boom"):
         return _json(start_response, {"ok": True})
+    if path == "/burn":
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        _burn(float(query.get("ms", ["20"])[0]) / 1000)
     if path == "/text":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"plain text\n"]

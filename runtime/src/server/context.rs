@@ -13,6 +13,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::access_log::AccessLog;
 use super::handler::Handler;
 use super::live_routes::{start_wasm, LiveRouter};
+use super::loop_pressure::LoopPressure;
 use super::recycle::Recycle;
 use super::shadow_lane::ShadowLane;
 use super::tls::{self, TlsAcceptor};
@@ -39,6 +40,8 @@ pub struct WorkerContext {
     pub metrics: Option<WorkerMetrics>,
     /// The thread mirrored requests run on (started by the first one).
     pub shadow_lane: ShadowLane,
+    /// Whether this event loop is saturated (mirroring is skipped while it is).
+    pub loop_pressure: LoopPressure,
 }
 
 /// `--watch` changes still to come, when watching.
@@ -88,6 +91,7 @@ impl WorkerContext {
             tls,
             metrics,
             shadow_lane: ShadowLane::default(),
+            loop_pressure: LoopPressure::default(),
         };
         Ok((ctx, changes))
     }

@@ -6,7 +6,9 @@
 //! otherwise the primary answers, and when the request is mirrored (`Mirror::decide`: a
 //! permit within the in-flight bound, or skipped and counted), a copy of the request is taken
 //! before the primary runs and the shadow is started (`shadow::start`) once the primary's
-//! response head is ready. Whatever the shadow does, the client's response is the primary's.
+//! response head is ready. While the worker's event loop is saturated (`loop_pressure`), sampled
+//! requests are skipped and counted, not mirrored: under pressure the shadow yields to the
+//! clients. Whatever the shadow does, the client's response is the primary's.
 //! Also `inline_primary` and `mirror_permit`, which let the inline HTTP/1.1 path serve a plain
 //! GET to a Python route with a shadow (no canary) by the same steps (`inline_h1::mirrored`).
 //! Must not touch: running or comparing the shadow (`shadow`), the store's schema or the
@@ -86,8 +88,8 @@ pub async fn run(
     }
 }
 
-/// Whether this request is mirrored: a permit when it is; a skip (over the in-flight bound, or
-/// a body that cannot be copied) is recorded.
+/// Whether this request is mirrored: a permit when it is; a skip (over the in-flight bound, a
+/// body that cannot be copied, or an event loop busy nearly all the time) is recorded.
 pub fn mirror_permit(
     ctx: &WorkerContext,
     m: &Migrating,
@@ -98,11 +100,11 @@ pub fn mirror_permit(
     let (_, mirror) = m.shadow.as_ref()?;
     match mirror.decide(method, body) {
         Decision::Pass => None,
-        Decision::Skip => {
+        Decision::Mirror(permit) if !ctx.loop_pressure.pressed() => Some(permit),
+        Decision::Skip | Decision::Mirror(_) => {
             record_skipped(ctx, label);
             None
         }
-        Decision::Mirror(permit) => Some(permit),
     }
 }
 

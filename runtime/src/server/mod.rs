@@ -19,7 +19,8 @@
 //! - `job_delivery`: a durable job as an in-process request through `service`.
 //! - `migrating`: a route with a shadow or canary (`crate::migrate`): picks the side, starts
 //!   the shadow once the primary's response is under way; `shadow`: the shadow run, compared
-//!   and recorded on `shadow_lane`, the worker's lower-priority shadow thread.
+//!   and recorded on `shadow_lane`, the worker's lower-priority shadow thread;
+//!   `loop_pressure`: whether the event loop is saturated (sampled requests are then skipped).
 //! - `handler_run`: `run_kind`, one handler of a route run for a request.
 //! - `service`: one request: Host and path, routing, body limit, spooling, `run_handler`, then
 //!   `compress` (the response compression rules; `compress_stream`: the codecs).
@@ -52,6 +53,7 @@ pub mod listener;
 mod listener_set;
 mod live_connections;
 mod live_routes;
+mod loop_pressure;
 mod migrating;
 mod peer;
 mod recycle;
