@@ -13,11 +13,12 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from support.launcher import Launcher, Server, run_wsrun
 from support.paths import APPS, WAIT, wait_for
-from support.procfs import thread_nices
+from support.procfs import thread_cpu_seconds, thread_nices
 from support.wasm import wasm_handler
 
 
@@ -203,13 +204,17 @@ def test_a_saturated_event_loop_skips_mirroring_until_it_has_time_again(
     all the time (back-to-back requests of 40 ms of CPU each), sampled requests are skipped
     and counted instead of mirrored; once the loop has had time to breathe, the next request
     is mirrored again. The measure is the loop thread's CPU share, so the loop needs most of a
-    core while it computes: the suite runs alone, as `tests/run` runs it."""
+    core while it computes: on a machine busy enough to deny it that (measured here from
+    /proc), the loop is rightly not saturated and the test is skipped, saying so."""
     srv = _start(launcher, tmp_path, PY_SHADOW, threads=1)
+    (pid,) = srv.ready_pids()  # the worker's event loop is its main thread
     sent = 30
+    cpu_before, wall_before = thread_cpu_seconds(pid, pid), time.monotonic()
     with requests.Session() as s:
         for _ in range(sent):
             r = s.get(srv.url + "/api/burn?ms=40", timeout=WAIT)
             assert r.status_code == 200 and r.json() == {"path": "/burn"}
+    share = (thread_cpu_seconds(pid, pid) - cpu_before) / (time.monotonic() - wall_before)
     assert wait_for(lambda: (tmp_path / "state" / "migrate.sqlite3").is_file())
 
     def counted() -> int:
@@ -219,6 +224,10 @@ def test_a_saturated_event_loop_skips_mirroring_until_it_has_time_again(
     assert wait_for(lambda: counted() >= sent), route(tmp_path)
     busy = route(tmp_path)
     assert busy["compared"] + busy["skipped"] == sent
+    if share < 0.9:
+        # Other processes held the loop's core: the loop did not compute 80% of the time, so
+        # it was rightly not saturated, and there is nothing to check about shedding.
+        pytest.skip(f"the machine gave the event loop {share:.0%} of a core, too busy to test")
     assert busy["skipped"] >= sent // 3, busy  # the first requests find a loop not yet busy
     time.sleep(0.3)
     assert requests.get(srv.url + "/api/match", timeout=WAIT).status_code == 200

@@ -80,3 +80,11 @@ def thread_nices(pid: int) -> dict[str, int]:
             stat = (task / "stat").read_text()
             out[comm] = int(stat[stat.rindex(")") + 2 :].split()[16])
     return out
+
+
+def thread_cpu_seconds(pid: int, tid: int) -> float:
+    """CPU time (user + system) thread TID of process PID has used so far (fields 14 and 15 of
+    its `stat`, in clock ticks)."""
+    stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
