@@ -109,6 +109,20 @@ start_group() {
     setsid "$@" >"$logfile" 2>&1 </dev/null &
     STARTED_PID=$!
     PGIDS+=("$STARTED_PID")
+    await_own_group "$STARTED_PID"
+}
+
+# Wait (2 s at most) until process $1 leads its own process group: until setsid has run in the
+# child, the group does not exist, and `group_alive` would call a starting server dead (and
+# `stop_group` would then signal no one and wait for it forever).
+await_own_group() {
+    local pid=$1 i stat fields
+    for ((i = 0; i < 200; i++)); do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 0
+        read -r -a fields <<<"${stat##*) }"
+        [[ ${fields[2]} == "$pid" ]] && return 0
+        sleep 0.01
+    done
 }
 
 # Drop $1 from the groups killed on exit (it has ended, or been stopped).
