@@ -33,7 +33,8 @@
 //!   `static_files` (-> `body`, `accept_encoding`), `spool`,
 //!   `body` (-> `file_region`), `http_path`, `accept_encoding`: leaves
 //! - `thread_nice`: lowers a background thread's priority (a leaf; the shadow thread, the
-//!   migrate store's writer, the WASM slow lane and the watcher use it)
+//!   migrate store's writer, the WASM slow lane and the watcher use it); `thread_clock`: the
+//!   calling thread's CPU time (a leaf; guest CPU budgets and the event loop's saturation)
 
 pub mod accept_encoding;
 pub mod body;
@@ -54,5 +55,6 @@ pub mod server;
 pub mod services;
 pub mod spool;
 pub mod static_files;
+pub mod thread_clock;
 pub mod thread_nice;
 pub mod wasm;

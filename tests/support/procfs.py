@@ -77,14 +77,18 @@ def thread_nices(pid: int) -> dict[str, int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(FileNotFoundError):
             comm = (task / "comm").read_text().strip()
-            stat = (task / "stat").read_text()
-            out[comm] = int(stat[stat.rindex(")") + 2 :].split()[16])
+            out[comm] = int(_stat_fields(task / "stat")[16])
     return out
 
 
 def thread_cpu_seconds(pid: int, tid: int) -> float:
     """CPU time (user + system) thread TID of process PID has used so far (fields 14 and 15 of
     its `stat`, in clock ticks)."""
-    stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
+    fields = _stat_fields(Path(f"/proc/{pid}/task/{tid}/stat"))
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(path: Path) -> list[str]:
+    """The fields of a `stat` file after the command name: index 0 is field 3 (the state)."""
+    stat = path.read_text()
+    return stat[stat.rindex(")") + 2 :].split()

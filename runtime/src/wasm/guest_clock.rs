@@ -125,16 +125,8 @@ impl GuestClock {
 
 /// The calling thread's CPU time in nanoseconds (at least 1, so 0 can mean "not read").
 fn thread_cpu_nanos() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    let nanos = (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64);
-    nanos.max(1)
+    let nanos = crate::thread_clock::cpu_time().as_nanos();
+    u64::try_from(nanos).unwrap_or(u64::MAX).max(1)
 }
 
 #[cfg(test)]
