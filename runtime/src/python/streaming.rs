@@ -50,11 +50,15 @@ fn next_chunk(py: Python<'_>, pending: &PendingIter) -> PyResult<Option<Bytes>> 
     }
 }
 
-fn finish(py: Python<'_>, pending: &PendingIter) {
+/// Closes the app's result, releases the request body, and drops the iterator's references
+/// while the GIL is held (a `Py` dropped without it is queued in pyo3's pool and decremented
+/// at the next GIL acquisition: a mutex and a vector per request for nothing).
+fn finish(py: Python<'_>, pending: PendingIter) {
     close_result(py, pending.result.bind(py));
     if let Ok(mut input) = pending.input.bind(py).try_borrow_mut() {
         input.release();
     }
+    drop(pending);
 }
 
 /// A Python iterator pulled on the event-loop thread (the default, one-thread mode).
@@ -78,7 +82,7 @@ impl InlineIter {
 
     fn close(&mut self) {
         if let Some(pending) = self.pending.take() {
-            Python::attach(|py| finish(py, &pending));
+            Python::attach(move |py| finish(py, pending));
         }
     }
 }
@@ -94,23 +98,27 @@ impl ChunkSource for InlineIter {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        let Some(pending) = &self.pending else {
+        let Some(pending) = self.pending.take() else {
             return Poll::Ready(None);
         };
-        let next = Python::attach(|py| next_chunk(py, pending).map_err(|e| stream_error(py, &e)));
+        // One GIL acquisition per chunk; the last one also closes the iterator.
+        let (next, unfinished) = Python::attach(move |py| {
+            match next_chunk(py, &pending).map_err(|e| stream_error(py, &e)) {
+                Ok(Some(chunk)) => (Ok(Some(chunk)), Some(pending)),
+                ended => {
+                    finish(py, pending);
+                    (ended, None)
+                }
+            }
+        });
+        self.pending = unfinished;
         match next {
             Ok(Some(chunk)) => {
                 self.must_flush = true;
                 Poll::Ready(Some(Ok(chunk)))
             }
-            Ok(None) => {
-                self.close();
-                Poll::Ready(None)
-            }
-            Err(err) => {
-                self.close();
-                Poll::Ready(Some(Err(err)))
-            }
+            Ok(None) => Poll::Ready(None),
+            Err(err) => Poll::Ready(Some(Err(err))),
         }
     }
 }
@@ -170,5 +178,5 @@ pub fn pump(py: Python<'_>, pending: PendingIter, sender: mpsc::Sender<Result<By
             }
         }
     }
-    finish(py, &pending);
+    finish(py, pending);
 }
