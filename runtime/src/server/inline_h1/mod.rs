@@ -67,6 +67,11 @@ pub async fn serve<IO: LastWord>(
     let mut drain_signal = state.draining.clone();
     let drain_started = drain_signal.changed();
     tokio::pin!(drain_started);
+    // Likewise one wait for an eviction (a `Notified` made and dropped per read is a lock on
+    // the clock's waiter list each way).
+    let clock = state.clock.clone();
+    let evicted = clock.evicted();
+    tokio::pin!(evicted);
     loop {
         // Every whole head already read is answered before the next read (pipelining).
         loop {
@@ -126,7 +131,7 @@ pub async fn serve<IO: LastWord>(
             }
             // Evicted to make room for a new connection: between requests here, by
             // construction (each request is answered before the next read).
-            _ = state.clock.evicted() => return close(io, &mut output).await,
+            _ = evicted.as_mut() => return close(io, &mut output).await,
             _ = sleep.as_mut() => {
                 match state.timer.fired(&state.clock, &state.head_clock, sleep.as_mut()) {
                     Expired::Head => {
