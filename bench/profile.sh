@@ -12,8 +12,12 @@
 # Issue 12's measure is the server's own share: the wsrun binary's samples (every Rust crate
 # in it: wsrun, hyper, tokio, http, mimalloc, pyo3) over all of the worker's samples.
 #
+# The share moves by a point between runs of the same build on this shared machine (3.0%-4.9%
+# for wsrun on flask, 2026-12-04), so ROUNDS=N repeats every server N times, interleaved, and
+# ends with each server's own share per round and its median: quote the median.
+#
 # Environment: SECONDS_PROFILED [8]  WARMUP [2]  CONNECTIONS [64]  BASE_PORT [18180]
-#   SERVER_CPU [0]  CLIENT_CPU [1]  WSRUN_BIN [target/release/wsrun]
+#   SERVER_CPU [0]  CLIENT_CPU [1]  WSRUN_BIN [target/release/wsrun]  ROUNDS [1]
 # Needs: perf (linux-perf, or linux-tools-$(uname -r)), wrk, and bench/.venv from core.sh
 # (run `bash bench/core.sh` once, or `SKIP_BUILD=1 SERVERS= bash bench/core.sh`).
 set -euo pipefail
@@ -28,6 +32,7 @@ CONNECTIONS="${CONNECTIONS:-64}"
 BASE_PORT="${BASE_PORT:-18180}"
 SERVER_CPU="${SERVER_CPU:-0}"
 CLIENT_CPU="${CLIENT_CPU:-1}"
+ROUNDS="${ROUNDS:-1}"
 
 SCENARIO="${1:-flask}"
 shift || true
@@ -77,7 +82,7 @@ by_crate() {
             share = $1; sub("%", "", share)
             sym = $0; sub(/.*\[\.\] +/, "", sym); sub(/^<+/, "", sym)
             split(sym, part, /::| /); crate = part[1]
-            if (crate ~ /^_?mi_/) crate = "mimalloc"
+            if (crate ~ /^_*mi_/) crate = "mimalloc"
             total[crate] += share; all += share
         }
         END {
@@ -86,9 +91,23 @@ by_crate() {
         }'
 }
 
-port=$BASE_PORT
-for name in "${SERVERS[@]}"; do
-    port=$((port + 1))
+# The server's own share of the worker's samples: the wsrun binary, or bjoern's extension and
+# libev, or Granian's extension.
+own_share() {
+    perf report -i "$1" --no-children --sort dso -g none 2>/dev/null |
+        awk -v server="$2" '/%/ {
+            share = $1; sub("%", "", share); dso = $2
+            if ((server == "wsrun" && dso == "wsrun") ||
+                (server == "bjoern" && (dso ~ /^_bjoern/ || dso ~ /^libev/)) ||
+                (server == "granian" && dso ~ /^_granian/)) own += share
+        }
+        END { printf "%.2f", own }'
+}
+
+# Profiles server $1 on port $2 once and prints its report; appends its own share to
+# $WORK/$1.shares.
+profile_once() {
+    local name=$1 port=$2 pid url load worker data
     server_cmd "$name" "$port"
     start_group "$WORK/$name.log" "${PIN_SERVER[@]}" "${CMD[@]}"
     pid=$STARTED_PID
@@ -109,6 +128,27 @@ for name in "${SERVERS[@]}"; do
         echo "  the wsrun binary by crate (share of all the worker's samples):"
         by_crate "$data"
     fi
+    own_share "$data" "$name" >>"$WORK/$name.shares"
+    echo >>"$WORK/$name.shares"
     cp "$data" "${TMPDIR:-/tmp}/wsrun-profile-$name-$SCENARIO.perf"
     echo "  perf data: ${TMPDIR:-/tmp}/wsrun-profile-$name-$SCENARIO.perf"
+}
+
+for ((round = 1; round <= ROUNDS; round++)); do
+    ((ROUNDS == 1)) || echo "== round $round of $ROUNDS"
+    port=$BASE_PORT
+    for name in "${SERVERS[@]}"; do
+        port=$((port + 1))
+        profile_once "$name" "$port"
+    done
+done
+
+echo "the server's own share of its worker's samples, per round (median):"
+for name in "${SERVERS[@]}"; do
+    sort -n "$WORK/$name.shares" | awk -v name="$name" -v rounds="$(tr '\n' ' ' <"$WORK/$name.shares")" '
+        { v[NR] = $1 }
+        END {
+            median = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            printf "  %-8s %5.2f%%   (%s)\n", name, median, rounds
+        }'
 done
