@@ -10,6 +10,7 @@ pub mod environ;
 mod errors;
 mod fapws3;
 mod file_wrapper;
+mod head_fields;
 mod input;
 pub mod interpreter;
 pub mod loader;
@@ -349,8 +350,11 @@ fn with_head(head: Head, body: ResponseBody) -> Response<ResponseBody> {
     *response.status_mut() = head.status;
     let headers = response.headers_mut();
     headers.reserve(head.headers.len() + 1);
-    for (name, value) in head.headers {
-        headers.append(name, value);
+    for (name, value) in head.headers.iter() {
+        // Validated when the app gave it (`HeadFields::push`), so this cannot fail.
+        if let Ok(value) = HeaderValue::from_bytes(value) {
+            headers.append(name.clone(), value);
+        }
     }
     if head.close {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));

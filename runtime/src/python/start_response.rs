@@ -9,11 +9,13 @@ use std::hash::BuildHasherDefault;
 use std::sync::{LazyLock, Mutex};
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, StatusCode};
+use http::{HeaderName, StatusCode};
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use rustc_hash::FxHasher;
+
+use super::head_fields::{is_valid_value, HeadFields};
 
 /// What the app said about the response head.
 #[derive(Debug, Default)]
@@ -21,7 +23,7 @@ pub struct Head {
     pub status: StatusCode,
     /// Set when the app's reason phrase differs from the canonical one.
     pub reason: Option<String>,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub headers: HeadFields,
     /// The app sent `Connection: close`.
     pub close: bool,
 }
@@ -115,7 +117,7 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
     let mut head = Head {
         status: code,
         reason,
-        headers: Vec::new(),
+        headers: HeadFields::default(),
         close: false,
     };
     let add = |head: &mut Head, item: &Bound<'_, PyAny>| -> PyResult<()> {
@@ -128,7 +130,7 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
         add_header(head, header_name(&name)?, header_str(&value)?)
     };
     if let Ok(list) = headers.cast::<PyList>() {
-        head.headers.reserve(list.len());
+        head.headers = HeadFields::with_capacity(list.len());
         for item in list.iter() {
             add(&mut head, &item)?;
         }
@@ -203,17 +205,19 @@ fn add_header(
     value: std::borrow::Cow<'_, str>,
 ) -> PyResult<()> {
     let (name, value) = (header_name.as_str(), value.as_ref());
-    let header_value = if value.is_ascii() {
-        HeaderValue::from_str(value)
+    let latin1;
+    let bytes = if value.is_ascii() {
+        value.as_bytes()
     } else {
-        let latin1 = latin1_bytes(value)
+        latin1 = latin1_bytes(value)
             .ok_or_else(|| PyValueError::new_err(format!("header {name} value is not latin-1")))?;
-        HeaderValue::from_bytes(&latin1)
+        &latin1[..]
     };
-    let header_value = header_value.map_err(|_| {
-        PyValueError::new_err(format!("invalid value for header {name}: {value:?}"))
-    })?;
-    match header_name.as_str() {
+    if !is_valid_value(bytes) {
+        let message = format!("invalid value for header {name}: {value:?}");
+        return Err(PyValueError::new_err(message));
+    }
+    match name {
         "connection" => {
             head.close |= value
                 .split(',')
@@ -222,7 +226,9 @@ fn add_header(
         "keep-alive" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "proxy-connection" => {
             tracing::debug!("dropping hop-by-hop header {name} set by the app");
         }
-        _ => head.headers.push((header_name, header_value)),
+        _ => {
+            head.headers.push(header_name, bytes);
+        }
     }
     Ok(())
 }

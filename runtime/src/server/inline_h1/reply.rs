@@ -46,7 +46,7 @@ fn start(output: &mut Vec<u8>, reply: Reply, closing: bool) -> (Framing, Respons
             let fields = HeadParts {
                 status: head.status,
                 reason: head.reason.as_deref().map(str::as_bytes),
-                fields: head.headers.iter().map(|(name, value)| (name, value)),
+                fields: head.headers.iter(),
                 exact: body.size_hint().exact(),
             };
             // The app's `Connection: close` is kept as `head.close`, not among its fields.

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE};
-use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderName, Response, StatusCode};
 use http_body::Body;
 
 use crate::body::ResponseBody;
@@ -49,7 +49,10 @@ pub fn write_response_head(
             .extensions()
             .get::<hyper::ext::ReasonPhrase>()
             .map(|reason| reason.as_bytes()),
-        fields: response.headers().iter(),
+        fields: response
+            .headers()
+            .iter()
+            .map(|(name, value)| (name, value.as_bytes())),
         exact: response.body().size_hint().exact(),
     };
     write_head(out, head, closing)
@@ -59,7 +62,7 @@ pub fn write_response_head(
 /// `Connection` field itself.
 pub fn write_head<'a>(
     out: &mut Vec<u8>,
-    head: HeadParts<'a, impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)>>,
+    head: HeadParts<'a, impl Iterator<Item = (&'a HeaderName, &'a [u8])>>,
     closing: bool,
 ) -> Framing {
     let status = head.status;
@@ -78,13 +81,13 @@ pub fn write_head<'a>(
     let (mut app_length, mut has_date, mut has_connection) = (None, false, false);
     for (name, value) in head.fields {
         if name == CONTENT_LENGTH {
-            app_length = app_length.or_else(|| parse_length(value.as_bytes()));
+            app_length = app_length.or_else(|| parse_length(value));
         }
         has_date |= name == DATE;
         has_connection |= name == CONNECTION;
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
     let framing = framing(out, status, head.exact, app_length);
@@ -219,6 +222,7 @@ fn append_date(out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     fn head(response: &Response<ResponseBody>, closing: bool) -> (String, Framing) {
         let mut out = Vec::new();
