@@ -7,7 +7,9 @@
 # `wrk -t1 -c8 -d DURATION --latency` (saturation), or with RATE set `wsrun bench --rate RATE`
 # (a fixed arrival rate below saturation, latency counted from each request's intended send
 # time, as a real service sees traffic); prints every round, then the medians of req/s and
-# p99 for each mode and the on/off ratios. Issue 18's bound: p99 with shadowing within 5% of off.
+# p99 for each mode and the on/off ratios, then what the shadow compared and why it skipped the
+# rest (`wsrun migrate report`, all `on` rounds). Issue 18's bound: p99 with shadowing within
+# 5% of off.
 #
 # MODES="off path on" adds a diagnostic third mode, `path`: the [route.shadow] table kept but
 # with `methods = ["POST"]`, so the route takes the migration handler's path (hyper's, not the
@@ -109,3 +111,13 @@ for a, b in (("on", "off"), ("path", "off"), ("on", "path")):
     if a in med and b in med:
         print(f"{a}/{b}: req/s x{med[a][0] / med[b][0]:.3f}, p99 x{med[a][1] / med[b][1]:.3f}")
 PY
+# What the shadow did over all `on` rounds (one store for them all): compared, and the skips by
+# reason (at saturation mostly `loop_busy`; at a fixed rate below it, few or none).
+if [[ -d $WORK/state-on ]]; then
+    "$WSRUN_BIN" migrate report --state-dir "$WORK/state-on" --json | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["routes"]:
+    reasons = ", ".join(f"{k} {v}" for k, v in r.get("skipped_by_reason", {}).items())
+    route, compared, skipped = r["route"], r["compared"], r["skipped"]
+    print(f"on, all rounds, route {route}: compared {compared}, skipped {skipped} ({reasons})")'
+fi

@@ -194,7 +194,39 @@ def test_beyond_the_in_flight_bound_requests_are_skipped(
         assert time.monotonic() - t0 < 1.0
     got = settle(tmp_path, "skipped", 3)
     assert got["skipped"] == 3
+    assert got["skipped_by_reason"] == {
+        "in_flight": 3,
+        "loop_busy": 0,
+        "uncopyable": 0,
+        "uncomparable": 0,
+    }
     assert settle(tmp_path, "compared", 1)["compared"] == 1
+    text = run_wsrun(["migrate", "report", "--state-dir", str(tmp_path / "state")])
+    assert "skipped: shadows in flight at the bound 3\n" in text.out, text.out
+
+
+def test_bodies_over_the_shadow_max_body_are_skipped_with_their_reason(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    """`max_body` bounds both copies: a request body over it is not mirrored (`uncopyable`);
+    a response over it is mirrored but not compared (`uncomparable`)."""
+    srv = _start(launcher, tmp_path, PY_SHADOW, '  methods = ["GET", "POST"]\n  max_body = 20')
+    for body in (b"x" * 21, b"y" * 4096):
+        assert requests.post(srv.url + "/api/write", data=body, timeout=WAIT).status_code == 200
+    # Within the bound both ways: the answer is {"path": "/write"} (18 bytes).
+    assert requests.post(srv.url + "/api/write", data=b"z" * 20, timeout=WAIT).status_code == 200
+    # A small request whose answer (30 bytes) is over the bound.
+    r = requests.get(srv.url + "/api/a-much-longer-path", timeout=WAIT)
+    assert r.status_code == 200 and len(r.content) > 20
+    settle(tmp_path, "compared", 1)  # the shadows finish in any order
+    got = settle(tmp_path, "skipped", 3)
+    assert (got["compared"], got["skipped"]) == (1, 3), got
+    assert got["skipped_by_reason"] == {
+        "in_flight": 0,
+        "loop_busy": 0,
+        "uncopyable": 2,
+        "uncomparable": 1,
+    }
 
 
 def test_a_saturated_event_loop_skips_mirroring_until_it_has_time_again(
@@ -229,6 +261,9 @@ def test_a_saturated_event_loop_skips_mirroring_until_it_has_time_again(
         # it was rightly not saturated, and there is nothing to check about shedding.
         pytest.skip(f"the machine gave the event loop {share:.0%} of a core, too busy to test")
     assert busy["skipped"] >= sent // 3, busy  # the first requests find a loop not yet busy
+    reasons = busy["skipped_by_reason"]
+    assert sum(reasons.values()) == busy["skipped"], busy
+    assert reasons["loop_busy"] >= sent // 3, busy
     time.sleep(0.3)
     assert requests.get(srv.url + "/api/match", timeout=WAIT).status_code == 200
     rested = settle(tmp_path, "compared", busy["compared"] + 1)

@@ -3,7 +3,7 @@
 //! Owns: `Mirror` (a route's shadow settings and its count of shadows in flight) and
 //! `Decision`: a method not listed or a request not sampled is left alone (`Pass`); a request
 //! that should be mirrored but would exceed the in-flight bound, or whose body is spooled to
-//! a file or larger than `max_body`, is `Skip`ped (and counted by the caller), never queued;
+//! a file or larger than `max_body`, is `Skip`ped with its `SkipReason` (and counted by the caller), never queued;
 //! otherwise `Mirror` with a `Permit` held until the shadow is done. Must not touch: running
 //! the shadow or comparing (`server::shadow`, `compare`).
 
@@ -24,8 +24,53 @@ pub struct Mirror {
 /// What to do with one request.
 pub enum Decision {
     Pass,
-    Skip,
+    Skip(SkipReason),
     Mirror(Permit),
+}
+
+/// Why a request that should have been mirrored was not (counted per reason in the store, so
+/// a report tells a shadow that is too slow from a server that is too busy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SkipReason {
+    /// The route's shadows in flight were at `max_in_flight`.
+    InFlight,
+    /// The worker's event loop was saturated (`server::loop_pressure`).
+    LoopBusy,
+    /// The request could not be copied: its body was spooled to a file or over `max_body`,
+    /// or its head could not be rebuilt for the shadow.
+    Uncopyable,
+    /// Mirrored, but the answers could not be compared: the client left before the primary's
+    /// body ended, or a body was over `max_body`.
+    Uncomparable,
+}
+
+impl SkipReason {
+    pub const ALL: [SkipReason; 4] = [
+        SkipReason::InFlight,
+        SkipReason::LoopBusy,
+        SkipReason::Uncopyable,
+        SkipReason::Uncomparable,
+    ];
+
+    /// The name in the store and in `wsrun migrate report --json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::InFlight => "in_flight",
+            SkipReason::LoopBusy => "loop_busy",
+            SkipReason::Uncopyable => "uncopyable",
+            SkipReason::Uncomparable => "uncomparable",
+        }
+    }
+
+    /// The words in the text report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SkipReason::InFlight => "shadows in flight at the bound",
+            SkipReason::LoopBusy => "event loop saturated",
+            SkipReason::Uncopyable => "request not copyable",
+            SkipReason::Uncomparable => "client gone or body too large to compare",
+        }
+    }
 }
 
 /// One shadow's place in the in-flight count; given back when dropped.
@@ -56,12 +101,12 @@ impl Mirror {
             SpooledBody::File { .. } => false,
         };
         if !copyable {
-            return Decision::Skip;
+            return Decision::Skip(SkipReason::Uncopyable);
         }
         let taken = self.in_flight.fetch_add(1, Ordering::AcqRel);
         let permit = Permit(self.in_flight.clone());
         if taken >= self.config.max_in_flight {
-            return Decision::Skip;
+            return Decision::Skip(SkipReason::InFlight);
         }
         Decision::Mirror(permit)
     }
@@ -102,7 +147,7 @@ mod tests {
         assert!(matches!(first, Decision::Mirror(_)));
         assert!(matches!(
             m.decide(&Method::GET, &SpooledBody::Empty),
-            Decision::Skip
+            Decision::Skip(SkipReason::InFlight)
         ));
         drop(first);
         assert!(matches!(
@@ -110,6 +155,9 @@ mod tests {
             Decision::Mirror(_)
         ));
         let big = SpooledBody::Memory(bytes::Bytes::from_static(b"12345"));
-        assert!(matches!(m.decide(&Method::GET, &big), Decision::Skip));
+        assert!(matches!(
+            m.decide(&Method::GET, &big),
+            Decision::Skip(SkipReason::Uncopyable)
+        ));
     }
 }

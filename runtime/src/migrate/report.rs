@@ -12,6 +12,7 @@ use rusqlite::{params, Connection};
 use serde_json::{json, Value};
 
 use super::latency::quantile;
+use super::mirror::SkipReason;
 use super::store::{self, FILE};
 use crate::config::{MigrateAction, MigrateArgs};
 
@@ -72,6 +73,7 @@ pub fn report(conn: &Connection) -> Result<Value, String> {
             "route": route,
             "compared": compared, "matched": matched, "differed": differed,
             "shadow_failed": failed, "skipped": skipped,
+            "skipped_by_reason": skip_reasons(conn, &route)?,
             "match_rate": rate,
             "primary_ms": side_latency(conn, &route, "primary")?,
             "shadow_ms": side_latency(conn, &route, "shadow")?,
@@ -80,6 +82,26 @@ pub fn report(conn: &Connection) -> Result<Value, String> {
         }));
     }
     Ok(json!({ "routes": routes }))
+}
+
+/// A route's skips per reason, every reason present (0 when none).
+fn skip_reasons(conn: &Connection, route: &str) -> Result<Value, String> {
+    let mut stmt = conn
+        .prepare("SELECT reason, n FROM skips WHERE route = ?1")
+        .map_err(|e| e.to_string())?;
+    let rows: Vec<(String, i64)> = stmt
+        .query_map([route], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| e.to_string())?;
+    let mut reasons = serde_json::Map::new();
+    for reason in SkipReason::ALL {
+        let n = rows
+            .iter()
+            .find(|(r, _)| r == reason.as_str())
+            .map_or(0, |(_, n)| *n);
+        reasons.insert(reason.as_str().to_string(), json!(n));
+    }
+    Ok(Value::Object(reasons))
 }
 
 fn side_latency(conn: &Connection, route: &str, side: &str) -> Result<Value, String> {
@@ -129,6 +151,16 @@ fn print_report(report: &Value, as_json: bool) {
             "  compared {}  matched {}  differed {}  shadow failed {}  skipped {}  match rate {rate}",
             r["compared"], r["matched"], r["differed"], r["shadow_failed"], r["skipped"]
         );
+        let reasons: Vec<String> = SkipReason::ALL
+            .iter()
+            .filter_map(|reason| {
+                let n = r["skipped_by_reason"][reason.as_str()].as_i64()?;
+                (n > 0).then(|| format!("{} {n}", reason.describe()))
+            })
+            .collect();
+        if !reasons.is_empty() {
+            println!("  skipped: {}", reasons.join(", "));
+        }
         for side in ["primary", "shadow"] {
             let l = &r[format!("{side}_ms")];
             println!("  {side:<8} p50 {} ms  p99 {} ms", l["p50"], l["p99"]);

@@ -20,6 +20,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::latency::bucket_of;
+use super::mirror::SkipReason;
 
 /// The store's file name under `state_dir`.
 pub const FILE: &str = "migrate.sqlite3";
@@ -36,6 +37,9 @@ CREATE TABLE IF NOT EXISTS counts (
   differed INTEGER NOT NULL DEFAULT 0, shadow_failed INTEGER NOT NULL DEFAULT 0,
   skipped INTEGER NOT NULL DEFAULT 0, canary INTEGER NOT NULL DEFAULT 0,
   rollbacks INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS skips (
+  route TEXT NOT NULL, reason TEXT NOT NULL, n INTEGER NOT NULL,
+  PRIMARY KEY (route, reason));
 CREATE TABLE IF NOT EXISTS latency (
   route TEXT NOT NULL, side TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL,
   PRIMARY KEY (route, side, bucket));
@@ -62,8 +66,8 @@ pub enum Record {
     },
     /// The shadow trapped, timed out or could not run.
     ShadowFailed { route: String, primary_us: u64 },
-    /// A request that should have been mirrored and was not (too busy, body too large).
-    Skipped { route: String },
+    /// A request that should have been mirrored and was not, and why.
+    Skipped { route: String, reason: SkipReason },
     /// A request the canary served.
     Canary { route: String },
     /// The canary was rolled back.
@@ -199,6 +203,10 @@ const ADD_COUNTS: &str = "INSERT INTO counts
     skipped = skipped + excluded.skipped, canary = canary + excluded.canary,
     rollbacks = rollbacks + excluded.rollbacks";
 
+/// Adds a batch's skips for one reason.
+const ADD_SKIPS: &str = "INSERT INTO skips (route, reason, n) VALUES (?1, ?2, ?3)
+  ON CONFLICT (route, reason) DO UPDATE SET n = n + excluded.n";
+
 /// Adds a batch's measurements to one histogram bucket.
 const ADD_LATENCY: &str = "INSERT INTO latency (route, side, bucket, n) VALUES (?1, ?2, ?3, ?4)
   ON CONFLICT (route, side, bucket) DO UPDATE SET n = n + excluded.n";
@@ -208,6 +216,7 @@ const ADD_LATENCY: &str = "INSERT INTO latency (route, side, bucket, n) VALUES (
 struct Totals {
     counts: HashMap<String, Counts>,
     latency: HashMap<(String, &'static str, i64), i64>,
+    skips: HashMap<(String, SkipReason), i64>,
 }
 
 impl Totals {
@@ -246,7 +255,10 @@ impl Totals {
                 self.measure(&route, "primary", primary_us);
                 self.count(&route, Counter::ShadowFailed);
             }
-            Record::Skipped { route } => self.count(&route, Counter::Skipped),
+            Record::Skipped { route, reason } => {
+                self.count(&route, Counter::Skipped);
+                *self.skips.entry((route, reason)).or_default() += 1;
+            }
             Record::Canary { route } => self.count(&route, Counter::Canary),
             Record::Rollback { route, detail } => {
                 self.count(&route, Counter::Rollbacks);
@@ -263,6 +275,10 @@ impl Totals {
         let mut add_counts = conn.prepare_cached(ADD_COUNTS)?;
         for (route, Counts(c)) in &self.counts {
             add_counts.execute(params![route, c[0], c[1], c[2], c[3], c[4], c[5], c[6]])?;
+        }
+        let mut add_skips = conn.prepare_cached(ADD_SKIPS)?;
+        for ((route, reason), n) in &self.skips {
+            add_skips.execute(params![route, reason.as_str(), n])?;
         }
         let mut add_latency = conn.prepare_cached(ADD_LATENCY)?;
         for ((route, side, bucket), n) in &self.latency {
@@ -339,7 +355,18 @@ mod tests {
                     route: "/a".into(),
                     primary_us: 100,
                 },
-                Record::Skipped { route: "/b".into() },
+                Record::Skipped {
+                    route: "/b".into(),
+                    reason: SkipReason::LoopBusy,
+                },
+                Record::Skipped {
+                    route: "/b".into(),
+                    reason: SkipReason::InFlight,
+                },
+                Record::Skipped {
+                    route: "/b".into(),
+                    reason: SkipReason::LoopBusy,
+                },
                 Record::Canary { route: "/b".into() },
                 Record::Rollback {
                     route: "/b".into(),
@@ -359,7 +386,18 @@ mod tests {
             .expect("counts row")
         };
         assert_eq!(counts("/a"), [4, 2, 2, 2, 0, 0, 0]);
-        assert_eq!(counts("/b"), [2, 2, 0, 0, 2, 2, 2]);
+        assert_eq!(counts("/b"), [2, 2, 0, 0, 6, 2, 2]);
+        let skips = |reason: SkipReason| -> i64 {
+            conn.query_row(
+                "SELECT n FROM skips WHERE route = '/b' AND reason = ?1",
+                [reason.as_str()],
+                |r| r.get(0),
+            )
+            .unwrap_or(0)
+        };
+        assert_eq!(skips(SkipReason::LoopBusy), 4);
+        assert_eq!(skips(SkipReason::InFlight), 2);
+        assert_eq!(skips(SkipReason::Uncopyable), 0);
         let measured = |route: &str, side: &str, us: u64| -> i64 {
             conn.query_row(
                 "SELECT n FROM latency WHERE route = ?1 AND side = ?2 AND bucket = ?3",

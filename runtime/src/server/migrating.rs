@@ -28,8 +28,7 @@ use super::peer::Peer;
 use super::shadow::{self, ShadowCopy};
 use crate::body::ResponseBody;
 use crate::migrate::canary::Side;
-use crate::migrate::mirror::Decision;
-use crate::migrate::mirror::Permit;
+use crate::migrate::mirror::{Decision, Permit, SkipReason};
 use crate::migrate::store::{Record, Recorder};
 use crate::python::WsgiApp;
 use crate::router::Route;
@@ -101,18 +100,23 @@ pub fn mirror_permit(
     match mirror.decide(method, body) {
         Decision::Pass => None,
         Decision::Mirror(permit) if !ctx.loop_pressure.pressed() => Some(permit),
-        Decision::Skip | Decision::Mirror(_) => {
-            record_skipped(ctx, label);
+        Decision::Mirror(_) => {
+            record_skipped(ctx, label, SkipReason::LoopBusy);
+            None
+        }
+        Decision::Skip(reason) => {
+            record_skipped(ctx, label, reason);
             None
         }
     }
 }
 
 /// Counts a request the route's shadow would have mirrored but did not (see `Decision::Skip`).
-pub fn record_skipped(ctx: &WorkerContext, label: &str) {
+pub fn record_skipped(ctx: &WorkerContext, label: &str, reason: SkipReason) {
     if let Some(r) = Recorder::get(&ctx.config.server.state_dir) {
         r.send(Record::Skipped {
             route: label.to_string(),
+            reason,
         });
     }
 }

@@ -28,7 +28,7 @@ use super::peer::Peer;
 use crate::body::ResponseBody;
 use crate::config::Config;
 use crate::migrate::compare::{compare, Captured, Rules};
-use crate::migrate::mirror::{Mirror, Permit};
+use crate::migrate::mirror::{Mirror, Permit, SkipReason};
 use crate::migrate::store::{Diff, Record, Recorder};
 use crate::migrate::tee::{tee, Copy};
 use crate::spool::SpooledBody;
@@ -240,7 +240,10 @@ impl Judge {
         };
         let record = match (primary_body, outcome) {
             // The client left early, or the primary's body was too large to compare.
-            (Err(_) | Ok(None), _) | (_, Outcome::TooLarge) => Record::Skipped { route },
+            (Err(_) | Ok(None), _) | (_, Outcome::TooLarge) => Record::Skipped {
+                route,
+                reason: SkipReason::Uncomparable,
+            },
             (_, Outcome::Failed) => Record::ShadowFailed { route, primary_us },
             (Ok(Some(body)), Outcome::Answered(mut shadow, shadow_us)) => {
                 primary.body = body;

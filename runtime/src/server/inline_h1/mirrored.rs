@@ -15,6 +15,7 @@ use std::time::Instant;
 use http::Method;
 
 use super::static_get;
+use crate::migrate::mirror::SkipReason;
 use crate::python::{FieldSpan, Reply};
 use crate::server::context::WorkerContext;
 use crate::server::handler::Migrating;
@@ -52,7 +53,7 @@ pub fn plan<'s>(
 ) -> Option<ShadowPlan> {
     let permit = mirror_permit(ctx, m, label, &Method::GET, &SpooledBody::Empty)?;
     let Some(parts) = static_get::parts(head.buf, head.target, head.fields) else {
-        record_skipped(ctx, label);
+        record_skipped(ctx, label, SkipReason::Uncopyable);
         return None;
     };
     Some(ShadowPlan {
