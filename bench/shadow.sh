@@ -111,13 +111,15 @@ for a, b in (("on", "off"), ("path", "off"), ("on", "path")):
     if a in med and b in med:
         print(f"{a}/{b}: req/s x{med[a][0] / med[b][0]:.3f}, p99 x{med[a][1] / med[b][1]:.3f}")
 PY
-# What the shadow did over all `on` rounds (one store for them all): compared, and the skips by
-# reason (at saturation mostly `loop_busy`; at a fixed rate below it, few or none).
+# What the shadow did over all `on` rounds (one store for them all), each round's 1 s
+# saturating wrk warm-up included: compared, and the skips by reason (at saturation mostly
+# `loop_busy`; with RATE below saturation the measured requests are all compared and the skips
+# come from the warm-ups).
 if [[ -d $WORK/state-on ]]; then
     "$WSRUN_BIN" migrate report --state-dir "$WORK/state-on" --json | python3 -c '
 import json, sys
 for r in json.load(sys.stdin)["routes"]:
     reasons = ", ".join(f"{k} {v}" for k, v in r.get("skipped_by_reason", {}).items())
     route, compared, skipped = r["route"], r["compared"], r["skipped"]
-    print(f"on, all rounds, route {route}: compared {compared}, skipped {skipped} ({reasons})")'
+    print(f"on, all rounds with warm-ups, route {route}: compared {compared}, skipped {skipped} ({reasons})")'
 fi
