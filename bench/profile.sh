@@ -134,10 +134,18 @@ profile_once() {
     echo "  perf data: ${TMPDIR:-/tmp}/wsrun-profile-$name-$SCENARIO.perf"
 }
 
+# Every other round profiles the servers in reverse order, so that whatever favours the first
+# (or last) run of a round does not favour one server.
 for ((round = 1; round <= ROUNDS; round++)); do
     ((ROUNDS == 1)) || echo "== round $round of $ROUNDS"
+    order=("${SERVERS[@]}")
+    if ((round % 2 == 0)); then
+        for ((i = ${#SERVERS[@]} - 1, j = 0; i >= 0; i--, j++)); do
+            order[j]=${SERVERS[i]}
+        done
+    fi
     port=$BASE_PORT
-    for name in "${SERVERS[@]}"; do
+    for name in "${order[@]}"; do
         port=$((port + 1))
         profile_once "$name" "$port"
     done

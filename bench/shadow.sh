@@ -3,7 +3,7 @@
 # (Flask) with every GET mirrored to the `api_v2` component (examples/migrate/shadow.toml)
 # against the same file without its [route.shadow] table.
 #
-# Interleaved rounds (off, on, off, on, ...), each a fresh server (one worker) and
+# Interleaved rounds (off on, on off, off on, ...), each a fresh server (one worker) and
 # `wrk -t1 -c8 -d DURATION --latency` (saturation), or with RATE set `wsrun bench --rate RATE`
 # (a fixed arrival rate below saturation, latency counted from each request's intended send
 # time, as a real service sees traffic); prints every round, then the medians of req/s and
@@ -93,8 +93,17 @@ for mode in $MODES; do
     write_config "$mode"
 done
 printf 'mode\treq/s\tp99_ms\n'
-for _ in $(seq "$ROUNDS"); do
-    for mode in $MODES; do
+# Every other round runs the modes in reverse (off on, on off, ...), so that whatever favours
+# the first (or last) server of a round does not favour one mode.
+read -r -a FORWARD <<<"$MODES"
+for ((round = 1; round <= ROUNDS; round++)); do
+    order=("${FORWARD[@]}")
+    if ((round % 2 == 0)); then
+        for ((i = ${#FORWARD[@]} - 1, j = 0; i >= 0; i--, j++)); do
+            order[j]=${FORWARD[i]}
+        done
+    fi
+    for mode in "${order[@]}"; do
         run_round "$mode"
     done
 done
