@@ -272,7 +272,12 @@ def test_a_saturated_event_loop_skips_mirroring_until_it_has_time_again(
 
 
 def test_two_workers_write_one_store(launcher: Launcher, tmp_path: Path) -> None:
-    srv = _start(launcher, tmp_path, PY_SHADOW, workers=2)
+    """Both workers' writers commit into one store and no record is lost. The in-flight bound
+    is raised out of the way: the comparisons run on a nice-10 thread, so with other processes
+    holding the CPUs they fall behind the clients and the default bound (32) rightly skips some
+    requests (seen as `in_flight` skips under two CPU hogs); that is the bound's test above,
+    not this one."""
+    srv = _start(launcher, tmp_path, PY_SHADOW, "  max_in_flight = 1000", workers=2)
     with requests.Session() as s:
         for _ in range(100):
             assert s.get(srv.url + "/api/match", timeout=WAIT).status_code == 200
@@ -280,7 +285,7 @@ def test_two_workers_write_one_store(launcher: Launcher, tmp_path: Path) -> None
         r = requests.get(srv.url + "/api/diff", headers={"Connection": "close"}, timeout=WAIT)
         assert r.status_code == 200
     got = settle(tmp_path, "compared", 200)
-    assert (got["matched"], got["differed"]) == (100, 100)
+    assert (got["matched"], got["differed"], got["skipped"]) == (100, 100, 0), got
     assert "database is locked" not in srv.log()
 
 
