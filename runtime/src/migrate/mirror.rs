@@ -1,11 +1,11 @@
 //! Whether one request is mirrored to the shadow, and the shadow's budget in this worker.
 //!
-//! Owns: `Mirror` (a route's shadow settings and its count of shadows in flight) and
-//! `Decision`: a method not listed or a request not sampled is left alone (`Pass`); a request
-//! that should be mirrored but would exceed the in-flight bound, or whose body is spooled to
-//! a file or larger than `max_body`, is `Skip`ped with its `SkipReason` (and counted by the caller), never queued;
-//! otherwise `Mirror` with a `Permit` held until the shadow is done. Must not touch: running
-//! the shadow or comparing (`server::shadow`, `compare`).
+//! Owns: `Mirror` (a route's shadow settings and its count of shadows in flight), `Decision`
+//! and `SkipReason`: a method not listed or a request not sampled is left alone (`Pass`); a
+//! request that should be mirrored but would exceed the in-flight bound, or whose body is
+//! spooled to a file or larger than `max_body`, is `Skip`ped with its reason (and counted by
+//! the caller), never queued; otherwise `Mirror` with a `Permit` held until the shadow is
+//! done. Must not touch: running the shadow or comparing (`server::shadow`, `compare`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
