@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import h2.events
 import hpack
 import hyperframe.frame as frames
 import pytest
@@ -86,11 +87,32 @@ def test_cleartext_without_prior_knowledge_stays_http11(srv: Server) -> None:
     assert (offered.status, offered.version) == (200, "1.1")
 
 
-def test_a_body_over_the_limit_gets_413_over_h2(srv: Server, tmp_path: Path) -> None:
-    big = tmp_path / "big.bin"
-    big.write_bytes(b"x" * (17 * 1024))
-    got = curl_http(f"{srv.url}/echo", "--http2-prior-knowledge", "--data-binary", f"@{big}")
-    assert (got.status, got.version) == (413, "2"), got
+def test_a_body_over_the_limit_gets_413_over_h2(srv: Server) -> None:
+    """A declared length over the limit is answered 413 at once, before any body arrives, and
+    the unread rest of the stream is then reset with NO_ERROR (RFC 9113 section 8.1). Sent
+    with the raw client, not curl: curl 7.88 (Debian 12) fails with exit 92 when that reset
+    arrives while it is still uploading (seen in about 1 run of 8 under CPU load), although the
+    response was complete."""
+    client = H2Client.connect(srv.port)
+    stream = client.conn.get_next_available_stream_id()
+    head = [(":method", "POST"), (":path", "/echo"), (":scheme", "http")]
+    head += [(":authority", "localhost"), ("content-length", str(17 * 1024))]
+    client.conn.send_headers(stream, head, end_stream=False)
+    client.flush()
+    reply = client.outcome(stream)
+    assert isinstance(reply, Reply) and reply.status == 413, reply
+
+    def resets() -> list[int]:
+        return [
+            int(e.error_code)
+            for e in client.events
+            if isinstance(e, h2.events.StreamReset) and e.stream_id == stream
+        ]
+
+    while not resets() and client.pump():
+        pass
+    assert resets() == [0]  # NO_ERROR: the response was complete
+    client.close()
     client = H2Client.connect(srv.port)
     # Without a content-length: the limit holds while the body streams in.
     stream = client.send("/echo", "POST", body=b"y" * (20 * 1024))
