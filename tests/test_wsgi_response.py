@@ -76,6 +76,25 @@ def test_app_never_calling_start_response_is_500(probe: Server) -> None:
 # --------------------------------------------------------------------------- write()
 
 
+@pytest.mark.parametrize("kind", ["crlf", "ctl", "wide"])
+def test_a_header_value_that_could_break_the_head_is_refused(probe: Server, kind: str) -> None:
+    data, _ = _raw_get(probe, f"/sr/value?v={kind}")
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), data
+    assert body.startswith(b"refused: "), data
+    assert b"x-value" not in head.lower() and b"injected" not in head.lower(), head
+
+
+@pytest.mark.parametrize(("kind", "raw"), [("latin1", b"caf\xe9"), ("tab", b"a\tb")])
+def test_a_header_value_in_latin1_or_with_a_tab_is_sent_as_is(
+    probe: Server, kind: str, raw: bytes
+) -> None:
+    data, _ = _raw_get(probe, f"/sr/value?v={kind}")
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert body == b"accepted", data
+    assert b"\r\nx-value: " + raw + b"\r\n" in head.lower() + b"\r\n", head
+
+
 def test_write_callable_then_iterable(probe: Server) -> None:
     r = requests.get(probe.url + "/write", timeout=WAIT)
     assert r.status_code == 200 and r.text == "one,two,three"

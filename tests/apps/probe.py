@@ -291,6 +291,22 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         return after()
     if path == "/sr/none":
         return [b"never started"]
+    if path == "/sr/value":
+        # One header value chosen by `?v=`: refused values must raise in start_response.
+        values = {
+            "crlf": "a\r\nSet-Cookie: injected=1",
+            "ctl": "a\x01b",
+            "latin1": "caf\u00e9",
+            "wide": "\u20ac",
+            "tab": "a\tb",
+        }
+        value = values[q.get("v", "tab")]
+        try:
+            start_response("200 OK", [("Content-Type", "text/plain"), ("X-Value", value)])
+        except ValueError as e:
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [f"refused: {e}".encode()]
+        return [b"accepted"]
 
     # -- write() callable
     if path == "/write":

@@ -1,7 +1,9 @@
 //! The header fields an app passed to `start_response`, kept as one byte buffer.
 //!
-//! Owns: `HeadFields` (each field's name and the span of its value in a shared buffer) and the
-//! rule for a valid field value (RFC 9110 field-value bytes: no control characters but HTAB).
+//! Owns: `HeadFields` (each field's name and the span of its value in a shared buffer) and
+//! `FieldValue`, the one place a value is checked against the rule for a valid field value
+//! (RFC 9110 field-value bytes: no control characters but HTAB). A value is checked once, when
+//! the app gives it; `push` takes only a checked value, so no CR or LF can reach a head.
 //! Must not touch: which fields an app may set (hop-by-hop fields are `start_response`'s
 //! business) or how a head is written out (the inline path writes the bytes as they are;
 //! hyper's path makes `HeaderValue`s from them in `python::with_head`).
@@ -32,17 +34,11 @@ impl HeadFields {
         }
     }
 
-    /// Adds a field; `false` (and nothing added) if `value` is not a valid field value (the
-    /// caller has checked it with `is_valid_value` to say why; this keeps a CR or LF out of a
-    /// head whatever the caller did).
-    pub fn push(&mut self, name: HeaderName, value: &[u8]) -> bool {
-        if !is_valid_value(value) {
-            return false;
-        }
+    /// Adds a field (its value already checked: see `FieldValue::new`).
+    pub fn push(&mut self, name: HeaderName, value: FieldValue<'_>) {
         let start = self.values.len();
-        self.values.extend_from_slice(value);
+        self.values.extend_from_slice(value.0);
         self.names.push((name, start, self.values.len()));
-        true
     }
 
     pub fn len(&self) -> usize {
@@ -61,12 +57,19 @@ impl HeadFields {
     }
 }
 
-/// A field value `http::HeaderValue` would accept: visible bytes, spaces and tabs, no other
-/// control characters (so no CR or LF that could split the head).
-pub fn is_valid_value(value: &[u8]) -> bool {
-    value
-        .iter()
-        .all(|&byte| (byte >= 0x20 && byte != 0x7f) || byte == b'\t')
+/// Bytes checked to be a field value `http::HeaderValue` would accept: visible bytes, spaces
+/// and tabs, no other control characters (so no CR or LF that could split the head).
+#[derive(Debug, Clone, Copy)]
+pub struct FieldValue<'a>(&'a [u8]);
+
+impl<'a> FieldValue<'a> {
+    /// `value` as a field value, or `None` if it has a byte a field value may not carry.
+    pub fn new(value: &'a [u8]) -> Option<FieldValue<'a>> {
+        let valid = value
+            .iter()
+            .all(|&byte| (byte >= 0x20 && byte != 0x7f) || byte == b'\t');
+        valid.then_some(FieldValue(value))
+    }
 }
 
 #[cfg(test)]
@@ -78,9 +81,13 @@ mod tests {
     #[test]
     fn fields_come_back_in_order_with_their_own_values() {
         let mut fields = HeadFields::with_capacity(1);
-        assert!(fields.push(CONTENT_TYPE, b"application/json"));
-        assert!(fields.push(CONTENT_LENGTH, b"31"));
-        assert!(fields.push(CONTENT_TYPE, b""));
+        for (name, value) in [
+            (CONTENT_TYPE, &b"application/json"[..]),
+            (CONTENT_LENGTH, b"31"),
+            (CONTENT_TYPE, b""),
+        ] {
+            fields.push(name, FieldValue::new(value).expect("a valid value"));
+        }
         let seen: Vec<(&str, &[u8])> = fields.iter().map(|(n, v)| (n.as_str(), v)).collect();
         assert_eq!(
             seen,
@@ -95,14 +102,13 @@ mod tests {
 
     #[test]
     fn a_value_is_refused_exactly_when_http_refuses_it() {
-        let mut fields = HeadFields::default();
         for byte in 0..=255u8 {
             let value = [b'a', byte, b'b'];
-            let ours = fields.push(CONTENT_TYPE, &value);
+            let ours = FieldValue::new(&value).is_some();
             let http = HeaderValue::from_bytes(&value).is_ok();
             assert_eq!(ours, http, "byte {byte:#04x}");
         }
-        assert!(!fields.push(CONTENT_TYPE, b"a\r\nset-cookie: x=1"));
-        assert!(fields.iter().all(|(_, v)| is_valid_value(v)));
+        assert!(FieldValue::new(b"a\r\nset-cookie: x=1").is_none());
+        assert!(FieldValue::new(b"").is_some());
     }
 }

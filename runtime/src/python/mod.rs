@@ -351,7 +351,7 @@ fn with_head(head: Head, body: ResponseBody) -> Response<ResponseBody> {
     let headers = response.headers_mut();
     headers.reserve(head.headers.len() + 1);
     for (name, value) in head.headers.iter() {
-        // Validated when the app gave it (`HeadFields::push`), so this cannot fail.
+        // Checked when the app gave it (`FieldValue::new`), so this cannot fail.
         if let Ok(value) = HeaderValue::from_bytes(value) {
             headers.append(name.clone(), value);
         }

@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use rustc_hash::FxHasher;
 
-use super::head_fields::{is_valid_value, HeadFields};
+use super::head_fields::{FieldValue, HeadFields};
 
 /// What the app said about the response head.
 #[derive(Debug, Default)]
@@ -213,10 +213,10 @@ fn add_header(
             .ok_or_else(|| PyValueError::new_err(format!("header {name} value is not latin-1")))?;
         &latin1[..]
     };
-    if !is_valid_value(bytes) {
+    let Some(checked) = FieldValue::new(bytes) else {
         let message = format!("invalid value for header {name}: {value:?}");
         return Err(PyValueError::new_err(message));
-    }
+    };
     match name {
         "connection" => {
             head.close |= value
@@ -227,7 +227,7 @@ fn add_header(
             tracing::debug!("dropping hop-by-hop header {name} set by the app");
         }
         _ => {
-            head.headers.push(header_name, bytes);
+            head.headers.push(header_name, checked);
         }
     }
     Ok(())
