@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# bench/instructions.sh — instructions per request of a WSGI server's worker, by callgrind.
+#
+#   bash bench/instructions.sh [SCENARIO] [SERVER ...]     # defaults: flask, "wsrun bjoern"
+#
+# For each server: start it with one worker under `valgrind --tool=callgrind`, load it with
+# `wrk -t1 -cCONNECTIONS` for WARMUP seconds, zero the worker's counters, load it again for
+# SECONDS_COUNTED seconds, dump them, and print (bench/callgrind_share.py) the instructions the
+# worker ran per request, their split by object (libpython, the server, libc, ...) and the
+# server's own share with its top functions.
+#
+# Why beside bench/profile.sh: perf samples CPU time, which moves by a point between runs on
+# this shared machine; callgrind counts instructions, which do not depend on what else the
+# machine is doing, so a change of a few hundred instructions per request is visible. It does
+# not count the kernel, nor the cycles an instruction waits on a cache miss: the two profiles
+# answer different questions, and the issue's "share of a worker's CPU" is perf's.
+#
+# Environment: SECONDS_COUNTED [15]  WARMUP [5]  CONNECTIONS [64]  BASE_PORT [18280]  TOP [12]
+#   WSRUN_BIN [target/release/wsrun]
+# Needs: valgrind, wrk, and bench/.venv from core.sh (run `bash bench/core.sh` once).
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH_DIR")
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$BENCH_DIR/lib.sh"
+COUNTED="${SECONDS_COUNTED:-15}"
+WARMUP="${WARMUP:-5}"
+CONNECTIONS="${CONNECTIONS:-64}"
+BASE_PORT="${BASE_PORT:-18280}"
+TOP="${TOP:-12}"
+
+SCENARIO="${1:-flask}"
+shift || true
+SERVERS=("$@")
+((${#SERVERS[@]})) || SERVERS=(wsrun bjoern)
+
+case $SCENARIO in
+    hello) TARGET=hello:app PATH_QUERY=/ ;;
+    flask) TARGET=flask_json:app PATH_QUERY='/users/7?q=a' ;;
+    django) TARGET=django_app:app PATH_QUERY='/hello/?name=wsrun' ;;
+    *) die "unknown scenario $SCENARIO (known: hello flask django)" ;;
+esac
+for tool in valgrind callgrind_control wrk; do
+    command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install valgrind wrk)"
+done
+[[ -x $VENV/bin/python ]] || die "no $VENV: run bash bench/core.sh once to make it"
+SITE_PACKAGES=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+make_work wsrun-instructions
+
+# Sets CMD to serve $TARGET with server $1 on port $2, under callgrind (children traced, so a
+# pre-forking server's worker writes its own file).
+server_cmd() {
+    local grind=(valgrind --tool=callgrind --trace-children=yes
+        "--callgrind-out-file=$WORK/$1.callgrind.%p")
+    case $1 in
+        wsrun) CMD=(env "PYTHONPATH=$SITE_PACKAGES" "${grind[@]}" "$WSRUN_BIN" "$TARGET"
+            --pythonpath "$APPS_DIR" --bind "127.0.0.1:$2" --workers 1 --state-dir "$WORK/state") ;;
+        bjoern) CMD=("${grind[@]}" "$VENV/bin/python" "$BENCH_DIR/run_bjoern.py" "$TARGET"
+            127.0.0.1 "$2" "$APPS_DIR") ;;
+        granian) CMD=("${grind[@]}" "$VENV/bin/granian" --interface wsgi --host 127.0.0.1
+            --port "$2" --workers 1 --log-level warning --working-dir "$APPS_DIR" "$TARGET") ;;
+        *) die "unknown server $1 (known: wsrun bjoern granian)" ;;
+    esac
+}
+
+# The busiest process of group $1 (a pre-fork worker, not its supervisor).
+busiest() {
+    ps -o pid=,pcpu= -g "$1" | sort -k2 -nr | awk 'NR == 1 { print $1 }'
+}
+
+count_once() {
+    local name=$1 port=$2 pid url worker requests
+    server_cmd "$name" "$port"
+    start_group "$WORK/$name.log" "${CMD[@]}"
+    pid=$STARTED_PID
+    # Under callgrind an import takes tens of seconds: wait up to three minutes.
+    wait_until "$pid" 1800 http_answers "$port" ||
+        { tail -n 5 "$WORK/$name.log" >&2; die "$name did not start"; }
+    url="http://127.0.0.1:$port$PATH_QUERY"
+    wrk -t1 "-c$CONNECTIONS" "-d${WARMUP}s" "$url" >/dev/null 2>&1
+    worker=$(busiest "$pid")
+    callgrind_control --zero "$worker" >/dev/null 2>&1
+    wrk -t1 "-c$CONNECTIONS" "-d${COUNTED}s" "$url" >"$WORK/$name.wrk" 2>&1
+    callgrind_control --dump "$worker" >/dev/null 2>&1
+    requests=$(awk '/requests in/ { print $1 }' "$WORK/$name.wrk")
+    stop_server "$pid"
+    echo "$name ($SCENARIO, worker pid $worker) $(wrk_note "$(cat "$WORK/$name.wrk")")"
+    "$VENV/bin/python" "$BENCH_DIR/callgrind_share.py" \
+        "$(ls -t "$WORK/$name.callgrind.$worker".* | head -n 1)" "$requests" "$name" "$TOP"
+}
+
+port=$BASE_PORT
+for name in "${SERVERS[@]}"; do
+    port=$((port + 1))
+    count_once "$name" "$port"
+done
