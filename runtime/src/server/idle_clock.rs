@@ -8,10 +8,11 @@
 //! and on `evicted`); which connection to evict is the worker's choice.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use super::guard::HeadClock;
@@ -23,7 +24,31 @@ pub struct IdleClock {
     in_flight: Cell<u32>,
     idle_since: Cell<Option<Instant>>,
     evicted: Cell<bool>,
-    evict: Notify,
+    /// The task waiting in `evicted`. One slot (not a `Notify`): a connection has one task,
+    /// and polling `Notify` locks its waiter list on every request.
+    evict_waker: Cell<Option<Waker>>,
+}
+
+/// The future of `IdleClock::evicted`.
+pub struct Evicted<'a> {
+    clock: &'a IdleClock,
+}
+
+impl Future for Evicted<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let clock = self.clock;
+        if clock.evicted.get() {
+            return Poll::Ready(());
+        }
+        let waker = match clock.evict_waker.take() {
+            Some(waker) if waker.will_wake(cx.waker()) => waker,
+            _ => cx.waker().clone(),
+        };
+        clock.evict_waker.set(Some(waker));
+        Poll::Pending
+    }
 }
 
 /// Which connection timer ran out.
@@ -45,15 +70,16 @@ impl IdleClock {
             return false;
         }
         self.evicted.set(true);
-        self.evict.notify_one();
+        if let Some(waker) = self.evict_waker.take() {
+            waker.wake();
+        }
         true
     }
 
-    /// Resolves once the connection was evicted (at once if it already was).
-    pub async fn evicted(&self) {
-        while !self.evicted.get() {
-            self.evict.notified().await;
-        }
+    /// Resolves once the connection was evicted (at once if it already was). One task waits
+    /// at a time: a later wait takes the slot (as `Notify::notify_one` wakes one waiter).
+    pub fn evicted(&self) -> Evicted<'_> {
+        Evicted { clock: self }
     }
 
     /// No response is in flight (an evicted connection closes now rather than gracefully).
@@ -168,7 +194,51 @@ impl ConnectionTimer {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
     use super::IdleClock;
+
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn an_eviction_wakes_the_waiting_task_once_and_a_busy_connection_is_not_evicted() {
+        let clock = IdleClock::new();
+        let count = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut evicted = pin!(clock.evicted());
+        assert!(evicted.as_mut().poll(&mut cx).is_pending());
+        assert!(
+            evicted.as_mut().poll(&mut cx).is_pending(),
+            "polled again: still waiting"
+        );
+        clock.request_started();
+        assert!(
+            !clock.evict(),
+            "a connection serving a request is not evicted"
+        );
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        let _ = clock.response_finished();
+        assert!(clock.evict());
+        assert!(!clock.evict(), "already asked");
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(evicted.as_mut().poll(&mut cx), Poll::Ready(()));
+        assert_eq!(
+            pin!(clock.evicted()).poll(&mut cx),
+            Poll::Ready(()),
+            "at once when it was"
+        );
+    }
 
     #[test]
     fn a_request_handed_over_after_a_response_makes_the_connection_fresh_again() {
