@@ -95,6 +95,20 @@ def test_a_header_value_in_latin1_or_with_a_tab_is_sent_as_is(
     assert b"\r\nx-value: " + raw + b"\r\n" in head.lower() + b"\r\n", head
 
 
+@pytest.mark.parametrize("kind", ["plus", "list", "wide"])
+def test_a_content_length_that_is_not_digits_is_refused(probe: Server, kind: str) -> None:
+    data, _ = _raw_get(probe, f"/sr/value?h=Content-Length&v={kind}")
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert body.startswith(b"refused: "), data
+    assert head.lower().count(b"content-length") == 1, head
+
+
+def test_a_content_length_of_digits_frames_the_body(probe: Server) -> None:
+    data, _ = _raw_get(probe, "/sr/value?h=Content-Length&v=eight")
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert body == b"accepted" and b"\r\ncontent-length: 8" in head.lower(), data
+
+
 def test_write_callable_then_iterable(probe: Server) -> None:
     r = requests.get(probe.url + "/write", timeout=WAIT)
     assert r.status_code == 200 and r.text == "one,two,three"

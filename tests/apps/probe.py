@@ -299,10 +299,14 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
             "latin1": "caf\u00e9",
             "wide": "\u20ac",
             "tab": "a\tb",
+            "eight": "8",
+            "plus": "+8",
+            "list": "8, 8",
         }
         value = values[q.get("v", "tab")]
+        name = q.get("h", "X-Value")
         try:
-            start_response("200 OK", [("Content-Type", "text/plain"), ("X-Value", value)])
+            start_response("200 OK", [("Content-Type", "text/plain"), (name, value)])
         except ValueError as e:
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [f"refused: {e}".encode()]

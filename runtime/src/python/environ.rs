@@ -173,7 +173,7 @@ impl EnvironBuilder {
         let port = req.server_port();
         let server_port = self
             .last_server_port
-            .get_or_make(py, &port, |py| text(py, itoa(u64::from(port)).as_str()));
+            .get_or_make(py, &port, |py| latin1(py, itoa(u64::from(port)).digits()));
         set!(env, "SERVER_PORT", server_port)?;
         let remote = req.remote();
         let remote_addr = self
@@ -183,10 +183,10 @@ impl EnvironBuilder {
         set!(
             env,
             "REMOTE_PORT",
-            text(py, itoa(u64::from(remote.port())).as_str())
+            latin1(py, itoa(u64::from(remote.port())).digits())
         )?;
         if let Some(len) = req.body_len() {
-            set!(env, "CONTENT_LENGTH", text(py, itoa(len).as_str()))?;
+            set!(env, "CONTENT_LENGTH", latin1(py, itoa(len).digits()))?;
         }
         req.for_each_field(|name, value| self.add_field(py, &env, name, value))?;
         set!(env, "wsgi.input", input.as_any().clone())?;
@@ -320,7 +320,7 @@ fn ip_str<'py>(py: Python<'py>, addr: &SocketAddr) -> Bound<'py, PyString> {
             len += 1;
         }
         let digits = itoa(u64::from(octet));
-        let text = digits.as_str().as_bytes();
+        let text = digits.digits();
         buf[len..len + text.len()].copy_from_slice(text);
         len += text.len();
     }
@@ -349,7 +349,8 @@ struct ItoaBuf {
 }
 
 impl ItoaBuf {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[self.start..]).unwrap_or("0")
+    /// The decimal digits, as ASCII bytes.
+    fn digits(&self) -> &[u8] {
+        &self.bytes[self.start..]
     }
 }

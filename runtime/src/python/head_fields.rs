@@ -72,6 +72,14 @@ impl<'a> FieldValue<'a> {
     }
 }
 
+/// Whether `value` is a `Content-Length` a response may carry: 1 to 19 decimal digits (so it
+/// fits a `u64`), spaces and tabs around allowed. Anything else ("+5", "1,2", "abc") would
+/// leave the server and the client to disagree on where the body ends.
+pub fn is_content_length(value: &[u8]) -> bool {
+    let digits = value.trim_ascii();
+    (1..=19).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +118,24 @@ mod tests {
         }
         assert!(FieldValue::new(b"a\r\nset-cookie: x=1").is_none());
         assert!(FieldValue::new(b"").is_some());
+    }
+
+    #[test]
+    fn a_content_length_is_decimal_digits_that_fit_a_u64() {
+        for good in [&b"0"[..], b"31", b" 31\t", b"9999999999999999999"] {
+            assert!(is_content_length(good), "{good:?}");
+        }
+        for bad in [
+            &b""[..],
+            b" ",
+            b"+5",
+            b"-1",
+            b"1,2",
+            b"0x10",
+            b"abc",
+            b"99999999999999999999",
+        ] {
+            assert!(!is_content_length(bad), "{bad:?}");
+        }
     }
 }

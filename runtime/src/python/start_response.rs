@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use rustc_hash::FxHasher;
 
-use super::head_fields::{FieldValue, HeadFields};
+use super::head_fields::{is_content_length, FieldValue, HeadFields};
 
 /// What the app said about the response head.
 #[derive(Debug, Default)]
@@ -213,7 +213,9 @@ fn add_header(
             .ok_or_else(|| PyValueError::new_err(format!("header {name} value is not latin-1")))?;
         &latin1[..]
     };
-    let Some(checked) = FieldValue::new(bytes) else {
+    let checked = FieldValue::new(bytes)
+        .filter(|_| header_name != http::header::CONTENT_LENGTH || is_content_length(bytes));
+    let Some(checked) = checked else {
         let message = format!("invalid value for header {name}: {value:?}");
         return Err(PyValueError::new_err(message));
     };

@@ -193,7 +193,8 @@ async fn answer<IO: LastWord>(
 ) -> Answered {
     let (ctx, peer) = (&state.ctx, state.peer);
     let target = request.head.target(request.buf);
-    let raw_path = target.split_once('?').map_or(target, |(path, _)| path);
+    // `?` is ASCII, so its byte offset is a char boundary.
+    let raw_path = memchr::memchr(b'?', target.as_bytes()).map_or(target, |at| &target[..at]);
     let path = percent_decode(raw_path.as_bytes());
     if path.contains(&0) {
         return Answered::NotInline; // hyper's path answers it (400)

@@ -15,6 +15,7 @@ use http::{HeaderName, Response, StatusCode};
 use http_body::Body;
 
 use crate::body::ResponseBody;
+use crate::server::guard::parse_decimal;
 
 /// How the body's bytes go on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,8 +134,9 @@ fn framing(
     }
 }
 
+/// A `Content-Length` the app set (`start_response` refuses one that is not decimal digits).
 fn parse_length(value: &[u8]) -> Option<u64> {
-    std::str::from_utf8(value).ok()?.trim().parse().ok()
+    parse_decimal(value.trim_ascii())
 }
 
 impl Framing {
