@@ -9,7 +9,10 @@ by the object (executable or shared library) it lives in, and prints:
 - each object's share of them;
 - the server's own share (the `wsrun` binary; bjoern's extension and libev; Granian's
   extension), as the last line: `own share: N.NN%`;
-- with TOP, the server's own TOP functions.
+- with TOP, the server's own TOP functions;
+- when the profile was taken with `--cache-sim=yes` (bench/instructions.sh `CACHE_SIM=1`), the
+  simulated first-level cache misses per request, instruction and data, and the server's share
+  of each: code that runs few instructions can still cost cycles in misses.
 
 Callgrind counts user-space instructions only: the kernel is not in the total, so a share here
 is of the instructions the worker ran itself, not of its CPU time (see bench/README.md).
@@ -43,7 +46,10 @@ class Profile:
     def __init__(self) -> None:
         self.by_object: Counter[str] = Counter()
         self.by_function: Counter[tuple[str, str]] = Counter()
+        # Simulated L1 misses by object: "I1mr" (instruction), "D1m" (data, reads + writes).
+        self.misses: dict[str, Counter[str]] = {"I1mr": Counter(), "D1m": Counter()}
         self._names: dict[tuple[str, str], str] = {}
+        self._columns: dict[str, list[int]] = {}
 
     def _resolve(self, kind: str, text: str) -> str:
         # Callgrind compresses names: "(12) /lib/x.so" defines id 12, a later "(12)" reuses it.
@@ -69,6 +75,9 @@ class Profile:
                     if len(fields) >= 2 and fields[1].isdigit():
                         self.by_object[obj] += int(fields[1])
                         self.by_function[(obj, function)] += int(fields[1])
+                        self._count_misses(obj, fields)
+                elif line.startswith("events:"):
+                    self._set_columns(line.split()[1:])
                 elif line.startswith("ob="):
                     obj = self._resolve("ob", line[3:].strip())
                 elif line.startswith("fn="):
@@ -79,6 +88,32 @@ class Profile:
                     self._resolve("fn", line[4:].strip())
                 elif line.startswith("calls="):
                     call_cost_next = True
+
+    def _set_columns(self, events: list[str]) -> None:
+        # A cost line is "position cost cost ...", one cost per event, trailing zeros left off.
+        wanted = {"I1mr": ["I1mr"], "D1m": ["D1mr", "D1mw"]}
+        for kind, names in wanted.items():
+            self._columns[kind] = [events.index(n) + 1 for n in names if n in events]
+
+    def _count_misses(self, obj: str, fields: list[str]) -> None:
+        for kind, columns in self._columns.items():
+            for column in columns:
+                if column < len(fields) and fields[column].isdigit():
+                    self.misses[kind][obj] += int(fields[column])
+
+
+def print_misses(profile: Profile, requests: int, server: str) -> None:
+    """The L1 misses per request and the server's share of them, if the profile has them."""
+    for kind, label in (("I1mr", "instruction"), ("D1m", "data")):
+        by_object = profile.misses[kind]
+        total = sum(by_object.values())
+        if total == 0:
+            continue
+        own = sum(n for obj, n in by_object.items() if own_object(server, obj))
+        print(
+            f"  L1 {label} misses: {total / requests:,.0f} per request, the server's own "
+            f"{own / requests:,.0f} ({100 * own / total:.2f}%)"
+        )
 
 
 def main(argv: list[str]) -> int:
@@ -104,6 +139,7 @@ def main(argv: list[str]) -> int:
         ]
         for (_, function), cost in sorted(mine, key=lambda item: -item[1])[:top]:
             print(f"    {100 * cost / total:6.3f}%  {function[:110]}")
+    print_misses(profile, requests, server)
     print(
         f"  own share: {100 * own / total:.2f}%  ({own / requests:,.0f} instructions per request)"
     )

@@ -15,8 +15,11 @@
 # not count the kernel, nor the cycles an instruction waits on a cache miss: the two profiles
 # answer different questions, and the "share of a worker's CPU" is perf's.
 #
+# CACHE_SIM=1 adds callgrind's cache simulation (about twice as slow): the first-level
+# instruction and data misses per request, and the server's share of them.
+#
 # Environment: SECONDS_COUNTED [15]  WARMUP [5]  CONNECTIONS [64]  BASE_PORT [18280]  TOP [12]
-#   WSRUN_BIN [target/release/wsrun]
+#   CACHE_SIM [0]  WSRUN_BIN [target/release/wsrun]
 # Needs: valgrind, wrk, and bench/.venv from core.sh (run `bash bench/core.sh` once).
 set -euo pipefail
 
@@ -53,6 +56,7 @@ make_work wsrun-instructions
 server_cmd() {
     local grind=(valgrind --tool=callgrind --trace-children=yes
         "--callgrind-out-file=$WORK/$1.callgrind.%p")
+    [[ ${CACHE_SIM:-0} == 1 ]] && grind+=(--cache-sim=yes)
     case $1 in
         wsrun) CMD=(env "PYTHONPATH=$SITE_PACKAGES" "${grind[@]}" "$WSRUN_BIN" "$TARGET"
             --pythonpath "$APPS_DIR" --bind "127.0.0.1:$2" --workers 1 --state-dir "$WORK/state") ;;
