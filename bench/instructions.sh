@@ -38,12 +38,7 @@ shift || true
 SERVERS=("$@")
 ((${#SERVERS[@]})) || SERVERS=(wsrun bjoern)
 
-case $SCENARIO in
-    hello) TARGET=hello:app PATH_QUERY=/ ;;
-    flask) TARGET=flask_json:app PATH_QUERY='/users/7?q=a' ;;
-    django) TARGET=django_app:app PATH_QUERY='/hello/?name=wsrun' ;;
-    *) die "unknown scenario $SCENARIO (known: hello flask django)" ;;
-esac
+app_scenario "$SCENARIO"
 for tool in valgrind callgrind_control wrk; do
     command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install valgrind wrk)"
 done
@@ -66,11 +61,6 @@ server_cmd() {
             --port "$2" --workers 1 --log-level warning --working-dir "$APPS_DIR" "$TARGET") ;;
         *) die "unknown server $1 (known: wsrun bjoern granian)" ;;
     esac
-}
-
-# The busiest process of group $1 (a pre-fork worker, not its supervisor).
-busiest() {
-    ps -o pid=,pcpu= -g "$1" | sort -k2 -nr | awk 'NR == 1 { print $1 }'
 }
 
 count_once() {

@@ -161,6 +161,22 @@ http_answers() {
     [[ $code != 000 && -n $code ]]
 }
 
+# Sets TARGET (module:app in bench/apps) and PATH_QUERY (what wrk asks for) for the app
+# scenario $1 of profile.sh and instructions.sh: hello, flask or django.
+app_scenario() {
+    case $1 in
+        hello) TARGET=hello:app PATH_QUERY=/ ;;
+        flask) TARGET=flask_json:app PATH_QUERY='/users/7?q=a' ;;
+        django) TARGET=django_app:app PATH_QUERY='/hello/?name=wsrun' ;;
+        *) die "unknown scenario $1 (known: hello flask django)" ;;
+    esac
+}
+
+# The busiest process of group $1 (a pre-fork worker, not its supervisor).
+busiest() {
+    ps -o pid=,pcpu= -g "$1" | sort -k2 -nr | awk 'NR == 1 { print $1 }'
+}
+
 # Wait until 127.0.0.1:$2 accepts, or fail if process $1 dies or 30 s pass.
 wait_port() { wait_until "$1" 300 port_open "$2"; }
 

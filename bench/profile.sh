@@ -39,12 +39,7 @@ shift || true
 SERVERS=("$@")
 ((${#SERVERS[@]})) || SERVERS=(wsrun bjoern)
 
-case $SCENARIO in
-    hello) TARGET=hello:app PATH_QUERY=/ ;;
-    flask) TARGET=flask_json:app PATH_QUERY='/users/7?q=a' ;;
-    django) TARGET=django_app:app PATH_QUERY='/hello/?name=wsrun' ;;
-    *) die "unknown scenario $SCENARIO (known: hello flask django)" ;;
-esac
+app_scenario "$SCENARIO"
 command -v perf >/dev/null || die "perf is not installed (apt-get install linux-perf)"
 command -v wrk >/dev/null || die "wrk is not installed (apt-get install wrk)"
 [[ -x $VENV/bin/python ]] || die "no $VENV: run bash bench/core.sh once to make it"
@@ -62,11 +57,6 @@ server_cmd() {
             --log-level warning --working-dir "$APPS_DIR" "$TARGET") ;;
         *) die "unknown server $1 (known: wsrun bjoern granian)" ;;
     esac
-}
-
-# The busiest process of group $1 (a pre-fork worker, not its supervisor).
-busiest() {
-    ps -o pid=,pcpu= -g "$1" | sort -k2 -nr | awk 'NR == 1 { print $1 }'
 }
 
 # Share of samples by shared object, from `perf report --sort dso`.
