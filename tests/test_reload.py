@@ -169,6 +169,45 @@ class Load:
         return wait_for(lambda: bool(self.pids & pids))
 
 
+class FreshConnections:
+    """Threads that each open a new connection per request (`GET /pid`, `Connection:
+    close`) until stopped, so connections keep arriving in every listener's accept queue.
+    Every error and every status but 200 is a failure: no connection is ever reused."""
+
+    def __init__(self, url: str, threads: int = 4) -> None:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        self.addr = (host, int(port))
+        self.ok = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def __enter__(self) -> FreshConnections:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(WAIT)
+
+    def _run(self) -> None:
+        request = b"GET /pid HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        while not self._stop.is_set():
+            try:
+                with socket.create_connection(self.addr, timeout=WAIT) as conn:
+                    conn.sendall(request)
+                    answer = b"".join(iter(lambda: conn.recv(65536), b""))
+            except OSError as e:
+                self.failures.append(f"{type(e).__name__}: {e}")
+                continue
+            if answer.startswith(b"HTTP/1.1 200 "):
+                self.ok += 1
+            else:
+                self.failures.append(repr(answer[:40]))
+
+
 def _pid_of(conn: http.client.HTTPConnection) -> tuple[int, bytes]:
     conn.request("GET", "/pid")
     response = conn.getresponse()
@@ -294,6 +333,27 @@ def test_worker_count_changes_on_reload(launcher: Launcher, tmp_path: Path) -> N
             assert load.wait_served_by(now), (load.pids, now)
         assert load.failures == [], load.failures[:5]
         assert set(srv.ready_pids()) >= now
+
+
+def test_fewer_workers_reset_no_connection_waiting_to_be_accepted(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    # Shrinking used to close the extra indexes' listeners, resetting every connection in
+    # their accept queues; they are retired instead (steered out, emptied by a kept worker).
+    site = Site(tmp_path)
+    site.write(workers=3)
+    srv = _start(launcher, site, workers=3)
+    with FreshConnections(site.url()) as load:
+        for count in (1, 3, 1, 2):
+            before = _workers(srv)
+            site.write(workers=count)
+            done = _reload(site)
+            assert done.code == 0, done.out
+            assert _gone(srv, before), "old workers still running"
+            assert len(_workers(srv)) == count
+            served = load.ok
+            assert wait_for(lambda s=served: load.ok >= s + 200), load.failures[:5]
+    assert load.failures == [], (len(load.failures), load.failures[:5])
 
 
 def test_bind_address_changes_on_reload(launcher: Launcher, tmp_path: Path) -> None:

@@ -58,6 +58,7 @@ mod migrating;
 mod peer;
 mod recycle;
 mod rejecting_io;
+mod reuseport_steer;
 mod rewind;
 mod service;
 mod shadow;
@@ -155,7 +156,9 @@ pub fn run(
     // master for its whole life: a worker that stops (SIGHUP, recycle, crash) closes only its
     // copy, so the connections waiting in its accept queue are not reset but accepted by the
     // next worker of that index (or by the replacement already running beside it).
-    // A reload inherits the listeners of an address and index it keeps (`listener_set`).
+    // A reload inherits the listeners of an address and index it keeps; one to fewer workers
+    // retires the extra indexes' listeners instead of closing them, since a close resets the
+    // connections in their queues (`listener_set`, `reuseport_steer`).
     let addrs = config.server.bind_addrs();
     let per_index = match listener_set::take_or_bind(workers, &addrs, &mut inherited, &mut outgoing)
     {

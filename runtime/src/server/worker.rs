@@ -27,6 +27,7 @@ use super::fd_limit;
 use super::handler::Handler;
 use super::idle_clock::IdleClock;
 use super::job_delivery::JobDelivery;
+use super::listener_set::IndexListener;
 use super::live_connections::LiveConnections;
 use super::peer::Peer;
 use super::recycle::Recycle;
@@ -45,8 +46,9 @@ pub struct WorkerSetup {
     pub config: Arc<Config>,
     pub router: Router<Handler>,
     /// This index's listeners, bound by the master (which keeps its own copies: connections
-    /// waiting in their accept queues outlive this worker, for its successor to accept).
-    pub listeners: Vec<(std::net::TcpListener, SocketAddr)>,
+    /// waiting in their accept queues outlive this worker, for its successor to accept), and
+    /// the retired listeners lent to it.
+    pub listeners: Vec<IndexListener>,
     /// How to reach the master (ready, recycle me).
     pub link: MasterLink,
     /// The master's metrics segment, when the admin listener is on.
@@ -96,12 +98,17 @@ async fn serve_until_drained(mut setup: WorkerSetup, index: usize) -> i32 {
     let live = Rc::new(LiveConnections::default());
     let open_files = fd_limit::open_file_limit().unwrap_or(1024);
     let max_connections = fd_limit::connection_cap(server.max_connections, open_files);
-    for (listener, addr) in listeners {
+    for (listener, addr, retired) in listeners {
         let scheme = if ctx.tls.is_some() { "https" } else { "http" };
-        tracing::info!(
-            "worker {index} (pid {}) listening on {scheme}://{addr}",
-            std::process::id()
-        );
+        match retired {
+            None => tracing::info!(
+                "worker {index} (pid {}) listening on {scheme}://{addr}",
+                std::process::id()
+            ),
+            Some(old) => tracing::debug!(
+                "worker {index} also empties the queue of retired listener {old} on {addr}"
+            ),
+        }
         let accept = accept_loop(
             listener,
             ctx.clone(),
@@ -222,14 +229,14 @@ fn start_services(
 
 /// The master's listeners as this worker's event loop's.
 fn to_tokio(
-    listeners: Vec<(std::net::TcpListener, SocketAddr)>,
-) -> Result<Vec<(TcpListener, SocketAddr)>, String> {
+    listeners: Vec<IndexListener>,
+) -> Result<Vec<(TcpListener, SocketAddr, Option<usize>)>, String> {
     listeners
         .into_iter()
-        .map(|(listener, addr)| {
-            TcpListener::from_std(listener)
-                .map(|l| (l, addr))
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))
+        .map(|l| {
+            TcpListener::from_std(l.socket)
+                .map(|socket| (socket, l.addr, l.retired))
+                .map_err(|e| format!("cannot listen on {}: {e}", l.addr))
         })
         .collect()
 }
