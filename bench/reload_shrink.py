@@ -15,21 +15,18 @@ asserted.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from support.fresh_connections import FreshConnections
 from support.http import free_port
 from support.launcher import Server
-from support.paths import APPS, WAIT, wsrun_bin
-
-REQUEST = b"GET /pid HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+from support.paths import APPS, wsrun_bin
 
 
 def _config(root: Path, port: int, workers: int) -> str:
@@ -38,40 +35,6 @@ def _config(root: Path, port: int, workers: int) -> str:
         f'state_dir = "{root / "state"}"\npythonpath = ["{APPS}"]\n\n'
         '[[route]]\nprefix = "/"\npython = "probe:app"\n'
     )
-
-
-class Clients:
-    """Threads opening one connection per request until stopped; counts answers and errors."""
-
-    def __init__(self, port: int, threads: int) -> None:
-        self.port = port
-        self.ok = 0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(WAIT)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=WAIT) as conn:
-                    conn.sendall(REQUEST)
-                    answer = b"".join(iter(lambda: conn.recv(65536), b""))
-            except OSError as e:
-                self.failures.append(f"{type(e).__name__}: {e}")
-                continue
-            if answer.startswith(b"HTTP/1.1 200 "):
-                self.ok += 1
-            else:
-                self.failures.append(repr(answer[:40]))
 
 
 def _reload(cfg: Path) -> None:
@@ -92,17 +55,15 @@ def main(cycles: int) -> int:
         cfg.write_text(_config(root, port, 3))
         server = Server(root, name="shrink")
         server.start(["-c", str(cfg)], cwd=root, bind=False, port=port, workers=3)
-        clients = Clients(port, threads)
         started = time.monotonic()
         try:
-            clients.start()
-            for _ in range(cycles):
-                for workers in (1, 3):
-                    cfg.write_text(_config(root, port, workers))
-                    _reload(cfg)
-                    time.sleep(pause)
+            with FreshConnections(f"http://127.0.0.1:{port}", threads) as clients:
+                for _ in range(cycles):
+                    for workers in (1, 3):
+                        cfg.write_text(_config(root, port, workers))
+                        _reload(cfg)
+                        time.sleep(pause)
         finally:
-            clients.stop()
             server.stop()
         took = time.monotonic() - started
     print(
