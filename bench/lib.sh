@@ -76,6 +76,17 @@ group_alive() {
     return 1
 }
 
+# CPU time (user + system, in clock ticks) used so far by the live processes of group $1.
+group_cpu_ticks() {
+    local p stat fields total=0
+    for p in $(pgrep -g "$1" 2>/dev/null || true); do
+        stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        read -ra fields <<<"${stat##*) }"
+        total=$((total + fields[11] + fields[12]))
+    done
+    echo "$total"
+}
+
 stop_group() {
     local pgid=$1 i
     kill -TERM -- "-$pgid" 2>/dev/null || true
