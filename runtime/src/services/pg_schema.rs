@@ -135,3 +135,61 @@ fn apply_missing(client: &mut Client) -> Result<Vec<i32>, postgres::Error> {
     }
     Ok(applied)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Barrier};
+
+    use postgres::{Client, NoTls};
+
+    use super::{current_version, migrate};
+    use crate::services::pg_test_server::TestServer;
+
+    /// Nodes that start together: each connects, waits for the others, then migrates.
+    const NODES: usize = 8;
+
+    #[test]
+    fn nodes_starting_together_migrate_the_database_exactly_once() {
+        let Some(server) = TestServer::start() else {
+            return;
+        };
+        server.create_db("together");
+        let url = server.url("together");
+        let start = Arc::new(Barrier::new(NODES));
+        let nodes: Vec<_> = (0..NODES)
+            .map(|_| {
+                let (url, start) = (url.clone(), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    let mut client = Client::connect(&url, NoTls).expect("connect");
+                    start.wait();
+                    migrate(&mut client).expect("migrate")
+                })
+            })
+            .collect();
+        let mut applied: Vec<Vec<i32>> = nodes
+            .into_iter()
+            .map(|node| node.join().expect("a node's thread"))
+            .collect();
+        applied.sort();
+        let every_version: Vec<i32> = (1..=current_version()).collect();
+        let mut expected = vec![Vec::new(); NODES - 1];
+        expected.push(every_version.clone());
+        assert_eq!(
+            applied, expected,
+            "one node applies every version, the rest none"
+        );
+
+        let mut admin = Client::connect(&url, NoTls).expect("connect");
+        let recorded: Vec<i32> = admin
+            .query(
+                "SELECT version FROM wsrun_schema_migrations ORDER BY version",
+                &[],
+            )
+            .expect("the record of migrations")
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(recorded, every_version, "each version recorded once");
+        assert!(migrate(&mut admin).expect("migrate again").is_empty());
+    }
+}
