@@ -19,6 +19,8 @@
 # Environment (defaults in brackets):
 #   DURATION [8]  ROUNDS [3]  WARMUP [2]  CONNECTIONS [64]  BASE_PORT [18180]
 #   SERVERS ["wsrun wasmtime wasmtime-tuned hyper"]  SERVER_CPU [0]  CLIENT_CPU [1]
+#     (also `wsrun-warm`: wsrun with the component's route at `requests_per_instance =
+#     WARM_REQUESTS` [1000], warm instances instead of a fresh one per request)
 #   GOOD_CONNECTIONS [16]  BAD_CONNECTIONS [8]   (noisy mode)
 #   WSRUN_ARGS  extra arguments appended to wsrun's command line (both modes)
 #   WASMTIME_TUNED_OPTS [pooling-allocator=y,...]  the -O value of the tuned wasmtime serve
@@ -57,6 +59,7 @@ CLIENT_CPU="${CLIENT_CPU:-1}"
 WASMTIME_TUNED_OPTS="${WASMTIME_TUNED_OPTS:-pooling-allocator=y,pooling-memory-keep-resident=4194304,pooling-table-keep-resident=65536,pooling-async-stack-keep-resident=1048576}"
 read -r -a WSRUN_EXTRA <<<"${WSRUN_ARGS:-}"
 TARGET_RATIO="${TARGET_RATIO:-2}"   # wsrun / tuned wasmtime serve, at least
+WARM_REQUESTS="${WARM_REQUESTS:-1000}"
 NOISY_FACTOR=2        # p99 noisy <= NOISY_FACTOR * p99 quiet + NOISY_SLACK_MS
 NOISY_SLACK_MS=10
 BAD_LEAD=1            # seconds the bad-tenant load runs before the good tenant is measured
@@ -169,6 +172,7 @@ server_port() {
     case $1 in
         wsrun) echo $((BASE_PORT + 1)) ;; wasmtime) echo $((BASE_PORT + 2)) ;;
         wasmtime-tuned) echo $((BASE_PORT + 3)) ;; hyper) echo $((BASE_PORT + 4)) ;;
+        wsrun-warm) echo $((BASE_PORT + 5)) ;;
         *) echo $((BASE_PORT + 9)) ;;
     esac
 }
@@ -181,6 +185,12 @@ server_cmd() {
             CMD=(env RUST_BACKTRACE=0 "$WSRUN_BIN" --bind "127.0.0.1:$port" --wasm "/=$HELLO_WASM"
                 "${WSRUN_EXTRA[@]}")
             ;;
+        wsrun-warm)
+            printf '[[route]]\nprefix = "/"\nwasm = "%s"\nrequests_per_instance = %s\n' \
+                "$HELLO_WASM" "$WARM_REQUESTS" >"$WORK/warm.toml"
+            CMD=(env RUST_BACKTRACE=0 "$WSRUN_BIN" --bind "127.0.0.1:$port" -c "$WORK/warm.toml"
+                "${WSRUN_EXTRA[@]}")
+            ;;
         wasmtime)
             CMD=("$WASMTIME_BIN" serve -Scli --addr "127.0.0.1:$port" "$HELLO_WASM")
             ;;
@@ -190,7 +200,7 @@ server_cmd() {
         hyper)
             CMD=(env RUST_BACKTRACE=0 "$HYPER_BIN" --bind "127.0.0.1:$port")
             ;;
-        *) die "unknown server $name (known: wsrun wasmtime wasmtime-tuned hyper)" ;;
+        *) die "unknown server $name (known: wsrun wsrun-warm wasmtime wasmtime-tuned hyper)" ;;
     esac
 }
 
@@ -198,6 +208,7 @@ label() {
     case $1 in
         wsrun) echo "wsrun --wasm" ;; wasmtime) echo "wasmtime serve (default)" ;;
         wasmtime-tuned) echo "wasmtime serve (tuned)" ;; hyper) echo "raw hyper (hyper-hello)" ;;
+        wsrun-warm) echo "wsrun, requests_per_instance = $WARM_REQUESTS" ;;
         *) echo "$1" ;;
     esac
 }
@@ -324,6 +335,10 @@ throughput() {
             verdict="FAIL (${ws_ratio}x)"
         fi
         echo "Target: wsrun >= ${TARGET_RATIO}x tuned wasmtime serve req/s: $verdict"
+        if [[ " $SERVERS " == *" wsrun-warm "* ]]; then
+            echo "wsrun with requests_per_instance = $WARM_REQUESTS (opt-in warm instances):" \
+                "$(ratio "$(median_of wsrun-warm 3)" "$tuned")x tuned wasmtime serve"
+        fi
         total_time "$elapsed"
     } >"$report"
     show_report "$report"

@@ -6,7 +6,12 @@ wsrun's host (wasi:http 0.2.12) serves.
 
 The components are 14-18 MB; compiling one takes 20-60 s of CPU, so the compiled code is kept
 in `handlers/other/.wsrun` (wsrun's content-addressed cache, safe to share between runs) and
-this module's tests get a longer timeout than the suite's default."""
+this module's tests get a longer timeout than the suite's default.
+
+Each component is also served at `/LANG-warm` with `requests_per_instance = 5`. The Python
+one runs the same tests on warm instances, each serving several requests one after another.
+The JavaScript runtime (jco's StarlingMonkey) answers one request per instance: a warm
+instance's second request fails, and wsrun falls back to fresh instances for that handler."""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from support.paths import REPO
 OTHER = Path(os.environ.get("WSRUN_HANDLERS", REPO / "handlers")) / "other"
 COMPONENTS = {"py": OTHER / "python.wasm", "js": OTHER / "js.wasm"}
 GREETING = {"py": "hello from python", "js": "hello from javascript"}
+ROUTES = ["py", "js", "py-warm"]
 #: The first start compiles both components (minutes of CPU on a busy 2-core machine).
 COMPILE_WAIT = 300.0
 
@@ -39,8 +45,15 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     spool.mkdir()
     args = ["--state-dir", str(OTHER / ".wsrun"), "--spool-dir", str(spool)]
     args += ["--workers", "1", "--max-body-size", "8MiB"]
-    for prefix, path in COMPONENTS.items():
-        args += ["--wasm", f"/{prefix}={path}"]
+    cfg = tmp / "wsrun.toml"
+    cfg.write_text(
+        "".join(
+            f'[[route]]\nprefix = "/{lang}{warm}"\nwasm = "{path}"\n{reuse}\n'
+            for lang, path in COMPONENTS.items()
+            for warm, reuse in [("", ""), ("-warm", "requests_per_instance = 5\n")]
+        )
+    )
+    args += ["-c", str(cfg)]
     server = Server(tmp, name="other")
     try:
         server.start(args, cwd=tmp, wait=False)
@@ -50,35 +63,49 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         server.stop()
 
 
-@pytest.mark.parametrize("lang", ["py", "js"])
-def test_get_answers_with_method_and_path(srv: Server, lang: str) -> None:
-    r = requests.get(f"{srv.url}/{lang}/some/where?x=1", timeout=30)
-    assert r.status_code == 200, r.text
-    assert r.text == f"{GREETING[lang]}: GET /{lang}/some/where?x=1\n"
-    assert r.headers["content-type"] == "text/plain"
+@pytest.mark.parametrize("route", ROUTES)
+def test_get_answers_with_method_and_path(srv: Server, route: str) -> None:
+    with requests.Session() as s:
+        for _ in range(3):
+            r = s.get(f"{srv.url}/{route}/some/where?x=1", timeout=30)
+            assert r.status_code == 200, r.text
+            greeting = GREETING[route.removesuffix("-warm")]
+            assert r.text == f"{greeting}: GET /{route}/some/where?x=1\n"
+            assert r.headers["content-type"] == "text/plain"
 
 
-@pytest.mark.parametrize("lang", ["py", "js"])
+@pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("size", [1, 4097, 300_000])
-def test_body_is_read_to_the_end_and_echoed(srv: Server, lang: str, size: int) -> None:
+def test_body_is_read_to_the_end_and_echoed(srv: Server, route: str, size: int) -> None:
     body = os.urandom(size)
-    r = requests.post(f"{srv.url}/{lang}/echo", data=body, timeout=30)
+    r = requests.post(f"{srv.url}/{route}/echo", data=body, timeout=30)
     assert r.status_code == 200, r.text
     assert r.headers["x-body-bytes"] == str(size)
     assert r.content == body
 
 
-@pytest.mark.parametrize("lang", ["py", "js"])
-def test_chunked_request_body(srv: Server, lang: str) -> None:
+@pytest.mark.parametrize("route", ROUTES)
+def test_chunked_request_body(srv: Server, route: str) -> None:
     parts = [b"first ", b"second ", os.urandom(70_000)]
-    r = requests.put(f"{srv.url}/{lang}/up", data=iter(parts), timeout=30)
+    r = requests.put(f"{srv.url}/{route}/up", data=iter(parts), timeout=30)
     assert r.status_code == 200, r.text
     assert r.content == b"".join(parts)
 
 
-@pytest.mark.parametrize("lang", ["py", "js"])
-def test_many_requests_on_one_connection(srv: Server, lang: str) -> None:
+@pytest.mark.parametrize("route", ROUTES)
+def test_many_requests_on_one_connection(srv: Server, route: str) -> None:
     with requests.Session() as s:
         for i in range(20):
-            r = s.post(f"{srv.url}/{lang}/n", data=str(i).encode(), timeout=30)
+            r = s.post(f"{srv.url}/{route}/n", data=str(i).encode(), timeout=30)
             assert (r.status_code, r.content) == (200, str(i).encode())
+
+
+def test_a_runtime_that_answers_once_per_instance_falls_back_to_fresh_instances(
+    srv: Server,
+) -> None:
+    with requests.Session() as s:
+        codes = [s.get(f"{srv.url}/js-warm/n", timeout=30).status_code for _ in range(6)]
+    # The second request ran on the first one's instance, which refused it (StarlingMonkey:
+    # "respondWith can't be called twice"); from then on every request gets a fresh instance.
+    assert codes == [200, 500, 200, 200, 200, 200], codes
+    assert "gets a fresh instance per request from now on" in srv.stderr(), srv.log()

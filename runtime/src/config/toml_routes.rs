@@ -20,7 +20,9 @@ use super::toml_migrate::MigrateDraft;
 use super::toml_values::{in_order, At, Doc, Key, Res, Value};
 use super::units::{normalize_host, normalize_prefix, parse_python_target};
 use super::wasm_settings::WasmSettings;
-use super::wasm_settings::{check_env_name, parse_origin, MAX_MEMORY, MAX_RESOURCES};
+use super::wasm_settings::{
+    check_env_name, parse_origin, MAX_MEMORY, MAX_REQUESTS_PER_INSTANCE, MAX_RESOURCES,
+};
 
 /// A route table's own keys; a wasm route also takes `WASM_KEYS`.
 const ROUTE_KEYS: &[&str] = &[
@@ -56,6 +58,7 @@ const WASM_KEYS: &[&str] = &[
     "outbound_per_request",
     "max_outbound",
     "connect_timeout",
+    "requests_per_instance",
 ];
 /// The job and timer quotas: a tenant's (on `[[tenant]]`, not its routes) or a plain route's.
 const QUOTA_KEYS: &[&str] = &[
@@ -403,7 +406,8 @@ fn wasm_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
     }
 }
 
-/// `memory`, `timeout`, `max_concurrency`, `memory_total`, `max_resources`, `cpu_time`.
+/// `memory`, `timeout`, `max_concurrency`, `memory_total`, `max_resources`,
+/// `requests_per_instance`, `cpu_time`.
 fn instance_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
     match name {
         "memory" => {
@@ -428,6 +432,16 @@ fn instance_key(at: &At, name: &str, settings: &mut WasmSettings) -> Res<()> {
                 return Err(at.err(format!("must be between 16 and {MAX_RESOURCES}")));
             }
             settings.max_resources = Some(n);
+        }
+        "requests_per_instance" => {
+            let n = at.count()?;
+            let n = u32::try_from(n)
+                .ok()
+                .filter(|n| (1..=MAX_REQUESTS_PER_INSTANCE).contains(n))
+                .ok_or_else(|| {
+                    at.err(format!("must be between 1 and {MAX_REQUESTS_PER_INSTANCE}"))
+                })?;
+            settings.requests_per_instance = Some(n);
         }
         _ => settings.cpu_time = Some(nonzero_duration(at)?),
     }

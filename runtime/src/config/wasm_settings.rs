@@ -25,6 +25,8 @@ pub const DEFAULT_MAX_CONCURRENCY: usize = 100;
 /// Running time (computing, not waiting) of one instance when nothing says otherwise; the
 /// budget in effect is never above the route's `timeout`.
 pub const DEFAULT_CPU_TIME: Duration = Duration::from_secs(10);
+/// The most requests `requests_per_instance` lets one instance serve.
+pub const MAX_REQUESTS_PER_INSTANCE: u32 = 1_000_000;
 /// Instances of all of one tenant's routes running at once in one worker when the tenant does
 /// not set `max_concurrency` (the worker's instance pool has 1000 slots for everyone).
 pub const DEFAULT_TENANT_MAX_CONCURRENCY: usize = 100;
@@ -91,6 +93,7 @@ pub struct WasmSettings {
     pub outbound_per_request: Option<usize>,
     pub max_outbound: Option<usize>,
     pub connect_timeout: Option<Duration>,
+    pub requests_per_instance: Option<u32>,
 }
 
 impl WasmSettings {
@@ -168,6 +171,10 @@ impl WasmSettings {
                 .connect_timeout
                 .or(fallback.connect_timeout)
                 .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            requests_per_instance: self
+                .requests_per_instance
+                .or(fallback.requests_per_instance)
+                .unwrap_or(1),
         }
     }
 }
@@ -229,6 +236,11 @@ pub struct WasmLimits {
     pub max_outbound: usize,
     /// Budget to resolve, connect and handshake one outgoing request (never past `timeout`).
     pub connect_timeout: Duration,
+    /// Requests one instance serves, one after another, before it is dropped: 1 (the
+    /// default) is a fresh instance per request; more keeps a finished instance warm for the
+    /// route's next request (its globals and heap carry over; `memory`, `max_resources` and
+    /// the log budget are then the instance's, `timeout` and `cpu_time` each request's).
+    pub requests_per_instance: u32,
 }
 
 impl Default for WasmLimits {

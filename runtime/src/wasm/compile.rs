@@ -93,7 +93,7 @@ impl Compiler {
             .link(&component)
             .map_err(|why| format!("{shown}: {why}"))?;
         Ok(Loaded {
-            version: HandlerVersion { pre, digest },
+            version: HandlerVersion::new(pre, digest),
             from_cache,
             elapsed: started.elapsed(),
         })

@@ -32,8 +32,12 @@ use super::state::GuestState;
 
 /// How often the epoch advances: the longest a guest runs before yielding to other requests.
 pub const TICK: Duration = Duration::from_millis(2);
-/// Component instances (requests running WASM at once) one worker can hold.
+/// Component instances one worker can hold: running ones and idle warm ones.
 pub const POOL_INSTANCES: u32 = 1000;
+/// Idle warm instances (`warm`) one worker keeps at most, over all routes.
+pub const WARM_IDLE: usize = 128;
+/// Requests running WASM at once in one worker: the pool less the warm instances' places.
+pub const RUNNING_INSTANCES: usize = POOL_INSTANCES as usize - WARM_IDLE;
 /// Freed memory regions whose pages are returned to the kernel together (one
 /// `process_madvise` and one TLB flush per batch). 1: each instance's pages go back when it
 /// is dropped, by the thread that drops it. History: 16 measured +5% req/s on hello once

@@ -1,4 +1,5 @@
-//! One request through one fresh guest instance.
+//! One request through one fresh guest instance (or, for a route with
+//! `requests_per_instance` above 1, a warm one of the same version: `warm`).
 //!
 //! Owns: admission (`max_concurrency` -> 503 with Retry-After), the per-request `Store` (the
 //! route's memory limit, an epoch deadline that yields to the event loop every tick, counts
@@ -8,7 +9,9 @@
 //! finishing a started body, and turning what the guest did into a response: its own response
 //! streamed back, or a plain error that names the handler, route and limit but never the
 //! guest's internals (those go to the log). Counts instances, traps and limit hits in the
-//! worker's metrics when given them.
+//! worker's metrics when given them. Decides whether a finished instance may serve again: it
+//! returned normally, finished its response body, has no outgoing request in flight, and has
+//! requests left.
 //! Must not touch: compiling or swapping versions, the router, or how bodies are framed.
 
 use std::sync::Arc;
@@ -20,7 +23,10 @@ use tokio::sync::oneshot;
 use wasmtime::component::ResourceTableError;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
-use wasmtime_wasi_http::p2::body::{HostOutgoingBody, HyperOutgoingBody};
+use wasmtime_wasi_http::p2::body::{HostFutureTrailers, HostOutgoingBody, HyperOutgoingBody};
+use wasmtime_wasi_http::p2::types::{
+    HostFutureIncomingResponse, HostIncomingResponse, HostOutgoingRequest, HostResponseOutparam,
+};
 use wasmtime_wasi_http::{FieldMapError, WasiHttpView};
 
 use super::body::{GuestRequestBody, GuestResponseBody};
@@ -32,6 +38,7 @@ use super::profile::{Step, StepTimer};
 use super::registry::{Admission, HandlerVersion, WasmRoute};
 use super::route_info::RouteInfo;
 use super::state::GuestState;
+use super::warm::{WarmInstance, WarmInstances};
 use crate::body::{plain, ResponseBody};
 use crate::metrics::{LimitKind, WorkerMetrics};
 use crate::services::Services;
@@ -61,10 +68,12 @@ pub struct HostParts<'h> {
     pub services: Option<&'h Services>,
     /// The worker's `wasm_memory` account, charged by every instance.
     pub memory: &'h Arc<MemoryAccount>,
-    /// The worker's instance-pool slots (`engine::POOL_INSTANCES`).
+    /// The worker's running-instance slots (`engine::RUNNING_INSTANCES`).
     pub pool: &'h Arc<tokio::sync::Semaphore>,
     /// Where instances, traps and limit hits are counted, when the admin listener is on.
     pub metrics: Option<WorkerMetrics>,
+    /// The worker's idle instances of routes with `requests_per_instance` above 1.
+    pub warm: &'h Arc<WarmInstances>,
 }
 
 /// Runs `request` on a fresh instance of the route's current handler version.
@@ -103,11 +112,18 @@ pub async fn invoke(
         Duration::MAX
     };
     let clock = GuestClock::new(cpu_budget);
+    let warm = match limits.requests_per_instance {
+        1 => None,
+        _ if version.single_use() => None,
+        _ => host.warm.take(info, &version),
+    };
+    let warm_version = warm.as_ref().map(|_| version.clone());
     let run = Run {
         version,
         admission,
         clock: clock.clone(),
         share: route.lane_share.clone(),
+        warm,
     };
     let outcome = match start(&host, info, run, request, sender, cancel) {
         Ok(outcome) => outcome,
@@ -124,12 +140,31 @@ pub async fn invoke(
         }
         // The guest dropped its response-outparam: the outcome says why.
         Err(_) => match outcome.await {
-            Ok(outcome) => failure(info, outcome),
+            Ok(outcome) => {
+                if let (Some(version), Outcome::Returned) = (warm_version, &outcome) {
+                    warm_instance_failed(info, &version);
+                }
+                failure(info, outcome)
+            }
             Err(_) => {
                 tracing::error!("{}: the instance vanished", info.label());
                 internal_error()
             }
         },
+    }
+}
+
+/// A warm instance returned without answering: the handler's runtime may not take a second
+/// request (jco's StarlingMonkey refuses a second `respondWith`). From now on this version gets a
+/// fresh instance per request, as by default; the warning says so once.
+fn warm_instance_failed(info: &RouteInfo, version: &HandlerVersion) {
+    if version.mark_single_use() {
+        tracing::warn!(
+            "{}: a warm instance (requests_per_instance = {}) returned without answering; \
+             this handler version gets a fresh instance per request from now on",
+            info.label(),
+            info.limits.requests_per_instance
+        );
     }
 }
 
@@ -140,6 +175,8 @@ struct Run {
     clock: Arc<GuestClock>,
     /// The route's tenant's turn in the slow lane.
     share: Arc<LaneShare>,
+    /// An idle instance of this route and version to run on, instead of a new one.
+    warm: Option<WarmInstance>,
 }
 
 /// Creates the store and starts the instance's run in the lanes; its outcome arrives on the
@@ -153,17 +190,26 @@ fn start(
     sender: oneshot::Sender<GuestResponse>,
     cancel: oneshot::Receiver<()>,
 ) -> wasmtime::Result<oneshot::Receiver<Outcome>> {
-    let mut store = Store::new(
-        &host.engine.engine,
-        GuestState::new(info, host.services.cloned(), host.memory),
-    );
-    store.limiter(|state| &mut state.limiter);
     let Run {
         version,
         admission,
         clock,
         share,
+        warm,
     } = run;
+    let (mut store, warm_proxy, served) = match warm {
+        Some(warm) => {
+            let WarmInstance {
+                mut store,
+                proxy,
+                served,
+                ..
+            } = warm;
+            store.data_mut().start_request(info);
+            (store, Some(proxy), served)
+        }
+        None => (new_store(host, info), None, 0),
+    };
     let ticks = clock.clone();
     store.epoch_deadline_callback(move |_| {
         if !ticks.tick() {
@@ -188,9 +234,10 @@ fn start(
     let info = info.clone();
     let started = clock.clone();
     let metrics = host.metrics;
-    if let Some(m) = metrics {
+    if let (Some(m), None) = (metrics, &warm_proxy) {
         m.wasm_instance();
     }
+    let park = (info.limits.requests_per_instance > served + 1).then(|| host.warm.clone());
     let guest = Box::pin(async move {
         let _admission = admission;
         // The guest's time starts when it first runs, not when its store was made: under load
@@ -199,23 +246,32 @@ fn start(
         store.set_epoch_deadline(1);
         started.resumed();
         let run = async {
-            let instantiating = StepTimer::start(&info, Step::Instantiate);
-            let proxy = version.pre.instantiate_async(&mut store).await?;
-            drop(instantiating);
+            let proxy = match warm_proxy {
+                Some(proxy) => proxy,
+                None => {
+                    let _instantiating = StepTimer::start(&info, Step::Instantiate);
+                    version.pre.instantiate_async(&mut store).await?
+                }
+            };
             // Recorded when dropped: also when the run is stopped half-way (timeout, cancel).
             let _running = StepTimer::start(&info, Step::Run);
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, outparam)
                 .await
+                .map(|()| proxy)
         };
         let result = tokio::select! {
             result = tokio::time::timeout(info.limits.timeout, run) => Some(result),
             _ = cancel => None,
         };
+        let mut kept = None;
         let outcome = match result {
             None => Outcome::Cancelled,
-            Some(Ok(Ok(()))) => Outcome::Returned,
+            Some(Ok(Ok(proxy))) => {
+                kept = Some(proxy);
+                Outcome::Returned
+            }
             Some(Ok(Err(err))) => {
                 let refused = store.data().limiter.refused.clone();
                 trapped(&info, &err, refused, &started)
@@ -233,13 +289,56 @@ fn start(
             count_outcome(m, &outcome);
         }
         // Before the store (and an unfinished body's sender with it) is dropped.
-        started.instance_ended(has_unfinished_body(&mut store));
+        let unfinished = has_unfinished_body(&mut store);
+        started.instance_ended(unfinished);
+        if let (Some(warm), Some(proxy), false) = (park, kept, unfinished) {
+            match work_in_flight(&mut store) {
+                None => warm.park(store, proxy, served + 1, version, info),
+                Some(held) => {
+                    tracing::debug!("{}: instance not kept: it still holds {held}", info.label())
+                }
+            }
+        }
         outcome
     });
     let (done, outcome) = oneshot::channel();
     let lane = host.slow_lane.clone();
     tokio::spawn(run_in_lanes(guest, clock, lane, share, done));
     Ok(outcome)
+}
+
+/// A new store for an instance of `info`, charged to the worker's memory account.
+fn new_store(host: &HostParts<'_>, info: &Arc<RouteInfo>) -> Store<GuestState> {
+    let mut store = Store::new(
+        &host.engine.engine,
+        GuestState::new(info, host.services.cloned(), host.memory),
+    );
+    store.limiter(|state| &mut state.limiter);
+    store
+}
+
+/// What the instance has left undone of the request it just served, named for the log: a
+/// response it never set (the response-outparam still holds the channel this request's
+/// answer waits on: only dropping the instance ends that wait), a response body it never
+/// finished, or an outgoing request in flight (its connection, body and response still to
+/// come). An instance with any is not kept for another request.
+/// (Handles a guest has not dropped yet, such as the request it was given, are its own to
+/// drop; each is one entry of its `max_resources`.)
+fn work_in_flight(store: &mut Store<GuestState>) -> Option<&'static str> {
+    store
+        .data_mut()
+        .http()
+        .table
+        .iter_mut()
+        .find_map(|entry| match () {
+            () if entry.is::<HostResponseOutparam>() => Some("a response-outparam never set"),
+            () if entry.is::<HostOutgoingBody>() => Some("an unfinished outgoing-body"),
+            () if entry.is::<HostOutgoingRequest>() => Some("an outgoing-request"),
+            () if entry.is::<HostFutureIncomingResponse>() => Some("a future-incoming-response"),
+            () if entry.is::<HostIncomingResponse>() => Some("an incoming-response"),
+            () if entry.is::<HostFutureTrailers>() => Some("a future-trailers"),
+            () => None,
+        })
 }
 
 /// Counts a run's trap or the limit that stopped it.

@@ -39,6 +39,7 @@ mod registry;
 mod route_info;
 mod services_host;
 mod state;
+mod warm;
 mod watcher;
 
 pub use body::GuestRequestBody;
@@ -83,6 +84,8 @@ pub struct WasmHost {
     pool: Arc<tokio::sync::Semaphore>,
     /// Where instances, traps and limit hits are counted (admin listener on).
     metrics: std::sync::OnceLock<WorkerMetrics>,
+    /// Idle instances of routes with `requests_per_instance` above 1.
+    warm: Arc<warm::WarmInstances>,
 }
 
 impl WasmHost {
@@ -106,8 +109,9 @@ impl WasmHost {
             slow_lane,
             services: std::sync::OnceLock::new(),
             memory: MemoryAccount::worker(memory_budget),
-            pool: Arc::new(tokio::sync::Semaphore::new(engine::POOL_INSTANCES as usize)),
+            pool: Arc::new(tokio::sync::Semaphore::new(engine::RUNNING_INSTANCES)),
             metrics: std::sync::OnceLock::new(),
+            warm: Arc::default(),
         })
     }
 
@@ -160,7 +164,8 @@ impl WasmHost {
         watcher::start(dir, self.compiler.clone(), limits)
     }
 
-    /// Runs one request on a fresh instance of `route`'s current version.
+    /// Runs one request on a fresh instance of `route`'s current version (or a warm one,
+    /// when the route's `requests_per_instance` is above 1).
     pub async fn handle(
         &self,
         route: &WasmRoute,
@@ -173,6 +178,7 @@ impl WasmHost {
             memory: &self.memory,
             pool: &self.pool,
             metrics: self.metrics.get().copied(),
+            warm: &self.warm,
         };
         invoke::invoke(host, route, request).await
     }

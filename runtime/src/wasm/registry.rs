@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
@@ -31,6 +32,29 @@ pub struct HandlerVersion {
     pub pre: ProxyPre<GuestState>,
     /// SHA-256 of the file this version was built from (hex).
     pub digest: String,
+    /// Set when a warm instance of this version failed a request its fresh instances answer
+    /// (its runtime serves one request per instance): it gets no warm instance any more.
+    single_use: AtomicBool,
+}
+
+impl HandlerVersion {
+    pub fn new(pre: ProxyPre<GuestState>, digest: String) -> HandlerVersion {
+        HandlerVersion {
+            pre,
+            digest,
+            single_use: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether this version's instances serve one request each, whatever the route allows.
+    pub fn single_use(&self) -> bool {
+        self.single_use.load(Ordering::Relaxed)
+    }
+
+    /// Marks this version as serving one request per instance; true the first time.
+    pub fn mark_single_use(&self) -> bool {
+        !self.single_use.swap(true, Ordering::Relaxed)
+    }
 }
 
 /// A WASM route: its description, its current version, its concurrency permits and its turn
@@ -132,7 +156,7 @@ impl WasmRoute {
             None => None,
         };
         // Last, so a request its route or tenant refuses never holds a pool slot.
-        let pool_size = crate::wasm::engine::POOL_INSTANCES as usize;
+        let pool_size = crate::wasm::engine::RUNNING_INSTANCES;
         let pool = pool
             .clone()
             .try_acquire_owned()

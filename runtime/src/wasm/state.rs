@@ -63,6 +63,15 @@ impl GuestState {
     }
 }
 
+impl GuestState {
+    /// Readies a warm instance's state for its next request of `route`: outgoing requests
+    /// get this request's deadline, and no earlier memory refusal is reported for it.
+    pub fn start_request(&mut self, route: &Arc<RouteInfo>) {
+        self.hooks = OutboundHooks::new(route);
+        self.limiter.refused = None;
+    }
+}
+
 /// The shared accounts an instance of `route` is charged to: its tenant's, then the worker's.
 fn memory_accounts(route: &RouteInfo, worker: &Arc<MemoryAccount>) -> Vec<Arc<MemoryAccount>> {
     route
