@@ -1,11 +1,13 @@
 //! The WebAssembly host: standard `wasi:http/proxy` 0.2 components, one fresh sandboxed
-//! instance per request, hot-swappable per route.
+//! instance per request (or up to a route's `requests_per_instance`, opt-in), hot-swappable
+//! per route.
 //!
 //! Owns: `WasmHost`, a worker's engine, compiler and watcher, and the request entry point.
 //! Files: `engine` (wasmtime set-up, pooling, epoch ticker), `compile` (file checks, code
 //! cache, linking), `compile_child` (the compile child process and its limits), `route_info`
 //! (what a route is: name, prefix, file, limits; the bottom layer the others read),
-//! `registry` (routes, their current version, concurrency permits), `state` (what an
+//! `registry` (routes, their current version, concurrency permits), `warm` (idle instances
+//! kept for routes with `requests_per_instance` above 1), `state` (what an
 //! instance may see: env, log, memory limit), `outbound` (outgoing requests: the allow-list by
 //! name and address, caps in flight, connect bounds), `invoke` (one request), `memory_budget`
 //! (the worker's and each tenant's shared memory accounts), `lanes` (event loop first,
