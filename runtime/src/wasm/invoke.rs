@@ -23,7 +23,9 @@ use tokio::sync::oneshot;
 use wasmtime::component::ResourceTableError;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
-use wasmtime_wasi_http::p2::body::{HostFutureTrailers, HostOutgoingBody, HyperOutgoingBody};
+use wasmtime_wasi_http::p2::body::{
+    HostFutureTrailers, HostIncomingBody, HostOutgoingBody, HyperOutgoingBody,
+};
 use wasmtime_wasi_http::p2::types::{
     HostFutureIncomingResponse, HostIncomingResponse, HostOutgoingRequest, HostResponseOutparam,
 };
@@ -320,8 +322,10 @@ fn new_store(host: &HostParts<'_>, info: &Arc<RouteInfo>) -> Store<GuestState> {
 /// What the instance has left undone of the request it just served, named for the log: a
 /// response it never set (the response-outparam still holds the channel this request's
 /// answer waits on: only dropping the instance ends that wait), a response body it never
-/// finished, or an outgoing request in flight (its connection, body and response still to
-/// come). An instance with any is not kept for another request.
+/// finished, an outgoing request in flight (its connection, body and response still to
+/// come), or a body it never finished reading (the request's, or an outgoing response's,
+/// which holds that connection and its `max_outbound` place). An instance with any is not
+/// kept for another request.
 /// (Handles a guest has not dropped yet, such as the request it was given, are its own to
 /// drop; each is one entry of its `max_resources`.)
 fn work_in_flight(store: &mut Store<GuestState>) -> Option<&'static str> {
@@ -336,6 +340,7 @@ fn work_in_flight(store: &mut Store<GuestState>) -> Option<&'static str> {
             () if entry.is::<HostOutgoingRequest>() => Some("an outgoing-request"),
             () if entry.is::<HostFutureIncomingResponse>() => Some("a future-incoming-response"),
             () if entry.is::<HostIncomingResponse>() => Some("an incoming-response"),
+            () if entry.is::<HostIncomingBody>() => Some("an incoming-body not finished"),
             () if entry.is::<HostFutureTrailers>() => Some("a future-trailers"),
             () => None,
         })
