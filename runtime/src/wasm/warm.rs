@@ -54,7 +54,7 @@ impl WarmInstances {
     ) -> Option<WarmInstance> {
         let (found, expired) = {
             let mut idle = self.lock();
-            let expired = expire(&mut idle, Instant::now(), 0);
+            let expired = expire(&mut idle, |w| w.idle_since, Instant::now(), 0);
             let found = idle
                 .iter()
                 .rposition(|w| Arc::ptr_eq(&w.route, route) && Arc::ptr_eq(&w.version, version))
@@ -79,7 +79,7 @@ impl WarmInstances {
         let now = Instant::now();
         let dropped = {
             let mut idle = self.lock();
-            let dropped = expire(&mut idle, now, 1);
+            let dropped = expire(&mut idle, |w| w.idle_since, now, 1);
             idle.push(WarmInstance {
                 store,
                 proxy,
@@ -99,13 +99,49 @@ impl WarmInstances {
     }
 }
 
-/// Takes out the instances idle longer than `WARM_FOR`, and the oldest others while fewer
-/// than `room` places are free under `WARM_IDLE`.
-fn expire(idle: &mut Vec<WarmInstance>, now: Instant, room: usize) -> Vec<WarmInstance> {
+/// Takes out (oldest first) the entries idle longer than `WARM_FOR`, and the oldest others
+/// until `room` places are free under `WARM_IDLE`.
+fn expire<T>(
+    idle: &mut Vec<T>,
+    idle_since: impl Fn(&T) -> Instant,
+    now: Instant,
+    room: usize,
+) -> Vec<T> {
     let stale = idle
         .iter()
-        .take_while(|w| now.duration_since(w.idle_since) > WARM_FOR)
+        .take_while(|w| now.duration_since(idle_since(w)) > WARM_FOR)
         .count();
     let over = (idle.len() - stale + room).saturating_sub(WARM_IDLE);
     idle.drain(..(stale + over).min(idle.len())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Entries parked `ages` milliseconds ago, oldest first (as `park` appends them).
+    fn parked(now: Instant, ages: impl Iterator<Item = u64>) -> Vec<Instant> {
+        ages.map(|age| now - Duration::from_millis(age)).collect()
+    }
+
+    #[test]
+    fn instances_idle_too_long_go_first() {
+        let now = Instant::now();
+        let mut idle = parked(now, [40_000, 30_001, 29_999, 1].into_iter());
+        let gone = expire(&mut idle, |t| *t, now, 1);
+        assert_eq!(gone, parked(now, [40_000, 30_001].into_iter()));
+        assert_eq!(idle, parked(now, [29_999, 1].into_iter()));
+    }
+
+    #[test]
+    fn a_full_worker_drops_its_oldest_to_make_room() {
+        let now = Instant::now();
+        let mut idle = parked(now, (0..WARM_IDLE as u64).rev());
+        // Parking one more: the oldest goes, so at most WARM_IDLE stay idle.
+        let gone = expire(&mut idle, |t| *t, now, 1);
+        assert_eq!(gone, parked(now, [WARM_IDLE as u64 - 1].into_iter()));
+        assert_eq!(idle.len(), WARM_IDLE - 1);
+        // Taking one needs no room: nothing more goes.
+        assert!(expire(&mut idle, |t| *t, now, 0).is_empty());
+    }
 }
