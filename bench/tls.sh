@@ -7,6 +7,8 @@
 #   tls-wasm  the same over TLS, wsrun serving handlers/hello.wasm (--wasm /=...); Granian has no
 #         WebAssembly host, so its figure is its Python hello of the tls row (the issue's
 #         "Python and WASM routes" against the same Granian)
+#   tls-wasm-warm  tls-wasm with the route at `requests_per_instance = WARM_REQUESTS` [1000]
+#         (opt-in warm instances; not in the default ROWS)
 #   h2    HTTP/2, cleartext with prior knowledge (h2c): h2load -t1 -c4 -m16 (64 streams over 4
 #         connections); wsrun (h2c is detected by the preface), granian --http 2
 # Each server is started alone, checked for a correct answer, warmed up (WARMUP s), measured
@@ -15,6 +17,7 @@
 #
 # Environment (defaults in brackets):
 #   DURATION [10]  ROUNDS [3]  WARMUP [2]  ROWS ["tls tls-wasm h2"]  BASE_PORT [18480]
+#   WARM_REQUESTS [1000] (the tls-wasm-warm row)
 #   SERVER_CPU [0]  CLIENT_CPU [1]  SKIP_INSTALL=1  SKIP_BUILD=1  WSRUN_BIN=path
 # Every process it starts runs in its own process group and is killed on exit.
 set -euo pipefail
@@ -29,6 +32,7 @@ ROUNDS="${ROUNDS:-3}"
 WARMUP="${WARMUP:-2}"
 ROWS="${ROWS:-tls tls-wasm h2}"
 HELLO_WASM="${HELLO_WASM:-$ROOT/handlers/hello.wasm}"
+WARM_REQUESTS="${WARM_REQUESTS:-1000}"
 BASE_PORT="${BASE_PORT:-18480}"
 SERVER_CPU="${SERVER_CPU:-0}"
 CLIENT_CPU="${CLIENT_CPU:-1}"
@@ -57,6 +61,11 @@ server_cmd() {
         wsrun/tls-wasm)
             CMD=("$WSRUN_BIN" --wasm "/=$HELLO_WASM" --bind "127.0.0.1:$port"
                 --certfile "$WORK/cert.pem" --keyfile "$WORK/key.pem") ;;
+        wsrun/tls-wasm-warm)
+            printf '[[route]]\nprefix = "/"\nwasm = "%s"\nrequests_per_instance = %s\n' \
+                "$HELLO_WASM" "$WARM_REQUESTS" >"$WORK/warm.toml"
+            CMD=("$WSRUN_BIN" -c "$WORK/warm.toml" --bind "127.0.0.1:$port"
+                --certfile "$WORK/cert.pem" --keyfile "$WORK/key.pem") ;;
         wsrun/h2)
             CMD=("$WSRUN_BIN" hello:app --pythonpath "$APPS_DIR" --bind "127.0.0.1:$port") ;;
         granian/tls)
@@ -71,13 +80,13 @@ server_cmd() {
 }
 
 row_url() {
-    case $1 in tls | tls-wasm) echo "https://127.0.0.1:$2/" ;; h2) echo "http://127.0.0.1:$2/" ;; esac
+    case $1 in tls | tls-wasm*) echo "https://127.0.0.1:$2/" ;; h2) echo "http://127.0.0.1:$2/" ;; esac
 }
 
 # The body (or "") a correct server answers on row $1 at $2.
 answer() {
     case $1 in
-        tls | tls-wasm) curl -sS --max-time 5 -k "$2" || true ;;
+        tls | tls-wasm*) curl -sS --max-time 5 -k "$2" || true ;;
         h2) curl -sS --max-time 5 --http2-prior-knowledge "$2" || true ;;
     esac
 }
@@ -86,7 +95,7 @@ answer() {
 load() {
     local row=$1 secs=$2 url=$3 out rps note=""
     case $row in
-        tls | tls-wasm)
+        tls | tls-wasm*)
             out=$(timeout --foreground $((secs + 30)) "${PIN_CLIENT[@]}" wrk -t1 -c64 "-d${secs}s" \
                 --timeout 5s "$url" 2>&1) || true
             rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
@@ -104,14 +113,15 @@ load() {
 
 bench_one() {
     local name=$1 row=$2 round=$3 port url result expected="Hello, world!"
-    # Granian has no WebAssembly host: its tls row is the reference for tls-wasm.
-    [[ $name/$row == granian/tls-wasm ]] && return 0
-    [[ $row == tls-wasm ]] && expected="Hello from WebAssembly!"
+    # Granian has no WebAssembly host: its tls row is the reference for the tls-wasm rows.
+    [[ $name == granian && $row == tls-wasm* ]] && return 0
+    [[ $row == tls-wasm* ]] && expected="Hello from WebAssembly!"
     # A port per server and row: no run ever meets the previous one's socket.
     port=$BASE_PORT
     [[ $name == granian ]] && port=$((port + 1))
     [[ $row == h2 ]] && port=$((port + 2))
     [[ $row == tls-wasm ]] && port=$((port + 4))
+    [[ $row == tls-wasm-warm ]] && port=$((port + 6))
     url=$(row_url "$row" "$port")
     server_cmd "$name" "$row" "$port"
     start_group "$WORK/$name-$row.log" "${PIN_SERVER[@]}" env RUST_BACKTRACE=0 "${CMD[@]}"
@@ -153,7 +163,7 @@ main() {
     local started row name round report w g wu gu label
     [[ ${SKIP_INSTALL:-} == 1 ]] || install_tools
     [[ ${SKIP_BUILD:-} == 1 ]] || cargo_build 0
-    if [[ " $ROWS " == *" tls-wasm "* && ! -f $HELLO_WASM ]]; then
+    if [[ " $ROWS " == *" tls-wasm"* && ! -f $HELLO_WASM ]]; then
         (cd "$ROOT" && bash handlers/build.sh) >"$WORK/handlers-build.log" 2>&1 ||
             die "no $HELLO_WASM and handlers/build.sh failed (see $WORK/handlers-build.log)"
     fi
@@ -176,16 +186,17 @@ main() {
         echo "|---|---:|---:|---:|---:|---:|---:|"
         for row in $ROWS; do
             w=$(median_of wsrun "$row")
-            g=$(median_of granian "${row%-wasm}")
+            g=$(median_of granian "${row%%-*}")
             case $row in
                 tls) label="hello, HTTP/1.1 over TLS, wrk -c64" ;;
                 tls-wasm) label="hello (wsrun: WASM route; Granian: its Python hello), TLS, wrk -c64" ;;
+                tls-wasm-warm) label="the same, WASM route with requests_per_instance = $WARM_REQUESTS" ;;
                 h2) label="hello, h2c, h2load -c4 -m16" ;;
             esac
             wu=$(median_cpu wsrun "$row" 7)
-            gu=$(median_cpu granian "${row%-wasm}" 7)
+            gu=$(median_cpu granian "${row%%-*}" 7)
             echo "| $label | ${w:-n/a} | ${g:-n/a} | $(ratio "$w" "$g") |" \
-                "$(median_cpu wsrun "$row" 6) / $(median_cpu granian "${row%-wasm}" 6) |" \
+                "$(median_cpu wsrun "$row" 6) / $(median_cpu granian "${row%%-*}" 6) |" \
                 "$wu / $gu | $(ratio "$gu" "$wu") |"
         done
         echo

@@ -9,9 +9,9 @@
 //! finishing a started body, and turning what the guest did into a response: its own response
 //! streamed back, or a plain error that names the handler, route and limit but never the
 //! guest's internals (those go to the log). Counts instances, traps and limit hits in the
-//! worker's metrics when given them. Decides whether a finished instance may serve again: it
-//! returned normally, finished its response body, has no outgoing request in flight, and has
-//! requests left.
+//! worker's metrics when given them. Decides whether a finished instance may serve again
+//! (`requests_per_instance`): it returned normally, has requests left, and left nothing of
+//! its request undone (`work_in_flight`).
 //! Must not touch: compiling or swapping versions, the router, or how bodies are framed.
 
 use std::sync::Arc;
