@@ -32,8 +32,8 @@ pub struct HandlerVersion {
     pub pre: ProxyPre<GuestState>,
     /// SHA-256 of the file this version was built from (hex).
     pub digest: String,
-    /// Set when a warm instance of this version failed a request its fresh instances answer
-    /// (its runtime serves one request per instance): it gets no warm instance any more.
+    /// Set when a warm instance of this version returned without answering its request (its
+    /// runtime serves one request per instance): it gets no warm instance any more.
     single_use: AtomicBool,
 }
 

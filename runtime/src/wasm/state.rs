@@ -5,8 +5,10 @@
 //! resource table, capped at the route's `max_resources`; the per-resource size caps), the
 //! memory limiter (`memory_budget`) that enforces the route's `memory`, the outgoing-request
 //! hooks (`outbound`: made here, one per instance, with the instance's deadline), and the route
-//! and worker services the guest's `wsrun:services` calls act for (`services_host`). Must not touch: the engine,
-//! the request/response plumbing (`invoke`) or other instances — each request gets its own.
+//! and worker services the guest's `wsrun:services` calls act for (`services_host`), and what
+//! is reset when a warm instance takes its next request (`start_request`). Must not touch: the
+//! engine, the request/response plumbing (`invoke`) or other instances — each instance has its
+//! own state (a fresh one per request by default; a warm one keeps it across its requests).
 
 use std::sync::Arc;
 
@@ -61,9 +63,7 @@ impl GuestState {
             services: ServicesHost::new(route.clone(), services),
         }
     }
-}
 
-impl GuestState {
     /// Readies a warm instance's state for its next request of `route`: outgoing requests
     /// get this request's deadline, and no earlier memory refusal is reported for it.
     pub fn start_request(&mut self, route: &Arc<RouteInfo>) {
