@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from support.http import raw_exchange
 from support.launcher import Launcher, Server
 from support.paths import WAIT
 from support.procfs import proc_status_kib
@@ -54,6 +55,15 @@ def test_hello_body_and_content_type(srv: Server) -> None:
     # Every path under the prefix reaches the handler.
     r = requests.get(srv.url + "/hello/any/thing?x=1", timeout=WAIT)
     assert (r.status_code, r.text) == (200, HELLO)
+
+
+def test_http10_request_without_host_gets_one(srv: Server) -> None:
+    # wasi:http requires an authority; the host supplies the server's own for a request
+    # that names none, rather than failing it.
+    res = raw_exchange(srv.port, b"GET /hello HTTP/1.0\r\n\r\n")
+    assert res.data.startswith(b"HTTP/1.0 200 "), res.data[:200]
+    assert res.data.endswith(HELLO.encode())
+    assert res.closed
 
 
 def test_raw_wasi_component_without_sdk(srv: Server) -> None:

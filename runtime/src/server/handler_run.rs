@@ -88,8 +88,9 @@ pub fn guest_request(
     parts: Parts,
     spooled: SpooledBody,
 ) -> Request<wasm::GuestRequestBody> {
-    let authority = format!("{server_name}:{}", peer.local.port());
-    let mut request = wasm::guest_request(parts, spooled, script_name, &authority);
+    // Only a request without `Host` (HTTP/1.0, or HTTP/2 with `:authority`) needs it made.
+    let authority = || format!("{server_name}:{}", peer.local.port());
+    let mut request = wasm::guest_request(parts, spooled, script_name, authority);
     if peer.tls {
         request.extensions_mut().insert(wasm::Tls);
     }

@@ -191,12 +191,13 @@ impl WasmHost {
 pub struct Tls;
 
 /// The request a guest sees: origin-form target, the client's headers with `Host` always
-/// present and `wsrun-script-name` set by us (a client's own is dropped), the spooled body.
+/// present (`authority()` when the client sent none) and `wsrun-script-name` set by us (a
+/// client's own is dropped), the spooled body.
 pub fn guest_request(
     mut parts: Parts,
     body: SpooledBody,
     script_name: &str,
-    authority: &str,
+    authority: impl FnOnce() -> String,
 ) -> Request<GuestRequestBody> {
     if parts.uri.authority().is_some() {
         let origin_form = parts
@@ -214,7 +215,7 @@ pub fn guest_request(
         headers.insert(script_name_header, value);
     }
     if !headers.contains_key(header::HOST) {
-        if let Ok(value) = HeaderValue::from_str(authority) {
+        if let Ok(value) = HeaderValue::from_str(&authority()) {
             headers.insert(header::HOST, value);
         }
     }
