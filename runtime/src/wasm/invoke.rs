@@ -78,7 +78,8 @@ pub struct HostParts<'h> {
     pub warm: &'h Arc<WarmInstances>,
 }
 
-/// Runs `request` on a fresh instance of the route's current handler version.
+/// Runs `request` on an instance of the route's current handler version: a fresh one, or a
+/// warm one of that version when the route's `requests_per_instance` is above 1.
 pub async fn invoke(
     host: HostParts<'_>,
     route: &WasmRoute,
@@ -321,11 +322,11 @@ fn new_store(host: &HostParts<'_>, info: &Arc<RouteInfo>) -> Store<GuestState> {
 
 /// What the instance has left undone of the request it just served, named for the log: a
 /// response it never set (the response-outparam still holds the channel this request's
-/// answer waits on: only dropping the instance ends that wait), a response body it never
-/// finished, an outgoing request in flight (its connection, body and response still to
-/// come), or a body it never finished reading (the request's, or an outgoing response's,
-/// which holds that connection and its `max_outbound` place). An instance with any is not
-/// kept for another request.
+/// answer waits on: only dropping the instance ends that wait), an outgoing request in flight
+/// (its connection, body and response still to come), or a body it never finished reading
+/// (the request's, or an outgoing response's, which holds that connection and its
+/// `max_outbound` place). An instance with any is not kept for another request; nor is one
+/// with a response body it never finished, which `has_unfinished_body` finds first.
 /// (Handles a guest has not dropped yet, such as the request it was given, are its own to
 /// drop; each is one entry of its `max_resources`.)
 fn work_in_flight(store: &mut Store<GuestState>) -> Option<&'static str> {
@@ -336,7 +337,6 @@ fn work_in_flight(store: &mut Store<GuestState>) -> Option<&'static str> {
         .iter_mut()
         .find_map(|entry| match () {
             () if entry.is::<HostResponseOutparam>() => Some("a response-outparam never set"),
-            () if entry.is::<HostOutgoingBody>() => Some("an unfinished outgoing-body"),
             () if entry.is::<HostOutgoingRequest>() => Some("an outgoing-request"),
             () if entry.is::<HostFutureIncomingResponse>() => Some("a future-incoming-response"),
             () if entry.is::<HostIncomingResponse>() => Some("an incoming-response"),
