@@ -11,7 +11,7 @@ APPS_DIR="$BENCH_DIR/apps"
 # shellcheck disable=SC2034
 VENV="$BENCH_DIR/.venv"
 # shellcheck disable=SC2034
-RESULTS_DIR="$BENCH_DIR/results"
+RESULTS_DIR="${RESULTS_DIR:-$BENCH_DIR/results}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 WSRUN_BIN="${WSRUN_BIN:-$TARGET_DIR/release/wsrun}"
 

@@ -19,6 +19,7 @@
 #   DURATION [10]  ROUNDS [3]  WARMUP [2]  ROWS ["tls tls-wasm h2"]  BASE_PORT [18480]
 #   WARM_REQUESTS [1000] (the tls-wasm-warm row)
 #   SERVER_CPU [0]  CLIENT_CPU [1]  SKIP_INSTALL=1  SKIP_BUILD=1  WSRUN_BIN=path
+#   SERVERS ["wsrun granian"] (wsrun alone: tools/build-pgo trains on its rows)
 # Every process it starts runs in its own process group and is killed on exit.
 set -euo pipefail
 
@@ -36,7 +37,7 @@ WARM_REQUESTS="${WARM_REQUESTS:-1000}"
 BASE_PORT="${BASE_PORT:-18480}"
 SERVER_CPU="${SERVER_CPU:-0}"
 CLIENT_CPU="${CLIENT_CPU:-1}"
-SERVERS="wsrun granian"
+SERVERS="${SERVERS:-wsrun granian}"
 
 make_work wsrun-tls       # RAW: server <TAB> row <TAB> round <TAB> req/s <TAB> note
 

@@ -32,6 +32,7 @@
 //! - `config`: the validated `Config`; `field_rules` (request singletons, forbidden trailers);
 //!   `static_files` (-> `body`, `accept_encoding`), `spool`,
 //!   `body` (-> `file_region`), `http_path`, `accept_encoding`: leaves
+//! - `pgo_training`: writes an instrumented build's profile before a worker's `_exit` (a leaf)
 //! - `thread_nice`: lowers a background thread's priority (a leaf; the shadow thread, the
 //!   migrate store's writer, the WASM slow lane and the watcher use it); `thread_clock`: the
 //!   calling thread's CPU time (a leaf; guest CPU budgets and the event loop's saturation)
@@ -47,6 +48,7 @@ pub mod handover;
 pub mod http_path;
 pub mod metrics;
 pub mod migrate;
+pub mod pgo_training;
 pub mod profile;
 pub mod python;
 pub mod reload_client;

@@ -306,6 +306,7 @@ fn watch_signals(
         }
         tokio::time::sleep_until(grace_over).await;
         tracing::warn!("grace period over: stopping with requests still running");
+        crate::pgo_training::before_exit();
         // SAFETY: ends the process at once; spool files are already unlinked, so the kernel
         // cleans up everything that is left.
         unsafe { libc::_exit(0) };

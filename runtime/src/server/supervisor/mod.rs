@@ -181,6 +181,7 @@ fn run_child(
     .unwrap_or(PANIC_EXIT);
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
+    crate::pgo_training::before_exit();
     // SAFETY: `_exit` ends the process at once; skipping the atexit handlers and stdio buffers
     // inherited from the master is intended (they belong to the master).
     unsafe { libc::_exit(code) }
