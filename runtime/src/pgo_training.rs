@@ -8,22 +8,20 @@
 
 /// Writes the LLVM profile counters of this process, in a build with `pgo-training`; nothing
 /// otherwise. Call it right before `libc::_exit`.
-#[cfg(feature = "pgo-training")]
 pub fn before_exit() {
-    extern "C" {
-        /// From the LLVM profile runtime `-Cprofile-generate` links in; writes the counters to
-        /// `LLVM_PROFILE_FILE` (merging with what other processes wrote there).
-        fn __llvm_profile_write_file() -> i32;
-    }
-    // SAFETY: the symbol exists in every build made with `-Cprofile-generate`, which the
-    // feature requires (tools/build-pgo sets both); it only reads counters and writes a file.
-    let status = unsafe { __llvm_profile_write_file() };
-    if status != 0 {
-        eprintln!("wsrun: could not write the PGO training profile ({status})");
+    #[cfg(feature = "pgo-training")]
+    {
+        extern "C" {
+            /// From the LLVM profile runtime `-Cprofile-generate` links in; writes the counters
+            /// to `LLVM_PROFILE_FILE` (merging with what other processes wrote there).
+            fn __llvm_profile_write_file() -> i32;
+        }
+        // SAFETY: the symbol exists in every build made with `-Cprofile-generate`, which the
+        // feature requires (tools/build-pgo sets both); it only reads counters and writes a
+        // file.
+        let status = unsafe { __llvm_profile_write_file() };
+        if status != 0 {
+            eprintln!("wsrun: could not write the PGO training profile ({status})");
+        }
     }
 }
-
-/// Writes the LLVM profile counters of this process, in a build with `pgo-training`; nothing
-/// otherwise. Call it right before `libc::_exit`.
-#[cfg(not(feature = "pgo-training"))]
-pub fn before_exit() {}
