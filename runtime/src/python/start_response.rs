@@ -192,7 +192,10 @@ fn parse_status(status: &str) -> PyResult<(StatusCode, Option<String>)> {
             if reason.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
                 return Err(bad());
             }
-            (code.canonical_reason() != Some(reason)).then(|| reason.to_owned())
+            // "200 OK" first: most responses, and no lookup in the reason table.
+            let canonical = (code == StatusCode::OK && reason == "OK")
+                || code.canonical_reason() == Some(reason);
+            (!canonical).then(|| reason.to_owned())
         }
     };
     Ok((code, reason))
@@ -238,4 +241,27 @@ fn add_header(
 /// The latin-1 bytes of `s`, or `None` if it has a character past U+00FF.
 pub fn latin1_bytes(s: &str) -> Option<Vec<u8>> {
     s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_canonical_reason_is_not_kept_and_any_other_is() {
+        let reason = |status: &str| {
+            parse_status(status)
+                .map(|(code, r)| (code.as_u16(), r))
+                .ok()
+        };
+        assert_eq!(reason("200 OK"), Some((200, None)));
+        assert_eq!(reason("200"), Some((200, None)));
+        assert_eq!(reason("404 Not Found"), Some((404, None)));
+        assert_eq!(reason("200 Fine"), Some((200, Some("Fine".to_owned()))));
+        assert_eq!(reason("200 ok"), Some((200, Some("ok".to_owned()))));
+        assert_eq!(
+            reason("404 Gone Away"),
+            Some((404, Some("Gone Away".to_owned())))
+        );
+    }
 }

@@ -163,7 +163,11 @@ pub fn host_name(host: &str) -> &str {
         // [v6]:port -> v6 keeps its brackets off for SERVER_NAME
         return rest.split(']').next().unwrap_or(rest);
     }
-    host.rsplit_once(':').map_or(host, |(name, _)| name)
+    // `:` is ASCII, so its byte offset is a char boundary.
+    match memchr::memrchr(b':', host.as_bytes()) {
+        Some(colon) => host.get(..colon).unwrap_or(host),
+        None => host,
+    }
 }
 
 /// The Content-Length the client declared (the guard already rejected malformed ones).

@@ -215,6 +215,9 @@ pub(super) fn is_ip_literal(literal: &[u8]) -> bool {
 
 /// `reg-name = *( unreserved / pct-encoded / sub-delims )` (IPv4address is a subset).
 pub(super) fn is_reg_name(host: &[u8]) -> bool {
+    if host.iter().all(|&b| is_host_byte(b)) {
+        return true; // the usual case: no pct-encoded octet
+    }
     let mut rest = host;
     while let Some((&b, tail)) = rest.split_first() {
         rest = match (b, tail) {
@@ -346,5 +349,19 @@ pub(super) fn is_field_byte(b: u8) -> bool {
 
 /// RFC 3986 unreserved / sub-delims.
 pub(super) fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b)
+    HOST_BYTE[b as usize]
 }
+
+/// `is_host_byte` by byte: a table, as `TCHAR` (every request's Host goes through it).
+static HOST_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'')
+            || matches!(c, b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=');
+        b += 1;
+    }
+    table
+};

@@ -167,6 +167,21 @@ struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
+    fn span(&self, span: Option<(u32, u32)>) -> Option<&'a [u8]> {
+        let (start, end) = span?;
+        self.buf.get(start as usize..end as usize)
+    }
+
+    /// The `Host` value (found while the head was split).
+    fn host(&self) -> Option<&'a [u8]> {
+        self.span(self.head.host)
+    }
+
+    /// The first `Accept-Encoding` value (found while the head was split).
+    fn accept_encoding(&self) -> Option<&'a [u8]> {
+        self.span(self.head.accept_encoding)
+    }
+
     fn field(&self, name: &[u8]) -> Option<&'a [u8]> {
         self.fields
             .iter()
@@ -321,7 +336,7 @@ fn compressed(
     reply: Reply,
 ) -> Reply {
     let server = &state.ctx.config.server;
-    let Some(accept) = request.field(b"accept-encoding") else {
+    let Some(accept) = request.accept_encoding() else {
         return reply;
     };
     if compress::route_codecs(server, route).is_empty() {
@@ -337,13 +352,13 @@ fn compressed(
 fn server_name<'a>(request: &Request<'a>, peer: Peer) -> Cow<'a, str> {
     // As `HeaderValue::to_str`: visible ASCII (and tabs) only.
     let host = request
-        .field(b"host")
+        .host()
         .filter(|value| {
             value
                 .iter()
                 .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
         })
-        .and_then(|value| std::str::from_utf8(value).ok());
+        .and_then(request::ascii_str);
     match host {
         Some(host) => Cow::Borrowed(host_name(host)),
         None => Cow::Owned(peer.local.ip().to_string()),
