@@ -326,21 +326,7 @@ pub(super) fn is_tchar(b: u8) -> bool {
 }
 
 /// RFC 9110 `tchar`, as a table: this runs for every byte of every header name.
-static TCHAR: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.'
-            )
-            || matches!(c, b'^' | b'_' | b'`' | b'|' | b'~');
-        b += 1;
-    }
-    table
-};
+static TCHAR: [bool; 256] = alnum_and(b"!#$%&'*+-.^_`|~");
 
 /// HTAB / SP / VCHAR / obs-text: what field values and quoted-strings may hold.
 pub(super) fn is_field_byte(b: u8) -> bool {
@@ -353,15 +339,20 @@ pub(super) fn is_host_byte(b: u8) -> bool {
 }
 
 /// `is_host_byte` by byte: a table, as `TCHAR` (every request's Host goes through it).
-static HOST_BYTE: [bool; 256] = {
+static HOST_BYTE: [bool; 256] = alnum_and(b"-._~!$&'()*+,;=");
+
+/// A byte table: ASCII letters and digits, and the bytes of `extra`.
+const fn alnum_and(extra: &[u8]) -> [bool; 256] {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(c, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'')
-            || matches!(c, b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=');
+        table[b] = (b as u8).is_ascii_alphanumeric();
         b += 1;
     }
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
     table
-};
+}

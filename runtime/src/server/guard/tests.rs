@@ -417,10 +417,13 @@ async fn size_limits() {
 }
 
 #[test]
-fn the_host_byte_table_is_rfc_3986_unreserved_and_sub_delims() {
+fn the_byte_tables_are_tchar_and_rfc_3986_unreserved_and_sub_delims() {
     for b in 0..=255u8 {
         let expected = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b);
         assert_eq!(is_host_byte(b), expected, "byte {b:#04x}");
+        let tchar = b.is_ascii_alphanumeric() || matches!(b, b'!' | b'#'..=b'\'' | b'*' | b'+');
+        let tchar = tchar || matches!(b, b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~');
+        assert_eq!(is_tchar(b), tchar, "byte {b:#04x}");
     }
     assert!(is_valid_host(b"127.0.0.1:8080") && is_valid_host(b"ex%41mple.org"));
     assert!(!is_valid_host(b"ex%4mple.org") && !is_valid_host(b"a b"));
