@@ -4,8 +4,11 @@ Usage: python callgrind_share.py CALLGRIND_OUT REQUESTS SERVER [TOP]
 
 Reads the self cost (instructions executed, `Ir`) of every function in CALLGRIND_OUT, grouped
 by the object (executable or shared library) it lives in, and prints:
-- the instructions per request (all of them over REQUESTS, the requests served while the
-  profile was collecting);
+- the instructions per request: all of them over the requests the worker served while the
+  profile was collecting, counted as the calls of a function the server runs once per request
+  (wsrun: `EnvironBuilder::build`; bjoern: `wsgi_call_application`), or REQUESTS (wrk's count,
+  3-6% lower: requests in flight when the counters were zeroed and dumped) for a server
+  without such a marker or a profile without its calls;
 - each object's share of them;
 - the server's own share (the `wsrun` binary; bjoern's extension and libev; Granian's
   extension), as the last line: `own share: N.NN%`;
@@ -27,6 +30,12 @@ from pathlib import Path
 
 NAMED = re.compile(r"\((\d+)\)(?:\s+(.*))?")
 
+# A function each server calls exactly once per request it serves.
+REQUEST_MARKERS = {
+    "wsrun": "wsrun::python::environ::EnvironBuilder::build",
+    "bjoern": "wsgi_call_application",
+}
+
 
 def own_object(server: str, obj: str) -> bool:
     """Whether `obj` (a path) is the server's own code rather than Python's or the system's."""
@@ -43,7 +52,9 @@ def own_object(server: str, obj: str) -> bool:
 class Profile:
     """Self cost per object and per (object, function) of one callgrind out file."""
 
-    def __init__(self) -> None:
+    def __init__(self, marker: str | None = None) -> None:
+        self.marker = marker
+        self.marker_calls = 0
         self.by_object: Counter[str] = Counter()
         self.by_function: Counter[tuple[str, str]] = Counter()
         # Simulated L1 misses by object: "I1mr" (instruction), "D1m" (data, reads + writes).
@@ -62,7 +73,7 @@ class Profile:
         return self._names.get(key, text)
 
     def read(self, path: Path) -> None:
-        obj = function = ""
+        obj = function = callee = ""
         call_cost_next = False
         with path.open(errors="replace") as lines:
             for line in lines:
@@ -85,9 +96,11 @@ class Profile:
                 elif line.startswith("cob="):
                     self._resolve("ob", line[4:].strip())
                 elif line.startswith("cfn="):
-                    self._resolve("fn", line[4:].strip())
+                    callee = self._resolve("fn", line[4:].strip())
                 elif line.startswith("calls="):
                     call_cost_next = True
+                    if callee == self.marker:
+                        self.marker_calls += int(line[6:].split()[0])
 
     def _set_columns(self, events: list[str]) -> None:
         # A cost line is "position cost cost ...", one cost per event, trailing zeros left off.
@@ -120,15 +133,20 @@ def main(argv: list[str]) -> int:
     if len(argv) not in (3, 4):
         print(__doc__, file=sys.stderr)
         return 2
-    path, requests, server = Path(argv[0]), int(argv[1]), argv[2]
+    path, wrk_requests, server = Path(argv[0]), int(argv[1]), argv[2]
     top = int(argv[3]) if len(argv) == 4 else 0
-    profile = Profile()
+    profile = Profile(REQUEST_MARKERS.get(server))
     profile.read(path)
+    requests = profile.marker_calls or wrk_requests
+    counted = "served, by the worker's calls" if profile.marker_calls else "wrk's count"
     total = sum(profile.by_object.values())
     if total == 0 or requests <= 0:
         print(f"no instructions or no requests in {path}", file=sys.stderr)
         return 1
-    print(f"  {total / requests:,.0f} instructions per request ({requests:,} requests)")
+    print(
+        f"  {total / requests:,.0f} instructions per request ({requests:,} requests {counted};"
+        f" wrk counted {wrk_requests:,})"
+    )
     for obj, cost in profile.by_object.most_common(6):
         print(f"    {100 * cost / total:6.2f}%  {Path(obj).name}")
     own = sum(cost for obj, cost in profile.by_object.items() if own_object(server, obj))
