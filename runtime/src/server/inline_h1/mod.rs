@@ -167,19 +167,20 @@ struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    fn span(&self, span: Option<(u32, u32)>) -> Option<&'a [u8]> {
-        let (start, end) = span?;
-        self.buf.get(start as usize..end as usize)
+    /// The value of field number `index`.
+    fn value_of(&self, index: Option<u16>) -> Option<&'a [u8]> {
+        let span = self.fields.get(usize::from(index?))?;
+        Some(span.value(self.buf))
     }
 
     /// The `Host` value (found while the head was split).
     fn host(&self) -> Option<&'a [u8]> {
-        self.span(self.head.host)
+        self.value_of(self.head.host)
     }
 
     /// The first `Accept-Encoding` value (found while the head was split).
     fn accept_encoding(&self) -> Option<&'a [u8]> {
-        self.span(self.head.accept_encoding)
+        self.value_of(self.head.accept_encoding)
     }
 
     fn field(&self, name: &[u8]) -> Option<&'a [u8]> {
@@ -350,15 +351,9 @@ fn compressed(
 /// SERVER_NAME: the `Host` field without its port (as `service::request_host`), else the local
 /// address.
 fn server_name<'a>(request: &Request<'a>, peer: Peer) -> Cow<'a, str> {
-    // As `HeaderValue::to_str`: visible ASCII (and tabs) only.
-    let host = request
-        .host()
-        .filter(|value| {
-            value
-                .iter()
-                .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
-        })
-        .and_then(request::ascii_str);
+    // The guard passed only RFC 3986 host bytes (visible ASCII), so this reads the value as
+    // hyper's path does (`HeaderValue::to_str`); the ASCII check is the one `str` needs.
+    let host = request.host().and_then(request::ascii_str);
     match host {
         Some(host) => Cow::Borrowed(host_name(host)),
         None => Cow::Owned(peer.local.ip().to_string()),

@@ -41,11 +41,11 @@ pub struct InlineHead {
     pub len: usize,
     /// The client asked to close the connection after the response (`Connection: close`).
     pub close: bool,
-    /// Where the `Host` value lies (the guard admits at most one), found while splitting:
-    /// every request reads it.
-    pub host: Option<(u32, u32)>,
-    /// Where the first `Accept-Encoding` value lies.
-    pub accept_encoding: Option<(u32, u32)>,
+    /// Which field is `Host` (the guard admits at most one), found while splitting: every
+    /// request reads it.
+    pub host: Option<u16>,
+    /// Which field is the first `Accept-Encoding`.
+    pub accept_encoding: Option<u16>,
 }
 
 impl InlineHead {
@@ -72,8 +72,8 @@ struct FieldFacts {
     /// A field means the request is not the inline path's.
     not_inline: bool,
     close: bool,
-    host: Option<(u32, u32)>,
-    accept_encoding: Option<(u32, u32)>,
+    host: Option<u16>,
+    accept_encoding: Option<u16>,
 }
 
 /// Splits the head at the start of `buf`, putting where its fields lie into `fields`.
@@ -174,10 +174,10 @@ fn field(
         return false;
     }
     let (skip, value) = trim_ows(raw_value);
-    let value_start = start + colon + 1 + skip;
-    let value_span = (value_start as u32, (value_start + value.len()) as u32);
+    // `parse` keeps the field count under MAX_HEADERS, far below u16::MAX.
+    let index = Some(fields.len() as u16);
     match name.len() {
-        4 if name.eq_ignore_ascii_case(b"host") => facts.host = Some(value_span),
+        4 if name.eq_ignore_ascii_case(b"host") => facts.host = index,
         6 if name.eq_ignore_ascii_case(b"expect") => facts.not_inline = true,
         7 if name.eq_ignore_ascii_case(b"upgrade") => facts.not_inline = true,
         10 if name.eq_ignore_ascii_case(b"connection") => match connection_says_close(value) {
@@ -186,15 +186,16 @@ fn field(
         },
         14 if name.eq_ignore_ascii_case(b"content-length") => facts.not_inline = true,
         15 if name.eq_ignore_ascii_case(b"accept-encoding") => {
-            facts.accept_encoding = facts.accept_encoding.or(Some(value_span));
+            facts.accept_encoding = facts.accept_encoding.or(index);
         }
         17 if name.eq_ignore_ascii_case(b"transfer-encoding") => facts.not_inline = true,
         _ => {}
     }
     // A head is far smaller than 4 GiB (the guard bounds it).
+    let value_start = start + colon + 1 + skip;
     fields.push(FieldSpan {
         name: (start as u32, (start + name.len()) as u32),
-        value: value_span,
+        value: (value_start as u32, (value_start + value.len()) as u32),
     });
     true
 }
@@ -354,10 +355,7 @@ mod tests {
                         .filter(|(n, _)| n.eq_ignore_ascii_case(name));
                     values.next().map(|(_, value)| value.clone())
                 };
-                let at = |span: Option<(u32, u32)>| {
-                    let (start, end) = span?;
-                    buf.get(start as usize..end as usize).map(<[u8]>::to_vec)
-                };
+                let at = |index: Option<u16>| Some(fields[usize::from(index?)].value(buf).to_vec());
                 assert_eq!(at(found.host), first(b"host"), "{shown}");
                 assert_eq!(at(found.accept_encoding), first(b"accept-encoding"));
             }
