@@ -6,9 +6,9 @@ Reads the self cost (instructions executed, `Ir`) of every function in CALLGRIND
 by the object (executable or shared library) it lives in, and prints:
 - the instructions per request: all of them over the requests the worker served while the
   profile was collecting, counted as the calls of a function the server runs once per request
-  (wsrun: `EnvironBuilder::build`; bjoern: `wsgi_call_application`), or REQUESTS (wrk's count,
-  3-6% lower: requests in flight when the counters were zeroed and dumped) for a server
-  without such a marker or a profile without its calls;
+  (wsrun: `EnvironBuilder::build`; bjoern: `wsgi_call_application`), or REQUESTS (from wrk's
+  count, an estimate: bench/instructions.sh passes the run's count scaled to the counted
+  seconds) for a server without such a marker or a profile without its calls;
 - each object's share of them;
 - the server's own share (the `wsrun` binary; bjoern's extension and libev; Granian's
   extension), as the last line: `own share: N.NN%`;
@@ -138,14 +138,14 @@ def main(argv: list[str]) -> int:
     profile = Profile(REQUEST_MARKERS.get(server))
     profile.read(path)
     requests = profile.marker_calls or wrk_requests
-    counted = "served, by the worker's calls" if profile.marker_calls else "wrk's count"
+    counted = "served, by the worker's calls" if profile.marker_calls else "by wrk's count"
     total = sum(profile.by_object.values())
     if total == 0 or requests <= 0:
         print(f"no instructions or no requests in {path}", file=sys.stderr)
         return 1
     print(
         f"  {total / requests:,.0f} instructions per request ({requests:,} requests {counted};"
-        f" wrk counted {wrk_requests:,})"
+        f" wrk's for the counted seconds {wrk_requests:,})"
     )
     for obj, cost in profile.by_object.most_common(6):
         print(f"    {100 * cost / total:6.2f}%  {Path(obj).name}")

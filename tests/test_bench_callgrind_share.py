@@ -46,7 +46,7 @@ def summary(tmp_path: Path, server: str, wrk_requests: int) -> list[str]:
 def test_requests_are_the_worker_s_calls_of_its_per_request_function(tmp_path: Path) -> None:
     lines = summary(tmp_path, "wsrun", wrk_requests=3)
     assert "2,500 instructions per request (4 requests served" in lines[0]
-    assert "wrk counted 3" in lines[0]
+    assert "wrk's for the counted seconds 3" in lines[0]
     assert any("86.00%  libpython3.11.so.1.0" in line for line in lines)
     assert any("10.000%  wsrun::server::connection::serve" in line for line in lines)
     assert lines[-1].strip() == "own share: 14.00%  (350 instructions per request)"
@@ -54,5 +54,5 @@ def test_requests_are_the_worker_s_calls_of_its_per_request_function(tmp_path: P
 
 def test_without_a_marker_the_given_count_is_used(tmp_path: Path) -> None:
     lines = summary(tmp_path, "granian", wrk_requests=5)
-    assert "2,000 instructions per request (5 requests wrk's count" in lines[0]
+    assert "2,000 instructions per request (5 requests by wrk's count" in lines[0]
     assert lines[-1].strip() == "own share: 0.00%  (0 instructions per request)"
