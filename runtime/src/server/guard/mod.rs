@@ -339,6 +339,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> GuardedIo<IO> {
             self.eof = true;
         }
         self.end += n;
+        if self.end == self.buf.len() && self.buf.len() < FULL_READ_AHEAD {
+            // A read that filled the buffer: the client sends more than heads (bodies,
+            // pipelining), so later reads take more at a time.
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
         Poll::Ready(Ok(()))
     }
 

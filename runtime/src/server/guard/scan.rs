@@ -13,8 +13,13 @@ pub(super) const MAX_CHUNK_LINE: usize = 4096;
 pub(super) const MAX_CHUNK_DIGITS: usize = 16;
 /// Empty lines tolerated (and dropped) before a request-line (RFC 9112 section 2.2).
 pub(super) const MAX_LEADING_EMPTY_LINES: usize = 4;
-/// Initial size of the read-ahead buffer; it doubles when a head or line needs more.
-pub(super) const INITIAL_BUF: usize = 16 * 1024;
+/// Initial size of the read-ahead buffer; it doubles when a head or line needs more. Most
+/// heads are well under 1 KiB, and every connection zeroes this buffer when it opens and holds
+/// it while idle, so it starts small.
+pub(super) const INITIAL_BUF: usize = 4 * 1024;
+/// The size the read-ahead buffer doubles to, read after read, while reads fill it (a client
+/// sending bodies or pipelining): one read then takes a head and a small body together.
+pub(super) const FULL_READ_AHEAD: usize = 16 * 1024;
 
 /// Size limits applied to each request head (trailer fields count toward them too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -172,10 +172,10 @@ async fn body_bytes_are_read_directly_and_buffer_is_reused() {
     guard.read_to_end(&mut out).await.unwrap();
     assert_eq!(out, input);
     assert!(
-        guard.get_mut().largest_read > INITIAL_BUF,
+        guard.get_mut().largest_read > FULL_READ_AHEAD,
         "body must bypass the guard buffer"
     );
-    assert_eq!(guard.buf.len(), INITIAL_BUF);
+    assert!(guard.buf.len() <= FULL_READ_AHEAD);
 
     let one = b"GET /some/path HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n";
     let many = one.repeat(2000);
@@ -183,12 +183,31 @@ async fn body_bytes_are_read_directly_and_buffer_is_reused() {
     let mut out = Vec::new();
     guard.read_to_end(&mut out).await.unwrap();
     assert_eq!(out, many);
-    assert_eq!(
-        guard.buf.len(),
-        INITIAL_BUF,
-        "no growth in the steady state"
+    assert!(
+        guard.buf.len() <= FULL_READ_AHEAD,
+        "no growth past the read-ahead size in the steady state"
     );
     assert_eq!(guard.into_inner().at, many.len());
+}
+
+#[tokio::test]
+async fn the_buffer_grows_only_for_reads_that_fill_it() {
+    // Heads alone, each read a few hundred bytes: the buffer stays at its first size.
+    let one = b"GET /some/path HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n";
+    let heads = one.repeat(500);
+    let mut guard = GuardedIo::new(Feed::new(&heads, one.len()), LIMITS);
+    let mut out = Vec::new();
+    guard.read_to_end(&mut out).await.unwrap();
+    assert_eq!(out, heads);
+    assert_eq!(guard.buf.len(), INITIAL_BUF);
+
+    // A client that has more to send than the buffer holds (pipelined heads arriving in
+    // large reads): it doubles read after read, up to the read-ahead size and no further.
+    let mut guard = GuardedIo::new(Feed::new(&heads, 64 * 1024), LIMITS);
+    let mut out = Vec::new();
+    guard.read_to_end(&mut out).await.unwrap();
+    assert_eq!(out, heads);
+    assert_eq!(guard.buf.len(), FULL_READ_AHEAD);
 }
 
 #[tokio::test]
