@@ -7,8 +7,13 @@
 #
 # flask and django need bench/.venv (made by bench/core.sh) for their packages.
 # One worker each, server pinned to CPU 0 and wrk to CPU 1 (`wrk -t1 -c64`), as in core.sh and
-# wasm.sh. Prints each round's req/s and the median ratio NEW/OLD.
+# wasm.sh. Prints each round's req/s and the server's CPU a request (user + system time of its
+# processes over the run), then the median ratios NEW/OLD of both: where wrk's core is the
+# limit (TLS, a connection a request) req/s cannot move, and the CPU a request tells.
+# CONNECTION_CLOSE=1 sends every request with `Connection: close` (a new connection each, as
+# from a proxy that does not keep upstream connections alive: nginx's default).
 # Environment: ROUNDS [6]  DURATION [8]  WARMUP [2]  CONNECTIONS [64]  PORT [18380]
+#   CONNECTION_CLOSE [0]
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -40,6 +45,7 @@ case $SCENARIO in
     *) die "unknown scenario $SCENARIO (hello, echo, wasm, wasm-python, flask or django)" ;;
 esac
 URL_PATH=${URL_PATH:-/}
+[[ ${CONNECTION_CLOSE:-0} == 1 ]] && WRK_ARGS+=(-H "Connection: close")
 SERVER_ENV=()
 if [[ $SCENARIO == flask || $SCENARIO == django ]]; then
     [[ -x $VENV/bin/python ]] || die "bench/.venv is missing: run bash bench/core.sh once"
@@ -50,28 +56,39 @@ command -v wrk >/dev/null || die "wrk is not installed"
 make_work wsrun-ab
 setup_pinning wrk
 
-# Runs binary $1 for one round; prints its req/s.
+# Runs binary $1 for one round; prints its req/s and its CPU microseconds a request.
 one_round() {
-    local bin=$1 pid rps
+    local bin=$1 pid rps ticks
     start_group "$WORK/server.log" "${SERVER_ENV[@]}" "${PIN_SERVER[@]}" "$bin" "${ARGS[@]}" \
         --bind "127.0.0.1:$PORT" --workers 1
     pid=$STARTED_PID
     wait_port "$pid" "$PORT" || die "server did not start: $(tail -n 5 "$WORK/server.log")"
     "${PIN_CLIENT[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "${WRK_ARGS[@]}" \
         "http://127.0.0.1:$PORT$URL_PATH" >/dev/null
+    ticks=$(group_cpu_ticks "$pid")
     rps=$("${PIN_CLIENT[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${WRK_ARGS[@]}" \
         "http://127.0.0.1:$PORT$URL_PATH" | awk '/^Requests\/sec/ { print $2 }')
+    ticks=$(($(group_cpu_ticks "$pid") - ticks))
     stop_server "$pid"
-    echo "${rps:-0}"
+    awk -v r="${rps:-0}" -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v s="$DURATION" \
+        'BEGIN { printf "%s %.2f\n", r, (r > 0 ? 1e6 * t / hz / (r * s) : 0) }'
 }
 
 ratios=()
+cpu_ratios=()
 for round in $(seq 1 "$ROUNDS"); do
-    old=$(one_round "$OLD_BIN")
-    new=$(one_round "$NEW_BIN")
+    result=$(one_round "$OLD_BIN")
+    read -r old old_us <<<"$result"
+    result=$(one_round "$NEW_BIN")
+    read -r new new_us <<<"$result"
     ratio=$(awk -v a="$old" -v b="$new" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
+    cpu_ratio=$(awk -v a="$old_us" -v b="$new_us" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
     ratios+=("$ratio")
-    log "round $round  $SCENARIO  old $old  new $new  new/old $ratio"
+    cpu_ratios+=("$cpu_ratio")
+    log "round $round  $SCENARIO  old $old  new $new  new/old $ratio" \
+        " (CPU a request: old ${old_us} us, new ${new_us} us, new/old $cpu_ratio)"
 done
 median=$(printf '%s\n' "${ratios[@]}" | median 3)
-echo "$SCENARIO: median new/old over $ROUNDS interleaved rounds: $median"
+cpu_median=$(printf '%s\n' "${cpu_ratios[@]}" | median 3)
+echo "$SCENARIO: median new/old over $ROUNDS interleaved rounds: $median" \
+    "(req/s; CPU a request new/old: $cpu_median)"
