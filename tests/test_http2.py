@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,6 +79,31 @@ def test_h2c_with_prior_knowledge(srv: Server) -> None:
     assert environ["wsgi.url_scheme"] == "http"
     wasm = curl_http(f"{srv.url}/hello", "--http2-prior-knowledge")
     assert (wasm.status, wasm.version, wasm.body.decode()) == (200, "2", hello_body(0))
+
+
+def test_a_preface_in_pieces_is_waited_for_and_a_look_alike_is_http11(srv: Server) -> None:
+    """The first bytes are read into the guard's buffer, not peeked at: a preface arriving
+    over several reads is still h2c, and bytes that only begin like it stay HTTP/1.1 with
+    nothing lost."""
+    client = H2Client.connect(srv.port, pieces=(1, 9, 10))
+    try:
+        reply = client.outcome(client.send("/env"))
+        assert isinstance(reply, Reply) and reply.status == 200, reply
+        assert json.loads(reply.body)["SERVER_PROTOCOL"] == "HTTP/2"
+    finally:
+        client.close()
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r")  # the preface's first 15 bytes
+        time.sleep(0.05)
+        sock.sendall(b"\nHost: x\r\n\r\n")
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 505 "), answer[:80]  # HTTP/1.1 refuses version 2.0
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT) as sock:
+        sock.sendall(b"P")
+        time.sleep(0.05)
+        sock.sendall(b"UT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"abc"), answer[-80:]
 
 
 def test_cleartext_without_prior_knowledge_stays_http11(srv: Server) -> None:

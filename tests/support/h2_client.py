@@ -54,8 +54,11 @@ class H2Client:
         ca: TestCA | None = None,
         server_name: str = "localhost",
         strict: bool = True,
+        pieces: Sequence[int] = (),
     ) -> H2Client:
-        """Connects and sends the preface; `strict=False` lets forbidden fields through."""
+        """Connects and sends the preface; `strict=False` lets forbidden fields through.
+        `pieces`: sizes of the first writes, each followed by a pause, so that the preface
+        reaches the server over several reads."""
         sock: socket.socket = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
         if ca is not None:
             sock = ca.context(alpn=("h2",)).wrap_socket(sock, server_hostname=server_name)
@@ -69,7 +72,12 @@ class H2Client:
         )
         client = cls(sock, h2.connection.H2Connection(config=config))
         client.conn.initiate_connection()
-        client.flush()
+        data = client.conn.data_to_send()
+        for size in pieces:
+            sock.sendall(data[:size])
+            data = data[size:]
+            time.sleep(0.05)
+        sock.sendall(data)
         return client
 
     def close(self) -> None:

@@ -82,25 +82,43 @@ pub async fn serve_connection(
     if let Some(acceptor) = state.ctx.tls.clone() {
         return Box::pin(serve_tls(stream, acceptor, state)).await;
     }
+    let mut guard = GuardedIo::with_clock(stream, guard_limits(&state), state.head_clock.clone());
     // h2c with prior knowledge? Bounded by the header-read timeout. A drain does not end the
     // wait: the connection's first request is still answered (its client has most likely sent
     // it already; closing now would reset it), as on both HTTP/1.1 loops.
-    let sniff = tokio::time::timeout(header_timeout, h2::sends_preface(&stream));
+    let sniff = tokio::time::timeout(header_timeout, opens_with_preface(&mut guard));
     let preface = tokio::select! {
         preface = sniff => preface,
         _ = state.clock.evicted() => return, // nothing sent yet: the cheapest to let go
     };
     match preface {
-        Ok(Ok(true)) => return Box::pin(serve_h2(TokioIo::new(stream), state)).await,
+        Ok(Ok(true)) => {
+            let (stream, read) = guard.into_parts();
+            let io = TokioIo::new(Rewind::new(read, stream));
+            return Box::pin(serve_h2(io, state)).await;
+        }
         Ok(Ok(false)) => {}
         Ok(Err(_)) | Err(_) => return,
     }
-    let io = RejectingIo::new(GuardedIo::with_clock(
-        stream,
-        guard_limits(&state),
-        state.head_clock.clone(),
-    ));
-    serve_http1(io, state).await;
+    serve_http1(RejectingIo::new(guard), state).await;
+}
+
+/// Whether a cleartext client opens with HTTP/2's preface. The first bytes are read into the
+/// guard's read-ahead (not peeked at, which would cost a second `recvfrom` on every
+/// connection): HTTP/1.1 then reads them through the guard, HTTP/2 gets them back with the
+/// socket. A strict beginning of the preface waits for more; end of stream is HTTP/1.1's to
+/// close.
+async fn opens_with_preface(guard: &mut GuardedIo<TcpStream>) -> std::io::Result<bool> {
+    loop {
+        if !guard.read_ahead().await? {
+            return Ok(false);
+        }
+        match h2::preface_in(guard.read_ahead_bytes()) {
+            h2::Preface::Whole => return Ok(true),
+            h2::Preface::Not => return Ok(false),
+            h2::Preface::Part => {}
+        }
+    }
 }
 
 /// The strict HTTP/1 guard's limits: the server's.

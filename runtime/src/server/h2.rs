@@ -1,7 +1,7 @@
 //! HTTP/2: how a connection is recognised as HTTP/2 on cleartext (h2c with prior knowledge),
 //! and the limits hyper's HTTP/2 server runs with.
 //!
-//! Owns: the preface check (`sends_preface`), the HTTP/2 settings and flood limits
+//! Owns: the preface check (`preface_in`), the HTTP/2 settings and flood limits
 //! (`builder`), and `LocalExec`, which runs hyper's per-stream tasks on the worker's
 //! single-threaded `LocalSet` (requests hold `Rc`s). Must not touch: the request path
 //! (`service`), the connection's timeouts and drain (`connection`), TLS and ALPN (`tls`).
@@ -19,11 +19,9 @@
 //!   unsent, so a client that floods without reading is held back by TCP, not by our memory.
 
 use std::future::Future;
-use std::time::Duration;
 
 use hyper::server::conn::http2;
 use hyper_util::rt::TokioTimer;
-use tokio::net::TcpStream;
 
 use crate::config::ServerConfig;
 
@@ -36,9 +34,6 @@ pub const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
 
 /// The HTTP/2 connection preface a client sends first (RFC 9113 §3.4).
 pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// How long to wait for more bytes when the client has sent only a beginning of the preface.
-const PREFACE_POLL: Duration = Duration::from_millis(5);
 
 /// Runs hyper's HTTP/2 stream tasks on the worker's `LocalSet`.
 #[derive(Clone, Copy, Debug)]
@@ -65,20 +60,45 @@ pub fn builder(server: &ServerConfig) -> http2::Builder<LocalExec> {
     builder
 }
 
-/// Whether a cleartext client opened with the HTTP/2 preface (h2c with prior knowledge).
-/// Only peeks: the bytes stay in the socket for whichever protocol serves it. A client that
-/// has sent a strict beginning of the preface is waited for (the caller bounds the wait by
-/// the header-read timeout); anything else, or EOF, is HTTP/1.
-pub async fn sends_preface(stream: &TcpStream) -> std::io::Result<bool> {
-    let mut buf = [0u8; PREFACE.len()];
-    loop {
-        let n = stream.peek(&mut buf).await?;
-        if n == 0 || buf[..n] != PREFACE[..n] {
-            return Ok(false);
-        }
-        if n == PREFACE.len() {
-            return Ok(true);
-        }
-        tokio::time::sleep(PREFACE_POLL).await;
+/// What a cleartext connection's first bytes say of the HTTP/2 preface (h2c with prior
+/// knowledge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preface {
+    /// The whole preface: HTTP/2.
+    Whole,
+    /// A strict beginning of it (or nothing yet): wait for more.
+    Part,
+    /// Anything else: HTTP/1.
+    Not,
+}
+
+/// Reads the first bytes of a cleartext connection against the preface.
+pub fn preface_in(first: &[u8]) -> Preface {
+    let n = first.len().min(PREFACE.len());
+    if first[..n] != PREFACE[..n] {
+        Preface::Not
+    } else if n == PREFACE.len() {
+        Preface::Whole
+    } else {
+        Preface::Part
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_bytes_tell_h2c_from_http1() {
+        assert_eq!(preface_in(b""), Preface::Part);
+        assert_eq!(preface_in(b"PRI * HTTP/2.0\r\n"), Preface::Part);
+        assert_eq!(preface_in(PREFACE), Preface::Whole);
+        let mut more = PREFACE.to_vec();
+        more.extend_from_slice(b"\0\0\0\x04\0\0\0\0\0"); // and a SETTINGS frame
+        assert_eq!(preface_in(&more), Preface::Whole);
+        assert_eq!(preface_in(b"GET / HTTP/1.1\r\n"), Preface::Not);
+        assert_eq!(preface_in(b"PRI * HTTP/1.1\r\n"), Preface::Not);
+        assert_eq!(preface_in(b"P"), Preface::Part);
+        assert_eq!(preface_in(b"X"), Preface::Not);
     }
 }

@@ -149,6 +149,18 @@ impl<IO> GuardedIo<IO> {
         self.io
     }
 
+    /// The bytes read ahead (`read_ahead`) and not yet released to the reader, unchecked.
+    pub fn read_ahead_bytes(&self) -> &[u8] {
+        self.buf.get(self.pos..self.end).unwrap_or_default()
+    }
+
+    /// The inner IO and the bytes read ahead of the reader, for a protocol the guard does not
+    /// check (HTTP/2 with prior knowledge, recognised from the first bytes).
+    pub fn into_parts(self) -> (IO, Vec<u8>) {
+        let unread = self.read_ahead_bytes().to_vec();
+        (self.io, unread)
+    }
+
     /// Moves to `next`; entering `Head` starts a fresh head scan.
     fn set_state(&mut self, next: State) {
         if self.state == State::Head {
@@ -320,6 +332,14 @@ impl<IO> GuardedIo<IO> {
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> GuardedIo<IO> {
+    /// Reads once more into the read-ahead buffer, to look at the first bytes before they are
+    /// checked (`read_ahead_bytes`); they are checked and released as ever when read. `false`
+    /// at end of stream.
+    pub async fn read_ahead(&mut self) -> io::Result<bool> {
+        std::future::poll_fn(|cx| self.poll_fill(cx)).await?;
+        Ok(!self.eof)
+    }
+
     /// Reads more input into the read-ahead buffer (sets `eof` on end of stream).
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.pos > 0 {

@@ -238,3 +238,38 @@ async fn writes_pass_through() {
     guard.read_to_end(&mut read).await.unwrap();
     assert_eq!(read, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
 }
+
+#[tokio::test]
+async fn bytes_read_ahead_are_still_checked_or_handed_back() {
+    // Read ahead, then read: the head passes the guard as if nothing had looked at it.
+    let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut guard = GuardedIo::new(Feed::new(head, 5), LIMITS);
+    assert!(guard.read_ahead().await.unwrap());
+    assert!(guard.read_ahead().await.unwrap());
+    assert_eq!(guard.read_ahead_bytes(), &head[..10]);
+    let mut out = Vec::new();
+    guard.read_to_end(&mut out).await.unwrap();
+    assert_eq!(out, head);
+
+    // A bad head read ahead is refused when read, as ever: nothing released, a 400.
+    let bad = b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n";
+    let mut guard = GuardedIo::new(Feed::new(bad, bad.len()), LIMITS);
+    assert!(guard.read_ahead().await.unwrap());
+    let mut out = Vec::new();
+    guard.read_to_end(&mut out).await.unwrap();
+    assert!(out.is_empty());
+    assert_eq!(guard.take_rejection().map(|r| r.status), Some(400));
+
+    // Handed back unchecked (for HTTP/2): every byte read ahead, none lost.
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04";
+    let mut guard = GuardedIo::new(Feed::new(preface, 16), LIMITS);
+    assert!(guard.read_ahead().await.unwrap());
+    assert!(guard.read_ahead().await.unwrap());
+    let (inner, read) = guard.into_parts();
+    assert_eq!(read, preface);
+    assert_eq!(inner.at, preface.len());
+
+    // End of stream.
+    let mut guard = GuardedIo::new(Feed::new(b"", 16), LIMITS);
+    assert!(!guard.read_ahead().await.unwrap());
+}
