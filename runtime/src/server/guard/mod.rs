@@ -10,7 +10,9 @@
 //! What it must not touch: it never interprets routes, never looks at the content of bodies,
 //! and never writes to the client. A rejected head is reported through
 //! [`GuardedIo::take_rejection`]; the connection code writes [`Rejection::to_http_bytes`].
-//! The write half is a plain pass-through.
+//! The write half is a plain pass-through. Before the first read, the connection code may
+//! read ahead and look at the first bytes (is it HTTP/2's preface?): `read_ahead` leaves them
+//! buffered and unchecked, to be checked when read, or handed back by `into_parts`.
 //!
 //! Files: `scan` (limits, rejections and the parse state, shared by the guard and its grammar),
 //! `grammar` (pure checks of lines and fields), this file (buffering and framing over the I/O).
