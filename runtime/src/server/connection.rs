@@ -64,7 +64,6 @@ pub async fn serve_connection(
     draining: watch::Receiver<bool>,
     clock: Rc<IdleClock>,
 ) {
-    let _ = stream.set_nodelay(true);
     let head_clock = HeadClock::started_now();
     let timer = ConnectionTimer::new(
         ctx.config.server.header_timeout,

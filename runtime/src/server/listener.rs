@@ -10,8 +10,8 @@
 //! The master binds one set of listeners per worker index (`bind_all`) and keeps them for its
 //! whole life; each worker generation of that index accepts from them (see `server::run`).
 //!
-//! This module only creates sockets; per-connection options such as `TCP_NODELAY` are set on
-//! each accepted stream by the connection code.
+//! This module only creates sockets; `TCP_NODELAY` and what else the accepted connections
+//! share are the worker's (`listener_traits`).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};

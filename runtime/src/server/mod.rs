@@ -9,7 +9,8 @@
 //! Layout, top down (each file uses only files below it):
 //! - `worker`: one process's event loop: builds its context, starts the services, then accepts
 //!   on the listeners the master bound for its index (`listener`; `listener_set`: which of
-//!   them a reload inherits); `supervisor` forks, restarts, recycles workers and reloads the
+//!   them a reload inherits; `listener_traits`: what its connections share, found once);
+//!   `supervisor` forks, restarts, recycles workers and reloads the
 //!   configuration; `recycle`: when a worker asks to be replaced (`max_requests`, `max_rss`).
 //! - `connection`: one client connection behind `guard` (strict RFC 9112 framing, with
 //!   `rejecting_io` writing its refusals): `inline_h1` serves plain `GET`s to Python apps on
@@ -51,6 +52,7 @@ mod inline_h1;
 mod job_delivery;
 pub mod listener;
 mod listener_set;
+mod listener_traits;
 mod live_connections;
 mod live_routes;
 mod loop_pressure;

@@ -28,6 +28,7 @@ use super::handler::Handler;
 use super::idle_clock::IdleClock;
 use super::job_delivery::JobDelivery;
 use super::listener_set::IndexListener;
+use super::listener_traits::ListenerTraits;
 use super::live_connections::LiveConnections;
 use super::peer::Peer;
 use super::recycle::Recycle;
@@ -109,8 +110,10 @@ async fn serve_until_drained(mut setup: WorkerSetup, index: usize) -> i32 {
                 "worker {index} also empties the queue of retired listener {old} on {addr}"
             ),
         }
+        let traits = ListenerTraits::of(&listener, addr);
         let accept = accept_loop(
             listener,
+            traits,
             ctx.clone(),
             draining.clone(),
             live.clone(),
@@ -340,6 +343,7 @@ async fn master_death_while_draining(link: MasterLink, term: &mut Signal) {
 
 async fn accept_loop(
     listener: TcpListener,
+    traits: ListenerTraits,
     ctx: Rc<WorkerContext>,
     mut draining: watch::Receiver<bool>,
     live: Rc<LiveConnections>,
@@ -364,7 +368,7 @@ async fn accept_loop(
             tokio::task::spawn_local(refuse_busy(stream));
             continue;
         }
-        let local = stream.local_addr().unwrap_or(remote);
+        let local = traits.prepare(&stream, remote);
         let peer = Peer {
             remote,
             local,
