@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import requests
 
-from support.http import parse_response, raw_exchange, read_response
+from support.http import free_port, parse_response, raw_exchange, read_response
 from support.launcher import Launcher, Server
-from support.paths import WAIT
+from support.paths import APPS, WAIT
 
 
 def _environ(srv: Server, raw: bytes) -> dict[str, Any]:
@@ -122,6 +122,25 @@ def test_http10_protocol_and_host_missing(probe: Server) -> None:
     assert env["SERVER_PROTOCOL"] == "HTTP/1.0"
     assert isinstance(env["SERVER_NAME"], str) and env["SERVER_NAME"]
     assert env["PATH_INFO"] == "/p"
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1", "0.0.0.0"])
+def test_without_host_server_name_is_the_address_connected_to(
+    launcher: Launcher, bind: str
+) -> None:
+    """Behind a wildcard bind the local IP is asked of the socket only when a request has no
+    Host; bound or wildcard, SERVER_NAME is then the address the client connected to."""
+    port = free_port()
+    srv = launcher.start(
+        ["probe:app", "--pythonpath", str(APPS), "--bind", f"{bind}:{port}"], bind=False, port=port
+    )
+    for raw in (b"GET /p HTTP/1.0\r\n\r\n", b"POST /p HTTP/1.0\r\nContent-Length: 1\r\n\r\nx"):
+        env = _environ(srv, raw)
+        assert env["SERVER_NAME"] == "127.0.0.1", raw
+        assert env["SERVER_PORT"] == str(port)
+    with_host = _environ(srv, b"GET /p HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+    assert with_host["SERVER_NAME"] == "a.test"
+    assert with_host["SERVER_PORT"] == str(port)
 
 
 def test_chunked_request_content_length_is_spooled_length(probe: Server) -> None:

@@ -38,6 +38,7 @@ impl Deliver for JobDelivery {
         let peer = Peer {
             remote: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             local: self.local,
+            socket: None,
             tls: false,
         };
         Box::pin(async move {

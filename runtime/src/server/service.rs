@@ -154,7 +154,7 @@ pub fn request_host(parts: &Parts, peer: Peer) -> String {
                 .and_then(|h| h.to_str().ok())
                 .map(|host| host_name(host).to_owned())
         })
-        .unwrap_or_else(|| peer.local.ip().to_string())
+        .unwrap_or_else(|| peer.local_ip().to_string())
 }
 
 /// A `Host` value without its port: `example.com:8080` is `example.com`, `[::1]:80` is `::1`.

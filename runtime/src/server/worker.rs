@@ -368,10 +368,11 @@ async fn accept_loop(
             tokio::task::spawn_local(refuse_busy(stream));
             continue;
         }
-        let local = traits.prepare(&stream, remote);
+        let (local, socket) = traits.prepare(&stream);
         let peer = Peer {
             remote,
             local,
+            socket,
             tls: ctx.tls.is_some(),
         };
         let clock = Rc::new(IdleClock::new());

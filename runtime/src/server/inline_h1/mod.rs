@@ -356,7 +356,7 @@ fn server_name<'a>(request: &Request<'a>, peer: Peer) -> Cow<'a, str> {
     let host = request.host().and_then(request::ascii_str);
     match host {
         Some(host) => Cow::Borrowed(host_name(host)),
-        None => Cow::Owned(peer.local.ip().to_string()),
+        None => Cow::Owned(peer.local_ip().to_string()),
     }
 }
 
