@@ -12,8 +12,10 @@
 # limit (TLS, a connection a request) req/s cannot move, and the CPU a request tells.
 # CONNECTION_CLOSE=1 sends every request with `Connection: close` (a new connection each, as
 # from a proxy that does not keep upstream connections alive: nginx's default).
+# BIND_HOST=0.0.0.0 binds the servers to the wildcard address (wsrun's default) instead of
+# 127.0.0.1; the load still goes to 127.0.0.1.
 # Environment: ROUNDS [6]  DURATION [8]  WARMUP [2]  CONNECTIONS [64]  PORT [18380]
-#   CONNECTION_CLOSE [0]
+#   CONNECTION_CLOSE [0]  BIND_HOST [127.0.0.1]
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,6 +32,7 @@ DURATION=${DURATION:-8}
 WARMUP=${WARMUP:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 PORT=${PORT:-18380}
+BIND_HOST=${BIND_HOST:-127.0.0.1}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 
@@ -60,7 +63,7 @@ setup_pinning wrk
 one_round() {
     local bin=$1 pid rps ticks
     start_group "$WORK/server.log" "${SERVER_ENV[@]}" "${PIN_SERVER[@]}" "$bin" "${ARGS[@]}" \
-        --bind "127.0.0.1:$PORT" --workers 1
+        --bind "$BIND_HOST:$PORT" --workers 1
     pid=$STARTED_PID
     wait_port "$pid" "$PORT" || die "server did not start: $(tail -n 5 "$WORK/server.log")"
     "${PIN_CLIENT[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "${WRK_ARGS[@]}" \
