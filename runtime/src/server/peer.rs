@@ -39,27 +39,24 @@ impl Peer {
 
 /// `getsockname` of `socket`.
 fn local_addr(socket: RawFd) -> Option<SocketAddr> {
-    // SAFETY: getsockname writes at most `len` bytes into the storage, which is that long;
-    // on a closed or non-socket descriptor it fails with EBADF or ENOTSOCK.
-    let (_, addr) = unsafe {
-        socket2::SockAddr::try_init(|storage, len| {
-            if libc::getsockname(socket, storage.cast(), len) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        })
-    }
-    .ok()?;
-    addr.as_socket()
+    socket_name(socket, libc::getsockname)
 }
 
 /// `getpeername` of `socket`.
 fn peer_addr(socket: RawFd) -> Option<SocketAddr> {
-    // SAFETY: as in `local_addr`.
+    socket_name(socket, libc::getpeername)
+}
+
+/// The address `call` (`getsockname` or `getpeername`) gives for `socket`.
+fn socket_name(
+    socket: RawFd,
+    call: unsafe extern "C" fn(RawFd, *mut libc::sockaddr, *mut libc::socklen_t) -> i32,
+) -> Option<SocketAddr> {
+    // SAFETY: both calls write at most `len` bytes into the storage, which is that long; on
+    // a closed or non-socket descriptor they fail with EBADF or ENOTSOCK.
     let (_, addr) = unsafe {
         socket2::SockAddr::try_init(|storage, len| {
-            if libc::getpeername(socket, storage.cast(), len) == 0 {
+            if call(socket, storage.cast(), len) == 0 {
                 Ok(())
             } else {
                 Err(std::io::Error::last_os_error())
