@@ -74,6 +74,28 @@ def test_raw_wasi_component_without_sdk(srv: Server) -> None:
     assert r.headers["content-length"] == str(len(r.content))
 
 
+#: Imports a component makes when its handler reads each part of the request.
+REQUEST_PART_IMPORTS = {
+    "method": b"[method]incoming-request.method",
+    "path": b"[method]incoming-request.path-with-query",
+    "authority": b"[method]incoming-request.authority",
+    "scheme": b"[method]incoming-request.scheme",
+    "headers": b"[method]fields.entries",
+    "body": b"[method]incoming-request.consume",
+}
+
+
+def test_the_sdk_links_only_the_request_parts_a_handler_reads() -> None:
+    """The SDK reads a part of the request when the handler first asks for it, so `hello`,
+    which reads none, imports none of the accessors (fewer imports make a fresh instance
+    cheaper), while `echo` reads method, path, headers and body and imports those."""
+    hello = wasm_handler("hello").read_bytes()
+    echo = wasm_handler("echo").read_bytes()
+    assert [part for part, name in REQUEST_PART_IMPORTS.items() if name in hello] == []
+    read_by_echo = ["method", "path", "headers", "body"]
+    assert [part for part in read_by_echo if REQUEST_PART_IMPORTS[part] not in echo] == []
+
+
 def test_echo_small_post(srv: Server) -> None:
     r = requests.post(
         srv.url + "/echo/a/b?q=1&r=two",

@@ -31,6 +31,8 @@ enum Source {
     Memory { data: Vec<u8>, pos: usize },
     /// Nothing left to read.
     Done,
+    /// The host did not hand the body over: every read fails with this.
+    Failed(&'static str),
 }
 
 /// Field order is drop order: the stream must go before its body, the body
@@ -42,21 +44,28 @@ struct WasiBody {
 }
 
 impl Body {
-    /// Takes ownership of the request's body.
-    pub(crate) fn from_wasi(request: IncomingRequest) -> Result<Self, crate::Error> {
-        let body = request
-            .consume()
-            .map_err(|()| crate::Error::msg("request body was already consumed"))?;
-        let stream = body
-            .stream()
-            .map_err(|()| crate::Error::msg("request body stream was already taken"))?;
-        Ok(Self {
+    /// Takes ownership of the request and its body; a body the host will not
+    /// hand over reads as an error.
+    pub(crate) fn from_wasi(request: IncomingRequest) -> Self {
+        let Ok(body) = request.consume() else {
+            return Self::failed("request body was already consumed");
+        };
+        let Ok(stream) = body.stream() else {
+            return Self::failed("request body stream was already taken");
+        };
+        Self {
             source: Source::Wasi(WasiBody {
                 stream,
                 _body: body,
                 _request: request,
             }),
-        })
+        }
+    }
+
+    fn failed(reason: &'static str) -> Self {
+        Self {
+            source: Source::Failed(reason),
+        }
     }
 
     /// A body holding `data` in memory.
@@ -112,6 +121,7 @@ impl Body {
         let max = max.clamp(1, READ_CHUNK);
         let chunk = match &mut self.source {
             Source::Done => None,
+            Source::Failed(reason) => return Err(io::Error::other(*reason)),
             Source::Memory { data, pos } => {
                 let end = data.len().min(*pos + max);
                 let chunk = data[*pos..end].to_vec();
@@ -163,6 +173,7 @@ impl std::fmt::Debug for Body {
             Source::Wasi(_) => "streaming",
             Source::Memory { .. } => "memory",
             Source::Done => "done",
+            Source::Failed(_) => "failed",
         };
         f.debug_struct("Body").field("state", &state).finish()
     }

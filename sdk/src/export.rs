@@ -105,7 +105,7 @@ macro_rules! export {
 pub fn run<H: StreamingHandler>(request: IncomingRequest, response_out: ResponseOutparam) {
     let slot: Slot = Rc::new(RefCell::new(Some(response_out)));
     let responder = Responder::new(Rc::clone(&slot));
-    let outcome = Request::from_wasi(request).and_then(|req| H::handle_streaming(req, responder));
+    let outcome = H::handle_streaming(Request::from_wasi(request), responder);
     let unanswered = slot.borrow_mut().take();
     match (outcome, unanswered) {
         (Ok(()), None) => {}

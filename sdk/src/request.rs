@@ -1,10 +1,12 @@
 //! The incoming request, as typed Rust data plus a streaming body.
 //!
 //! Owns [`Request`] and [`Method`]: copies method, target, scheme, authority
-//! and headers out of the wasi `incoming-request` once, then hands the request
-//! resource to [`Body`], which owns its lifetime from there. It must not
+//! and headers out of the wasi `incoming-request` when first asked for (each
+//! once), and hands the request resource to [`Body`] when the body is taken,
+//! which owns its lifetime from there. It must not
 //! create responses or write to any output stream.
 
+use std::cell::OnceCell;
 use std::fmt;
 
 use wasi::http::types::{IncomingRequest, Method as WasiMethod, Scheme};
@@ -84,92 +86,102 @@ impl From<WasiMethod> for Method {
 
 /// An incoming HTTP request.
 ///
-/// Everything but the body is read up front; the body streams through
-/// [`Request::body`].
+/// Its parts are read from the host when first asked for (each once), so a
+/// handler pays, in host calls and in the imports its component links, only
+/// for what it reads; the body streams through [`Request::body`].
 #[derive(Debug)]
 pub struct Request {
-    method: Method,
-    path_with_query: String,
-    scheme: Option<String>,
-    authority: Option<String>,
-    headers: Headers,
-    body: Body,
+    /// The host's request, until its body is taken (`None` for a request built
+    /// in memory). Taking the body reads every other part first.
+    live: Option<IncomingRequest>,
+    method: OnceCell<Method>,
+    path_with_query: OnceCell<String>,
+    scheme: OnceCell<Option<String>>,
+    authority: OnceCell<Option<String>>,
+    headers: OnceCell<Headers>,
+    body: Option<Body>,
 }
 
 impl Request {
-    /// Reads a request handed over by the host.
-    pub(crate) fn from_wasi(request: IncomingRequest) -> Result<Self, crate::Error> {
-        let headers = {
-            // `fields` is a child of the request: drop it before the request.
-            let fields = request.headers();
-            Headers::from(fields.entries())
-        };
-        let scheme = request.scheme().map(|s| match s {
-            Scheme::Http => "http".to_string(),
-            Scheme::Https => "https".to_string(),
-            Scheme::Other(other) => other,
-        });
-        Ok(Self {
-            method: request.method().into(),
-            path_with_query: request.path_with_query().unwrap_or_else(|| "/".into()),
-            scheme,
-            authority: request.authority(),
-            headers,
-            body: Body::from_wasi(request)?,
-        })
+    /// Wraps a request handed over by the host; nothing is read yet.
+    pub(crate) fn from_wasi(request: IncomingRequest) -> Self {
+        Self {
+            live: Some(request),
+            method: OnceCell::new(),
+            path_with_query: OnceCell::new(),
+            scheme: OnceCell::new(),
+            authority: OnceCell::new(),
+            headers: OnceCell::new(),
+            body: None,
+        }
     }
 
     /// Builds a request in memory with an empty body, e.g. to unit-test a
     /// handler on the host. Add headers and a body with the `with_*` methods.
     pub fn new(method: Method, path_with_query: impl Into<String>) -> Self {
         Self {
-            method,
-            path_with_query: path_with_query.into(),
-            scheme: None,
-            authority: None,
-            headers: Headers::new(),
-            body: Body::empty(),
+            live: None,
+            method: OnceCell::from(method),
+            path_with_query: OnceCell::from(path_with_query.into()),
+            scheme: OnceCell::from(None),
+            authority: OnceCell::from(None),
+            headers: OnceCell::from(Headers::new()),
+            body: Some(Body::empty()),
         }
     }
 
     /// Builder: appends a header.
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
-        self.headers.append(name, value);
+        self.headers();
+        if let Some(headers) = self.headers.get_mut() {
+            headers.append(name, value);
+        }
         self
     }
 
     /// Builder: replaces the body with `data`.
     pub fn with_body(mut self, data: impl Into<Vec<u8>>) -> Self {
-        self.body = Body::from_bytes(data);
+        self.read_parts();
+        self.live = None;
+        self.body = Some(Body::from_bytes(data));
         self
     }
 
     /// Builder: sets scheme and authority.
     pub fn with_origin(mut self, scheme: &str, authority: &str) -> Self {
-        self.scheme = Some(scheme.to_string());
-        self.authority = Some(authority.to_string());
+        self.scheme = OnceCell::from(Some(scheme.to_string()));
+        self.authority = OnceCell::from(Some(authority.to_string()));
         self
     }
 
     /// The request method.
     pub fn method(&self) -> &Method {
-        &self.method
+        self.method.get_or_init(|| {
+            self.live
+                .as_ref()
+                .map_or(Method::Get, |r| r.method().into())
+        })
     }
 
     /// The full request target: path and query, e.g. `/app/items?page=2`.
     /// With wsrun this is the full path, route prefix included.
     pub fn path_with_query(&self) -> &str {
-        &self.path_with_query
+        self.path_with_query.get_or_init(|| {
+            self.live
+                .as_ref()
+                .and_then(|r| r.path_with_query())
+                .unwrap_or_else(|| "/".into())
+        })
     }
 
     /// The path without the query, e.g. `/app/items`.
     pub fn path(&self) -> &str {
-        query::path_of(&self.path_with_query)
+        query::path_of(self.path_with_query())
     }
 
     /// The raw query after `?` (not decoded), or `None` if there is no `?`.
     pub fn query(&self) -> Option<&str> {
-        query::query_of(&self.path_with_query)
+        query::query_of(self.path_with_query())
     }
 
     /// The decoded query as `(name, value)` pairs, in order (`+` and `%XX`
@@ -189,37 +201,74 @@ impl Request {
     /// The route prefix this handler is mounted at (wsrun's `wsrun-script-name`
     /// header, the WSGI `SCRIPT_NAME`); empty if the header is absent.
     pub fn script_name(&self) -> &str {
-        self.headers.get(SCRIPT_NAME_HEADER).unwrap_or("")
+        self.headers().get(SCRIPT_NAME_HEADER).unwrap_or("")
     }
 
     /// The URL scheme (`"http"`, `"https"`, ...) if the host supplied one.
     pub fn scheme(&self) -> Option<&str> {
-        self.scheme.as_deref()
+        self.scheme
+            .get_or_init(|| {
+                self.live
+                    .as_ref()
+                    .and_then(|r| r.scheme())
+                    .map(|s| match s {
+                        Scheme::Http => "http".to_string(),
+                        Scheme::Https => "https".to_string(),
+                        Scheme::Other(other) => other,
+                    })
+            })
+            .as_deref()
     }
 
     /// The authority (`host[:port]`) if the host supplied one.
     pub fn authority(&self) -> Option<&str> {
-        self.authority.as_deref()
+        self.authority
+            .get_or_init(|| self.live.as_ref().and_then(|r| r.authority()))
+            .as_deref()
     }
 
     /// All request headers.
     pub fn headers(&self) -> &Headers {
-        &self.headers
+        self.headers.get_or_init(|| {
+            self.live.as_ref().map_or_else(Headers::new, |r| {
+                // `fields` is a child of the request: dropped before it.
+                let fields = r.headers();
+                Headers::from(fields.entries())
+            })
+        })
     }
 
     /// The first value of header `name` (case-insensitive) as text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name)
+        self.headers().get(name)
     }
 
     /// The request body, for streaming reads.
     pub fn body(&mut self) -> &mut Body {
-        &mut self.body
+        if self.body.is_none() {
+            // The body owns the host's request from here: read the rest first.
+            self.read_parts();
+            self.body = Some(self.live.take().map_or_else(Body::empty, Body::from_wasi));
+        }
+        self.body.get_or_insert_with(Body::empty)
     }
 
-    /// Consumes the request, keeping only its body.
-    pub fn into_body(self) -> Body {
-        self.body
+    /// Reads every part not read yet, while the host's request is still here.
+    fn read_parts(&self) {
+        self.method();
+        self.path_with_query();
+        self.scheme();
+        self.authority();
+        self.headers();
+    }
+
+    /// Consumes the request, keeping only its body (the other parts unread
+    /// stay unread).
+    pub fn into_body(mut self) -> Body {
+        match self.body.take() {
+            Some(body) => body,
+            None => self.live.take().map_or_else(Body::empty, Body::from_wasi),
+        }
     }
 }
 
