@@ -6,8 +6,8 @@
 //! which owns its lifetime from there. It must not
 //! create responses or write to any output stream.
 
-use std::cell::OnceCell;
 use std::fmt;
+use std::sync::OnceLock;
 
 use wasi::http::types::{IncomingRequest, Method as WasiMethod, Scheme};
 
@@ -94,11 +94,11 @@ pub struct Request {
     /// The host's request, until its body is taken (`None` for a request built
     /// in memory). Taking the body reads every other part first.
     live: Option<IncomingRequest>,
-    method: OnceCell<Method>,
-    path_with_query: OnceCell<String>,
-    scheme: OnceCell<Option<String>>,
-    authority: OnceCell<Option<String>>,
-    headers: OnceCell<Headers>,
+    method: OnceLock<Method>,
+    path_with_query: OnceLock<String>,
+    scheme: OnceLock<Option<String>>,
+    authority: OnceLock<Option<String>>,
+    headers: OnceLock<Headers>,
     body: Option<Body>,
 }
 
@@ -107,11 +107,11 @@ impl Request {
     pub(crate) fn from_wasi(request: IncomingRequest) -> Self {
         Self {
             live: Some(request),
-            method: OnceCell::new(),
-            path_with_query: OnceCell::new(),
-            scheme: OnceCell::new(),
-            authority: OnceCell::new(),
-            headers: OnceCell::new(),
+            method: OnceLock::new(),
+            path_with_query: OnceLock::new(),
+            scheme: OnceLock::new(),
+            authority: OnceLock::new(),
+            headers: OnceLock::new(),
             body: None,
         }
     }
@@ -121,11 +121,11 @@ impl Request {
     pub fn new(method: Method, path_with_query: impl Into<String>) -> Self {
         Self {
             live: None,
-            method: OnceCell::from(method),
-            path_with_query: OnceCell::from(path_with_query.into()),
-            scheme: OnceCell::from(None),
-            authority: OnceCell::from(None),
-            headers: OnceCell::from(Headers::new()),
+            method: OnceLock::from(method),
+            path_with_query: OnceLock::from(path_with_query.into()),
+            scheme: OnceLock::from(None),
+            authority: OnceLock::from(None),
+            headers: OnceLock::from(Headers::new()),
             body: Some(Body::empty()),
         }
     }
@@ -149,8 +149,8 @@ impl Request {
 
     /// Builder: sets scheme and authority.
     pub fn with_origin(mut self, scheme: &str, authority: &str) -> Self {
-        self.scheme = OnceCell::from(Some(scheme.to_string()));
-        self.authority = OnceCell::from(Some(authority.to_string()));
+        self.scheme = OnceLock::from(Some(scheme.to_string()));
+        self.authority = OnceLock::from(Some(authority.to_string()));
         self
     }
 
@@ -298,6 +298,13 @@ mod tests {
         assert_eq!(req.authority(), Some("example.test:8080"));
         assert_eq!(req.scheme(), Some("http"));
         assert_eq!(req.body().read_all().unwrap(), b"payload");
+    }
+
+    #[test]
+    fn a_request_stays_send_and_sync() {
+        // Reading parts lazily (a `OnceLock` each) must not take these away from handlers.
+        fn send_and_sync<T: Send + Sync>() {}
+        send_and_sync::<Request>();
     }
 
     #[test]
