@@ -2,9 +2,9 @@
 //!
 //! Owns [`Request`] and [`Method`]: copies method, target, scheme, authority
 //! and headers out of the wasi `incoming-request` when first asked for (each
-//! once), and hands the request resource to [`Body`] when the body is taken,
-//! which owns its lifetime from there. It must not
-//! create responses or write to any output stream.
+//! once), and hands the request resource to [`Body`] when the body is taken;
+//! the body owns its lifetime from there. It must not create responses or
+//! write to any output stream.
 
 use std::fmt;
 use std::sync::OnceLock;
