@@ -248,9 +248,9 @@ impl Request {
         if self.body.is_none() {
             // The body owns the host's request from here: read the rest first.
             self.read_parts();
-            self.body = Some(self.live.take().map_or_else(Body::empty, Body::from_wasi));
         }
-        self.body.get_or_insert_with(Body::empty)
+        let live = &mut self.live;
+        self.body.get_or_insert_with(|| live_body(live))
     }
 
     /// Reads every part not read yet, while the host's request is still here.
@@ -267,9 +267,14 @@ impl Request {
     pub fn into_body(mut self) -> Body {
         match self.body.take() {
             Some(body) => body,
-            None => self.live.take().map_or_else(Body::empty, Body::from_wasi),
+            None => live_body(&mut self.live),
         }
     }
+}
+
+/// The body of the host's request, taking the request with it (an empty body if there is none).
+fn live_body(live: &mut Option<IncomingRequest>) -> Body {
+    live.take().map_or_else(Body::empty, Body::from_wasi)
 }
 
 #[cfg(test)]
