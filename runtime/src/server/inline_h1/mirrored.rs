@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use http::Method;
 
-use super::static_get;
+use super::head_parts;
 use crate::migrate::mirror::SkipReason;
 use crate::python::{FieldSpan, Reply};
 use crate::server::context::WorkerContext;
@@ -52,7 +52,7 @@ pub fn plan<'s>(
     site: impl FnOnce() -> Site<'s>,
 ) -> Option<ShadowPlan> {
     let permit = mirror_permit(ctx, m, label, &Method::GET, &SpooledBody::Empty)?;
-    let Some(parts) = static_get::parts(head.buf, head.target, head.fields) else {
+    let Some(parts) = head_parts::parts(head.buf, head.target, head.fields) else {
         record_skipped(ctx, label, SkipReason::Uncopyable);
         return None;
     };

@@ -1,25 +1,28 @@
 //! The inline path: HTTP/1.1 keep-alive served without hyper, for the requests a Python app on
-//! the event loop or a static route answers most (plain `GET`s).
+//! the event loop, a static route or a WASM route answers most (plain `GET`s).
 //!
 //! Owns: a connection's life while its requests are the inline path's — reading what the
 //! `guard` has already validated into one buffer, taking each whole head from it (`request`),
 //! routing it, building the app's environ straight from the head's bytes and calling the app
-//! (`WsgiHost::reply_now`) or the static route (`static_get`), and writing every response of
-//! the buffer's requests with one `write` (`reply`, `response`; a large file with sendfile).
-//! The first request it does not serve (a body, another method or version, a WASM route, ...)
+//! (`WsgiHost::reply_now`), the static route (`head_parts`) or the WASM route (`wasm_get`,
+//! awaiting its guest), and writing every response of the buffer's requests with one `write`
+//! (`reply`, `response`; a large file with sendfile).
+//! The first request it does not serve (a body, another method or version, a canary, ...)
 //! ends it: the connection goes to hyper with every byte from that request on, for
 //! the rest of its life. Also the header-read and keep-alive timeouts, draining, and the
 //! access log and metrics of its requests. Must not touch: the strict checks (`guard` made them before any
 //! byte reaches here), routing rules (`router`), or what the app does (`python`).
 //!
 //! Why: hyper's general machinery (dispatcher, header maps both ways, encoder) was most of
-//! the server's own 9% of a worker's CPU on a Flask endpoint, against bjoern's 2% (issue 12).
+//! the server's own 9% of a worker's CPU on a Flask endpoint, against bjoern's 2% (issue 12),
+//! and on a WASM hello it cost more than the guest's own code (issue 13).
 
+mod head_parts;
 mod mirrored;
 mod reply;
 mod request;
 mod response;
-mod static_get;
+mod wasm_get;
 
 use std::borrow::Cow;
 use std::time::Instant;
@@ -27,6 +30,7 @@ use std::time::Instant;
 use http::{HeaderValue, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::access_log::AccessRecord;
 use super::compress::{self, Negotiation};
 use super::connection_state::ConnectionState;
 use super::handler::Handler;
@@ -199,8 +203,8 @@ enum Answered {
     NotInline,
 }
 
-/// Routes one request and, when its route is a Python app or a static directory, answers it
-/// into `output`.
+/// Routes one request and, when its route is a Python app, a static directory or a WASM
+/// handler, answers it into `output`.
 async fn answer<IO: LastWord>(
     io: &mut RejectingIo<IO>,
     state: &ConnectionState,
@@ -226,10 +230,7 @@ async fn answer<IO: LastWord>(
     let started = started.map(|_| Instant::now());
     let Some(matched) = router.find(&server_name, &path) else {
         let response = plain(StatusCode::NOT_FOUND, "Not Found\n");
-        let logged = Logged {
-            route: None,
-            started,
-        };
+        let logged = Logged::new(state, &request, None, started);
         return respond(io, state, &request, Reply::Server(response), output, logged).await;
     };
     let (app, migrating) = match &matched.route.handler {
@@ -243,22 +244,32 @@ async fn answer<IO: LastWord>(
             }
         },
         Handler::Static(dir) => {
-            let Some(parts) = static_get::parts(request.buf, target, request.fields) else {
+            let Some(parts) = head_parts::parts(request.buf, target, request.fields) else {
                 not_inline(state);
                 return Answered::NotInline;
             };
             let rel = path.get(matched.path_info_start..).unwrap_or_default();
             let response = dir.serve(&parts, rel).await;
             let reply = compressed(state, &request, matched.route, Reply::Server(response));
-            let logged = Logged {
-                route: Some(matched.route),
-                started,
-            };
+            let logged = Logged::new(state, &request, Some(matched.route), started);
             return respond(io, state, &request, reply, output, logged).await;
         }
-        Handler::Wasm(_) => {
-            not_inline(state);
-            return Answered::NotInline;
+        Handler::Wasm(wasm_route) => {
+            let arrival = wasm_get::Arrival {
+                peer,
+                script_name: matched.route.script_name(),
+                server_name: &server_name,
+            };
+            let guest = wasm_get::request(arrival, request.buf, target, request.fields);
+            let (Some(host), Some(guest)) = (&ctx.wasm, guest) else {
+                not_inline(state);
+                return Answered::NotInline;
+            };
+            // Noted before the guest runs: the handler version is the one it runs on.
+            let logged = Logged::new(state, &request, Some(matched.route), started);
+            let response = host.handle(wasm_route, guest).await;
+            let reply = compressed(state, &request, matched.route, Reply::Server(response));
+            return respond(io, state, &request, reply, output, logged).await;
         }
     };
     let label = matched.route.prefix.as_str();
@@ -306,10 +317,7 @@ async fn answer<IO: LastWord>(
     // the next loop turn).
     let reply = compressed(state, &request, matched.route, reply);
     tokio::task::yield_now().await;
-    let logged = Logged {
-        route: Some(matched.route),
-        started,
-    };
+    let logged = Logged::new(state, &request, Some(matched.route), started);
     respond(io, state, &request, reply, output, logged).await
 }
 
@@ -321,11 +329,33 @@ fn not_inline(state: &ConnectionState) {
     }
 }
 
-/// What the access log gets from routing: the route (`None`: no route matched) and, for a
-/// JSON line, when the head had been read.
-struct Logged<'r> {
-    route: Option<&'r Route<Handler>>,
-    started: Option<Instant>,
+/// What the access log and the metrics get from routing: the route's metrics label slot, and
+/// the access record (taken when the request was routed, as on hyper's path: a JSON line's
+/// route, tenant and handler version are those it was routed to).
+struct Logged {
+    slot: u16,
+    record: Option<AccessRecord>,
+}
+
+impl Logged {
+    /// For `request` routed to `route` (`None`: no route matched); `started` is when its head
+    /// had been read, for a JSON line.
+    fn new(
+        state: &ConnectionState,
+        request: &Request<'_>,
+        route: Option<&Route<Handler>>,
+        started: Option<Instant>,
+    ) -> Logged {
+        let record = state.ctx.access_log.as_ref().map(|log| {
+            let target = request.head.target(request.buf);
+            let fields = (request.field(b"referer"), request.field(b"user-agent"));
+            log.record_get(target, fields, state.peer.remote, route, started)
+        });
+        Logged {
+            slot: route.map_or(UNROUTED, |r| r.metrics_slot()),
+            record,
+        }
+    }
 }
 
 /// The reply, compressed by the same rules as on hyper's path (`compress::apply`) when the
@@ -367,7 +397,7 @@ async fn respond<IO: LastWord>(
     request: &Request<'_>,
     reply: Reply,
     output: &mut Vec<u8>,
-    logged: Logged<'_>,
+    logged: Logged,
 ) -> Answered {
     let closing = request.head.close || *state.draining.borrow();
     let status = match &reply {
@@ -378,20 +408,10 @@ async fn respond<IO: LastWord>(
     let finished = state.clock.response_finished();
     state.ctx.recycle.request_done();
     if let Some(m) = state.ctx.metrics {
-        let slot = logged.route.map_or(UNROUTED, |r| r.metrics_slot());
-        m.request_done(slot, status, state.elapsed(finished));
+        m.request_done(logged.slot, status, state.elapsed(finished));
     }
-    if let Some(log) = &state.ctx.access_log {
-        let target = request.head.target(request.buf);
-        let fields = (request.field(b"referer"), request.field(b"user-agent"));
-        let record = log.record_get(
-            target,
-            fields,
-            state.peer.remote,
-            logged.route,
-            logged.started,
-        );
-        log.write(&record, status, sent.complete.then_some(sent.bytes));
+    if let (Some(log), Some(record)) = (&state.ctx.access_log, &logged.record) {
+        log.write(record, status, sent.complete.then_some(sent.bytes));
     }
     if sent.keep_alive {
         Answered::Continue

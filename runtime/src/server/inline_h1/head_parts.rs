@@ -1,13 +1,13 @@
-//! A static route's `GET` on the inline path: the head as the `http` types the static file
-//! code takes.
+//! An inline `GET` as the `http` types that static routes, WASM routes and a shadow's copy
+//! take.
 //!
 //! Owns: building `http::request::Parts` from an inline head (method `GET`, HTTP/1.1, the
-//! target as a `Uri`, every field in order). Must not touch: what a static route answers
-//! (`static_files`), the connection, or how the reply is written (`reply`).
+//! target as a `Uri`, every field in order). Must not touch: what a route answers
+//! (`static_files`, `wasm`), the connection, or how the reply is written (`reply`).
 //!
-//! Why: a static file's request and response are small, so hyper's dispatcher and encoder were
-//! most of the server's own CPU on a 4 KiB file (issue 14); the `Parts` built here cost a
-//! fraction of that.
+//! Why: a static file's or a WASM hello's request and response are small, so hyper's
+//! dispatcher and encoder were most of the server's own CPU on them (issues 14 and 13); the
+//! `Parts` built here cost a fraction of that.
 
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method, Request, Uri, Version};
