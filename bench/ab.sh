@@ -3,7 +3,7 @@
 # so that this noisy machine's drift lands on both sides. Use it to tell a regression from noise
 # after a change on the request path: build the old commit in a worktree, then
 #
-#   bash bench/ab.sh OLD_BIN NEW_BIN [hello|echo|wasm|wasm-python|flask|django]
+#   bash bench/ab.sh OLD_BIN NEW_BIN [hello|echo|wasm|wasm-warm|wasm-python|flask|django]
 #
 # flask and django need bench/.venv (made by bench/core.sh) for their packages.
 # One worker each, server pinned to CPU 0 and wrk to CPU 1 (`wrk -t1 -c64`), as in core.sh and
@@ -14,8 +14,10 @@
 # from a proxy that does not keep upstream connections alive: nginx's default).
 # BIND_HOST=0.0.0.0 binds the servers to the wildcard address (wsrun's default) instead of
 # 127.0.0.1; the load still goes to 127.0.0.1.
+# wasm-warm is wasm with the route at `requests_per_instance = 1000` (warm instances).
+# TLS=1 serves and loads over TLS (a self-signed P-256 certificate made here, as tls.sh does).
 # Environment: ROUNDS [6]  DURATION [8]  WARMUP [2]  CONNECTIONS [64]  PORT [18380]
-#   CONNECTION_CLOSE [0]  BIND_HOST [127.0.0.1]
+#   CONNECTION_CLOSE [0]  BIND_HOST [127.0.0.1]  TLS [0]
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -23,7 +25,7 @@ ROOT=$(dirname "$BENCH_DIR")
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$BENCH_DIR/lib.sh"
 
-USAGE="usage: bash bench/ab.sh OLD_BIN NEW_BIN [hello|echo|wasm|wasm-python|flask|django]"
+USAGE="usage: bash bench/ab.sh OLD_BIN NEW_BIN [hello|echo|wasm|wasm-warm|wasm-python|flask|django]"
 OLD_BIN=${1:?$USAGE}
 NEW_BIN=${2:?$USAGE}
 SCENARIO=${3:-hello}
@@ -40,12 +42,13 @@ case $SCENARIO in
     hello) ARGS=(hello:app --pythonpath "$BENCH_DIR/apps") WRK_ARGS=() ;;
     echo) ARGS=(echo:app --pythonpath "$BENCH_DIR/apps") WRK_ARGS=(-s "$BENCH_DIR/post10k.lua") ;;
     wasm) ARGS=(--wasm "/=$ROOT/handlers/hello.wasm") WRK_ARGS=() ;;
+    wasm-warm) ARGS=() WRK_ARGS=() ;; # its config file is written below, in the work directory
     # componentize-py's 18 MB component (handlers/other/build.sh); its compiled code is cached
     # in handlers/other/.wsrun, shared by both binaries (the pool settings do not change code)
     wasm-python) ARGS=(--wasm "/=$ROOT/handlers/other/python.wasm" --state-dir "$ROOT/handlers/other/.wsrun") WRK_ARGS=() ;;
     flask) ARGS=(flask_json:app --pythonpath "$BENCH_DIR/apps") WRK_ARGS=() URL_PATH='/users/7?q=a' ;;
     django) ARGS=(django_app:app --pythonpath "$BENCH_DIR/apps") WRK_ARGS=() URL_PATH='/hello/?name=wsrun' ;;
-    *) die "unknown scenario $SCENARIO (hello, echo, wasm, wasm-python, flask or django)" ;;
+    *) die "unknown scenario $SCENARIO (hello, echo, wasm, wasm-warm, wasm-python, flask or django)" ;;
 esac
 URL_PATH=${URL_PATH:-/}
 [[ ${CONNECTION_CLOSE:-0} == 1 ]] && WRK_ARGS+=(-H "Connection: close")
@@ -58,6 +61,20 @@ fi
 command -v wrk >/dev/null || die "wrk is not installed"
 make_work wsrun-ab
 setup_pinning wrk
+if [[ $SCENARIO == wasm-warm ]]; then
+    printf '[[route]]\nprefix = "/"\nwasm = "%s"\nrequests_per_instance = 1000\n' \
+        "$ROOT/handlers/hello.wasm" >"$WORK/warm.toml"
+    ARGS=(-c "$WORK/warm.toml")
+fi
+SCHEME=http
+if [[ ${TLS:-0} == 1 ]]; then
+    command -v openssl >/dev/null || die "openssl is not installed"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -subj /CN=localhost \
+        -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+    ARGS+=(--certfile "$WORK/cert.pem" --keyfile "$WORK/key.pem")
+    SCHEME=https
+fi
 
 # Runs binary $1 for one round; prints its req/s and its CPU microseconds a request.
 one_round() {
@@ -67,10 +84,10 @@ one_round() {
     pid=$STARTED_PID
     wait_port "$pid" "$PORT" || die "server did not start: $(tail -n 5 "$WORK/server.log")"
     "${PIN_CLIENT[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "${WRK_ARGS[@]}" \
-        "http://127.0.0.1:$PORT$URL_PATH" >/dev/null
+        "$SCHEME://127.0.0.1:$PORT$URL_PATH" >/dev/null
     ticks=$(group_cpu_ticks "$pid")
     rps=$("${PIN_CLIENT[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "${WRK_ARGS[@]}" \
-        "http://127.0.0.1:$PORT$URL_PATH" | awk '/^Requests\/sec/ { print $2 }')
+        "$SCHEME://127.0.0.1:$PORT$URL_PATH" | awk '/^Requests\/sec/ { print $2 }')
     ticks=$(($(group_cpu_ticks "$pid") - ticks))
     stop_server "$pid"
     awk -v r="${rps:-0}" -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v s="$DURATION" \
@@ -93,5 +110,5 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 median=$(printf '%s\n' "${ratios[@]}" | median 3)
 cpu_median=$(printf '%s\n' "${cpu_ratios[@]}" | median 3)
-echo "$SCENARIO: median new/old over $ROUNDS interleaved rounds: $median" \
+echo "$SCENARIO$([[ ${TLS:-0} == 1 ]] && echo " over TLS"): median new/old over $ROUNDS interleaved rounds: $median" \
     "(req/s; CPU a request new/old: $cpu_median)"
