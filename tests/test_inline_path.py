@@ -8,6 +8,7 @@ import json
 import signal
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -140,12 +141,13 @@ def test_idle_inline_connection_is_closed_when_the_server_drains(launcher: Launc
     assert time.monotonic() - started < 10, "the drain must not wait for the graceful timeout"
 
 
-def test_a_first_request_handed_to_hyper_during_a_drain_is_answered(launcher: Launcher) -> None:
+@pytest.mark.parametrize("extra", ["", TO_HYPER], ids=["inline", "handed-to-hyper"])
+def test_a_first_request_during_a_drain_is_answered(launcher: Launcher, extra: str) -> None:
     """A connection accepted before the drain whose first request arrives during it: a drain
-    answers such a request. Here it is a plain GET to a WebAssembly route, which the inline
-    path routes, then hands to hyper; the hand-over must not make the connection look idle,
-    which hyper's graceful shutdown would close at once with the request unread ("Remote end
-    closed connection without response", seen as a flaky reload test)."""
+    answers such a request, a GET to a WebAssembly route the inline path answers, and one it
+    routes, then hands to hyper (`Content-Length: 0`); the hand-over must not make the
+    connection look idle, which hyper's graceful shutdown would close at once with the request
+    unread ("Remote end closed connection without response", seen as a flaky reload test)."""
     srv = launcher.start(
         ["--wasm", f"/={wasm_handler('hello')}", "--graceful-timeout", "30s"],
     )
@@ -154,9 +156,39 @@ def test_a_first_request_handed_to_hyper_during_a_drain_is_answered(launcher: La
         assert srv.proc is not None
         srv.proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)  # the worker is draining
-        s.sendall(_get("/"))
+        s.sendall(_get("/", extra))
         data, closed = recv_until_closed(s, 10)
     responses = parse_responses(data, ["GET"])
     assert [r.status for r in responses] == [200], data[:300]
     assert closed
     assert srv.wait_exit() == 0
+
+
+def test_with_app_threads_static_and_wasm_gets_stay_inline_and_the_app_on_its_threads(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    """With `--threads 4` a connection still starts on the inline path, which answers static and
+    WebAssembly GETs; its first GET to the app goes to hyper, and the app runs on one of its
+    threads, never on the event loop. Pipelined in one write, every answer comes in order."""
+    public = tmp_path / "public"
+    public.mkdir()
+    (public / "a.txt").write_bytes(b"static a\n")
+    cfg = tmp_path / "wsrun.toml"
+    cfg.write_text(f'[[route]]\nprefix = "/s"\nstatic = "{public}"\n')
+    srv = launcher.probe(
+        "-c", str(cfg), "--threads", "4", "--wasm", f"/echo={wasm_handler('echo')}"
+    )
+    paths = ["/s/a.txt", "/echo/1", "/thread", "/s/a.txt", "/echo/2"]
+    data = b"".join(_get(path) for path in paths)
+    res = raw_exchange(srv.port, data, until=lambda got: got.count(b"HTTP/1.1 200") >= 5)
+    responses = parse_responses(res.data, ["GET"] * 5)
+    assert [r.status for r in responses] == [200] * 5
+    assert responses[0].body == responses[3].body == b"static a\n"
+    assert responses[1].header("x-echo-path") == "/echo/1"
+    assert responses[2].body == b"other", "a threaded app must not run on the event loop"
+    assert responses[4].header("x-echo-path") == "/echo/2"
+    # The same app with one thread runs on the event loop (the check above can tell).
+    inline = launcher.probe("--threads", "1")
+    with socket.create_connection(("127.0.0.1", inline.port), timeout=5) as s:
+        s.sendall(_get("/thread"))
+        assert read_response(s).body == b"main"

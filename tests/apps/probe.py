@@ -15,6 +15,7 @@ import io
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -236,6 +237,10 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         return _text(start_response, str(n))
     if path == "/pid":
         return _text(start_response, str(os.getpid()))
+    if path == "/thread":
+        # Whether the app runs on the interpreter's main thread (the worker's event loop).
+        on_main = threading.current_thread() is threading.main_thread()
+        return _text(start_response, "main" if on_main else "other")
     if path == "/leak":
         # A leaky app: keeps `kib` KiB (written, so resident) per call for the worker's life.
         _LEAKED.append(b"x" * (int(_qs(environ).get("kib", "1024")) * 1024))

@@ -164,13 +164,9 @@ async fn serve_tls(stream: TcpStream, acceptor: TlsAcceptor, state: ConnectionSt
 /// HTTP/1.1 over `io` (plain or TLS): the inline path while its requests are the inline
 /// path's, then hyper for the rest of the connection.
 async fn serve_http1<IO: LastWord + 'static>(io: RejectingIo<IO>, mut state: ConnectionState) {
-    let (io, unserved) = if state.ctx.wsgi.runs_inline() {
-        match inline_h1::serve(io, &mut state).await {
-            Some(handover) => handover,
-            None => return,
-        }
-    } else {
-        (io, Vec::new())
+    let (io, unserved) = match inline_h1::serve(io, &mut state).await {
+        Some(handover) => handover,
+        None => return,
     };
     Box::pin(serve_h1(Rewind::new(unserved, io), state)).await;
 }

@@ -1,5 +1,7 @@
 //! The inline path: HTTP/1.1 keep-alive served without hyper, for the requests a Python app on
-//! the event loop, a static route or a WASM route answers most (plain `GET`s).
+//! the event loop (`--threads 1`), a static route or a WASM route answers most (plain `GET`s).
+//! Every HTTP/1.1 connection starts here; one to a Python app on worker threads goes to hyper
+//! at its first request to it.
 //!
 //! Owns: a connection's life while its requests are the inline path's — reading what the
 //! `guard` has already validated into one buffer, taking each whole head from it (`request`),
@@ -234,6 +236,11 @@ async fn answer<IO: LastWord>(
         return respond(io, state, &request, Reply::Server(response), output, logged).await;
     };
     let (app, migrating) = match &matched.route.handler {
+        // Apps on worker threads (`--threads` above 1) are served through hyper's path.
+        Handler::Python(_) | Handler::Migrating(_) if !ctx.wsgi.runs_inline() => {
+            not_inline(state);
+            return Answered::NotInline;
+        }
         Handler::Python(app) => (app, None),
         // A shadow of a Python route runs from here too; a canary needs hyper's path.
         Handler::Migrating(m) => match migrating::inline_primary(m) {
