@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from support.http import parse_response, parse_responses, raw_exchange
+from support.http import parse_response, parse_responses, raw_exchange, read_response
 from support.launcher import Server
 from support.paths import APPS, WAIT, wait_for
 
@@ -107,6 +107,27 @@ def test_a_content_length_of_digits_frames_the_body(probe: Server) -> None:
     data, _ = _raw_get(probe, "/sr/value?h=Content-Length&v=eight")
     head, _, body = data.partition(b"\r\n\r\n")
     assert body == b"accepted" and b"\r\ncontent-length: 8" in head.lower(), data
+
+
+def test_every_header_name_comes_out_as_given_and_hop_by_hop_ones_are_dropped(
+    probe: Server,
+) -> None:
+    # 60 requests on one connection, each with 40 header names made for it: 2,400 name objects
+    # through the server's cache of parsed names (a slot per address, 128 slots), freed and
+    # their addresses reused between requests. Any name served from a stale entry, or a
+    # hop-by-hop field let through (an app's `Transfer-Encoding: chunked` would break the
+    # framing), fails here.
+    hop_by_hop = ["keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"]
+    with socket.create_connection(("127.0.0.1", probe.port), timeout=WAIT) as sock:
+        for n in range(60):
+            sock.sendall(f"GET /sr/names?n={n}&k=40 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            res = read_response(sock, timeout=WAIT)
+            assert res.status == 200 and res.body == f"names {n}".encode(), res
+            mine = [(k.lower(), v) for k, v in res.headers if k.lower().startswith("x-n")]
+            assert mine == [(f"x-n{n}-{i}", f"v{n}-{i}") for i in range(40)], res.headers
+            names = {k.lower() for k, _ in res.headers}
+            assert not names & set(hop_by_hop), res.headers
+            assert res.header("content-length") == str(len(res.body)) and not res.chunked
 
 
 def test_write_callable_then_iterable(probe: Server) -> None:

@@ -317,6 +317,22 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
             return [f"refused: {e}".encode()]
         return [b"accepted"]
 
+    if path == "/sr/names":
+        # `?k=` header names made anew on every request (`?n=` varies them), and every
+        # hop-by-hop name in an odd spelling: each field must come out as given, or be dropped.
+        n = q.get("n", "0")
+        fields = [(f"X-N{n}-{i}", f"v{n}-{i}") for i in range(int(q.get("k", "1")))]
+        hop_by_hop = [
+            ("".join(["Keep", "-Alive"]), "timeout=5"),
+            ("TRANSFER-ENCODING", "chunked"),
+            ("te", "trailers"),
+            ("Trailer", "X-N"),
+            ("Upgrade", "h2c"),
+            ("Proxy-Connection", "keep-alive"),
+        ]
+        start_response("200 OK", [("Content-Type", "text/plain"), *hop_by_hop, *fields])
+        return [f"names {n}".encode()]
+
     # -- write() callable
     if path == "/write":
         write = start_response("200 OK", [("Content-Type", "text/plain")])

@@ -4,16 +4,13 @@
 //! rules (a second call needs `exc_info`; once headers are sent it re-raises), and the bytes
 //! passed to `write()`. Must not touch: the response body iterable or the connection.
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
-use std::sync::{LazyLock, Mutex};
+use std::cell::RefCell;
 
 use bytes::Bytes;
 use http::{HeaderName, StatusCode};
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
-use rustc_hash::FxHasher;
 
 use super::head_fields::{is_content_length, FieldValue, HeadFields};
 
@@ -127,7 +124,8 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
         }
         let name = pair.get_borrowed_item(0)?;
         let value = pair.get_borrowed_item(1)?;
-        add_header(head, header_name(&name)?, header_str(&value)?)
+        let (name, kind) = header_name(&name)?;
+        add_header(head, name, kind, header_str(&value)?)
     };
     if let Ok(list) = headers.cast::<PyList>() {
         head.headers = HeadFields::with_capacity(list.len());
@@ -142,30 +140,85 @@ fn parse_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult
     Ok(head)
 }
 
-/// Header names an app passes are usually the same str objects on every request (constants of
-/// its code); their parsed `HeaderName` is remembered by object identity. The cache holds a
-/// reference to each key object, so an address is never reused for another string.
-fn header_name(obj: &Bound<'_, PyAny>) -> PyResult<HeaderName> {
-    type Names = HashMap<usize, (Py<PyString>, HeaderName), BuildHasherDefault<FxHasher>>;
-    static NAMES: LazyLock<Mutex<Names>> = LazyLock::new(Mutex::default);
-    const LIMIT: usize = 256;
+/// What a response field's name means to the server; decided once per distinct name object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameKind {
+    /// Kept as the app gave it.
+    Ordinary,
+    /// Kept; its value must be a decimal length.
+    ContentLength,
+    /// Not kept: a `close` token ends the connection after the response.
+    Connection,
+    /// Hop-by-hop: the server's business (PEP 3333), dropped.
+    HopByHop,
+}
 
+impl NameKind {
+    fn of(name: &HeaderName) -> NameKind {
+        match name.as_str() {
+            "content-length" => NameKind::ContentLength,
+            "connection" => NameKind::Connection,
+            "keep-alive" | "transfer-encoding" | "te" | "trailer" | "upgrade"
+            | "proxy-connection" => NameKind::HopByHop,
+            _ => NameKind::Ordinary,
+        }
+    }
+}
+
+/// A remembered name: the str object the app passed (held, so its address is not reused for
+/// another string while the entry lives), and what it parsed to.
+struct KnownName {
+    text: Py<PyString>,
+    name: HeaderName,
+    kind: NameKind,
+}
+
+/// Remembered names, in slots picked by the str object's address (a direct-mapped cache: a
+/// name whose slot is taken replaces the one there).
+const NAME_SLOTS: usize = 128;
+
+thread_local! {
+    /// Per thread (the event loop's, or each app thread's with `--threads` above 1), so a
+    /// lookup takes no lock. Never dropped: at thread exit the interpreter may be gone.
+    static NAMES: std::mem::ManuallyDrop<RefCell<Vec<Option<KnownName>>>> =
+        std::mem::ManuallyDrop::new(RefCell::new((0..NAME_SLOTS).map(|_| None).collect()));
+}
+
+/// Header names an app passes are usually the same str objects on every request (constants of
+/// its code); their parsed `HeaderName` and `NameKind` are remembered by object identity.
+fn header_name(obj: &Bound<'_, PyAny>) -> PyResult<(HeaderName, NameKind)> {
     let text = obj
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err("header names and values must be str"))?;
-    let key = text.as_ptr() as usize;
-    if let Some((_, name)) = NAMES.lock().ok().as_ref().and_then(|names| names.get(&key)) {
-        return Ok(name.clone());
+    // Objects are 16-byte aligned: the low bits say nothing.
+    let slot = (text.as_ptr() as usize >> 4) % NAME_SLOTS;
+    let known = NAMES.with(|names| {
+        let names = names.try_borrow().ok()?;
+        let known = names.get(slot)?.as_ref()?;
+        known
+            .text
+            .is(text)
+            .then(|| (known.name.clone(), known.kind))
+    });
+    if let Some(known) = known {
+        return Ok(known);
     }
     let raw = text.to_cow()?;
     let name = HeaderName::from_bytes(raw.as_bytes())
         .map_err(|_| PyValueError::new_err(format!("invalid header name {raw:?}")))?;
-    if let Ok(mut names) = NAMES.lock() {
-        if names.len() < LIMIT {
-            names.insert(key, (text.clone().unbind(), name.clone()));
-        }
-    }
-    Ok(name)
+    let kind = NameKind::of(&name);
+    let known = KnownName {
+        text: text.clone().unbind(),
+        name: name.clone(),
+        kind,
+    };
+    // The replaced entry's str is released here, with the interpreter attached.
+    let replaced = NAMES.with(|names| {
+        let mut names = names.try_borrow_mut().ok()?;
+        names.get_mut(slot)?.replace(known)
+    });
+    drop(replaced);
+    Ok((name, kind))
 }
 
 fn not_a_pair() -> PyErr {
@@ -205,34 +258,34 @@ fn parse_status(status: &str) -> PyResult<(StatusCode, Option<String>)> {
 fn add_header(
     head: &mut Head,
     header_name: HeaderName,
+    kind: NameKind,
     value: std::borrow::Cow<'_, str>,
 ) -> PyResult<()> {
-    let (name, value) = (header_name.as_str(), value.as_ref());
+    let value = value.as_ref();
     let latin1;
     let bytes = if value.is_ascii() {
         value.as_bytes()
     } else {
-        latin1 = latin1_bytes(value)
-            .ok_or_else(|| PyValueError::new_err(format!("header {name} value is not latin-1")))?;
+        latin1 = latin1_bytes(value).ok_or_else(|| {
+            PyValueError::new_err(format!("header {header_name} value is not latin-1"))
+        })?;
         &latin1[..]
     };
     let checked = FieldValue::new(bytes)
-        .filter(|_| header_name != http::header::CONTENT_LENGTH || is_content_length(bytes));
+        .filter(|_| kind != NameKind::ContentLength || is_content_length(bytes));
     let Some(checked) = checked else {
-        let message = format!("invalid value for header {name}: {value:?}");
+        let message = format!("invalid value for header {header_name}: {value:?}");
         return Err(PyValueError::new_err(message));
     };
-    match name {
-        "connection" => {
+    match kind {
+        NameKind::Ordinary | NameKind::ContentLength => head.headers.push(header_name, checked),
+        NameKind::Connection => {
             head.close |= value
                 .split(',')
                 .any(|t| t.trim().eq_ignore_ascii_case("close"));
         }
-        "keep-alive" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "proxy-connection" => {
-            tracing::debug!("dropping hop-by-hop header {name} set by the app");
-        }
-        _ => {
-            head.headers.push(header_name, checked);
+        NameKind::HopByHop => {
+            tracing::debug!("dropping hop-by-hop header {header_name} set by the app");
         }
     }
     Ok(())
@@ -246,6 +299,30 @@ pub fn latin1_bytes(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_kind_is_decided_by_the_name_in_any_spelling() {
+        let kind = |name: &str| {
+            HeaderName::from_bytes(name.as_bytes())
+                .ok()
+                .map(|n| NameKind::of(&n))
+        };
+        assert_eq!(kind("Content-Length"), Some(NameKind::ContentLength));
+        assert_eq!(kind("CONNECTION"), Some(NameKind::Connection));
+        for hop in [
+            "Keep-Alive",
+            "Transfer-Encoding",
+            "TE",
+            "Trailer",
+            "Upgrade",
+            "Proxy-Connection",
+        ] {
+            assert_eq!(kind(hop), Some(NameKind::HopByHop), "{hop}");
+        }
+        for kept in ["Content-Type", "X-Frame-Options", "Trailers", "Set-Cookie"] {
+            assert_eq!(kind(kept), Some(NameKind::Ordinary), "{kept}");
+        }
+    }
 
     #[test]
     fn a_canonical_reason_is_not_kept_and_any_other_is() {
