@@ -27,25 +27,13 @@ MADV_HUGEPAGE = 14
 MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 
 libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [
-    ctypes.c_void_p,
-    ctypes.c_size_t,
-    ctypes.c_int,
-    ctypes.c_int,
-    ctypes.c_int,
-    ctypes.c_long,
-]
-libc.mremap.restype = ctypes.c_void_p
-libc.mremap.argtypes = [
-    ctypes.c_void_p,
-    ctypes.c_size_t,
-    ctypes.c_size_t,
-    ctypes.c_int,
-    ctypes.c_void_p,
-]
-libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+POINTER, SIZE, INT = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int
+libc.mmap.restype = POINTER
+libc.mmap.argtypes = [POINTER, SIZE, INT, INT, INT, ctypes.c_long]
+libc.mremap.restype = POINTER
+libc.mremap.argtypes = [POINTER, SIZE, SIZE, INT, POINTER]
+libc.madvise.argtypes = [POINTER, SIZE, INT]
+libc.mprotect.argtypes = [POINTER, SIZE, INT]
 
 
 def mappings(library: str) -> list[tuple[int, int, str]]:
